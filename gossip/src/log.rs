@@ -1,0 +1,539 @@
+//! The log's ingest pipeline: dedupe, authorise, verify (in batches), resolve causal parents
+//! (holding orphans, bounded), and commit in one atomic write. No IO of its own besides the
+//! [`Store`]; the tokio service in [`crate::service`] drives it.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::error::TxError;
+use crate::reconcile::Snapshot;
+use crate::store::{CommitBatch, Store, StoredTx};
+use crate::tx::{now_ms, verify_batch, Hash32, Transaction, TxId};
+
+/// Decides which key must have signed a transaction. The node supplies one backed by DID state;
+/// [`EmbeddedKeys`] accepts the key embedded in the header.
+pub trait Authorizer: Send + Sync + 'static {
+    fn signer_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError>;
+}
+
+/// Accepts transactions signed by the key embedded in their header (`jwk`); refuses `kid`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmbeddedKeys;
+
+impl Authorizer for EmbeddedKeys {
+    fn signer_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError> {
+        match &tx.header().jwk {
+            Some(jwk) => jwk.to_key(),
+            None => Err(TxError::Unauthorized("key references (kid) are not resolvable yet".into())),
+        }
+    }
+}
+
+/// Limits of the ingest pipeline.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Most orphans (transactions whose parents are missing) held at once; the oldest is dropped
+    /// beyond this (reconciliation brings it back later).
+    pub max_pending: usize,
+    /// How far in the future a signing time may lie.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { max_pending: 50_000, max_clock_skew_ms: 5 * 60 * 1000 }
+    }
+}
+
+/// Where a batch of transactions came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A local caller (RPC): orphans are refused, the write is durable before acknowledging.
+    Local,
+    /// A peer: orphans are held until their parents arrive.
+    Peer,
+}
+
+/// What happened to one ingested batch.
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// One result per input, in input order. `Err(MissingParents)` from a peer means "held".
+    pub results: Vec<Result<TxId, TxError>>,
+    /// Every transaction stored by this batch (inputs and released orphans) in storage order.
+    pub stored: Vec<Arc<Transaction>>,
+    /// Parents that neither the store nor the orphan pool holds: worth fetching.
+    pub missing: Vec<TxId>,
+}
+
+/// The set of transaction ids held, ordered by `(sigt, id)`, shared with readers.
+#[derive(Default)]
+pub struct SetIndex {
+    items: BTreeSet<(u64, TxId)>,
+    version: u64,
+    snapshot: Option<(u64, Snapshot)>,
+    digest: Option<(u64, String)>,
+}
+
+impl SetIndex {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    fn insert(&mut self, sigt: u64, id: TxId) {
+        if self.items.insert((sigt, id)) {
+            self.version += 1;
+        }
+    }
+}
+
+/// Read access to the set index from any thread.
+#[derive(Clone, Default)]
+pub struct SharedIndex(Arc<RwLock<SetIndex>>);
+
+impl SharedIndex {
+    pub fn len(&self) -> usize {
+        self.0.read().map(|g| g.len()).unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A sealed, immutable copy of the set for one reconciliation session, cached per version.
+    pub fn snapshot(&self) -> Snapshot {
+        if let Ok(g) = self.0.read() {
+            if let Some((v, s)) = &g.snapshot {
+                if *v == g.version {
+                    return s.clone();
+                }
+            }
+        }
+        let Ok(mut g) = self.0.write() else { return Snapshot::default() };
+        let snap = Snapshot::from_sorted(g.items.iter().copied());
+        g.snapshot = Some((g.version, snap.clone()));
+        snap
+    }
+
+    /// `"<count>-<hex sha256 of the ids in (sigt, id) order>"`: equal on two nodes exactly when
+    /// they hold the same set (spec: `specs/transaction.md`, "Set digest").
+    pub fn digest(&self) -> String {
+        if let Ok(g) = self.0.read() {
+            if let Some((v, d)) = &g.digest {
+                if *v == g.version {
+                    return d.clone();
+                }
+            }
+        }
+        let Ok(mut g) = self.0.write() else { return String::new() };
+        let d = set_digest(g.items.iter().map(|(_, id)| id));
+        g.digest = Some((g.version, d.clone()));
+        d
+    }
+}
+
+/// The set digest over ids given in `(sigt, id)` order.
+pub fn set_digest<'a>(ids: impl Iterator<Item = &'a TxId>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    for id in ids {
+        h.update(id.0);
+        n += 1;
+    }
+    format!("{n}-{}", hex::encode(h.finalize()))
+}
+
+/// Orphans waiting for parents.
+#[derive(Default)]
+struct Pending {
+    txs: HashMap<TxId, (Transaction, HashSet<TxId>)>,
+    waiting: HashMap<TxId, Vec<TxId>>,
+    order: VecDeque<TxId>,
+}
+
+impl Pending {
+    fn insert(&mut self, tx: Transaction, missing: HashSet<TxId>, max: usize) {
+        let id = tx.id();
+        for m in &missing {
+            self.waiting.entry(*m).or_default().push(id);
+        }
+        self.txs.insert(id, (tx, missing));
+        self.order.push_back(id);
+        while self.txs.len() > max {
+            let Some(old) = self.order.pop_front() else { break };
+            if let Some((_, missing)) = self.txs.remove(&old) {
+                tracing::debug!(tx = ?old, "orphan pool full: dropped oldest orphan");
+                for m in missing {
+                    if let Some(w) = self.waiting.get_mut(&m) {
+                        w.retain(|x| *x != old);
+                        if w.is_empty() {
+                            self.waiting.remove(&m);
+                        }
+                    }
+                }
+            }
+        }
+        if self.order.len() > 2 * max.max(16) {
+            let txs = &self.txs;
+            self.order.retain(|id| txs.contains_key(id));
+        }
+    }
+
+    /// `parent` arrived: returns the orphans that now have all their parents.
+    fn release(&mut self, parent: &TxId) -> Vec<Transaction> {
+        let Some(children) = self.waiting.remove(parent) else { return Vec::new() };
+        let mut ready = Vec::new();
+        for c in children {
+            let done = match self.txs.get_mut(&c) {
+                Some((_, missing)) => {
+                    missing.remove(parent);
+                    missing.is_empty()
+                }
+                None => false,
+            };
+            if done {
+                if let Some((tx, _)) = self.txs.remove(&c) {
+                    ready.push(tx);
+                }
+            }
+        }
+        ready
+    }
+}
+
+/// The transaction log: one writer (this struct, `&mut self`), many readers (through
+/// [`SharedIndex`] and the store).
+pub struct Log<S: Store> {
+    store: Arc<S>,
+    auth: Arc<dyn Authorizer>,
+    config: LogConfig,
+    index: SharedIndex,
+    heads: HashMap<TxId, u64>,
+    pending: Pending,
+    next_seq: u64,
+}
+
+impl<S: Store> Log<S> {
+    /// Opens the log over `store`, reading the compact set index (not replaying the log).
+    pub fn open(store: Arc<S>, auth: Arc<dyn Authorizer>, config: LogConfig) -> Result<Self, TxError> {
+        let mut set = SetIndex::default();
+        for (sigt, id) in store.load_set()? {
+            set.items.insert((sigt, id));
+        }
+        set.version = set.items.len() as u64;
+        let mut heads = HashMap::new();
+        for id in store.load_heads()? {
+            if let Some(t) = store.get_tx(&id)? {
+                heads.insert(id, t.lc);
+            }
+        }
+        let next_seq = store.last_seq()? + 1;
+        Ok(Log {
+            store,
+            auth,
+            config,
+            index: SharedIndex(Arc::new(RwLock::new(set))),
+            heads,
+            pending: Pending::default(),
+            next_seq,
+        })
+    }
+
+    pub fn index(&self) -> SharedIndex {
+        self.index.clone()
+    }
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+    pub fn pending_len(&self) -> usize {
+        self.pending.txs.len()
+    }
+    pub fn is_pending(&self, id: &TxId) -> bool {
+        self.pending.txs.contains_key(id)
+    }
+
+    /// The current heads as `(id, lc)`: at most `max`, highest clocks first. New local
+    /// transactions name these as parents.
+    pub fn heads(&self, max: usize) -> Vec<(TxId, u64)> {
+        let mut h: Vec<(TxId, u64)> = self.heads.iter().map(|(k, v)| (*k, *v)).collect();
+        h.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        h.truncate(max);
+        h
+    }
+
+    /// Validates and stores a batch. Everything accepted is written in one atomic commit.
+    pub fn ingest(&mut self, txs: Vec<Transaction>, source: Source) -> IngestReport {
+        self.ingest_mixed(txs.into_iter().map(|t| (t, source)).collect())
+    }
+
+    /// Like [`Log::ingest`], with a source per transaction (the service merges jobs).
+    pub fn ingest_mixed(&mut self, txs: Vec<(Transaction, Source)>) -> IngestReport {
+        let now = now_ms();
+        let durable = txs.iter().any(|(_, s)| *s == Source::Local);
+        let mut results: Vec<Result<TxId, TxError>> = Vec::with_capacity(txs.len());
+        let mut candidates: Vec<(usize, Transaction, VerifyingKey)> = Vec::with_capacity(txs.len());
+        let mut sources: Vec<Source> = Vec::with_capacity(txs.len());
+        let mut seen = HashSet::with_capacity(txs.len());
+        for (i, (tx, source)) in txs.into_iter().enumerate() {
+            sources.push(source);
+            results.push(Err(TxError::Duplicate));
+            let id = tx.id();
+            let check = (|| {
+                if !seen.insert(id) || self.pending.txs.contains_key(&id) || self.store.contains_tx(&id)? {
+                    return Err(TxError::Duplicate);
+                }
+                let sigt = tx.header().sigt;
+                if sigt > now + self.config.max_clock_skew_ms {
+                    return Err(TxError::FromTheFuture { ahead_ms: sigt - now });
+                }
+                self.auth.signer_key(&tx)
+            })();
+            match check {
+                Ok(key) => candidates.push((i, tx, key)),
+                Err(e) => results[i] = Err(e),
+            }
+        }
+
+        let verdicts = {
+            let pairs: Vec<(&Transaction, VerifyingKey)> =
+                candidates.iter().map(|(_, t, k)| (t, *k)).collect();
+            verify_batch(&pairs)
+        };
+        let mut verified: Vec<(usize, Transaction)> = Vec::with_capacity(candidates.len());
+        for ((i, tx, _), v) in candidates.into_iter().zip(verdicts) {
+            match v {
+                Ok(()) => verified.push((i, tx)),
+                Err(e) => results[i] = Err(e),
+            }
+        }
+        // Parents inside the same batch must be placed first.
+        verified.sort_by_key(|(_, t)| t.header().lc);
+
+        let mut batch = CommitBatch { durable, ..Default::default() };
+        let mut batch_lc: HashMap<TxId, u64> = HashMap::new();
+        let mut stored: Vec<Arc<Transaction>> = Vec::new();
+        let mut missing_out: Vec<TxId> = Vec::new();
+        let mut queue: VecDeque<(Option<usize>, Transaction)> =
+            verified.into_iter().map(|(i, t)| (Some(i), t)).collect();
+
+        while let Some((slot, tx)) = queue.pop_front() {
+            let outcome = self.place(&tx, &batch_lc);
+            match outcome {
+                Ok(()) => {
+                    let id = tx.id();
+                    batch_lc.insert(id, tx.header().lc);
+                    self.stage(&mut batch, &tx);
+                    for child in self.pending.release(&id) {
+                        queue.push_back((None, child));
+                    }
+                    if let Some(i) = slot {
+                        results[i] = Ok(id);
+                    }
+                    stored.push(Arc::new(tx));
+                }
+                Err(TxError::MissingParents(missing))
+                    if slot.is_none_or(|i| sources[i] == Source::Peer) =>
+                {
+                    for m in &missing {
+                        if !self.pending.txs.contains_key(m) {
+                            missing_out.push(*m);
+                        }
+                    }
+                    if let Some(i) = slot {
+                        results[i] = Err(TxError::MissingParents(missing.clone()));
+                    }
+                    self.pending.insert(tx, missing.into_iter().collect(), self.config.max_pending);
+                }
+                Err(e) => {
+                    if let Some(i) = slot {
+                        results[i] = Err(e);
+                    }
+                }
+            }
+        }
+
+        if batch.txs.is_empty() {
+            return IngestReport { results, stored, missing: missing_out };
+        }
+        let first_seq = batch.txs[0].1.seq;
+        if let Err(e) = self.store.commit(batch) {
+            tracing::error!(error = %e, "commit failed; batch not stored");
+            self.next_seq = first_seq;
+            let err = TxError::Store(e.0);
+            let stored_ids: HashSet<TxId> = stored.iter().map(|t| t.id()).collect();
+            for r in results.iter_mut() {
+                if matches!(r, Ok(id) if stored_ids.contains(id)) {
+                    *r = Err(err.clone());
+                }
+            }
+            self.reload_heads();
+            return IngestReport { results, stored: Vec::new(), missing: missing_out };
+        }
+        if let Ok(mut idx) = self.index.0.write() {
+            for t in &stored {
+                idx.insert(t.header().sigt, t.id());
+            }
+        }
+        missing_out.sort_unstable();
+        missing_out.dedup();
+        IngestReport { results, stored, missing: missing_out }
+    }
+
+    /// Checks causal parents and the Lamport clock of a verified transaction.
+    fn place(&self, tx: &Transaction, batch_lc: &HashMap<TxId, u64>) -> Result<(), TxError> {
+        let mut missing = Vec::new();
+        let mut max_lc: Option<u64> = None;
+        for p in &tx.header().prevs {
+            let lc = match batch_lc.get(p) {
+                Some(lc) => Some(*lc),
+                None => self.store.get_tx(p)?.map(|t| t.lc),
+            };
+            match lc {
+                Some(lc) => max_lc = Some(max_lc.map_or(lc, |m: u64| m.max(lc))),
+                None => missing.push(*p),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(TxError::MissingParents(missing));
+        }
+        let expected = max_lc.map_or(0, |m| m + 1);
+        if tx.header().lc != expected {
+            return Err(TxError::BadClock { got: tx.header().lc, expected });
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, batch: &mut CommitBatch, tx: &Transaction) {
+        let id = tx.id();
+        let h = tx.header();
+        batch.txs.push((
+            id,
+            StoredTx { seq: self.next_seq, sigt: h.sigt, lc: h.lc, envelope: tx.envelope().to_owned() },
+        ));
+        self.next_seq += 1;
+        if let Some(p) = tx.payload() {
+            batch.payloads.push((tx.payload_hash(), p.to_vec()));
+        }
+        for p in &h.prevs {
+            if self.heads.remove(p).is_some() {
+                batch.heads_removed.push(*p);
+            }
+        }
+        self.heads.insert(id, h.lc);
+        batch.heads_added.push(id);
+    }
+
+    fn reload_heads(&mut self) {
+        self.heads.clear();
+        if let Ok(ids) = self.store.load_heads() {
+            for id in ids {
+                if let Ok(Some(t)) = self.store.get_tx(&id) {
+                    self.heads.insert(id, t.lc);
+                }
+            }
+        }
+    }
+
+    /// Reads a stored transaction with its payload (if held).
+    pub fn get(&self, id: &TxId) -> Result<Option<(StoredTx, Option<Vec<u8>>)>, TxError> {
+        read_tx(self.store.as_ref(), id)
+    }
+}
+
+/// Reads a stored transaction and its payload from any store handle.
+pub fn read_tx<S: Store + ?Sized>(
+    store: &S,
+    id: &TxId,
+) -> Result<Option<(StoredTx, Option<Vec<u8>>)>, TxError> {
+    let Some(t) = store.get_tx(id)? else { return Ok(None) };
+    let tx = Transaction::parse(&t.envelope, None)?;
+    let payload = store.get_payload(&tx.payload_hash())?;
+    Ok(Some((t, payload)))
+}
+
+/// The content hash of a stored envelope, without verifying it again.
+pub fn payload_hash_of(envelope: &str) -> Result<Hash32, TxError> {
+    Ok(Transaction::parse(envelope, None)?.payload_hash())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+    use crate::tx::TxBuilder;
+    use ed25519_dalek::SigningKey;
+
+    fn log() -> Log<MemStore> {
+        Log::open(Arc::new(MemStore::default()), Arc::new(EmbeddedKeys), LogConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn orphans_wait_for_parents_then_all_land() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let a = TxBuilder::new("t/a").sign(&k, vec![1]).unwrap();
+        let b = TxBuilder::new("t/a").prevs([(a.id(), 0)]).sign(&k, vec![2]).unwrap();
+        let c = TxBuilder::new("t/a").prevs([(b.id(), 1)]).sign(&k, vec![3]).unwrap();
+        let mut l = log();
+        let r = l.ingest(vec![c.clone()], Source::Peer);
+        assert_eq!(r.results[0], Err(TxError::MissingParents(vec![b.id()])));
+        assert_eq!(r.missing, vec![b.id()]);
+        let r = l.ingest(vec![b.clone()], Source::Peer);
+        assert_eq!(r.missing, vec![a.id()]);
+        assert_eq!(l.pending_len(), 2);
+        let r = l.ingest(vec![a.clone()], Source::Peer);
+        assert_eq!(r.stored.len(), 3);
+        assert_eq!(l.pending_len(), 0);
+        assert_eq!(l.index().len(), 3);
+        assert_eq!(l.heads(16), vec![(c.id(), 2)]);
+    }
+
+    #[test]
+    fn local_orphans_and_duplicates_are_refused() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let a = TxBuilder::new("t/a").sign(&k, vec![1]).unwrap();
+        let b = TxBuilder::new("t/a").prevs([(a.id(), 0)]).sign(&k, vec![2]).unwrap();
+        let mut l = log();
+        let r = l.ingest(vec![b.clone()], Source::Local);
+        assert!(matches!(r.results[0], Err(TxError::MissingParents(_))));
+        assert_eq!(l.pending_len(), 0);
+        let r = l.ingest(vec![a.clone(), a.clone(), b.clone()], Source::Local);
+        assert_eq!(r.results[0], Ok(a.id()));
+        assert_eq!(r.results[1], Err(TxError::Duplicate));
+        assert_eq!(r.results[2], Ok(b.id()));
+        let r = l.ingest(vec![a], Source::Local);
+        assert_eq!(r.results[0], Err(TxError::Duplicate));
+    }
+
+    #[test]
+    fn wrong_clock_and_future_are_refused() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let a = TxBuilder::new("t/a").sign(&k, vec![1]).unwrap();
+        let b = TxBuilder::new("t/a").prevs([(a.id(), 5)]).sign(&k, vec![2]).unwrap();
+        let f = TxBuilder::new("t/a").sigt(now_ms() + 3_600_000).sign(&k, vec![3]).unwrap();
+        let mut l = log();
+        let r = l.ingest(vec![a, b, f], Source::Local);
+        assert_eq!(r.results[1], Err(TxError::BadClock { got: 6, expected: 1 }));
+        assert!(matches!(r.results[2], Err(TxError::FromTheFuture { .. })));
+    }
+
+    #[test]
+    fn digest_depends_on_the_set_only() {
+        let k = SigningKey::from_bytes(&[9; 32]);
+        let txs: Vec<Transaction> =
+            (0..20u8).map(|i| TxBuilder::new("t/a").sign(&k, vec![i]).unwrap()).collect();
+        let (mut l1, mut l2) = (log(), log());
+        l1.ingest(txs.clone(), Source::Peer);
+        let mut rev = txs.clone();
+        rev.reverse();
+        for t in rev {
+            l2.ingest(vec![t], Source::Peer);
+        }
+        assert_eq!(l1.index().digest(), l2.index().digest());
+        let extra = TxBuilder::new("t/a").sign(&k, vec![99]).unwrap();
+        l2.ingest(vec![extra], Source::Peer);
+        assert_ne!(l1.index().digest(), l2.index().digest());
+    }
+}

@@ -1,0 +1,114 @@
+//! The libp2p driver: a thin tokio task that owns the swarm and the per-peer sync state and
+//! connects them to the [`LogHandle`]. The protocol logic it calls is sans-IO
+//! ([`crate::reconcile`], [`crate::log`], [`peers`]).
+//!
+//! Transports and protocols (spec: `specs/sync.md`): TCP + Noise + Yamux; identify; ping;
+//! Kademlia for discovery; gossipsub (topic [`crate::wire::TX_TOPIC`]) to push new transactions;
+//! `/knoop/sync/1` (request/response, CBOR) for range-based set reconciliation and fetching.
+
+mod behaviour;
+mod driver;
+pub mod peers;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+
+pub use driver::spawn;
+pub use peers::PeerLimits;
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and whenever the node has too few peers. `/p2p/<id>` is optional.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Connections beyond this many peers are closed.
+    pub max_peers: usize,
+    /// Discovered peers are dialled until this many are connected.
+    pub target_peers: usize,
+    /// Each peer is reconciled with at least this often.
+    pub sync_interval: Duration,
+    /// Per-peer rate limits.
+    pub limits: PeerLimits,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            max_peers: 50,
+            target_peers: 8,
+            sync_interval: Duration::from_secs(2),
+            limits: PeerLimits::default(),
+        }
+    }
+}
+
+/// A peer as shown in the node status.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub address: String,
+    pub score: i32,
+    pub agent: Option<String>,
+    /// Milliseconds since the Unix epoch of the last finished reconciliation with this peer.
+    pub last_sync_ms: Option<u64>,
+    /// Differences found in that round.
+    pub last_sync_differences: Option<usize>,
+}
+
+/// Counters and state of the network, for `/status` and metrics.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NetStatus {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub peers: Vec<PeerInfo>,
+    pub banned: usize,
+    pub sync_rounds: u64,
+    pub sync_sessions: u64,
+    pub fetch_queue: usize,
+    pub received_push: u64,
+    pub received_fetched: u64,
+    pub rejected: u64,
+    pub bytes_sync_in: u64,
+    pub bytes_sync_out: u64,
+}
+
+/// Shared, read-mostly view of the network state.
+#[derive(Clone, Default)]
+pub struct NetView(Arc<RwLock<NetStatus>>);
+
+impl NetView {
+    pub fn get(&self) -> NetStatus {
+        self.0.read().map(|g| g.clone()).unwrap_or_default()
+    }
+    pub(crate) fn update(&self, f: impl FnOnce(&mut NetStatus)) {
+        if let Ok(mut g) = self.0.write() {
+            f(&mut g);
+        }
+    }
+}
+
+/// Network start-up failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("network set-up: {0}")]
+    Setup(String),
+}
+
+/// The local peer id for a node key (Ed25519 secret key bytes).
+pub fn peer_id_of(secret: [u8; 32]) -> Result<PeerId, NetError> {
+    Ok(keypair_from_secret(secret)?.public().to_peer_id())
+}
+
+pub(crate) fn keypair_from_secret(secret: [u8; 32]) -> Result<libp2p::identity::Keypair, NetError> {
+    libp2p::identity::Keypair::ed25519_from_bytes(secret).map_err(|e| NetError::Setup(e.to_string()))
+}

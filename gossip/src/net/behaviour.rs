@@ -1,0 +1,64 @@
+//! The composed libp2p behaviour.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{gossipsub, identify, identity::Keypair, kad, ping, request_response, StreamProtocol};
+
+use crate::wire::{
+    SyncRequest, SyncResponse, MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+};
+
+pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
+pub(crate) const IDENTIFY_PROTOCOL: &str = "/knoop/id/1.0.0";
+
+pub(crate) type SyncCodec = request_response::cbor::codec::Codec<SyncRequest, SyncResponse>;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+impl Behaviour {
+    pub fn new(key: &Keypair) -> Result<Self, String> {
+        let local = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                .with_agent_version(format!("knoop/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kad_cfg.set_query_timeout(Duration::from_secs(30));
+        let mut kad = kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_cfg);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gossip_cfg = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(700))
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .validate_messages()
+            .max_transmit_size(MAX_PUSH_BYTES)
+            .duplicate_cache_time(Duration::from_secs(120))
+            // Transactions identify themselves: the message id is the hash of the message.
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(crate::tx::Hash32::of(&m.data).0.to_vec())
+            })
+            .build()
+            .map_err(|e| e.to_string())?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)?;
+
+        let codec = SyncCodec::default()
+            .set_request_size_maximum(MAX_REQUEST_BYTES)
+            .set_response_size_maximum(MAX_RESPONSE_BYTES);
+        let sync = request_response::Behaviour::with_codec(
+            codec,
+            [(StreamProtocol::new(SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(128),
+        );
+        Ok(Behaviour { identify, ping: ping::Behaviour::default(), kad, gossipsub, sync })
+    }
+}

@@ -1,0 +1,692 @@
+//! The tokio task that runs the swarm: one `select!` loop over swarm events, stored-transaction
+//! events (to push), finished ingests, finished responder work and timers.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, kad, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::peers::{PeerBook, Verdict, PENALTY_INVALID_TX, PENALTY_MALFORMED, PENALTY_RATE};
+use super::{keypair_from_secret, NetConfig, NetError, NetView, PeerInfo};
+use crate::log::Source;
+use crate::reconcile::{respond, Session};
+use crate::service::{JobReport, LogHandle};
+use crate::store::Store;
+use crate::tx::{now_ms, Transaction, TxId};
+use crate::wire::{
+    SyncRequest, SyncResponse, WireTx, FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS, TX_TOPIC,
+};
+
+/// Fetch requests in flight per peer.
+const MAX_INFLIGHT_FETCH: usize = 4;
+/// Ids queued for fetching per peer; beyond this, later rounds pick them up.
+const MAX_FETCH_QUEUE: usize = 200_000;
+/// Ingest jobs from pushes in flight at once; pushes beyond are dropped (reconciliation
+/// recovers them).
+const MAX_PUSH_INFLIGHT: usize = 4096;
+/// A fetched id is not asked of another peer for this long.
+const WANTED_TTL: Duration = Duration::from_secs(20);
+const TICK: Duration = Duration::from_millis(250);
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
+
+enum Done {
+    Ingested { peer: PeerId, push: Option<gossipsub::MessageId>, report: JobReport },
+    Respond { peer: PeerId, channel: ResponseChannel<SyncResponse>, response: SyncResponse, fault: bool },
+}
+
+enum Outbound {
+    Reconcile,
+    Fetch(Vec<TxId>),
+}
+
+#[derive(Default)]
+struct PeerSync {
+    session: Option<(Session, Instant, usize)>,
+    last_sync: Option<Instant>,
+    last_sync_ms: Option<u64>,
+    last_differences: Option<usize>,
+    fetch_queue: VecDeque<TxId>,
+    fetch_inflight: usize,
+    address: Option<Multiaddr>,
+    agent: Option<String>,
+    supports_sync: bool,
+}
+
+struct Driver<S: Store> {
+    swarm: Swarm<Behaviour>,
+    log: LogHandle<S>,
+    config: NetConfig,
+    view: NetView,
+    book: PeerBook,
+    peers: HashMap<PeerId, PeerSync>,
+    outbound: HashMap<OutboundRequestId, (PeerId, Outbound)>,
+    wanted: HashMap<TxId, Instant>,
+    done_tx: mpsc::Sender<Done>,
+    push_slots: Arc<Semaphore>,
+    topic: gossipsub::IdentTopic,
+    last_discovery: Instant,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    sync_rounds: u64,
+    sync_sessions: u64,
+    received_push: u64,
+    received_fetched: u64,
+    rejected: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// Starts the network task. It runs until `shutdown` turns true.
+pub fn spawn<S: Store>(
+    secret: [u8; 32],
+    config: NetConfig,
+    log: LogHandle<S>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(NetView, tokio::task::JoinHandle<()>), NetError> {
+    let key = keypair_from_secret(secret)?;
+    let local = key.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_dns()
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_behaviour(|k| Behaviour::new(k).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
+        .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+    }
+    let topic = gossipsub::IdentTopic::new(TX_TOPIC);
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| NetError::Setup(e.to_string()))?;
+
+    let view = NetView::default();
+    view.update(|s| s.peer_id = local.to_string());
+    let (done_tx, mut done_rx) = mpsc::channel(4096);
+    let mut driver = Driver {
+        swarm,
+        log: log.clone(),
+        book: PeerBook::new(config.limits.clone()),
+        config,
+        view: view.clone(),
+        peers: HashMap::new(),
+        outbound: HashMap::new(),
+        wanted: HashMap::new(),
+        done_tx,
+        push_slots: Arc::new(Semaphore::new(MAX_PUSH_INFLIGHT)),
+        topic,
+        last_discovery: Instant::now(),
+        counters: Counters::default(),
+    };
+    let mut stored = log.subscribe();
+    let span = info_span!("net", peer = %local);
+    let task = tokio::spawn(async move {
+        driver.dial_bootstrap();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = driver.swarm.select_next_some() => driver.on_swarm(ev),
+                Some(done) = done_rx.recv() => driver.on_done(done),
+                s = stored.recv() => match s {
+                    Ok(s) if s.source == Source::Local => driver.push(&s.tx),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(skipped = n, "push queue lagged; reconciliation will carry the rest");
+                    }
+                    Err(_) => break,
+                },
+                _ = tick.tick() => driver.on_tick(),
+                _ = shutdown.changed() => break,
+            }
+        }
+        info!("network stopped");
+    }.instrument(span));
+    Ok((view, task))
+}
+
+impl<S: Store> Driver<S> {
+    fn dial_bootstrap(&mut self) {
+        let local = *self.swarm.local_peer_id();
+        for addr in self.config.bootstrap.clone() {
+            let peer = addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            });
+            if peer == Some(local) {
+                continue;
+            }
+            if let Some(p) = peer {
+                if self.swarm.is_connected(&p) {
+                    continue;
+                }
+            } else if self.peers.values().any(|s| s.address.as_ref() == Some(&addr)) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
+    }
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        let now = Instant::now();
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                let a = address.to_string();
+                self.view.update(|s| s.listen_addrs.push(a));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if self.book.is_banned(&peer_id, now) {
+                    debug!(peer = %peer_id, "refusing banned peer");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                if num_established.get() == 1 && self.peers.len() >= self.config.max_peers {
+                    debug!(peer = %peer_id, "peer limit reached; closing");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let st = self.peers.entry(peer_id).or_default();
+                st.address = Some(endpoint.get_remote_address().clone());
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    info!(peer = %peer_id, "peer disconnected");
+                    self.peers.remove(&peer_id);
+                    self.book.forget(&peer_id);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id, info, ..
+            })) => {
+                let sync = info.protocols.iter().any(|p| p.as_ref() == crate::wire::SYNC_PROTOCOL);
+                if let Some(st) = self.peers.get_mut(&peer_id) {
+                    st.agent = Some(info.agent_version.clone());
+                    st.supports_sync = sync;
+                }
+                if sync {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            })) => {
+                if !self.swarm.is_connected(&peer)
+                    && self.peers.len() < self.config.target_peers
+                    && peer != *self.swarm.local_peer_id()
+                {
+                    let opts = DialOpts::peer_id(peer)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .addresses(addresses.into_vec())
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source, message_id, message,
+            })) => self.on_push(propagation_source, message_id, &message.data),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            _ => {}
+        }
+    }
+
+    fn penalise(&mut self, peer: PeerId, penalty: i32, why: &str) {
+        if self.book.penalise(peer, penalty, Instant::now()) == Verdict::Ban {
+            warn!(%peer, reason = why, "peer banned for sending invalid data");
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.peers.remove(&peer);
+        } else {
+            debug!(%peer, reason = why, score = self.book.score(&peer), "peer penalised");
+        }
+    }
+
+    fn on_push(&mut self, peer: PeerId, id: gossipsub::MessageId, data: &[u8]) {
+        let reject = |d: &mut Self, why: &str| {
+            d.counters.rejected += 1;
+            d.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &peer,
+                gossipsub::MessageAcceptance::Reject,
+            );
+            d.penalise(peer, PENALTY_MALFORMED, why);
+        };
+        if !self.book.allow_push(peer, Instant::now()) {
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &peer,
+                gossipsub::MessageAcceptance::Ignore,
+            );
+            self.penalise(peer, PENALTY_RATE, "push rate");
+            return;
+        }
+        let tx = match WireTx::decode(data).and_then(WireTx::parse) {
+            Ok(tx) => tx,
+            Err(e) => {
+                warn!(%peer, reason = e.code(), "rejected pushed transaction: {e}");
+                return reject(self, e.code());
+            }
+        };
+        let Ok(slot) = self.push_slots.clone().try_acquire_owned() else {
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &peer,
+                gossipsub::MessageAcceptance::Ignore,
+            );
+            return;
+        };
+        self.counters.received_push += 1;
+        let log = self.log.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Ok(report) = log.ingest(vec![tx], Source::Peer).await {
+                let _ = done.send(Done::Ingested { peer, push: Some(id), report }).await;
+            }
+        });
+    }
+
+    fn on_sync(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_request(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    self.on_response(peer, request_id, response)
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                debug!(%peer, %error, "sync request failed");
+                if let Some((_, kind)) = self.outbound.remove(&request_id) {
+                    if let Some(st) = self.peers.get_mut(&peer) {
+                        match kind {
+                            Outbound::Reconcile => st.session = None,
+                            Outbound::Fetch(ids) => {
+                                st.fetch_inflight = st.fetch_inflight.saturating_sub(1);
+                                for id in ids {
+                                    self.wanted.remove(&id);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound sync request failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_request(&mut self, peer: PeerId, req: SyncRequest, channel: ResponseChannel<SyncResponse>) {
+        if !self.book.allow_request(peer, Instant::now()) {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, SyncResponse::Refused("rate_limited".into()));
+            self.penalise(peer, PENALTY_RATE, "request rate");
+            return;
+        }
+        let done = self.done_tx.clone();
+        match req {
+            SyncRequest::Reconcile(query) => {
+                self.counters.bytes_in += query.len() as u64;
+                let snapshot = self.log.index().snapshot();
+                tokio::task::spawn_blocking(move || {
+                    let (response, fault) = match respond(&snapshot, &query) {
+                        Ok(r) => (SyncResponse::Reconcile(r), false),
+                        Err(e) => {
+                            debug!(%peer, error = %e, "bad reconciliation query");
+                            (SyncResponse::Refused("bad_request".into()), true)
+                        }
+                    };
+                    let _ = done.blocking_send(Done::Respond { peer, channel, response, fault });
+                });
+            }
+            SyncRequest::Fetch(ids) => {
+                if ids.len() > MAX_FETCH_IDS {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, SyncResponse::Refused("bad_request".into()));
+                    self.penalise(peer, PENALTY_MALFORMED, "oversized fetch");
+                    return;
+                }
+                let store = self.log.store().clone();
+                tokio::task::spawn_blocking(move || {
+                    let response = SyncResponse::Txs(read_for_fetch(store.as_ref(), &ids));
+                    let _ = done.blocking_send(Done::Respond { peer, channel, response, fault: false });
+                });
+            }
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: SyncResponse) {
+        let Some((_, kind)) = self.outbound.remove(&request_id) else { return };
+        match (kind, response) {
+            (Outbound::Reconcile, SyncResponse::Reconcile(msg)) => {
+                self.counters.bytes_in += msg.len() as u64;
+                let Some(st) = self.peers.get_mut(&peer) else { return };
+                let Some((mut session, started, mut diffs)) = st.session.take() else { return };
+                match session.step(&msg) {
+                    Ok(step) => {
+                        diffs += step.need.len() + step.have.len();
+                        self.queue_fetch(peer, step.need);
+                        match step.next {
+                            Some(q) => {
+                                let st = self.peers.get_mut(&peer);
+                                if let Some(st) = st {
+                                    st.session = Some((session, started, diffs));
+                                }
+                                self.send(peer, SyncRequest::Reconcile(q), Outbound::Reconcile);
+                            }
+                            None => {
+                                self.counters.sync_sessions += 1;
+                                self.counters.sync_rounds += session.rounds as u64;
+                                if let Some(st) = self.peers.get_mut(&peer) {
+                                    st.last_sync = Some(Instant::now());
+                                    st.last_sync_ms = Some(now_ms());
+                                    st.last_differences = Some(diffs);
+                                }
+                                debug!(%peer, rounds = session.rounds, differences = diffs,
+                                    ms = started.elapsed().as_millis() as u64, "reconciled");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(%peer, error = %e, "bad reconciliation reply");
+                        self.penalise(peer, PENALTY_MALFORMED, "bad reconcile reply");
+                    }
+                }
+            }
+            (Outbound::Fetch(asked), SyncResponse::Txs(txs)) => {
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.fetch_inflight = st.fetch_inflight.saturating_sub(1);
+                }
+                let asked: HashSet<TxId> = asked.into_iter().collect();
+                let mut parsed = Vec::with_capacity(txs.len());
+                let mut bad = 0;
+                for w in txs {
+                    self.counters.bytes_in += (w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())) as u64;
+                    match w.parse() {
+                        Ok(t) if asked.contains(&t.id()) => parsed.push(t),
+                        Ok(_) => bad += 1,
+                        Err(e) => {
+                            debug!(%peer, reason = e.code(), "fetched transaction malformed");
+                            bad += 1;
+                        }
+                    }
+                }
+                for id in &asked {
+                    self.wanted.remove(id);
+                }
+                if bad > 0 {
+                    self.counters.rejected += bad as u64;
+                    self.penalise(peer, PENALTY_INVALID_TX * bad.min(5), "bad fetched transactions");
+                }
+                self.counters.received_fetched += parsed.len() as u64;
+                if !parsed.is_empty() {
+                    self.spawn_ingest(peer, parsed);
+                }
+                self.pump_fetch(peer);
+            }
+            (kind, SyncResponse::Refused(why)) => {
+                debug!(%peer, %why, "sync request refused");
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    match kind {
+                        Outbound::Reconcile => {
+                            st.session = None;
+                            st.last_sync = Some(Instant::now());
+                        }
+                        Outbound::Fetch(_) => st.fetch_inflight = st.fetch_inflight.saturating_sub(1),
+                    }
+                }
+            }
+            (kind, _) => {
+                if let (Outbound::Reconcile, Some(st)) = (&kind, self.peers.get_mut(&peer)) {
+                    st.session = None;
+                }
+                self.penalise(peer, PENALTY_MALFORMED, "unexpected sync response");
+            }
+        }
+    }
+
+    fn spawn_ingest(&self, peer: PeerId, txs: Vec<Transaction>) {
+        let log = self.log.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            if let Ok(report) = log.ingest(txs, Source::Peer).await {
+                let _ = done.send(Done::Ingested { peer, push: None, report }).await;
+            }
+        });
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Ingested { peer, push, report } => {
+                let mut fault = None;
+                let mut accepted = false;
+                for r in &report.results {
+                    match r {
+                        Ok(_) => accepted = true,
+                        Err(e) if e.is_peer_fault() => {
+                            self.counters.rejected += 1;
+                            warn!(%peer, reason = e.code(), "rejected transaction from peer: {e}");
+                            fault = Some(e.code());
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if let Some(id) = push {
+                    let acceptance = if fault.is_some() {
+                        gossipsub::MessageAcceptance::Reject
+                    } else if accepted {
+                        gossipsub::MessageAcceptance::Accept
+                    } else {
+                        gossipsub::MessageAcceptance::Ignore
+                    };
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &peer, acceptance);
+                }
+                if let Some(code) = fault {
+                    self.penalise(peer, PENALTY_INVALID_TX, code);
+                }
+                if !report.missing.is_empty() {
+                    self.queue_fetch(peer, report.missing);
+                }
+            }
+            Done::Respond { peer, channel, response, fault } => {
+                if let SyncResponse::Reconcile(m) = &response {
+                    self.counters.bytes_out += m.len() as u64;
+                }
+                if let SyncResponse::Txs(t) = &response {
+                    self.counters.bytes_out +=
+                        t.iter().map(|w| w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())).sum::<usize>() as u64;
+                }
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                if fault {
+                    self.penalise(peer, PENALTY_MALFORMED, "bad reconciliation query");
+                }
+            }
+        }
+    }
+
+    fn queue_fetch(&mut self, peer: PeerId, ids: Vec<TxId>) {
+        let now = Instant::now();
+        let store = self.log.store().clone();
+        let Some(st) = self.peers.get_mut(&peer) else { return };
+        for id in ids {
+            if st.fetch_queue.len() >= MAX_FETCH_QUEUE {
+                break;
+            }
+            if matches!(self.wanted.get(&id), Some(t) if now.duration_since(*t) < WANTED_TTL) {
+                continue;
+            }
+            if store.contains_tx(&id).unwrap_or(false) {
+                continue;
+            }
+            self.wanted.insert(id, now);
+            st.fetch_queue.push_back(id);
+        }
+        self.pump_fetch(peer);
+    }
+
+    fn pump_fetch(&mut self, peer: PeerId) {
+        loop {
+            let Some(st) = self.peers.get_mut(&peer) else { return };
+            if st.fetch_inflight >= MAX_INFLIGHT_FETCH || st.fetch_queue.is_empty() {
+                return;
+            }
+            let n = st.fetch_queue.len().min(MAX_FETCH_IDS);
+            let ids: Vec<TxId> = st.fetch_queue.drain(..n).collect();
+            st.fetch_inflight += 1;
+            self.counters.bytes_out += (ids.len() * 32) as u64;
+            self.send(peer, SyncRequest::Fetch(ids.clone()), Outbound::Fetch(ids));
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, req: SyncRequest, kind: Outbound) {
+        if let SyncRequest::Reconcile(q) = &req {
+            self.counters.bytes_out += q.len() as u64;
+        }
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+        self.outbound.insert(id, (peer, kind));
+    }
+
+    fn push(&mut self, tx: &Transaction) {
+        let data = WireTx::from_tx(tx).encode();
+        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+            Ok(_) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
+            | Err(gossipsub::PublishError::Duplicate) => {}
+            Err(e) => debug!(error = %e, "push failed; reconciliation will carry it"),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        // Reconcile with every peer whose last round is older than the interval.
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| {
+                s.supports_sync
+                    && s.session.is_none()
+                    && s.fetch_queue.is_empty()
+                    && s.last_sync.is_none_or(|t| now.duration_since(t) >= self.config.sync_interval)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            let snapshot = self.log.index().snapshot();
+            match Session::start(snapshot) {
+                Ok((session, first)) => {
+                    if let Some(st) = self.peers.get_mut(&peer) {
+                        st.session = Some((session, now, 0));
+                        st.last_sync = Some(now);
+                    }
+                    let _span = info_span!("sync_round", %peer).entered();
+                    self.send(peer, SyncRequest::Reconcile(first), Outbound::Reconcile);
+                }
+                Err(e) => warn!(error = %e, "cannot start reconciliation"),
+            }
+        }
+        // Sessions that hang are dropped (the request timeout reports them too).
+        for st in self.peers.values_mut() {
+            if matches!(&st.session, Some((_, t, _)) if now.duration_since(*t) > Duration::from_secs(60)) {
+                st.session = None;
+            }
+        }
+        self.wanted.retain(|_, t| now.duration_since(*t) < WANTED_TTL);
+        for p in self.book.expired_bans(now) {
+            self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&p);
+        }
+        if now.duration_since(self.last_discovery) >= DISCOVERY_INTERVAL || self.peers.is_empty() && now.duration_since(self.last_discovery) >= Duration::from_secs(3) {
+            self.last_discovery = now;
+            if self.peers.len() < self.config.target_peers {
+                self.dial_bootstrap();
+                if self.peers.len() > 0 {
+                    self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+                }
+            }
+        }
+        self.publish_view();
+    }
+
+    fn publish_view(&mut self) {
+        let peers: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .map(|(p, s)| PeerInfo {
+                peer_id: p.to_string(),
+                address: s.address.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+                score: self.book.score(p),
+                agent: s.agent.clone(),
+                last_sync_ms: s.last_sync_ms,
+                last_sync_differences: s.last_differences,
+            })
+            .collect();
+        let fetch_queue = self.peers.values().map(|s| s.fetch_queue.len()).sum();
+        let c = &self.counters;
+        let banned = self.book.banned_count();
+        self.view.update(|v| {
+            v.peers = peers;
+            v.banned = banned;
+            v.fetch_queue = fetch_queue;
+            v.sync_rounds = c.sync_rounds;
+            v.sync_sessions = c.sync_sessions;
+            v.received_push = c.received_push;
+            v.received_fetched = c.received_fetched;
+            v.rejected = c.rejected;
+            v.bytes_sync_in = c.bytes_in;
+            v.bytes_sync_out = c.bytes_out;
+        });
+    }
+}
+
+/// Reads the asked transactions that are held, parents before children, up to the soft limit.
+fn read_for_fetch<S: Store + ?Sized>(store: &S, ids: &[TxId]) -> Vec<WireTx> {
+    let mut found: Vec<(u64, WireTx)> = Vec::with_capacity(ids.len());
+    let mut bytes = 0usize;
+    for id in ids {
+        let Ok(Some((stored, payload))) = crate::log::read_tx(store, id) else { continue };
+        bytes += stored.envelope.len() + payload.as_ref().map_or(0, |p| p.len());
+        found.push((stored.lc, WireTx { envelope: stored.envelope, payload }));
+        if bytes > FETCH_RESPONSE_SOFT_LIMIT {
+            break;
+        }
+    }
+    found.sort_by_key(|(lc, _)| *lc);
+    found.into_iter().map(|(_, w)| w).collect()
+}

@@ -1,0 +1,103 @@
+//! Messages on the wire (spec: `specs/sync.md`). CBOR (RFC 8949) via serde; byte strings are
+//! CBOR byte strings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tx::{Transaction, TxId, MAX_ENVELOPE_BYTES, MAX_PAYLOAD_BYTES};
+
+/// Protocol name of the request/response sync protocol.
+pub const SYNC_PROTOCOL: &str = "/knoop/sync/1";
+/// Gossipsub topic on which new transactions are pushed.
+pub const TX_TOPIC: &str = "knoop/tx/1";
+/// Most ids in one fetch request.
+pub const MAX_FETCH_IDS: usize = 512;
+/// Largest sync request accepted, in bytes.
+pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+/// Largest sync response accepted, in bytes.
+pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// A responder stops adding transactions to a fetch response beyond this many bytes.
+pub const FETCH_RESPONSE_SOFT_LIMIT: usize = 8 * 1024 * 1024;
+/// Largest pushed (gossipsub) message.
+pub const MAX_PUSH_BYTES: usize = MAX_ENVELOPE_BYTES + MAX_PAYLOAD_BYTES + 1024;
+
+/// A transaction as carried on the wire: the envelope and, unless withheld, the content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTx {
+    #[serde(rename = "e")]
+    pub envelope: String,
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    pub payload: Option<Vec<u8>>,
+}
+
+impl WireTx {
+    pub fn from_tx(tx: &Transaction) -> Self {
+        WireTx { envelope: tx.envelope().to_owned(), payload: tx.payload().map(|p| p.to_vec()) }
+    }
+    pub fn parse(self) -> Result<Transaction, crate::TxError> {
+        Transaction::parse(&self.envelope, self.payload)
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        cbor4ii::serde::to_vec(Vec::new(), self).unwrap_or_default()
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::TxError> {
+        cbor4ii::serde::from_slice(bytes).map_err(|_| crate::TxError::Malformed("not a CBOR WireTx"))
+    }
+}
+
+/// A request of the sync protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// A Negentropy V1 message from the initiator.
+    #[serde(rename = "r")]
+    Reconcile(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Transactions wanted, by id (at most [`MAX_FETCH_IDS`]).
+    #[serde(rename = "f")]
+    Fetch(Vec<TxId>),
+}
+
+/// A response of the sync protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// The responder's Negentropy V1 message.
+    #[serde(rename = "r")]
+    Reconcile(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The transactions of a fetch that the responder holds, parents before children.
+    #[serde(rename = "t")]
+    Txs(Vec<WireTx>),
+    /// The request was refused (`rate_limited`, `bad_request`, `busy`).
+    #[serde(rename = "x")]
+    Refused(String),
+}
+
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => serde_bytes::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<serde_bytes::ByteBuf>::deserialize(d).map(|o| o.map(|b| b.into_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::Hash32;
+
+    #[test]
+    fn round_trips() {
+        let w = WireTx { envelope: "a.b.c".into(), payload: Some(vec![1, 2, 3]) };
+        assert_eq!(WireTx::decode(&w.encode()).unwrap(), w);
+        let w = WireTx { envelope: "a.b.c".into(), payload: None };
+        assert_eq!(WireTx::decode(&w.encode()).unwrap(), w);
+        let r = SyncRequest::Fetch(vec![Hash32([1; 32])]);
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &r).unwrap();
+        let back: SyncRequest = cbor4ii::serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, r);
+        assert!(WireTx::decode(&[0xff, 0x00]).is_err());
+    }
+}
