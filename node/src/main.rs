@@ -1,1 +1,72 @@
-fn main() {}
+//! # knoop: the node binary
+//!
+//! This binary only wires: the CLI ([`cli`]), the configuration ([`config`]), the durable store
+//! ([`store`], rocksdb), the node key ([`keys`]), the internal RPC ([`rpc`]) and the builder that
+//! starts the log service and the network from `knoop-gossip` ([`node`]). The CLI commands other
+//! than `run` talk to a running node over its RPC ([`client`], [`load`]).
+
+mod cli;
+mod client;
+mod config;
+mod keys;
+mod load;
+mod node;
+mod rpc;
+mod store;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Run(args) => {
+            let overrides = config::Overrides {
+                data_dir: args.data_dir,
+                rpc_listen: args.rpc_listen,
+                p2p_listen: args.p2p_listen,
+                bootstrap: args.bootstrap,
+                log_format: args.log_format,
+                log_level: args.log_level,
+            };
+            let cfg = config::Config::load(args.config.as_deref(), &overrides)?;
+            if args.dump_config {
+                print!("{}", toml::to_string_pretty(&cfg)?);
+                return Ok(());
+            }
+            init_tracing(&cfg.log);
+            rt.block_on(node::run(cfg))
+        }
+        Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
+        Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
+        Command::Load(args) => print_json(rt.block_on(load::run(args))?),
+    }
+}
+
+fn print_json(v: serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn init_tracing(log: &config::LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KNOOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

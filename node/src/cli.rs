@@ -1,0 +1,133 @@
+//! Command-line interface (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "knoop", version, about = "knoop: a peer-to-peer data-availability network for healthcare")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node (defaults: data in ./data, RPC on 127.0.0.1:7474, p2p on tcp/7475).
+    Run(RunArgs),
+    /// Show a running node's status.
+    Status(RpcArgs),
+    /// Submit, publish, read and list transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Generate signed transactions and submit them at a given rate; report what was measured.
+    Load(LoadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// TOML config file (also KNOOP_CONFIG).
+    #[arg(long, short, env = "KNOOP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (store and node key).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// RPC listen address, e.g. 127.0.0.1:7474 (port 0 picks a free port, written to <data_dir>/rpc.addr).
+    #[arg(long)]
+    pub rpc_listen: Option<String>,
+    /// p2p listen multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7475.
+    #[arg(long)]
+    pub p2p_listen: Vec<String>,
+    /// Bootstrap peer multiaddr (repeatable), e.g. /ip4/10.0.0.1/tcp/7475/p2p/12D3Koo...
+    #[arg(long)]
+    pub bootstrap: Vec<String>,
+    /// Log format: text or json.
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or knoop_gossip=debug,info.
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RpcArgs {
+    /// RPC base URL of the node.
+    #[arg(long, env = "KNOOP_RPC_URL", default_value = "http://127.0.0.1:7474")]
+    pub rpc: String,
+    /// Bearer token for the RPC.
+    #[arg(long, env = "KNOOP_RPC_TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxCommand {
+    /// Have the node sign and publish content with its node key.
+    Publish {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        /// Media type of the content.
+        #[arg(long)]
+        content_type: String,
+        /// Content as a string.
+        #[arg(long, conflicts_with = "file")]
+        data: Option<String>,
+        /// Content from a file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Submit an already signed transaction (compact JWS envelope and content).
+    Submit {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        envelope: String,
+        /// Content file (omit to submit the envelope only).
+        #[arg(long)]
+        payload_file: Option<PathBuf>,
+    },
+    /// Show one transaction.
+    Get {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        id: String,
+    },
+    /// List transactions in local arrival order.
+    List {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Node RPC URLs; transactions are spread over them round-robin.
+    #[arg(long = "rpc", env = "KNOOP_RPC_URL", default_value = "http://127.0.0.1:7474", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    #[arg(long, env = "KNOOP_RPC_TOKEN")]
+    pub token: Option<String>,
+    /// Transactions to submit.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Target transactions per second (0: as fast as possible).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Concurrent submitters.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Transactions per request (1 uses POST /v1/transactions, more the batch endpoint).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Content bytes per transaction.
+    #[arg(long, default_value_t = 256)]
+    pub payload_size: usize,
+    /// Append each acknowledged transaction id to this file (one per line, flushed as acknowledged).
+    #[arg(long)]
+    pub ids_out: Option<PathBuf>,
+}

@@ -1,0 +1,273 @@
+//! The node's configuration: one serde struct holding each subsystem's settings. Layers, later
+//! wins: embedded defaults, a TOML file, `KNOOP_*` environment variables (`__` separates
+//! sections: `KNOOP_RPC__LISTEN`), command-line flags. `validate` names the field at fault.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// Default RPC address (loopback only).
+pub const DEFAULT_RPC: &str = "127.0.0.1:7474";
+/// Default p2p listen address.
+pub const DEFAULT_P2P: &str = "/ip4/0.0.0.0/tcp/7475";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store and the node key live.
+    pub data_dir: PathBuf,
+    pub rpc: RpcConfig,
+    pub p2p: P2pConfig,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Address of the internal HTTP JSON RPC.
+    pub listen: String,
+    /// Bearer token required on every RPC call except `/health`. Required when `listen` is not
+    /// a loopback address.
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub max_peers: usize,
+    pub target_peers: usize,
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Sync requests per second allowed from one peer.
+    pub peer_request_rate: f64,
+    /// Pushed transactions per second allowed from one peer.
+    pub peer_push_rate: f64,
+    /// Orphans (transactions waiting for parents) held at most.
+    pub max_pending: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `tracing` filter, e.g. `info` or `knoop_gossip=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            rpc: RpcConfig::default(),
+            p2p: P2pConfig::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig { listen: DEFAULT_RPC.into(), token: None }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        let net = knoop_gossip::net::NetConfig::default();
+        P2pConfig {
+            listen: vec![DEFAULT_P2P.into()],
+            bootstrap: Vec::new(),
+            max_peers: net.max_peers,
+            target_peers: net.target_peers,
+            sync_interval: net.sync_interval,
+            peer_request_rate: net.limits.requests_per_sec,
+            peer_push_rate: net.limits.pushes_per_sec,
+            max_pending: knoop_gossip::LogConfig::default().max_pending,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: "info".into(), format: "text".into() }
+    }
+}
+
+/// A configuration value is wrong; `field` is its dotted path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Load(String),
+    #[error("config field `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given; it must exist), then the environment, then
+    /// `overrides` (already-parsed CLI flags).
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Load(format!("config file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("KNOOP_").split("__").ignore(&["config"]));
+        let mut cfg: Config = fig.extract().map_err(|e| {
+            let field = e.path.join(".");
+            let msg = e.kind.to_string();
+            if field.is_empty() {
+                ConfigError::Load(msg)
+            } else {
+                ConfigError::Invalid { field, reason: msg }
+            }
+        })?;
+        overrides.apply(&mut cfg);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value and names the field at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rpc: SocketAddr =
+            self.rpc.listen.parse().map_err(|e| invalid("rpc.listen", format!("not a socket address: {e}")))?;
+        if !rpc.ip().is_loopback() && self.rpc.token.as_deref().is_none_or(|t| t.len() < 16) {
+            return Err(invalid(
+                "rpc.token",
+                "a token of at least 16 characters is required when rpc.listen is not loopback",
+            ));
+        }
+        if self.p2p.listen.is_empty() {
+            return Err(invalid("p2p.listen", "at least one listen address is required"));
+        }
+        for (i, a) in self.p2p.listen.iter().enumerate() {
+            a.parse::<Multiaddr>().map_err(|e| invalid(&format!("p2p.listen[{i}]"), format!("{a:?}: {e}")))?;
+        }
+        for (i, a) in self.p2p.bootstrap.iter().enumerate() {
+            a.parse::<Multiaddr>().map_err(|e| invalid(&format!("p2p.bootstrap[{i}]"), format!("{a:?}: {e}")))?;
+        }
+        if self.p2p.max_peers == 0 {
+            return Err(invalid("p2p.max_peers", "must be at least 1"));
+        }
+        if self.p2p.target_peers > self.p2p.max_peers {
+            return Err(invalid("p2p.target_peers", "must not exceed p2p.max_peers"));
+        }
+        if self.p2p.sync_interval < Duration::from_millis(100) {
+            return Err(invalid("p2p.sync_interval", "must be at least 100ms"));
+        }
+        if self.p2p.peer_request_rate <= 0.0 || self.p2p.peer_push_rate <= 0.0 {
+            return Err(invalid("p2p.peer_request_rate", "rates must be positive"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn net_config(&self) -> knoop_gossip::net::NetConfig {
+        let parse = |v: &[String]| v.iter().filter_map(|a| a.parse().ok()).collect();
+        knoop_gossip::net::NetConfig {
+            listen: parse(&self.p2p.listen),
+            bootstrap: parse(&self.p2p.bootstrap),
+            max_peers: self.p2p.max_peers,
+            target_peers: self.p2p.target_peers,
+            sync_interval: self.p2p.sync_interval,
+            limits: knoop_gossip::net::PeerLimits {
+                requests_per_sec: self.p2p.peer_request_rate,
+                request_burst: self.p2p.peer_request_rate * 4.0,
+                pushes_per_sec: self.p2p.peer_push_rate,
+                push_burst: self.p2p.peer_push_rate * 2.0,
+            },
+        }
+    }
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub rpc_listen: Option<String>,
+    pub p2p_listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+}
+
+impl Overrides {
+    fn apply(&self, c: &mut Config) {
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(r) = &self.rpc_listen {
+            c.rpc.listen = r.clone();
+        }
+        if !self.p2p_listen.is_empty() {
+            c.p2p.listen = self.p2p_listen.clone();
+        }
+        if !self.bootstrap.is_empty() {
+            c.p2p.bootstrap = self.bootstrap.clone();
+        }
+        if let Some(f) = &self.log_format {
+            c.log.format = f.clone();
+        }
+        if let Some(l) = &self.log_level {
+            c.log.level = l.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("knoop-cfg-{}.toml", rand::random::<u64>()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_field() {
+        let p = write("[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nbogus = 1\n");
+        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let p = write("[p2p]\nbootstrap = [\"not an address\"]\n");
+        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("p2p.bootstrap[0]"), "{e}");
+        let p = write("[rpc]\nlisten = \"0.0.0.0:1\"\n");
+        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("rpc.token"), "{e}");
+        let p = write("[p2p]\nsync_interval = \"soon\"\n");
+        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("sync_interval"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let p = write("data_dir = \"/tmp/a\"\n[rpc]\nlisten = \"127.0.0.1:9\"\n");
+        let o = Overrides { rpc_listen: Some("127.0.0.1:10".into()), ..Default::default() };
+        let c = Config::load(Some(&p), &o).unwrap();
+        assert_eq!(c.rpc.listen, "127.0.0.1:10");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/a"));
+    }
+}

@@ -1,0 +1,309 @@
+//! The internal HTTP JSON RPC (loopback by default). Endpoints: `openapi.yaml` beside this file,
+//! served at `/openapi.yaml`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use futures::Stream;
+use knoop_gossip::net::NetView;
+use knoop_gossip::{Hash32, LogHandle, Source, Store, Transaction, TxBuilder, TxError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
+use tracing::Instrument;
+
+use crate::store::RocksStore;
+
+/// Largest RPC request body.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Most transactions in one batch submission.
+pub const MAX_BATCH: usize = 1000;
+/// Most transactions listed per page.
+pub const MAX_LIST: usize = 1000;
+
+pub struct RpcState {
+    pub log: LogHandle<RocksStore>,
+    pub net: NetView,
+    pub node_key: SigningKey,
+    pub token: Option<String>,
+    pub started: Instant,
+    /// Turns true at shutdown; long-lived responses end then.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+type St = State<Arc<RpcState>>;
+
+pub fn router(state: Arc<RpcState>) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/v1/status", get(status))
+        .route("/v1/transactions", post(submit).get(list))
+        .route("/v1/transactions/batch", post(submit_batch))
+        .route("/v1/transactions/{id}", get(get_tx))
+        .route("/v1/publish", post(publish))
+        .route("/v1/events", get(events))
+        .route("/openapi.yaml", get(openapi))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn auth(State(st): St, req: Request, next: Next) -> Response {
+    if let Some(token) = &st.token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
+                .into_response();
+        }
+    }
+    let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path());
+    next.run(req).instrument(span).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An RPC error: `{"error": code, "message": text}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into() }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn unavailable() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down")
+    }
+}
+
+impl From<TxError> for ApiError {
+    fn from(e: TxError) -> Self {
+        let status = match e {
+            TxError::Duplicate => StatusCode::CONFLICT,
+            TxError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            TxError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TxError::Unauthorized(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response()
+    }
+}
+
+async fn status(State(st): St) -> Json<Value> {
+    let net = st.net.get();
+    let idx = st.log.index();
+    let now = knoop_gossip::tx::now_ms();
+    let in_sync = net.peers.iter().filter(|p| p.last_sync_differences == Some(0)).count();
+    let last_sync = net.peers.iter().filter_map(|p| p.last_sync_ms).max();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "peer_id": net.peer_id,
+        "listen_addrs": net.listen_addrs,
+        "peers": net.peers.len(),
+        "transactions": idx.len(),
+        "pending": st.log.pending(),
+        "digest": idx.digest(),
+        "uptime_s": st.started.elapsed().as_secs(),
+        "store_bytes": st.log.store().disk_bytes(),
+        "sync": {
+            "peers_in_sync": in_sync,
+            "last_sync_ago_ms": last_sync.map(|t| now.saturating_sub(t)),
+            "sessions": net.sync_sessions,
+            "rounds": net.sync_rounds,
+            "fetch_queue": net.fetch_queue,
+            "received_push": net.received_push,
+            "received_fetched": net.received_fetched,
+            "rejected": net.rejected,
+            "bytes_in": net.bytes_sync_in,
+            "bytes_out": net.bytes_sync_out,
+        },
+        "banned_peers": net.banned,
+        "peer_list": net.peers,
+    }))
+}
+
+/// A signed transaction as submitted: the envelope and the content (standard base64).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTx {
+    pub envelope: String,
+    #[serde(default)]
+    pub payload: Option<String>,
+}
+
+fn parse_submission(s: SubmitTx) -> Result<Transaction, TxError> {
+    let payload = match s.payload {
+        Some(p) => Some(B64.decode(p).map_err(|_| TxError::Malformed("payload is not standard base64"))?),
+        None => None,
+    };
+    Transaction::parse(&s.envelope, payload)
+}
+
+async fn submit(State(st): St, body: Result<Json<SubmitTx>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let tx = parse_submission(body).inspect_err(|e| tracing::info!(reason = e.code(), "rejected submission: {e}"))?;
+    let report = st.log.ingest(vec![tx], Source::Local).await.map_err(|_| ApiError::unavailable())?;
+    match report.results.into_iter().next() {
+        Some(Ok(id)) => Ok((StatusCode::CREATED, Json(json!({"id": id})))),
+        Some(Err(e)) => {
+            tracing::info!(reason = e.code(), "rejected submission: {e}");
+            Err(e.into())
+        }
+        None => Err(ApiError::unavailable()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    transactions: Vec<SubmitTx>,
+}
+
+async fn submit_batch(State(st): St, body: Result<Json<Batch>, axum::extract::rejection::JsonRejection>) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    if body.transactions.len() > MAX_BATCH {
+        return Err(ApiError::bad(format!("at most {MAX_BATCH} transactions per batch")));
+    }
+    let mut results: Vec<Value> = vec![Value::Null; body.transactions.len()];
+    let mut txs = Vec::new();
+    let mut slots = Vec::new();
+    for (i, s) in body.transactions.into_iter().enumerate() {
+        match parse_submission(s) {
+            Ok(t) => {
+                txs.push(t);
+                slots.push(i);
+            }
+            Err(e) => results[i] = json!({"error": e.code(), "message": e.to_string()}),
+        }
+    }
+    let report = st.log.ingest(txs, Source::Local).await.map_err(|_| ApiError::unavailable())?;
+    for (slot, r) in slots.into_iter().zip(report.results) {
+        results[slot] = match r {
+            Ok(id) => json!({"id": id}),
+            Err(e) => json!({"error": e.code(), "message": e.to_string()}),
+        };
+    }
+    Ok(Json(json!({"results": results})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishReq {
+    content_type: String,
+    /// Content, standard base64.
+    payload: String,
+}
+
+async fn publish(State(st): St, body: Result<Json<PublishReq>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let payload = B64.decode(body.payload).map_err(|_| ApiError::bad("payload is not standard base64"))?;
+    if payload.len() > knoop_gossip::tx::MAX_PAYLOAD_BYTES {
+        return Err(TxError::TooLarge { what: "payload", max: knoop_gossip::tx::MAX_PAYLOAD_BYTES }.into());
+    }
+    let key = st.node_key.clone();
+    let cty = body.content_type;
+    let id = st
+        .log
+        .publish(Box::new(move |heads| TxBuilder::new(cty).prevs(heads.iter().copied()).sign(&key, payload)))
+        .await
+        .map_err(|_| ApiError::unavailable())??;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))))
+}
+
+fn tx_json(id: &Hash32, stored: &knoop_gossip::StoredTx, payload: Option<Vec<u8>>) -> Value {
+    let header = Transaction::parse(&stored.envelope, None).map(|t| t.header().clone()).ok();
+    json!({
+        "id": id,
+        "seq": stored.seq,
+        "envelope": stored.envelope,
+        "header": header,
+        "payload": payload.map(|p| B64.encode(p)),
+    })
+}
+
+async fn get_tx(State(st): St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = Hash32::from_hex(&id).map_err(|_| ApiError::bad("id must be 64 lowercase hex digits"))?;
+    match st.log.get(&id)? {
+        Some((stored, payload)) => Ok(Json(tx_json(&id, &stored, payload))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such transaction")),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn list(State(st): St, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIST);
+    let store = st.log.store();
+    let page = store.list_after(q.after, limit).map_err(TxError::from)?;
+    let mut items = Vec::with_capacity(page.len());
+    for (_, id) in &page {
+        if let Some((stored, payload)) = st.log.get(id)? {
+            items.push(tx_json(id, &stored, payload));
+        }
+    }
+    let next = page.last().map(|(s, _)| *s).unwrap_or(q.after);
+    Ok(Json(json!({"items": items, "next": next})))
+}
+
+async fn events(State(st): St) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(st.log.subscribe()).map(|r| {
+        Ok(match r {
+            Ok(s) => Event::default().event("transaction").json_data(json!({
+                "id": s.tx.id(),
+                "content_type": s.tx.header().cty,
+                "sigt": s.tx.header().sigt,
+                "local": s.source == Source::Local,
+            })).unwrap_or_default(),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                Event::default().event("lagged").data(n.to_string())
+            }
+        })
+    });
+    let mut stop = st.stop.clone();
+    let stream = futures::StreamExt::take_until(stream, async move {
+        let _ = stop.wait_for(|v| *v).await;
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], include_str!("openapi.yaml"))
+}

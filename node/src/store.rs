@@ -1,0 +1,249 @@
+//! The durable store: rocksdb with one column family per kind of record (layout:
+//! `specs/storage.md`). Implements [`knoop_gossip::Store`].
+
+use std::path::Path;
+
+use knoop_gossip::{CommitBatch, Hash32, Store, StoreError, StoredTx, TxId};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+/// On-disk format version written in `meta`.
+pub const FORMAT_VERSION: &str = "1";
+
+const CF_TX: &str = "tx";
+const CF_PAYLOAD: &str = "payload";
+const CF_BY_TIME: &str = "by_time";
+const CF_BY_SEQ: &str = "by_seq";
+const CF_HEADS: &str = "heads";
+const CF_PEERS: &str = "peers";
+const CF_META: &str = "meta";
+const ALL_CFS: [&str; 7] = [CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META];
+const KEY_FORMAT: &[u8] = b"format_version";
+
+/// Opening the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open store at {path}: {source}")]
+    Rocks { path: String, source: rocksdb::Error },
+    #[error("store at {path} has format version {found}, this knoop reads version {FORMAT_VERSION}")]
+    Version { path: String, found: String },
+}
+
+/// rocksdb-backed store.
+pub struct RocksStore {
+    db: DB,
+}
+
+fn err(e: rocksdb::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl RocksStore {
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let p = path.display().to_string();
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.increase_parallelism(2);
+        let mut point = Options::default();
+        point.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let mut block = rocksdb::BlockBasedOptions::default();
+        block.set_bloom_filter(10.0, false);
+        point.set_block_based_table_factory(&block);
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, point.clone()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|source| OpenError::Rocks { path: p.clone(), source })?;
+        let store = RocksStore { db };
+        let meta = store.cf(CF_META);
+        match store.db.get_cf(meta, KEY_FORMAT).map_err(|source| OpenError::Rocks { path: p.clone(), source })? {
+            None => store
+                .db
+                .put_cf(meta, KEY_FORMAT, FORMAT_VERSION)
+                .map_err(|source| OpenError::Rocks { path: p.clone(), source })?,
+            Some(v) if v == FORMAT_VERSION.as_bytes() => {}
+            Some(v) => {
+                return Err(OpenError::Version { path: p, found: String::from_utf8_lossy(&v).into_owned() })
+            }
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every family in ALL_CFS is created at open.
+        self.db.cf_handle(name).expect("column family created at open")
+    }
+
+    /// Approximate bytes on disk (SST files).
+    pub fn disk_bytes(&self) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|n| self.db.property_int_value_cf(self.cf(n), "rocksdb.total-sst-files-size").ok().flatten())
+            .sum()
+    }
+
+    /// Flushes memtables (used at shutdown so the next start reads no WAL).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for n in ALL_CFS {
+            self.db.flush_cf(self.cf(n)).map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_tx(v: &[u8]) -> Result<StoredTx, StoreError> {
+    if v.len() < 24 {
+        return Err(StoreError("tx record shorter than 24 bytes".into()));
+    }
+    let n = |i: usize| u64::from_be_bytes(v[i..i + 8].try_into().unwrap_or([0; 8]));
+    let envelope = std::str::from_utf8(&v[24..])
+        .map_err(|_| StoreError("tx record envelope is not UTF-8".into()))?
+        .to_owned();
+    Ok(StoredTx { seq: n(0), sigt: n(8), lc: n(16), envelope })
+}
+
+fn encode_tx(t: &StoredTx) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24 + t.envelope.len());
+    v.extend_from_slice(&t.seq.to_be_bytes());
+    v.extend_from_slice(&t.sigt.to_be_bytes());
+    v.extend_from_slice(&t.lc.to_be_bytes());
+    v.extend_from_slice(t.envelope.as_bytes());
+    v
+}
+
+fn id_from(bytes: &[u8]) -> Result<TxId, StoreError> {
+    let a: [u8; 32] = bytes.try_into().map_err(|_| StoreError("id is not 32 bytes".into()))?;
+    Ok(Hash32(a))
+}
+
+impl Store for RocksStore {
+    fn get_tx(&self, id: &TxId) -> Result<Option<StoredTx>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_TX), id.0).map_err(err)? {
+            Some(v) => Ok(Some(decode_tx(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn contains_tx(&self, id: &TxId) -> Result<bool, StoreError> {
+        let cf = self.cf(CF_TX);
+        if !self.db.key_may_exist_cf(cf, id.0) {
+            return Ok(false);
+        }
+        Ok(self.db.get_pinned_cf(cf, id.0).map_err(err)?.is_some())
+    }
+
+    fn get_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(CF_PAYLOAD), hash.0).map_err(err)
+    }
+
+    fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        let (tx, by_time, by_seq, heads, payload) =
+            (self.cf(CF_TX), self.cf(CF_BY_TIME), self.cf(CF_BY_SEQ), self.cf(CF_HEADS), self.cf(CF_PAYLOAD));
+        for (id, t) in &batch.txs {
+            wb.put_cf(tx, id.0, encode_tx(t));
+            let mut k = [0u8; 40];
+            k[..8].copy_from_slice(&t.sigt.to_be_bytes());
+            k[8..].copy_from_slice(&id.0);
+            wb.put_cf(by_time, k, []);
+            wb.put_cf(by_seq, t.seq.to_be_bytes(), id.0);
+        }
+        for (h, p) in &batch.payloads {
+            wb.put_cf(payload, h.0, p);
+        }
+        for h in &batch.heads_removed {
+            wb.delete_cf(heads, h.0);
+        }
+        for h in &batch.heads_added {
+            wb.put_cf(heads, h.0, []);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(batch.durable);
+        self.db.write_opt(wb, &wo).map_err(err)
+    }
+
+    fn load_set(&self) -> Result<Vec<(u64, TxId)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BY_TIME), IteratorMode::Start) {
+            let (k, _) = item.map_err(err)?;
+            if k.len() != 40 {
+                return Err(StoreError("by_time key is not 40 bytes".into()));
+            }
+            let sigt = u64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8]));
+            out.push((sigt, id_from(&k[8..])?));
+        }
+        Ok(out)
+    }
+
+    fn load_heads(&self) -> Result<Vec<TxId>, StoreError> {
+        self.db
+            .iterator_cf(self.cf(CF_HEADS), IteratorMode::Start)
+            .map(|r| r.map_err(err).and_then(|(k, _)| id_from(&k)))
+            .collect()
+    }
+
+    fn last_seq(&self) -> Result<u64, StoreError> {
+        match self.db.iterator_cf(self.cf(CF_BY_SEQ), IteratorMode::End).next() {
+            Some(r) => {
+                let (k, _) = r.map_err(err)?;
+                let a: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
+                Ok(u64::from_be_bytes(a))
+            }
+            None => Ok(0),
+        }
+    }
+
+    fn list_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, TxId)>, StoreError> {
+        let start = (after.saturating_add(1)).to_be_bytes();
+        let mut out = Vec::new();
+        for r in self
+            .db
+            .iterator_cf(self.cf(CF_BY_SEQ), IteratorMode::From(&start, rocksdb::Direction::Forward))
+            .take(limit)
+        {
+            let (k, v) = r.map_err(err)?;
+            let a: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
+            out.push((u64::from_be_bytes(a), id_from(&v)?));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use knoop_gossip::{EmbeddedKeys, Log, LogConfig, Source, TxBuilder};
+    use std::sync::Arc;
+
+    #[test]
+    fn survives_reopen_with_the_same_set_and_heads() {
+        let dir = std::env::temp_dir().join(format!("knoop-store-test-{}", rand::random::<u64>()));
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let (digest, heads) = {
+            let store = Arc::new(RocksStore::open(&dir).unwrap());
+            let mut log = Log::open(store, Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+            for i in 0..50u8 {
+                let tx = TxBuilder::new("t/x").prevs(log.heads(16)).sign(&key, vec![i]).unwrap();
+                assert!(log.ingest(vec![tx], Source::Local).results[0].is_ok());
+            }
+            (log.index().digest(), log.heads(16))
+        };
+        let store = Arc::new(RocksStore::open(&dir).unwrap());
+        assert_eq!(store.last_seq().unwrap(), 50);
+        assert_eq!(store.list_after(48, 10).unwrap().len(), 2);
+        let log = Log::open(store, Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+        assert_eq!(log.index().digest(), digest);
+        assert_eq!(log.heads(16), heads);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn refuses_an_unknown_format_version() {
+        let dir = std::env::temp_dir().join(format!("knoop-store-test-{}", rand::random::<u64>()));
+        {
+            let s = RocksStore::open(&dir).unwrap();
+            s.db.put_cf(s.cf(CF_META), KEY_FORMAT, "99").unwrap();
+        }
+        assert!(matches!(RocksStore::open(&dir), Err(OpenError::Version { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
