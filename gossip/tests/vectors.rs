@@ -197,6 +197,14 @@ fn header_of(envelope: &str) -> String {
     String::from_utf8(B64.decode(h).unwrap()).unwrap()
 }
 
+/// A transaction signed by key 1 whose signature has an order-2 torsion point added to `R`
+/// (`R = rB + T`, `s = r + H(R,A,M)a`): strict (cofactorless) verification rejects it, while a
+/// cofactorless random-linear-combination batch check accepts it whenever the batch's random
+/// coefficient for it is even. Made outside this crate (it needs curve arithmetic), choosing the
+/// nonce so that ed25519-dalek 2.2's `verify_batch` accepts it in the batch
+/// `[root, child_one_parent, child_two_parents, empty_content, this]`. Content: `torsion`.
+const TORSION_ENVELOPE: &str = "eyJhbGciOiJFZERTQSIsInR5cCI6Imtub29wLXR4K2p3cyIsImN0eSI6InRleHQvcGxhaW4iLCJqd2siOnsia3R5IjoiT0tQIiwiY3J2IjoiRWQyNTUxOSIsIngiOiJpb2pqM1hRSjhaWDlVdHN0UExwZGNzcG5DYjhkbEJJYjgzU0lBYlFQYjF3In0sInNpZ3QiOjE3MDAwMDAwMDgwMDAsImxjIjowLCJwcmV2cyI6W119.OGI2ODlmNWY4ZjkxYTIxNjU4NjQ4OTUyYzQ1MzFhOGEzNzJlODM1MDhhMDY3YTM5OTE5YmIxY2IzMTI0Mzg1Yw.ftiI2v15tkRcAobEDxvQhbVhGWU5MFP-kE-cdbvFRtK57fkQW0scLA6_w-lvc5aKglu1ZO9Or3gWUF6PcvqVDg";
+
 /// The ids used as "unknown" parents: SHA-256 of `parent-<i>`.
 fn fake_id(i: usize) -> TxId {
     Hash32::of(format!("parent-{i}").as_bytes())
@@ -357,6 +365,15 @@ fn gen_transactions() -> Vec<TxVector> {
             format!("{input}.{}", B64.encode(key(2).sign(input.as_bytes()).to_bytes()))
         },
         Some(&root_payload),
+        "verify",
+        "bad_signature",
+    ));
+    out.push(invalid(
+        "torsion_in_r",
+        "Key 1's signature with an order-2 point added to R: fails strict verification. \
+         Implementations that verify in batches MUST reach the same verdict.",
+        TORSION_ENVELOPE.to_owned(),
+        Some(b"torsion"),
         "verify",
         "bad_signature",
     ));
@@ -694,6 +711,37 @@ fn check_transactions(text: &str) {
     held.sort();
     assert_eq!(log.index().digest(), independent_digest(&held));
     eprintln!("transactions.json: {n_valid} valid, {n_invalid} invalid vectors checked");
+}
+
+/// Every signature refused by strict verification must be refused when it arrives in a batch
+/// too, or nodes disagree on the set (specs/transaction.md, "Signature"). Ignored: it fails
+/// against `knoop_gossip::tx::verify_batch` as of this writing (the `torsion_in_r` vector is
+/// accepted in a batch of five); run with `--ignored` once batch verification is fixed.
+#[test]
+#[ignore = "fails: verify_batch accepts torsion_in_r (batch and strict verification disagree)"]
+fn batch_verification_agrees_with_strict() {
+    maybe_regenerate();
+    let vectors: Vec<TxVector> = serde_json::from_str(&read("transactions.json")).unwrap();
+    let batch: Vec<Transaction> = ["root", "child_one_parent", "child_two_parents", "empty_content"]
+        .iter()
+        .map(|n| {
+            let v = vectors.iter().find(|v| v.name == *n).unwrap();
+            Transaction::parse(&v.envelope, v.payload.as_deref().map(unhex)).unwrap()
+        })
+        .collect();
+    for v in vectors.iter().filter(|v| v.stage.as_deref() == Some("verify")) {
+        let bad = Transaction::parse(&v.envelope, v.payload.as_deref().map(unhex)).unwrap();
+        let mut txs = batch.clone();
+        txs.push(bad);
+        let items: Vec<(&Transaction, VerifyingKey)> =
+            txs.iter().map(|t| (t, t.header().jwk.as_ref().unwrap().to_key().unwrap())).collect();
+        let verdicts = knoop_gossip::tx::verify_batch(&items);
+        assert_eq!(verdicts[4], Err(TxError::BadSignature), "{}: verify_batch", v.name);
+        let mut log =
+            Log::open(Arc::new(MemStore::default()), Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+        let report = log.ingest(txs, Source::Peer);
+        assert_eq!(report.results[4], Err(TxError::BadSignature), "{}: Log::ingest in a batch", v.name);
+    }
 }
 
 // ------------------------------------------------------------------------------------------

@@ -125,7 +125,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("KNOOP_").split("__").ignore(&["config"]));
+        // Only `KNOOP_DATA_DIR` and `KNOOP_<SECTION>__<KEY>` configure the node; other KNOOP_*
+        // variables (KNOOP_LOG, KNOOP_RPC_URL, ...) belong to the CLI.
+        fig = fig.merge(
+            Env::prefixed("KNOOP_")
+                .filter(|k| k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir"))
+                .split("__"),
+        );
         let mut cfg: Config = fig.extract().map_err(|e| {
             let field = e.path.join(".");
             let msg = e.kind.to_string();
@@ -260,6 +266,16 @@ mod tests {
         let p = write("[p2p]\nsync_interval = \"soon\"\n");
         let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
         assert!(e.contains("sync_interval"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_nested_fields() {
+        std::env::set_var("KNOOP_P2P__MAX_PEERS", "7");
+        std::env::set_var("KNOOP_RPC_URL", "http://ignored");
+        let c = Config::load(None, &Overrides::default());
+        std::env::remove_var("KNOOP_P2P__MAX_PEERS");
+        let c = c.unwrap();
+        assert_eq!(c.p2p.max_peers, 7);
     }
 
     #[test]

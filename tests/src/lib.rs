@@ -1,1 +1,284 @@
-//! e2e
+//! # knoop-e2e: the harness for end-to-end tests over real processes
+//!
+//! Starts real `knoop` node processes (the binary built by `cargo build -p knoop-node`, or the
+//! one named by `KNOOP_BIN`) on loopback with fresh data directories, and talks to them over
+//! their RPC. Tests live in `tests/tests/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+/// The `knoop` binary under test.
+pub fn knoop_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KNOOP_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
+    let bin = target.join("debug").join("knoop");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p knoop-node` first (tests/run.sh does)", bin.display());
+    bin
+}
+
+/// One node process.
+pub struct Node {
+    pub name: String,
+    pub dir: PathBuf,
+    pub rpc: String,
+    pub p2p: String,
+    pub peer_id: String,
+    bootstrap: Vec<String>,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl Node {
+    /// Starts a node in `dir` (created if needed) and waits until its RPC answers.
+    pub async fn start(name: &str, dir: &Path, bootstrap: &[String]) -> anyhow::Result<Node> {
+        let mut node = Node {
+            name: name.into(),
+            dir: dir.to_path_buf(),
+            rpc: String::new(),
+            p2p: String::new(),
+            peer_id: String::new(),
+            bootstrap: bootstrap.to_vec(),
+            child: None,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        };
+        node.launch().await?;
+        Ok(node)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let addr_file = self.dir.join("rpc.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log"))?;
+        let mut cmd = Command::new(knoop_bin());
+        cmd.arg("run")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--rpc-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+            .env("KNOOP_LOG", "info,knoop_gossip=info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for b in &self.bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        self.child = Some(cmd.spawn().context("spawning knoop")?);
+        let t0 = Instant::now();
+        loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                self.rpc = format!("http://{}", a.trim());
+                if let Ok(s) = self.status().await {
+                    if let Some(addr) = s["listen_addrs"].as_array().and_then(|a| a.first()).and_then(|a| a.as_str()) {
+                        self.peer_id = s["peer_id"].as_str().unwrap_or_default().to_owned();
+                        self.p2p = format!("{addr}/p2p/{}", self.peer_id);
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Some(code) = c.try_wait()? {
+                    bail!("{} exited at start with {code}; log: {}", self.name, self.log_tail());
+                }
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                bail!("{} did not come up in 30 s; log: {}", self.name, self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    pub async fn status(&self) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/status", self.rpc)).send().await?.error_for_status()?.json().await?)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.get(format!("{}{path}", self.rpc)).send().await?;
+        let code = r.status().as_u16();
+        Ok((code, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r = self.http.post(format!("{}{path}", self.rpc)).json(body).send().await?;
+        let code = r.status().as_u16();
+        Ok((code, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.rpc))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let code = r.status().as_u16();
+        Ok((code, r.text().await.unwrap_or_default()))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        let pid = self.pid().ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        let ok = Command::new("kill").args([sig, &pid.to_string()]).status()?.success();
+        if !ok {
+            bail!("kill {sig} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// `kill -9`: no chance to flush or say goodbye.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.signal("-KILL")?;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
+    /// Freezes the process (its peers see a silent partition) / thaws it.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status success.
+    pub async fn stop(&mut self) -> anyhow::Result<bool> {
+        self.signal("-TERM")?;
+        let Some(mut c) = self.child.take() else { return Ok(false) };
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s.success());
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = c.kill();
+                bail!("{} did not stop within 20 s", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the node again on the same data directory.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.launch().await
+    }
+
+    pub async fn transactions(&self) -> anyhow::Result<u64> {
+        Ok(self.status().await?["transactions"].as_u64().unwrap_or(0))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A local network: node 0 is the bootstrap node of all others.
+pub struct Network {
+    pub nodes: Vec<Node>,
+    pub root: tempfile::TempDir,
+}
+
+impl Network {
+    pub async fn start(n: usize) -> anyhow::Result<Network> {
+        let root = tempfile::Builder::new().prefix("knoop-e2e-").tempdir()?;
+        let mut nodes = Vec::with_capacity(n);
+        let first = Node::start("n0", &root.path().join("n0"), &[]).await?;
+        let boot = vec![first.p2p.clone()];
+        nodes.push(first);
+        for i in 1..n {
+            nodes.push(Node::start(&format!("n{i}"), &root.path().join(format!("n{i}")), &boot).await?);
+        }
+        Ok(Network { nodes, root })
+    }
+
+    pub fn bootstrap(&self) -> Vec<String> {
+        vec![self.nodes[0].p2p.clone()]
+    }
+
+    /// Adds a node wired to node 0.
+    pub async fn add(&mut self) -> anyhow::Result<&mut Node> {
+        let i = self.nodes.len();
+        let node = Node::start(&format!("n{i}"), &self.root.path().join(format!("n{i}")), &self.bootstrap()).await?;
+        self.nodes.push(node);
+        Ok(self.nodes.last_mut().expect("just pushed"))
+    }
+
+    pub fn rpc_urls(&self, which: &[usize]) -> Vec<String> {
+        which.iter().map(|&i| self.nodes[i].rpc.clone()).collect()
+    }
+
+    /// Waits until every node in `which` holds `expected` transactions with one digest.
+    pub async fn wait_converged(&self, which: &[usize], expected: u64, timeout: Duration) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            let mut digests = Vec::new();
+            let mut counts = Vec::new();
+            for &i in which {
+                let s = self.nodes[i].status().await.unwrap_or(Value::Null);
+                counts.push(s["transactions"].as_u64().unwrap_or(0));
+                digests.push(s["digest"].as_str().unwrap_or_default().to_owned());
+            }
+            if counts.iter().all(|&c| c == expected) && digests.windows(2).all(|w| w[0] == w[1]) {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                bail!("not converged after {:?}: counts {counts:?} (want {expected})", timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Runs `knoop load` against `targets`; returns its JSON report.
+pub fn load(targets: &[String], count: u64, rate: f64, extra: &[&str]) -> anyhow::Result<Value> {
+    let out = Command::new(knoop_bin())
+        .arg("load")
+        .arg("--rpc")
+        .arg(targets.join(","))
+        .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
+        .args(extra)
+        .output()?;
+    if !out.status.success() {
+        bail!("knoop load failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Spawns `knoop load` in the background.
+pub fn load_spawn(targets: &[String], count: u64, rate: f64, extra: &[&str]) -> anyhow::Result<Child> {
+    Ok(Command::new(knoop_bin())
+        .arg("load")
+        .arg("--rpc")
+        .arg(targets.join(","))
+        .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?)
+}
