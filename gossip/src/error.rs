@@ -51,7 +51,10 @@ impl TxError {
     pub fn is_peer_fault(&self) -> bool {
         !matches!(
             self,
-            TxError::Duplicate | TxError::MissingParents(_) | TxError::Store(_) | TxError::FromTheFuture { .. }
+            TxError::Duplicate
+                | TxError::MissingParents(_)
+                | TxError::Store(_)
+                | TxError::FromTheFuture { .. }
         )
     }
 }

@@ -26,7 +26,9 @@ impl Authorizer for EmbeddedKeys {
     fn signer_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError> {
         match &tx.header().jwk {
             Some(jwk) => jwk.to_key(),
-            None => Err(TxError::Unauthorized("key references (kid) are not resolvable yet".into())),
+            None => Err(TxError::Unauthorized(
+                "key references (kid) are not resolvable yet".into(),
+            )),
         }
     }
 }
@@ -43,7 +45,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { max_pending: 50_000, max_clock_skew_ms: 5 * 60 * 1000 }
+        LogConfig {
+            max_pending: 50_000,
+            max_clock_skew_ms: 5 * 60 * 1000,
+        }
     }
 }
 
@@ -111,7 +116,9 @@ impl SharedIndex {
                 }
             }
         }
-        let Ok(mut g) = self.0.write() else { return Snapshot::default() };
+        let Ok(mut g) = self.0.write() else {
+            return Snapshot::default();
+        };
         let snap = Snapshot::from_sorted(g.items.iter().copied());
         g.snapshot = Some((g.version, snap.clone()));
         snap
@@ -127,7 +134,9 @@ impl SharedIndex {
                 }
             }
         }
-        let Ok(mut g) = self.0.write() else { return String::new() };
+        let Ok(mut g) = self.0.write() else {
+            return String::new();
+        };
         let d = set_digest(g.items.iter().map(|(_, id)| id));
         g.digest = Some((g.version, d.clone()));
         d
@@ -163,7 +172,9 @@ impl Pending {
         self.txs.insert(id, (tx, missing));
         self.order.push_back(id);
         while self.txs.len() > max {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
             if let Some((_, missing)) = self.txs.remove(&old) {
                 tracing::debug!(tx = ?old, "orphan pool full: dropped oldest orphan");
                 for m in missing {
@@ -184,7 +195,9 @@ impl Pending {
 
     /// `parent` arrived: returns the orphans that now have all their parents.
     fn release(&mut self, parent: &TxId) -> Vec<Transaction> {
-        let Some(children) = self.waiting.remove(parent) else { return Vec::new() };
+        let Some(children) = self.waiting.remove(parent) else {
+            return Vec::new();
+        };
         let mut ready = Vec::new();
         for c in children {
             let done = match self.txs.get_mut(&c) {
@@ -218,7 +231,11 @@ pub struct Log<S: Store> {
 
 impl<S: Store> Log<S> {
     /// Opens the log over `store`, reading the compact set index (not replaying the log).
-    pub fn open(store: Arc<S>, auth: Arc<dyn Authorizer>, config: LogConfig) -> Result<Self, TxError> {
+    pub fn open(
+        store: Arc<S>,
+        auth: Arc<dyn Authorizer>,
+        config: LogConfig,
+    ) -> Result<Self, TxError> {
         let mut set = SetIndex::default();
         for (sigt, id) in store.load_set()? {
             set.items.insert((sigt, id));
@@ -282,12 +299,17 @@ impl<S: Store> Log<S> {
             results.push(Err(TxError::Duplicate));
             let id = tx.id();
             let check = (|| {
-                if !seen.insert(id) || self.pending.txs.contains_key(&id) || self.store.contains_tx(&id)? {
+                if !seen.insert(id)
+                    || self.pending.txs.contains_key(&id)
+                    || self.store.contains_tx(&id)?
+                {
                     return Err(TxError::Duplicate);
                 }
                 let sigt = tx.header().sigt;
                 if sigt > now + self.config.max_clock_skew_ms {
-                    return Err(TxError::FromTheFuture { ahead_ms: sigt - now });
+                    return Err(TxError::FromTheFuture {
+                        ahead_ms: sigt - now,
+                    });
                 }
                 self.auth.signer_key(&tx)
             })();
@@ -312,7 +334,10 @@ impl<S: Store> Log<S> {
         // Parents inside the same batch must be placed first.
         verified.sort_by_key(|(_, t)| t.header().lc);
 
-        let mut batch = CommitBatch { durable, ..Default::default() };
+        let mut batch = CommitBatch {
+            durable,
+            ..Default::default()
+        };
         let mut batch_lc: HashMap<TxId, u64> = HashMap::new();
         let mut stored: Vec<Arc<Transaction>> = Vec::new();
         let mut missing_out: Vec<TxId> = Vec::new();
@@ -345,7 +370,8 @@ impl<S: Store> Log<S> {
                     if let Some(i) = slot {
                         results[i] = Err(TxError::MissingParents(missing.clone()));
                     }
-                    self.pending.insert(tx, missing.into_iter().collect(), self.config.max_pending);
+                    self.pending
+                        .insert(tx, missing.into_iter().collect(), self.config.max_pending);
                 }
                 Err(e) => {
                     if let Some(i) = slot {
@@ -356,7 +382,11 @@ impl<S: Store> Log<S> {
         }
 
         if batch.txs.is_empty() {
-            return IngestReport { results, stored, missing: missing_out };
+            return IngestReport {
+                results,
+                stored,
+                missing: missing_out,
+            };
         }
         let first_seq = batch.txs[0].1.seq;
         if let Err(e) = self.store.commit(batch) {
@@ -370,7 +400,11 @@ impl<S: Store> Log<S> {
                 }
             }
             self.reload_heads();
-            return IngestReport { results, stored: Vec::new(), missing: missing_out };
+            return IngestReport {
+                results,
+                stored: Vec::new(),
+                missing: missing_out,
+            };
         }
         if let Ok(mut idx) = self.index.0.write() {
             for t in &stored {
@@ -379,7 +413,11 @@ impl<S: Store> Log<S> {
         }
         missing_out.sort_unstable();
         missing_out.dedup();
-        IngestReport { results, stored, missing: missing_out }
+        IngestReport {
+            results,
+            stored,
+            missing: missing_out,
+        }
     }
 
     /// Checks causal parents and the Lamport clock of a verified transaction.
@@ -401,7 +439,10 @@ impl<S: Store> Log<S> {
         }
         let expected = max_lc.map_or(0, |m| m + 1);
         if tx.header().lc != expected {
-            return Err(TxError::BadClock { got: tx.header().lc, expected });
+            return Err(TxError::BadClock {
+                got: tx.header().lc,
+                expected,
+            });
         }
         Ok(())
     }
@@ -411,7 +452,12 @@ impl<S: Store> Log<S> {
         let h = tx.header();
         batch.txs.push((
             id,
-            StoredTx { seq: self.next_seq, sigt: h.sigt, lc: h.lc, envelope: tx.envelope().to_owned() },
+            StoredTx {
+                seq: self.next_seq,
+                sigt: h.sigt,
+                lc: h.lc,
+                envelope: tx.envelope().to_owned(),
+            },
         ));
         self.next_seq += 1;
         if let Some(p) = tx.payload() {
@@ -438,17 +484,19 @@ impl<S: Store> Log<S> {
     }
 
     /// Reads a stored transaction with its payload (if held).
-    pub fn get(&self, id: &TxId) -> Result<Option<(StoredTx, Option<Vec<u8>>)>, TxError> {
+    pub fn get(&self, id: &TxId) -> Result<Option<TxWithPayload>, TxError> {
         read_tx(self.store.as_ref(), id)
     }
 }
 
+/// A stored transaction with its content, when held.
+pub type TxWithPayload = (StoredTx, Option<Vec<u8>>);
+
 /// Reads a stored transaction and its payload from any store handle.
-pub fn read_tx<S: Store + ?Sized>(
-    store: &S,
-    id: &TxId,
-) -> Result<Option<(StoredTx, Option<Vec<u8>>)>, TxError> {
-    let Some(t) = store.get_tx(id)? else { return Ok(None) };
+pub fn read_tx<S: Store + ?Sized>(store: &S, id: &TxId) -> Result<Option<TxWithPayload>, TxError> {
+    let Some(t) = store.get_tx(id)? else {
+        return Ok(None);
+    };
     let tx = Transaction::parse(&t.envelope, None)?;
     let payload = store.get_payload(&tx.payload_hash())?;
     Ok(Some((t, payload)))
@@ -467,15 +515,26 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     fn log() -> Log<MemStore> {
-        Log::open(Arc::new(MemStore::default()), Arc::new(EmbeddedKeys), LogConfig::default()).unwrap()
+        Log::open(
+            Arc::new(MemStore::default()),
+            Arc::new(EmbeddedKeys),
+            LogConfig::default(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn orphans_wait_for_parents_then_all_land() {
         let k = SigningKey::from_bytes(&[7; 32]);
         let a = TxBuilder::new("t/a").sign(&k, vec![1]).unwrap();
-        let b = TxBuilder::new("t/a").prevs([(a.id(), 0)]).sign(&k, vec![2]).unwrap();
-        let c = TxBuilder::new("t/a").prevs([(b.id(), 1)]).sign(&k, vec![3]).unwrap();
+        let b = TxBuilder::new("t/a")
+            .prevs([(a.id(), 0)])
+            .sign(&k, vec![2])
+            .unwrap();
+        let c = TxBuilder::new("t/a")
+            .prevs([(b.id(), 1)])
+            .sign(&k, vec![3])
+            .unwrap();
         let mut l = log();
         let r = l.ingest(vec![c.clone()], Source::Peer);
         assert_eq!(r.results[0], Err(TxError::MissingParents(vec![b.id()])));
@@ -494,7 +553,10 @@ mod tests {
     fn local_orphans_and_duplicates_are_refused() {
         let k = SigningKey::from_bytes(&[7; 32]);
         let a = TxBuilder::new("t/a").sign(&k, vec![1]).unwrap();
-        let b = TxBuilder::new("t/a").prevs([(a.id(), 0)]).sign(&k, vec![2]).unwrap();
+        let b = TxBuilder::new("t/a")
+            .prevs([(a.id(), 0)])
+            .sign(&k, vec![2])
+            .unwrap();
         let mut l = log();
         let r = l.ingest(vec![b.clone()], Source::Local);
         assert!(matches!(r.results[0], Err(TxError::MissingParents(_))));
@@ -511,19 +573,32 @@ mod tests {
     fn wrong_clock_and_future_are_refused() {
         let k = SigningKey::from_bytes(&[7; 32]);
         let a = TxBuilder::new("t/a").sign(&k, vec![1]).unwrap();
-        let b = TxBuilder::new("t/a").prevs([(a.id(), 5)]).sign(&k, vec![2]).unwrap();
-        let f = TxBuilder::new("t/a").sigt(now_ms() + 3_600_000).sign(&k, vec![3]).unwrap();
+        let b = TxBuilder::new("t/a")
+            .prevs([(a.id(), 5)])
+            .sign(&k, vec![2])
+            .unwrap();
+        let f = TxBuilder::new("t/a")
+            .sigt(now_ms() + 3_600_000)
+            .sign(&k, vec![3])
+            .unwrap();
         let mut l = log();
         let r = l.ingest(vec![a, b, f], Source::Local);
-        assert_eq!(r.results[1], Err(TxError::BadClock { got: 6, expected: 1 }));
+        assert_eq!(
+            r.results[1],
+            Err(TxError::BadClock {
+                got: 6,
+                expected: 1
+            })
+        );
         assert!(matches!(r.results[2], Err(TxError::FromTheFuture { .. })));
     }
 
     #[test]
     fn digest_depends_on_the_set_only() {
         let k = SigningKey::from_bytes(&[9; 32]);
-        let txs: Vec<Transaction> =
-            (0..20u8).map(|i| TxBuilder::new("t/a").sign(&k, vec![i]).unwrap()).collect();
+        let txs: Vec<Transaction> = (0..20u8)
+            .map(|i| TxBuilder::new("t/a").sign(&k, vec![i]).unwrap())
+            .collect();
         let (mut l1, mut l2) = (log(), log());
         l1.ingest(txs.clone(), Source::Peer);
         let mut rev = txs.clone();

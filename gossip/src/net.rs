@@ -110,5 +110,6 @@ pub fn peer_id_of(secret: [u8; 32]) -> Result<PeerId, NetError> {
 }
 
 pub(crate) fn keypair_from_secret(secret: [u8; 32]) -> Result<libp2p::identity::Keypair, NetError> {
-    libp2p::identity::Keypair::ed25519_from_bytes(secret).map_err(|e| NetError::Setup(e.to_string()))
+    libp2p::identity::Keypair::ed25519_from_bytes(secret)
+        .map_err(|e| NetError::Setup(e.to_string()))
 }

@@ -127,7 +127,10 @@ mod tests {
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     fn id(rng: &mut StdRng) -> (u64, TxId) {
-        (rng.gen_range(1_600_000_000_000..1_700_000_000_000u64), Hash32(rng.gen()))
+        (
+            rng.gen_range(1_600_000_000_000..1_700_000_000_000u64),
+            Hash32(rng.gen()),
+        )
     }
 
     /// Runs a whole session in memory; returns (have, need, bytes exchanged, rounds).

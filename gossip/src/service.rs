@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::TxError;
 use crate::log::{IngestReport, Log, SharedIndex, Source};
-use crate::store::{Store, StoredTx};
+use crate::store::Store;
 use crate::tx::{Transaction, TxId, MAX_PREVS};
 
 /// Most transactions committed in one group.
@@ -33,8 +33,15 @@ pub struct Stored {
 pub type BuildFn = Box<dyn FnOnce(&[(TxId, u64)]) -> Result<Transaction, TxError> + Send>;
 
 enum Job {
-    Ingest { txs: Vec<Transaction>, source: Source, reply: oneshot::Sender<JobReport> },
-    Build { build: BuildFn, reply: oneshot::Sender<Result<TxId, TxError>> },
+    Ingest {
+        txs: Vec<Transaction>,
+        source: Source,
+        reply: oneshot::Sender<JobReport>,
+    },
+    Build {
+        build: BuildFn,
+        reply: oneshot::Sender<Result<TxId, TxError>>,
+    },
 }
 
 /// The part of an [`IngestReport`] that concerns one job.
@@ -89,16 +96,26 @@ impl<S: Store> LogHandle<S> {
 
     /// Ingests transactions; the answer comes once they are committed (durably for
     /// [`Source::Local`]).
-    pub async fn ingest(&self, txs: Vec<Transaction>, source: Source) -> Result<JobReport, Stopped> {
+    pub async fn ingest(
+        &self,
+        txs: Vec<Transaction>,
+        source: Source,
+    ) -> Result<JobReport, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.jobs.send(Job::Ingest { txs, source, reply }).await.map_err(|_| Stopped)?;
+        self.jobs
+            .send(Job::Ingest { txs, source, reply })
+            .await
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 
     /// Builds (signs) a transaction over the current heads and stores it durably.
     pub async fn publish(&self, build: BuildFn) -> Result<Result<TxId, TxError>, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.jobs.send(Job::Build { build, reply }).await.map_err(|_| Stopped)?;
+        self.jobs
+            .send(Job::Build { build, reply })
+            .await
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 
@@ -115,7 +132,7 @@ impl<S: Store> LogHandle<S> {
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
     }
-    pub fn get(&self, id: &TxId) -> Result<Option<(StoredTx, Option<Vec<u8>>)>, TxError> {
+    pub fn get(&self, id: &TxId) -> Result<Option<crate::log::TxWithPayload>, TxError> {
         crate::log::read_tx(self.store.as_ref(), id)
     }
 }
@@ -140,7 +157,8 @@ async fn run<S: Store>(
                 Err(_) => break,
             }
         }
-        let span = tracing::debug_span!("commit_group", group = group_no, jobs = jobs.len(), txs = n);
+        let span =
+            tracing::debug_span!("commit_group", group = group_no, jobs = jobs.len(), txs = n);
         // Ingest is CPU-bound (signature checks) and blocking (store): keep it off the async
         // workers, and keep the log on this task.
         let (back, done) = tokio::task::block_in_place(|| {
@@ -204,7 +222,11 @@ fn process_group<S: Store>(log: &mut Log<S>, jobs: Vec<Job>) -> GroupResult {
                 let result = build(&heads).and_then(|tx| {
                     let report = log.ingest(vec![tx], Source::Local);
                     collect_stored(&report, &[Source::Local], &mut stored_all);
-                    report.results.into_iter().next().unwrap_or(Err(TxError::Duplicate))
+                    report
+                        .results
+                        .into_iter()
+                        .next()
+                        .unwrap_or(Err(TxError::Duplicate))
                 });
                 replies.push(Box::new(move || {
                     let _ = reply.send(result);
@@ -215,7 +237,10 @@ fn process_group<S: Store>(log: &mut Log<S>, jobs: Vec<Job>) -> GroupResult {
     if !merged.is_empty() {
         flush(log, &mut merged, &mut owners, &mut replies, &mut stored_all);
     }
-    GroupResult { replies, stored: stored_all }
+    GroupResult {
+        replies,
+        stored: stored_all,
+    }
 }
 
 fn flush<S: Store>(
@@ -228,12 +253,19 @@ fn flush<S: Store>(
     let sources: Vec<Source> = merged.iter().map(|(_, s)| *s).collect();
     let report = log.ingest_mixed(std::mem::take(merged));
     collect_stored(&report, &sources, stored_all);
-    let IngestReport { mut results, missing, .. } = report;
+    let IngestReport {
+        mut results,
+        missing,
+        ..
+    } = report;
     for (reply, start, end) in owners.drain(..).rev() {
         let mine: Vec<_> = results.drain(start..end).collect();
         let missing = missing.clone();
         replies.push(Box::new(move || {
-            let _ = reply.send(JobReport { results: mine, missing });
+            let _ = reply.send(JobReport {
+                results: mine,
+                missing,
+            });
         }));
     }
 }
@@ -250,7 +282,14 @@ fn collect_stored(report: &IngestReport, sources: &[Source], out: &mut Vec<Store
         })
         .collect();
     for tx in &report.stored {
-        let source = if local.contains(&tx.id()) { Source::Local } else { Source::Peer };
-        out.push(Stored { tx: tx.clone(), source });
+        let source = if local.contains(&tx.id()) {
+            Source::Local
+        } else {
+            Source::Peer
+        };
+        out.push(Stored {
+            tx: tx.clone(),
+            source,
+        });
     }
 }

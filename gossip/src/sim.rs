@@ -24,11 +24,19 @@ impl Sim {
     pub fn new(n: usize, seed: u64) -> Self {
         let nodes = (0..n)
             .map(|_| {
-                Log::open(Arc::new(MemStore::default()), Arc::new(EmbeddedKeys), LogConfig::default())
-                    .expect("memstore opens")
+                Log::open(
+                    Arc::new(MemStore::default()),
+                    Arc::new(EmbeddedKeys),
+                    LogConfig::default(),
+                )
+                .expect("memstore opens")
             })
             .collect();
-        Sim { nodes, rng: StdRng::seed_from_u64(seed), bytes: 0 }
+        Sim {
+            nodes,
+            rng: StdRng::seed_from_u64(seed),
+            bytes: 0,
+        }
     }
 
     /// One full reconciliation of node `a` (initiator) with node `b`, then `a` fetches what it
@@ -42,7 +50,9 @@ impl Sim {
         let mut need: Vec<TxId> = Vec::new();
         loop {
             self.bytes += q.len();
-            let Ok(r) = respond(&snap_b, &q) else { return 0 };
+            let Ok(r) = respond(&snap_b, &q) else {
+                return 0;
+            };
             self.bytes += r.len();
             let Ok(step) = session.step(&r) else { return 0 };
             need.extend(step.need);
@@ -98,7 +108,10 @@ mod tests {
         for _ in 0..n {
             let heads = sim.nodes[node].heads(crate::tx::MAX_PREVS);
             let payload: [u8; 16] = sim.rng.gen();
-            let tx = TxBuilder::new("test/sim").prevs(heads).sign(key, payload.to_vec()).expect("sign");
+            let tx = TxBuilder::new("test/sim")
+                .prevs(heads)
+                .sign(key, payload.to_vec())
+                .expect("sign");
             let r = sim.nodes[node].ingest(vec![tx], Source::Local);
             assert!(r.results[0].is_ok(), "{:?}", r.results[0]);
         }
@@ -113,7 +126,10 @@ mod tests {
         for i in 0..6 {
             publish(&mut sim, i, &key, 30);
         }
-        assert!(sim.converge(&[0, 1, 2, 3, 4, 5], 50).is_some(), "seed {seed}");
+        assert!(
+            sim.converge(&[0, 1, 2, 3, 4, 5], 50).is_some(),
+            "seed {seed}"
+        );
         // Partition {0,1,2} | {3,4,5}; both sides keep writing on top of their heads.
         for i in 0..6 {
             publish(&mut sim, i, &key, 20);
@@ -121,7 +137,10 @@ mod tests {
         assert!(sim.converge(&[0, 1, 2], 50).is_some(), "seed {seed}");
         assert!(sim.converge(&[3, 4, 5], 50).is_some(), "seed {seed}");
         assert!(!sim.converged(&[0, 3]));
-        assert!(sim.converge(&[0, 1, 2, 3, 4, 5], 50).is_some(), "seed {seed}");
+        assert!(
+            sim.converge(&[0, 1, 2, 3, 4, 5], 50).is_some(),
+            "seed {seed}"
+        );
         assert_eq!(sim.nodes[4].index().len(), 6 * 50);
     }
 

@@ -62,7 +62,9 @@ struct MemInner {
 
 impl MemStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemInner>, StoreError> {
-        self.inner.lock().map_err(|_| StoreError("memstore lock poisoned".into()))
+        self.inner
+            .lock()
+            .map_err(|_| StoreError("memstore lock poisoned".into()))
     }
 }
 
@@ -90,7 +92,12 @@ impl Store for MemStore {
         Ok(())
     }
     fn load_set(&self) -> Result<Vec<(u64, TxId)>, StoreError> {
-        Ok(self.lock()?.txs.iter().map(|(id, t)| (t.sigt, *id)).collect())
+        Ok(self
+            .lock()?
+            .txs
+            .iter()
+            .map(|(id, t)| (t.sigt, *id))
+            .collect())
     }
     fn load_heads(&self) -> Result<Vec<TxId>, StoreError> {
         Ok(self.lock()?.heads.iter().copied().collect())
@@ -100,6 +107,10 @@ impl Store for MemStore {
     }
     fn list_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, TxId)>, StoreError> {
         let g = self.lock()?;
-        Ok(g.by_seq.range(after + 1..).take(limit).map(|(s, id)| (*s, *id)).collect())
+        Ok(g.by_seq
+            .range(after + 1..)
+            .take(limit)
+            .map(|(s, id)| (*s, *id))
+            .collect())
     }
 }

@@ -25,13 +25,21 @@ pub const MAX_PUSH_BYTES: usize = MAX_ENVELOPE_BYTES + MAX_PAYLOAD_BYTES + 1024;
 pub struct WireTx {
     #[serde(rename = "e")]
     pub envelope: String,
-    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
+    #[serde(
+        rename = "p",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_bytes"
+    )]
     pub payload: Option<Vec<u8>>,
 }
 
 impl WireTx {
     pub fn from_tx(tx: &Transaction) -> Self {
-        WireTx { envelope: tx.envelope().to_owned(), payload: tx.payload().map(|p| p.to_vec()) }
+        WireTx {
+            envelope: tx.envelope().to_owned(),
+            payload: tx.payload().map(|p| p.to_vec()),
+        }
     }
     pub fn parse(self) -> Result<Transaction, crate::TxError> {
         Transaction::parse(&self.envelope, self.payload)
@@ -40,7 +48,8 @@ impl WireTx {
         cbor4ii::serde::to_vec(Vec::new(), self).unwrap_or_default()
     }
     pub fn decode(bytes: &[u8]) -> Result<Self, crate::TxError> {
-        cbor4ii::serde::from_slice(bytes).map_err(|_| crate::TxError::Malformed("not a CBOR WireTx"))
+        cbor4ii::serde::from_slice(bytes)
+            .map_err(|_| crate::TxError::Malformed("not a CBOR WireTx"))
     }
 }
 
@@ -90,9 +99,15 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let w = WireTx { envelope: "a.b.c".into(), payload: Some(vec![1, 2, 3]) };
+        let w = WireTx {
+            envelope: "a.b.c".into(),
+            payload: Some(vec![1, 2, 3]),
+        };
         assert_eq!(WireTx::decode(&w.encode()).unwrap(), w);
-        let w = WireTx { envelope: "a.b.c".into(), payload: None };
+        let w = WireTx {
+            envelope: "a.b.c".into(),
+            payload: None,
+        };
         assert_eq!(WireTx::decode(&w.encode()).unwrap(), w);
         let r = SyncRequest::Fetch(vec![Hash32([1; 32])]);
         let bytes = cbor4ii::serde::to_vec(Vec::new(), &r).unwrap();

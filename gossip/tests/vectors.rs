@@ -22,7 +22,9 @@ use knoop_gossip::log::set_digest;
 use knoop_gossip::reconcile::{respond, Session, Snapshot};
 use knoop_gossip::tx::{MAX_ENVELOPE_BYTES, MAX_PREVS};
 use knoop_gossip::wire::{SyncRequest, SyncResponse, WireTx};
-use knoop_gossip::{EmbeddedKeys, Hash32, Log, LogConfig, MemStore, Source, Transaction, TxBuilder, TxError, TxId};
+use knoop_gossip::{
+    EmbeddedKeys, Hash32, Log, LogConfig, MemStore, Source, Transaction, TxBuilder, TxError, TxId,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -34,7 +36,10 @@ const FILES: &[(&str, fn(&str))] = &[
 ];
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("specs").join("vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("specs")
+        .join("vectors")
 }
 
 fn read(name: &str) -> String {
@@ -57,9 +62,18 @@ fn maybe_regenerate() {
             eprintln!("regenerated specs/vectors/{name}");
         };
         let txs = gen_transactions();
-        write("transactions.json", serde_json::to_string_pretty(&txs).unwrap());
-        write("digest.json", serde_json::to_string_pretty(&gen_digests()).unwrap());
-        write("wire.json", serde_json::to_string_pretty(&gen_wire(&txs)).unwrap());
+        write(
+            "transactions.json",
+            serde_json::to_string_pretty(&txs).unwrap(),
+        );
+        write(
+            "digest.json",
+            serde_json::to_string_pretty(&gen_digests()).unwrap(),
+        );
+        write(
+            "wire.json",
+            serde_json::to_string_pretty(&gen_wire(&txs)).unwrap(),
+        );
     });
 }
 
@@ -77,7 +91,10 @@ fn every_vector_file_is_checked() {
         present.insert(name);
     }
     for name in &listed {
-        assert!(present.contains(*name), "specs/vectors/{name} is listed in FILES but missing");
+        assert!(
+            present.contains(*name),
+            "specs/vectors/{name} is listed in FILES but missing"
+        );
     }
 }
 
@@ -187,7 +204,11 @@ fn sha256_hex(b: &[u8]) -> String {
 
 /// Signs `header_json` over `payload` without any checks: the envelope as a raw string.
 fn sign_raw(header_json: &str, payload_hash_text: &str, key: &SigningKey) -> String {
-    let input = format!("{}.{}", B64.encode(header_json), B64.encode(payload_hash_text));
+    let input = format!(
+        "{}.{}",
+        B64.encode(header_json),
+        B64.encode(payload_hash_text)
+    );
     let sig = key.sign(input.as_bytes());
     format!("{input}.{}", B64.encode(sig.to_bytes()))
 }
@@ -214,7 +235,14 @@ fn gen_transactions() -> Vec<TxVector> {
     let mut out = Vec::new();
     let valid = |name: &str, description: &str, seed: u8, b: TxBuilder, payload: &[u8]| {
         let k = key(seed);
-        let prevs: Vec<Prev> = b.prevs.iter().map(|(id, lc)| Prev { id: id.to_hex(), lc: *lc }).collect();
+        let prevs: Vec<Prev> = b
+            .prevs
+            .iter()
+            .map(|(id, lc)| Prev {
+                id: id.to_hex(),
+                lc: *lc,
+            })
+            .collect();
         let (cty, sigt, kid) = (b.content_type.clone(), b.sigt, b.kid.clone());
         let tx = b.sign(&k, payload.to_vec()).unwrap();
         TxVector {
@@ -252,7 +280,9 @@ fn gen_transactions() -> Vec<TxVector> {
         "child_one_parent",
         "One parent (root, lc 0): lc = 0 + 1 = 1. Signed by key 2.",
         2,
-        TxBuilder::new("application/did+json").sigt(T0 + 1_000).prevs([(root_id, 0)]),
+        TxBuilder::new("application/did+json")
+            .sigt(T0 + 1_000)
+            .prevs([(root_id, 0)]),
         br#"{"id":"did:example:bob"}"#,
     );
     let child1_id = Hash32::from_hex(child1.id.as_ref().unwrap()).unwrap();
@@ -261,7 +291,9 @@ fn gen_transactions() -> Vec<TxVector> {
         "Two parents (root lc 0, child_one_parent lc 1): lc = max(0, 1) + 1 = 2; prevs sorted \
          ascending. Signed by key 3.",
         3,
-        TxBuilder::new("application/vc+jwt").sigt(T0 + 2_000).prevs([(child1_id, 1), (root_id, 0)]),
+        TxBuilder::new("application/vc+jwt")
+            .sigt(T0 + 2_000)
+            .prevs([(child1_id, 1), (root_id, 0)]),
         b"eyJhbGciOiJFZERTQSJ9.e30.c2ln",
     );
     let child2_id = Hash32::from_hex(child2.id.as_ref().unwrap()).unwrap();
@@ -288,7 +320,14 @@ fn gen_transactions() -> Vec<TxVector> {
     // verify the bytes as sent, they do not re-serialise). 16384 = 16210 + 1 + 86 + 1 + 86.
     let at_limit = {
         let k = key(1);
-        let canonical = header_of(&TxBuilder::new("text/plain").sigt(T0 + 5_000).sign(&k, b"x".to_vec()).unwrap().envelope().to_owned());
+        let canonical = header_of(
+            &TxBuilder::new("text/plain")
+                .sigt(T0 + 5_000)
+                .sign(&k, b"x".to_vec())
+                .unwrap()
+                .envelope()
+                .to_owned(),
+        );
         let pad = 12_157 - canonical.len();
         let header = format!("{{{}{}", " ".repeat(pad), &canonical[1..]);
         let payload = b"x";
@@ -296,9 +335,10 @@ fn gen_transactions() -> Vec<TxVector> {
         assert_eq!(env.len(), MAX_ENVELOPE_BYTES);
         TxVector {
             name: "whitespace_header_at_envelope_limit".into(),
-            description: "A header serialised with insignificant JSON whitespace, envelope exactly \
+            description:
+                "A header serialised with insignificant JSON whitespace, envelope exactly \
                           16384 bytes: valid. Receivers MUST NOT re-serialise the header."
-                .into(),
+                    .into(),
             valid: true,
             construction: Some("raw".into()),
             secret_key: Some(hex::encode(k.to_bytes())),
@@ -325,7 +365,12 @@ fn gen_transactions() -> Vec<TxVector> {
     out.extend([root, child1, child2, empty, kid, at_limit]);
 
     let k1 = key(1);
-    let invalid = |name: &str, description: &str, envelope: String, payload: Option<&[u8]>, stage: &str, error: &str| TxVector {
+    let invalid = |name: &str,
+                   description: &str,
+                   envelope: String,
+                   payload: Option<&[u8]>,
+                   stage: &str,
+                   error: &str| TxVector {
         name: name.into(),
         description: description.into(),
         valid: false,
@@ -362,7 +407,10 @@ fn gen_transactions() -> Vec<TxVector> {
         "Header embeds key 1; the signature is key 2's over the same signing input.",
         {
             let (input, _) = root_env.rsplit_once('.').unwrap();
-            format!("{input}.{}", B64.encode(key(2).sign(input.as_bytes()).to_bytes()))
+            format!(
+                "{input}.{}",
+                B64.encode(key(2).sign(input.as_bytes()).to_bytes())
+            )
         },
         Some(&root_payload),
         "verify",
@@ -390,7 +438,8 @@ fn gen_transactions() -> Vec<TxVector> {
         "The root envelope with the unused low bits of the signature's last character set: \
          decodes to the same bytes, but is not the canonical encoding.",
         {
-            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let mut env = root_env.clone();
             let last = env.pop().unwrap();
             let v = ALPHABET.iter().position(|&c| c as char == last).unwrap();
@@ -421,7 +470,10 @@ fn gen_transactions() -> Vec<TxVector> {
     out.push(invalid(
         "too_many_prevs",
         "17 prevs (sorted, lc 1): more than the 16 allowed.",
-        edited(r#""lc":0,"prevs":[]"#, &format!(r#""lc":1,{}"#, prevs_json(&sorted))),
+        edited(
+            r#""lc":0,"prevs":[]"#,
+            &format!(r#""lc":1,{}"#, prevs_json(&sorted)),
+        ),
         None,
         "parse",
         "malformed",
@@ -429,7 +481,10 @@ fn gen_transactions() -> Vec<TxVector> {
     out.push(invalid(
         "unsorted_prevs",
         "Two prevs in descending order.",
-        edited(r#""lc":0,"prevs":[]"#, &format!(r#""lc":1,{}"#, prevs_json(&[sorted[1], sorted[0]]))),
+        edited(
+            r#""lc":0,"prevs":[]"#,
+            &format!(r#""lc":1,{}"#, prevs_json(&[sorted[1], sorted[0]])),
+        ),
         None,
         "parse",
         "malformed",
@@ -437,7 +492,10 @@ fn gen_transactions() -> Vec<TxVector> {
     out.push(invalid(
         "repeated_prev",
         "The same parent named twice.",
-        edited(r#""lc":0,"prevs":[]"#, &format!(r#""lc":1,{}"#, prevs_json(&[sorted[0], sorted[0]]))),
+        edited(
+            r#""lc":0,"prevs":[]"#,
+            &format!(r#""lc":1,{}"#, prevs_json(&[sorted[0], sorted[0]])),
+        ),
         None,
         "parse",
         "malformed",
@@ -493,7 +551,10 @@ fn gen_transactions() -> Vec<TxVector> {
     out.push(invalid(
         "cty_with_space",
         "cty containing a space (only printable ASCII 0x21-0x7E is allowed).",
-        edited(r#""cty":"application/did+json""#, r#""cty":"application/did+json; v=1""#),
+        edited(
+            r#""cty":"application/did+json""#,
+            r#""cty":"application/did+json; v=1""#,
+        ),
         None,
         "parse",
         "malformed",
@@ -550,7 +611,13 @@ fn gen_transactions() -> Vec<TxVector> {
                 b[0] = 1;
                 b
             });
-            let jwk_x = root_header.split(r#""x":""#).nth(1).unwrap().split('"').next().unwrap();
+            let jwk_x = root_header
+                .split(r#""x":""#)
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             edited(jwk_x, &x)
         },
         None,
@@ -558,12 +625,21 @@ fn gen_transactions() -> Vec<TxVector> {
         "malformed",
     ));
     // Ingest-stage vectors run against a log that holds the valid vectors with embedded keys.
-    let signed = |b: TxBuilder| b.sign(&k1, b"ingest".to_vec()).unwrap().envelope().to_owned();
+    let signed = |b: TxBuilder| {
+        b.sign(&k1, b"ingest".to_vec())
+            .unwrap()
+            .envelope()
+            .to_owned()
+    };
     out.push(invalid(
         "bad_clock",
         "Names root (lc 0) as parent but claims lc 6 (expected 1). Ingested as a local \
          transaction into a log holding the valid vectors with embedded keys.",
-        signed(TxBuilder::new("text/plain").sigt(T0 + 6_000).prevs([(root_id, 5)])),
+        signed(
+            TxBuilder::new("text/plain")
+                .sigt(T0 + 6_000)
+                .prevs([(root_id, 5)]),
+        ),
         Some(b"ingest"),
         "ingest",
         "bad_clock",
@@ -572,7 +648,11 @@ fn gen_transactions() -> Vec<TxVector> {
         "missing_parents",
         "Names a parent the log does not hold; a local transaction is refused (a peer's would \
          be held as an orphan). Same log as bad_clock.",
-        signed(TxBuilder::new("text/plain").sigt(T0 + 7_000).prevs([(fake_id(99), 0)])),
+        signed(
+            TxBuilder::new("text/plain")
+                .sigt(T0 + 7_000)
+                .prevs([(fake_id(99), 0)]),
+        ),
         Some(b"ingest"),
         "ingest",
         "missing_parents",
@@ -621,19 +701,31 @@ fn run_stages(
 
 fn check_transactions(text: &str) {
     let vectors: Vec<TxVector> = serde_json::from_str(text).expect("transactions.json: schema");
-    let mut log = Log::open(Arc::new(MemStore::default()), Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+    let mut log = Log::open(
+        Arc::new(MemStore::default()),
+        Arc::new(EmbeddedKeys),
+        LogConfig::default(),
+    )
+    .unwrap();
     let mut names = BTreeSet::new();
     let mut held: Vec<(u64, TxId)> = Vec::new();
     let (mut n_valid, mut n_invalid) = (0, 0);
     let mut seen_invalid = false;
     for v in &vectors {
-        assert!(names.insert(v.name.clone()), "duplicate vector name {}", v.name);
+        assert!(
+            names.insert(v.name.clone()),
+            "duplicate vector name {}",
+            v.name
+        );
         let ctx = &v.name;
         if !v.valid {
             seen_invalid = true;
             n_invalid += 1;
             let (stage, error) = (v.stage.as_deref().unwrap(), v.error.as_deref().unwrap());
-            assert!(["parse", "key", "verify", "ingest"].contains(&stage), "{ctx}: stage {stage}");
+            assert!(
+                ["parse", "key", "verify", "ingest"].contains(&stage),
+                "{ctx}: stage {stage}"
+            );
             match run_stages(v, &mut log, true) {
                 Ok(_) => panic!("{ctx}: accepted, expected {stage}/{error}"),
                 Err((s, e)) => {
@@ -642,11 +734,21 @@ fn check_transactions(text: &str) {
             }
             continue;
         }
-        assert!(!seen_invalid, "{ctx}: valid vectors come before invalid ones");
-        assert!(v.stage.is_none() && v.error.is_none(), "{ctx}: valid vector with an error");
+        assert!(
+            !seen_invalid,
+            "{ctx}: valid vectors come before invalid ones"
+        );
+        assert!(
+            v.stage.is_none() && v.error.is_none(),
+            "{ctx}: valid vector with an error"
+        );
         n_valid += 1;
         let k = key_from_hex(v.secret_key.as_deref().unwrap());
-        assert_eq!(hex::encode(k.verifying_key().as_bytes()), v.public_key.clone().unwrap(), "{ctx}: public_key");
+        assert_eq!(
+            hex::encode(k.verifying_key().as_bytes()),
+            v.public_key.clone().unwrap(),
+            "{ctx}: public_key"
+        );
         let payload = unhex(v.payload.as_deref().unwrap());
         let header_json = v.header_json.clone().unwrap();
         let prevs: Vec<(TxId, u64)> = v
@@ -659,7 +761,9 @@ fn check_transactions(text: &str) {
         // Rebuild the envelope byte for byte.
         let rebuilt = match v.construction.as_deref() {
             Some("builder") => {
-                let mut b = TxBuilder::new(v.cty.clone().unwrap()).sigt(v.sigt.unwrap()).prevs(prevs.clone());
+                let mut b = TxBuilder::new(v.cty.clone().unwrap())
+                    .sigt(v.sigt.unwrap())
+                    .prevs(prevs.clone());
                 if let Some(kid) = &v.kid {
                     b = b.kid(kid.clone());
                 }
@@ -671,22 +775,46 @@ fn check_transactions(text: &str) {
             other => panic!("{ctx}: construction {other:?}"),
         };
         assert_eq!(rebuilt, v.envelope, "{ctx}: envelope");
-        assert_eq!(sha256_hex(v.envelope.as_bytes()), v.id.clone().unwrap(), "{ctx}: id = SHA-256(envelope)");
-        assert_eq!(sha256_hex(&payload), v.payload_hash.clone().unwrap(), "{ctx}: payload_hash");
+        assert_eq!(
+            sha256_hex(v.envelope.as_bytes()),
+            v.id.clone().unwrap(),
+            "{ctx}: id = SHA-256(envelope)"
+        );
+        assert_eq!(
+            sha256_hex(&payload),
+            v.payload_hash.clone().unwrap(),
+            "{ctx}: payload_hash"
+        );
         // The envelope's three segments, decoded independently.
         let parts: Vec<&str> = v.envelope.split('.').collect();
         assert_eq!(parts.len(), 3, "{ctx}");
-        assert_eq!(B64.decode(parts[0]).unwrap(), header_json.as_bytes(), "{ctx}: header segment");
-        assert_eq!(B64.decode(parts[1]).unwrap(), v.payload_hash.clone().unwrap().as_bytes(), "{ctx}: payload segment");
+        assert_eq!(
+            B64.decode(parts[0]).unwrap(),
+            header_json.as_bytes(),
+            "{ctx}: header segment"
+        );
+        assert_eq!(
+            B64.decode(parts[1]).unwrap(),
+            v.payload_hash.clone().unwrap().as_bytes(),
+            "{ctx}: payload segment"
+        );
         let sig: [u8; 64] = B64.decode(parts[2]).unwrap().try_into().unwrap();
         k.verifying_key()
-            .verify_strict(format!("{}.{}", parts[0], parts[1]).as_bytes(), &ed25519_dalek::Signature::from_bytes(&sig))
+            .verify_strict(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &ed25519_dalek::Signature::from_bytes(&sig),
+            )
             .unwrap_or_else(|_| panic!("{ctx}: signature over header.payload segments"));
         // The implementation accepts it, with and without its content.
         let ingest = v.kid.is_none();
-        let tx = run_stages(v, &mut log, ingest).unwrap_or_else(|(s, e)| panic!("{ctx}: refused at {s}: {e}"));
+        let tx = run_stages(v, &mut log, ingest)
+            .unwrap_or_else(|(s, e)| panic!("{ctx}: refused at {s}: {e}"));
         assert_eq!(tx.id().to_hex(), v.id.clone().unwrap(), "{ctx}: parsed id");
-        assert_eq!(tx.payload_hash().to_hex(), v.payload_hash.clone().unwrap(), "{ctx}");
+        assert_eq!(
+            tx.payload_hash().to_hex(),
+            v.payload_hash.clone().unwrap(),
+            "{ctx}"
+        );
         let h = tx.header();
         assert_eq!(Some(h.lc), v.lc, "{ctx}: lc");
         assert_eq!(Some(h.sigt), v.sigt, "{ctx}: sigt");
@@ -698,10 +826,18 @@ fn check_transactions(text: &str) {
         let expected_lc = prevs.iter().map(|p| p.1 + 1).max().unwrap_or(0);
         assert_eq!(h.lc, expected_lc, "{ctx}: lc = 1 + max parent lc");
         if let Some(jwk) = &h.jwk {
-            assert_eq!(jwk.to_key().unwrap(), k.verifying_key(), "{ctx}: embedded key");
+            assert_eq!(
+                jwk.to_key().unwrap(),
+                k.verifying_key(),
+                "{ctx}: embedded key"
+            );
         }
         let bare = Transaction::parse(&v.envelope, None).unwrap();
-        assert_eq!(bare.id(), tx.id(), "{ctx}: withheld content does not change the id");
+        assert_eq!(
+            bare.id(),
+            tx.id(),
+            "{ctx}: withheld content does not change the id"
+        );
         if ingest {
             held.push((h.sigt, tx.id()));
         }
@@ -714,33 +850,54 @@ fn check_transactions(text: &str) {
 }
 
 /// Every signature refused by strict verification must be refused when it arrives in a batch
-/// too, or nodes disagree on the set (specs/transaction.md, "Signature"). Ignored: it fails
-/// against `knoop_gossip::tx::verify_batch` as of this writing (the `torsion_in_r` vector is
-/// accepted in a batch of five); run with `--ignored` once batch verification is fixed.
+/// too, or nodes disagree on the set (specs/transaction.md, "Signature").
 #[test]
-#[ignore = "fails: verify_batch accepts torsion_in_r (batch and strict verification disagree)"]
 fn batch_verification_agrees_with_strict() {
     maybe_regenerate();
     let vectors: Vec<TxVector> = serde_json::from_str(&read("transactions.json")).unwrap();
-    let batch: Vec<Transaction> = ["root", "child_one_parent", "child_two_parents", "empty_content"]
+    let batch: Vec<Transaction> = [
+        "root",
+        "child_one_parent",
+        "child_two_parents",
+        "empty_content",
+    ]
+    .iter()
+    .map(|n| {
+        let v = vectors.iter().find(|v| v.name == *n).unwrap();
+        Transaction::parse(&v.envelope, v.payload.as_deref().map(unhex)).unwrap()
+    })
+    .collect();
+    for v in vectors
         .iter()
-        .map(|n| {
-            let v = vectors.iter().find(|v| v.name == *n).unwrap();
-            Transaction::parse(&v.envelope, v.payload.as_deref().map(unhex)).unwrap()
-        })
-        .collect();
-    for v in vectors.iter().filter(|v| v.stage.as_deref() == Some("verify")) {
+        .filter(|v| v.stage.as_deref() == Some("verify"))
+    {
         let bad = Transaction::parse(&v.envelope, v.payload.as_deref().map(unhex)).unwrap();
         let mut txs = batch.clone();
         txs.push(bad);
-        let items: Vec<(&Transaction, VerifyingKey)> =
-            txs.iter().map(|t| (t, t.header().jwk.as_ref().unwrap().to_key().unwrap())).collect();
+        let items: Vec<(&Transaction, VerifyingKey)> = txs
+            .iter()
+            .map(|t| (t, t.header().jwk.as_ref().unwrap().to_key().unwrap()))
+            .collect();
         let verdicts = knoop_gossip::tx::verify_batch(&items);
-        assert_eq!(verdicts[4], Err(TxError::BadSignature), "{}: verify_batch", v.name);
-        let mut log =
-            Log::open(Arc::new(MemStore::default()), Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+        assert_eq!(
+            verdicts[4],
+            Err(TxError::BadSignature),
+            "{}: verify_batch",
+            v.name
+        );
+        let mut log = Log::open(
+            Arc::new(MemStore::default()),
+            Arc::new(EmbeddedKeys),
+            LogConfig::default(),
+        )
+        .unwrap();
         let report = log.ingest(txs, Source::Peer);
-        assert_eq!(report.results[4], Err(TxError::BadSignature), "{}: Log::ingest in a batch", v.name);
+        assert_eq!(
+            report.results[4],
+            Err(TxError::BadSignature),
+            "{}: Log::ingest in a batch",
+            v.name
+        );
     }
 }
 
@@ -786,13 +943,23 @@ fn gen_digests() -> Vec<DigestCase> {
         DigestCase {
             name: name.into(),
             description: description.into(),
-            items: items.iter().map(|(s, id)| Item { sigt: *s, id: id.to_hex() }).collect(),
+            items: items
+                .iter()
+                .map(|(s, id)| Item {
+                    sigt: *s,
+                    id: id.to_hex(),
+                })
+                .collect(),
             digest: set_digest(sorted.iter().map(|(_, id)| id)),
         }
     };
     let t = 1_700_000_000_000u64;
     vec![
-        case("empty", "The empty set: count 0, SHA-256 of no bytes.", vec![]),
+        case(
+            "empty",
+            "The empty set: count 0, SHA-256 of no bytes.",
+            vec![],
+        ),
         case("one", "A single item.", vec![(t, item_id(0))]),
         case(
             "ordering",
@@ -819,11 +986,24 @@ fn check_digests(text: &str) {
     let cases: Vec<DigestCase> = serde_json::from_str(text).expect("digest.json: schema");
     assert!(!cases.is_empty());
     for c in &cases {
-        let mut items: Vec<(u64, TxId)> =
-            c.items.iter().map(|i| (i.sigt, Hash32::from_hex(&i.id).unwrap())).collect();
+        let mut items: Vec<(u64, TxId)> = c
+            .items
+            .iter()
+            .map(|i| (i.sigt, Hash32::from_hex(&i.id).unwrap()))
+            .collect();
         items.sort();
-        assert_eq!(independent_digest(&items), c.digest, "{}: independent", c.name);
-        assert_eq!(set_digest(items.iter().map(|(_, id)| id)), c.digest, "{}: set_digest", c.name);
+        assert_eq!(
+            independent_digest(&items),
+            c.digest,
+            "{}: independent",
+            c.name
+        );
+        assert_eq!(
+            set_digest(items.iter().map(|(_, id)| id)),
+            c.digest,
+            "{}: set_digest",
+            c.name
+        );
     }
     eprintln!("digest.json: {} cases checked", cases.len());
 }
@@ -887,7 +1067,11 @@ fn request_from_json(v: &serde_json::Value) -> SyncRequest {
     match tagged(v) {
         ("r", b) => SyncRequest::Reconcile(unhex(b.as_str().unwrap())),
         ("f", ids) => SyncRequest::Fetch(
-            ids.as_array().unwrap().iter().map(|i| Hash32::from_hex(i.as_str().unwrap()).unwrap()).collect(),
+            ids.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| Hash32::from_hex(i.as_str().unwrap()).unwrap())
+                .collect(),
         ),
         (k, _) => panic!("unknown SyncRequest tag {k}"),
     }
@@ -896,7 +1080,13 @@ fn request_from_json(v: &serde_json::Value) -> SyncRequest {
 fn response_from_json(v: &serde_json::Value) -> SyncResponse {
     match tagged(v) {
         ("r", b) => SyncResponse::Reconcile(unhex(b.as_str().unwrap())),
-        ("t", txs) => SyncResponse::Txs(txs.as_array().unwrap().iter().map(wiretx_from_json).collect()),
+        ("t", txs) => SyncResponse::Txs(
+            txs.as_array()
+                .unwrap()
+                .iter()
+                .map(wiretx_from_json)
+                .collect(),
+        ),
         ("x", s) => SyncResponse::Refused(s.as_str().unwrap().to_owned()),
         (k, _) => panic!("unknown SyncResponse tag {k}"),
     }
@@ -907,7 +1097,10 @@ fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn snapshot_of(items: &[Item]) -> Snapshot {
-    let mut v: Vec<(u64, TxId)> = items.iter().map(|i| (i.sigt, Hash32::from_hex(&i.id).unwrap())).collect();
+    let mut v: Vec<(u64, TxId)> = items
+        .iter()
+        .map(|i| (i.sigt, Hash32::from_hex(&i.id).unwrap()))
+        .collect();
     v.sort();
     Snapshot::from_sorted(v.into_iter())
 }
@@ -916,25 +1109,47 @@ fn gen_wire(txs: &[TxVector]) -> Vec<WireCase> {
     let by_name = |n: &str| txs.iter().find(|v| v.name == n).unwrap();
     let wire_of = |v: &TxVector, with_payload: bool| WireTx {
         envelope: v.envelope.clone(),
-        payload: if with_payload { v.payload.as_deref().map(unhex) } else { None },
+        payload: if with_payload {
+            v.payload.as_deref().map(unhex)
+        } else {
+            None
+        },
     };
-    let item_of = |v: &TxVector| Item { sigt: v.sigt.unwrap(), id: v.id.clone().unwrap() };
-    let (root, c1, c2) = (by_name("root"), by_name("child_one_parent"), by_name("child_two_parents"));
-    let blank = |name: &str, description: &str, ty: &str, value: serde_json::Value, bytes: Vec<u8>| WireCase {
-        name: name.into(),
-        description: description.into(),
-        ty: ty.into(),
-        value,
-        cbor: hex::encode(bytes),
-        message_id: None,
-        initiator_items: None,
-        responder_items: None,
-        query: None,
+    let item_of = |v: &TxVector| Item {
+        sigt: v.sigt.unwrap(),
+        id: v.id.clone().unwrap(),
     };
+    let (root, c1, c2) = (
+        by_name("root"),
+        by_name("child_one_parent"),
+        by_name("child_two_parents"),
+    );
+    let blank =
+        |name: &str, description: &str, ty: &str, value: serde_json::Value, bytes: Vec<u8>| {
+            WireCase {
+                name: name.into(),
+                description: description.into(),
+                ty: ty.into(),
+                value,
+                cbor: hex::encode(bytes),
+                message_id: None,
+                initiator_items: None,
+                responder_items: None,
+                query: None,
+            }
+        };
     let mut out = Vec::new();
     for (name, desc, w) in [
-        ("push_with_content", "The root transaction pushed with its content.", wire_of(root, true)),
-        ("push_withheld", "The root transaction pushed with its content withheld (no \"p\").", wire_of(root, false)),
+        (
+            "push_with_content",
+            "The root transaction pushed with its content.",
+            wire_of(root, true),
+        ),
+        (
+            "push_withheld",
+            "The root transaction pushed with its content withheld (no \"p\").",
+            wire_of(root, false),
+        ),
     ] {
         let bytes = cbor(&w);
         let mut c = blank(name, desc, "WireTx", wiretx_to_json(&w), bytes.clone());
@@ -1007,7 +1222,8 @@ fn check_wire(text: &str) {
                 assert_eq!(hex::encode(w.encode()), c.cbor, "{ctx}: encoding");
                 assert_eq!(WireTx::decode(&bytes).unwrap(), w, "{ctx}: decoding");
                 assert_eq!(Some(sha256_hex(&bytes)), c.message_id, "{ctx}: message id");
-                w.parse().unwrap_or_else(|e| panic!("{ctx}: transaction: {e}"));
+                w.parse()
+                    .unwrap_or_else(|e| panic!("{ctx}: transaction: {e}"));
             }
             "SyncRequest" => {
                 let r = request_from_json(&c.value);
@@ -1026,11 +1242,17 @@ fn check_wire(text: &str) {
                 assert_eq!(back, r, "{ctx}: decoding");
                 if let (SyncResponse::Reconcile(a), Some(items)) = (&r, &c.responder_items) {
                     let q = unhex(c.query.as_deref().expect("query"));
-                    assert_eq!(&respond(&snapshot_of(items), &q).unwrap(), a, "{ctx}: Negentropy answer");
+                    assert_eq!(
+                        &respond(&snapshot_of(items), &q).unwrap(),
+                        a,
+                        "{ctx}: Negentropy answer"
+                    );
                 }
                 if let SyncResponse::Txs(txs) = &r {
                     for w in txs {
-                        w.clone().parse().unwrap_or_else(|e| panic!("{ctx}: transaction: {e}"));
+                        w.clone()
+                            .parse()
+                            .unwrap_or_else(|e| panic!("{ctx}: transaction: {e}"));
                     }
                 }
             }

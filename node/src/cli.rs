@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "knoop", version, about = "knoop: a peer-to-peer data-availability network for healthcare")]
+#[command(
+    name = "knoop",
+    version,
+    about = "knoop: a peer-to-peer data-availability network for healthcare"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,6 +26,9 @@ pub enum Command {
     Tx(TxCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
+    /// Micro-benchmarks of the log on this machine (use a release build).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Args, Debug)]
@@ -108,7 +115,12 @@ pub enum TxCommand {
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
     /// Node RPC URLs; transactions are spread over them round-robin.
-    #[arg(long = "rpc", env = "KNOOP_RPC_URL", default_value = "http://127.0.0.1:7474", value_delimiter = ',')]
+    #[arg(
+        long = "rpc",
+        env = "KNOOP_RPC_URL",
+        default_value = "http://127.0.0.1:7474",
+        value_delimiter = ','
+    )]
     pub targets: Vec<String>,
     #[arg(long, env = "KNOOP_RPC_TOKEN")]
     pub token: Option<String>,

@@ -75,7 +75,10 @@ impl Default for Config {
 
 impl Default for RpcConfig {
     fn default() -> Self {
-        RpcConfig { listen: DEFAULT_RPC.into(), token: None }
+        RpcConfig {
+            listen: DEFAULT_RPC.into(),
+            token: None,
+        }
     }
 }
 
@@ -97,7 +100,10 @@ impl Default for P2pConfig {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { level: "info".into(), format: "text".into() }
+        LogSettings {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -111,17 +117,26 @@ pub enum ConfigError {
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 impl Config {
     /// Loads defaults, then `file` (if given; it must exist), then the environment, then
     /// `overrides` (already-parsed CLI flags).
-    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Load(format!("config file {} does not exist", f.display())));
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
             }
             fig = fig.merge(Toml::file(f));
         }
@@ -129,7 +144,9 @@ impl Config {
         // variables (KNOOP_LOG, KNOOP_RPC_URL, ...) belong to the CLI.
         fig = fig.merge(
             Env::prefixed("KNOOP_")
-                .filter(|k| k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir"))
+                .filter(|k| {
+                    k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir")
+                })
                 .split("__"),
         );
         let mut cfg: Config = fig.extract().map_err(|e| {
@@ -148,8 +165,11 @@ impl Config {
 
     /// Checks every value and names the field at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let rpc: SocketAddr =
-            self.rpc.listen.parse().map_err(|e| invalid("rpc.listen", format!("not a socket address: {e}")))?;
+        let rpc: SocketAddr = self
+            .rpc
+            .listen
+            .parse()
+            .map_err(|e| invalid("rpc.listen", format!("not a socket address: {e}")))?;
         if !rpc.ip().is_loopback() && self.rpc.token.as_deref().is_none_or(|t| t.len() < 16) {
             return Err(invalid(
                 "rpc.token",
@@ -157,13 +177,18 @@ impl Config {
             ));
         }
         if self.p2p.listen.is_empty() {
-            return Err(invalid("p2p.listen", "at least one listen address is required"));
+            return Err(invalid(
+                "p2p.listen",
+                "at least one listen address is required",
+            ));
         }
         for (i, a) in self.p2p.listen.iter().enumerate() {
-            a.parse::<Multiaddr>().map_err(|e| invalid(&format!("p2p.listen[{i}]"), format!("{a:?}: {e}")))?;
+            a.parse::<Multiaddr>()
+                .map_err(|e| invalid(&format!("p2p.listen[{i}]"), format!("{a:?}: {e}")))?;
         }
         for (i, a) in self.p2p.bootstrap.iter().enumerate() {
-            a.parse::<Multiaddr>().map_err(|e| invalid(&format!("p2p.bootstrap[{i}]"), format!("{a:?}: {e}")))?;
+            a.parse::<Multiaddr>()
+                .map_err(|e| invalid(&format!("p2p.bootstrap[{i}]"), format!("{a:?}: {e}")))?;
         }
         if self.p2p.max_peers == 0 {
             return Err(invalid("p2p.max_peers", "must be at least 1"));
@@ -255,16 +280,24 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_name_the_field() {
         let p = write("[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nbogus = 1\n");
-        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
         let p = write("[p2p]\nbootstrap = [\"not an address\"]\n");
-        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("p2p.bootstrap[0]"), "{e}");
         let p = write("[rpc]\nlisten = \"0.0.0.0:1\"\n");
-        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rpc.token"), "{e}");
         let p = write("[p2p]\nsync_interval = \"soon\"\n");
-        let e = Config::load(Some(&p), &Overrides::default()).unwrap_err().to_string();
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sync_interval"), "{e}");
     }
 
@@ -281,7 +314,10 @@ mod tests {
     #[test]
     fn flags_win_over_file() {
         let p = write("data_dir = \"/tmp/a\"\n[rpc]\nlisten = \"127.0.0.1:9\"\n");
-        let o = Overrides { rpc_listen: Some("127.0.0.1:10".into()), ..Default::default() };
+        let o = Overrides {
+            rpc_listen: Some("127.0.0.1:10".into()),
+            ..Default::default()
+        };
         let c = Config::load(Some(&p), &o).unwrap();
         assert_eq!(c.rpc.listen, "127.0.0.1:10");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/a"));

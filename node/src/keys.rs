@@ -10,7 +10,10 @@ use ed25519_dalek::SigningKey;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("node key {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("node key {path} is not 64 hex digits")]
     Format { path: String },
 }
@@ -32,7 +35,10 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyError> {
                 use std::os::unix::fs::OpenOptionsExt;
                 opts.mode(0o600);
             }
-            let mut f = opts.open(path).map_err(|source| KeyError::Io { path: p.clone(), source })?;
+            let mut f = opts.open(path).map_err(|source| KeyError::Io {
+                path: p.clone(),
+                source,
+            })?;
             f.write_all(hex::encode(key.to_bytes()).as_bytes())
                 .and_then(|_| f.sync_all())
                 .map_err(|source| KeyError::Io { path: p, source })?;

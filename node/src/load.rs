@@ -29,22 +29,35 @@ struct Tally {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(!args.targets.is_empty(), "give at least one --rpc target");
-    anyhow::ensure!(args.batch >= 1 && args.batch <= crate::rpc::MAX_BATCH, "--batch must be 1..=1000");
+    anyhow::ensure!(
+        args.batch >= 1 && args.batch <= crate::rpc::MAX_BATCH,
+        "--batch must be 1..=1000"
+    );
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let next = Arc::new(AtomicU64::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let ids_out = match &args.ids_out {
         Some(p) => Some(Arc::new(Mutex::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(p)?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
         ))),
         None => None,
     };
     let start = Instant::now();
     let mut workers = Vec::new();
     for w in 0..args.concurrency {
-        let (http, next, tally, ids_out, args) =
-            (http.clone(), next.clone(), tally.clone(), ids_out.clone(), args.clone());
+        let (http, next, tally, ids_out, args) = (
+            http.clone(),
+            next.clone(),
+            tally.clone(),
+            ids_out.clone(),
+            args.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);

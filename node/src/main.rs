@@ -3,8 +3,10 @@
 //! This binary only wires: the CLI ([`cli`]), the configuration ([`config`]), the durable store
 //! ([`store`], rocksdb), the node key ([`keys`]), the internal RPC ([`rpc`]) and the builder that
 //! starts the log service and the network from `knoop-gossip` ([`node`]). The CLI commands other
-//! than `run` talk to a running node over its RPC ([`client`], [`load`]).
+//! than `run` talk to a running node over its RPC ([`client`], [`load`]); `bench` measures the
+//! log on this machine ([`bench`]).
 
+mod bench;
 mod cli;
 mod client;
 mod config;
@@ -30,7 +32,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Run(args) => {
             let overrides = config::Overrides {
@@ -52,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
+        Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }
 }
 
@@ -63,7 +68,9 @@ fn print_json(v: serde_json::Value) -> anyhow::Result<()> {
 fn init_tracing(log: &config::LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KNOOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if log.format == "json" {
         builder.json().init();
     } else {

@@ -22,13 +22,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let log = Log::open(
         store.clone(),
         Arc::new(EmbeddedKeys),
-        LogConfig { max_pending: cfg.p2p.max_pending, ..LogConfig::default() },
+        LogConfig {
+            max_pending: cfg.p2p.max_pending,
+            ..LogConfig::default()
+        },
     )?;
-    info!(transactions = log.index().len(), ms = t0.elapsed().as_millis() as u64, "store opened");
+    info!(
+        transactions = log.index().len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "store opened"
+    );
     let (handle, log_task) = LogHandle::spawn(log);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (net, net_task) = knoop_gossip::net::spawn(key.to_bytes(), cfg.net_config(), handle.clone(), stop_rx)?;
+    let (net, net_task) =
+        knoop_gossip::net::spawn(key.to_bytes(), cfg.net_config(), handle.clone(), stop_rx)?;
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -70,13 +78,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -70,8 +70,12 @@ async fn auth(State(st): St, req: Request, next: Next) -> Response {
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
         if !ok {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
-                .into_response();
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            )
+            .into_response();
         }
     }
     let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path());
@@ -92,13 +96,21 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into() }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
     }
     fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     fn unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is shutting down")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is shutting down",
+        )
     }
 }
 
@@ -117,7 +129,11 @@ impl From<TxError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 
@@ -125,7 +141,11 @@ async fn status(State(st): St) -> Json<Value> {
     let net = st.net.get();
     let idx = st.log.index();
     let now = knoop_gossip::tx::now_ms();
-    let in_sync = net.peers.iter().filter(|p| p.last_sync_differences == Some(0)).count();
+    let in_sync = net
+        .peers
+        .iter()
+        .filter(|p| p.last_sync_differences == Some(0))
+        .count();
     let last_sync = net.peers.iter().filter_map(|p| p.last_sync_ms).max();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -165,16 +185,27 @@ pub struct SubmitTx {
 
 fn parse_submission(s: SubmitTx) -> Result<Transaction, TxError> {
     let payload = match s.payload {
-        Some(p) => Some(B64.decode(p).map_err(|_| TxError::Malformed("payload is not standard base64"))?),
+        Some(p) => Some(
+            B64.decode(p)
+                .map_err(|_| TxError::Malformed("payload is not standard base64"))?,
+        ),
         None => None,
     };
     Transaction::parse(&s.envelope, payload)
 }
 
-async fn submit(State(st): St, body: Result<Json<SubmitTx>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn submit(
+    State(st): St,
+    body: Result<Json<SubmitTx>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
-    let tx = parse_submission(body).inspect_err(|e| tracing::info!(reason = e.code(), "rejected submission: {e}"))?;
-    let report = st.log.ingest(vec![tx], Source::Local).await.map_err(|_| ApiError::unavailable())?;
+    let tx = parse_submission(body)
+        .inspect_err(|e| tracing::info!(reason = e.code(), "rejected submission: {e}"))?;
+    let report = st
+        .log
+        .ingest(vec![tx], Source::Local)
+        .await
+        .map_err(|_| ApiError::unavailable())?;
     match report.results.into_iter().next() {
         Some(Ok(id)) => Ok((StatusCode::CREATED, Json(json!({"id": id})))),
         Some(Err(e)) => {
@@ -191,10 +222,15 @@ struct Batch {
     transactions: Vec<SubmitTx>,
 }
 
-async fn submit_batch(State(st): St, body: Result<Json<Batch>, axum::extract::rejection::JsonRejection>) -> Result<Json<Value>, ApiError> {
+async fn submit_batch(
+    State(st): St,
+    body: Result<Json<Batch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
     if body.transactions.len() > MAX_BATCH {
-        return Err(ApiError::bad(format!("at most {MAX_BATCH} transactions per batch")));
+        return Err(ApiError::bad(format!(
+            "at most {MAX_BATCH} transactions per batch"
+        )));
     }
     let mut results: Vec<Value> = vec![Value::Null; body.transactions.len()];
     let mut txs = Vec::new();
@@ -208,7 +244,11 @@ async fn submit_batch(State(st): St, body: Result<Json<Batch>, axum::extract::re
             Err(e) => results[i] = json!({"error": e.code(), "message": e.to_string()}),
         }
     }
-    let report = st.log.ingest(txs, Source::Local).await.map_err(|_| ApiError::unavailable())?;
+    let report = st
+        .log
+        .ingest(txs, Source::Local)
+        .await
+        .map_err(|_| ApiError::unavailable())?;
     for (slot, r) in slots.into_iter().zip(report.results) {
         results[slot] = match r {
             Ok(id) => json!({"id": id}),
@@ -226,24 +266,39 @@ struct PublishReq {
     payload: String,
 }
 
-async fn publish(State(st): St, body: Result<Json<PublishReq>, axum::extract::rejection::JsonRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn publish(
+    State(st): St,
+    body: Result<Json<PublishReq>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad(e.body_text()))?;
-    let payload = B64.decode(body.payload).map_err(|_| ApiError::bad("payload is not standard base64"))?;
+    let payload = B64
+        .decode(body.payload)
+        .map_err(|_| ApiError::bad("payload is not standard base64"))?;
     if payload.len() > knoop_gossip::tx::MAX_PAYLOAD_BYTES {
-        return Err(TxError::TooLarge { what: "payload", max: knoop_gossip::tx::MAX_PAYLOAD_BYTES }.into());
+        return Err(TxError::TooLarge {
+            what: "payload",
+            max: knoop_gossip::tx::MAX_PAYLOAD_BYTES,
+        }
+        .into());
     }
     let key = st.node_key.clone();
     let cty = body.content_type;
     let id = st
         .log
-        .publish(Box::new(move |heads| TxBuilder::new(cty).prevs(heads.iter().copied()).sign(&key, payload)))
+        .publish(Box::new(move |heads| {
+            TxBuilder::new(cty)
+                .prevs(heads.iter().copied())
+                .sign(&key, payload)
+        }))
         .await
         .map_err(|_| ApiError::unavailable())??;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))))
 }
 
 fn tx_json(id: &Hash32, stored: &knoop_gossip::StoredTx, payload: Option<Vec<u8>>) -> Value {
-    let header = Transaction::parse(&stored.envelope, None).map(|t| t.header().clone()).ok();
+    let header = Transaction::parse(&stored.envelope, None)
+        .map(|t| t.header().clone())
+        .ok();
     json!({
         "id": id,
         "seq": stored.seq,
@@ -254,10 +309,15 @@ fn tx_json(id: &Hash32, stored: &knoop_gossip::StoredTx, payload: Option<Vec<u8>
 }
 
 async fn get_tx(State(st): St, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = Hash32::from_hex(&id).map_err(|_| ApiError::bad("id must be 64 lowercase hex digits"))?;
+    let id =
+        Hash32::from_hex(&id).map_err(|_| ApiError::bad("id must be 64 lowercase hex digits"))?;
     match st.log.get(&id)? {
         Some((stored, payload)) => Ok(Json(tx_json(&id, &stored, payload))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such transaction")),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such transaction",
+        )),
     }
 }
 
@@ -286,12 +346,15 @@ async fn list(State(st): St, Query(q): Query<ListQuery>) -> Result<Json<Value>, 
 async fn events(State(st): St) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = BroadcastStream::new(st.log.subscribe()).map(|r| {
         Ok(match r {
-            Ok(s) => Event::default().event("transaction").json_data(json!({
-                "id": s.tx.id(),
-                "content_type": s.tx.header().cty,
-                "sigt": s.tx.header().sigt,
-                "local": s.source == Source::Local,
-            })).unwrap_or_default(),
+            Ok(s) => Event::default()
+                .event("transaction")
+                .json_data(json!({
+                    "id": s.tx.id(),
+                    "content_type": s.tx.header().cty,
+                    "sigt": s.tx.header().sigt,
+                    "local": s.source == Source::Local,
+                }))
+                .unwrap_or_default(),
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
                 Event::default().event("lagged").data(n.to_string())
             }
@@ -305,5 +368,8 @@ async fn events(State(st): St) -> Sse<impl Stream<Item = Result<Event, Infallibl
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml")], include_str!("openapi.yaml"))
+    (
+        [(header::CONTENT_TYPE, "application/yaml")],
+        include_str!("openapi.yaml"),
+    )
 }

@@ -16,15 +16,22 @@ const CF_BY_SEQ: &str = "by_seq";
 const CF_HEADS: &str = "heads";
 const CF_PEERS: &str = "peers";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META];
+const ALL_CFS: [&str; 7] = [
+    CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META,
+];
 const KEY_FORMAT: &[u8] = b"format_version";
 
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot open store at {path}: {source}")]
-    Rocks { path: String, source: rocksdb::Error },
-    #[error("store at {path} has format version {found}, this knoop reads version {FORMAT_VERSION}")]
+    Rocks {
+        path: String,
+        source: rocksdb::Error,
+    },
+    #[error(
+        "store at {path} has format version {found}, this knoop reads version {FORMAT_VERSION}"
+    )]
     Version { path: String, found: String },
 }
 
@@ -50,19 +57,35 @@ impl RocksStore {
         let mut block = rocksdb::BlockBasedOptions::default();
         block.set_bloom_filter(10.0, false);
         point.set_block_based_table_factory(&block);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, point.clone()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs)
-            .map_err(|source| OpenError::Rocks { path: p.clone(), source })?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, point.clone()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| OpenError::Rocks {
+            path: p.clone(),
+            source,
+        })?;
         let store = RocksStore { db };
         let meta = store.cf(CF_META);
-        match store.db.get_cf(meta, KEY_FORMAT).map_err(|source| OpenError::Rocks { path: p.clone(), source })? {
+        match store
+            .db
+            .get_cf(meta, KEY_FORMAT)
+            .map_err(|source| OpenError::Rocks {
+                path: p.clone(),
+                source,
+            })? {
             None => store
                 .db
                 .put_cf(meta, KEY_FORMAT, FORMAT_VERSION)
-                .map_err(|source| OpenError::Rocks { path: p.clone(), source })?,
+                .map_err(|source| OpenError::Rocks {
+                    path: p.clone(),
+                    source,
+                })?,
             Some(v) if v == FORMAT_VERSION.as_bytes() => {}
             Some(v) => {
-                return Err(OpenError::Version { path: p, found: String::from_utf8_lossy(&v).into_owned() })
+                return Err(OpenError::Version {
+                    path: p,
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                })
             }
         }
         Ok(store)
@@ -70,14 +93,21 @@ impl RocksStore {
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         // Every family in ALL_CFS is created at open.
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     /// Approximate bytes on disk (SST files).
     pub fn disk_bytes(&self) -> u64 {
         ALL_CFS
             .iter()
-            .filter_map(|n| self.db.property_int_value_cf(self.cf(n), "rocksdb.total-sst-files-size").ok().flatten())
+            .filter_map(|n| {
+                self.db
+                    .property_int_value_cf(self.cf(n), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+            })
             .sum()
     }
 
@@ -98,7 +128,12 @@ fn decode_tx(v: &[u8]) -> Result<StoredTx, StoreError> {
     let envelope = std::str::from_utf8(&v[24..])
         .map_err(|_| StoreError("tx record envelope is not UTF-8".into()))?
         .to_owned();
-    Ok(StoredTx { seq: n(0), sigt: n(8), lc: n(16), envelope })
+    Ok(StoredTx {
+        seq: n(0),
+        sigt: n(8),
+        lc: n(16),
+        envelope,
+    })
 }
 
 fn encode_tx(t: &StoredTx) -> Vec<u8> {
@@ -111,7 +146,9 @@ fn encode_tx(t: &StoredTx) -> Vec<u8> {
 }
 
 fn id_from(bytes: &[u8]) -> Result<TxId, StoreError> {
-    let a: [u8; 32] = bytes.try_into().map_err(|_| StoreError("id is not 32 bytes".into()))?;
+    let a: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError("id is not 32 bytes".into()))?;
     Ok(Hash32(a))
 }
 
@@ -137,8 +174,13 @@ impl Store for RocksStore {
 
     fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
-        let (tx, by_time, by_seq, heads, payload) =
-            (self.cf(CF_TX), self.cf(CF_BY_TIME), self.cf(CF_BY_SEQ), self.cf(CF_HEADS), self.cf(CF_PAYLOAD));
+        let (tx, by_time, by_seq, heads, payload) = (
+            self.cf(CF_TX),
+            self.cf(CF_BY_TIME),
+            self.cf(CF_BY_SEQ),
+            self.cf(CF_HEADS),
+            self.cf(CF_PAYLOAD),
+        );
         for (id, t) in &batch.txs {
             wb.put_cf(tx, id.0, encode_tx(t));
             let mut k = [0u8; 40];
@@ -163,7 +205,10 @@ impl Store for RocksStore {
 
     fn load_set(&self) -> Result<Vec<(u64, TxId)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_BY_TIME), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_BY_TIME), IteratorMode::Start)
+        {
             let (k, _) = item.map_err(err)?;
             if k.len() != 40 {
                 return Err(StoreError("by_time key is not 40 bytes".into()));
@@ -182,10 +227,17 @@ impl Store for RocksStore {
     }
 
     fn last_seq(&self) -> Result<u64, StoreError> {
-        match self.db.iterator_cf(self.cf(CF_BY_SEQ), IteratorMode::End).next() {
+        match self
+            .db
+            .iterator_cf(self.cf(CF_BY_SEQ), IteratorMode::End)
+            .next()
+        {
             Some(r) => {
                 let (k, _) = r.map_err(err)?;
-                let a: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
+                let a: [u8; 8] = k
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
                 Ok(u64::from_be_bytes(a))
             }
             None => Ok(0),
@@ -197,11 +249,17 @@ impl Store for RocksStore {
         let mut out = Vec::new();
         for r in self
             .db
-            .iterator_cf(self.cf(CF_BY_SEQ), IteratorMode::From(&start, rocksdb::Direction::Forward))
+            .iterator_cf(
+                self.cf(CF_BY_SEQ),
+                IteratorMode::From(&start, rocksdb::Direction::Forward),
+            )
             .take(limit)
         {
             let (k, v) = r.map_err(err)?;
-            let a: [u8; 8] = k.as_ref().try_into().map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
+            let a: [u8; 8] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
             out.push((u64::from_be_bytes(a), id_from(&v)?));
         }
         Ok(out)
@@ -222,7 +280,10 @@ mod tests {
             let store = Arc::new(RocksStore::open(&dir).unwrap());
             let mut log = Log::open(store, Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
             for i in 0..50u8 {
-                let tx = TxBuilder::new("t/x").prevs(log.heads(16)).sign(&key, vec![i]).unwrap();
+                let tx = TxBuilder::new("t/x")
+                    .prevs(log.heads(16))
+                    .sign(&key, vec![i])
+                    .unwrap();
                 assert!(log.ingest(vec![tx], Source::Local).results[0].is_ok());
             }
             (log.index().digest(), log.heads(16))
@@ -243,7 +304,10 @@ mod tests {
             let s = RocksStore::open(&dir).unwrap();
             s.db.put_cf(s.cf(CF_META), KEY_FORMAT, "99").unwrap();
         }
-        assert!(matches!(RocksStore::open(&dir), Err(OpenError::Version { .. })));
+        assert!(matches!(
+            RocksStore::open(&dir),
+            Err(OpenError::Version { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,10 +16,19 @@ pub fn knoop_bin() -> PathBuf {
     if let Ok(p) = std::env::var("KNOOP_BIN") {
         return PathBuf::from(p);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target"));
     let bin = target.join("debug").join("knoop");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p knoop-node` first (tests/run.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p knoop-node` first (tests/run.sh does)",
+        bin.display()
+    );
     bin
 }
 
@@ -46,7 +55,9 @@ impl Node {
             peer_id: String::new(),
             bootstrap: bootstrap.to_vec(),
             child: None,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
         };
         node.launch().await?;
         Ok(node)
@@ -56,12 +67,20 @@ impl Node {
         std::fs::create_dir_all(&self.dir)?;
         let addr_file = self.dir.join("rpc.addr");
         let _ = std::fs::remove_file(&addr_file);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))?;
         let mut cmd = Command::new(knoop_bin());
         cmd.arg("run")
             .arg("--data-dir")
             .arg(&self.dir)
-            .args(["--rpc-listen", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+            .args([
+                "--rpc-listen",
+                "127.0.0.1:0",
+                "--p2p-listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
             .env("KNOOP_LOG", "info,knoop_gossip=info")
             .stdout(Stdio::null())
             .stderr(log);
@@ -74,7 +93,11 @@ impl Node {
             if let Ok(a) = std::fs::read_to_string(&addr_file) {
                 self.rpc = format!("http://{}", a.trim());
                 if let Ok(s) = self.status().await {
-                    if let Some(addr) = s["listen_addrs"].as_array().and_then(|a| a.first()).and_then(|a| a.as_str()) {
+                    if let Some(addr) = s["listen_addrs"]
+                        .as_array()
+                        .and_then(|a| a.first())
+                        .and_then(|a| a.as_str())
+                    {
                         self.peer_id = s["peer_id"].as_str().unwrap_or_default().to_owned();
                         self.p2p = format!("{addr}/p2p/{}", self.peer_id);
                         return Ok(());
@@ -83,11 +106,19 @@ impl Node {
             }
             if let Some(c) = self.child.as_mut() {
                 if let Some(code) = c.try_wait()? {
-                    bail!("{} exited at start with {code}; log: {}", self.name, self.log_tail());
+                    bail!(
+                        "{} exited at start with {code}; log: {}",
+                        self.name,
+                        self.log_tail()
+                    );
                 }
             }
             if t0.elapsed() > Duration::from_secs(30) {
-                bail!("{} did not come up in 30 s; log: {}", self.name, self.log_tail());
+                bail!(
+                    "{} did not come up in 30 s; log: {}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -104,7 +135,14 @@ impl Node {
     }
 
     pub async fn status(&self) -> anyhow::Result<Value> {
-        Ok(self.http.get(format!("{}/status", self.rpc)).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(format!("{}/status", self.rpc))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
@@ -114,7 +152,12 @@ impl Node {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.post(format!("{}{path}", self.rpc)).json(body).send().await?;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.rpc))
+            .json(body)
+            .send()
+            .await?;
         let code = r.status().as_u16();
         Ok((code, r.json().await.unwrap_or(Value::Null)))
     }
@@ -136,8 +179,13 @@ impl Node {
     }
 
     fn signal(&self, sig: &str) -> anyhow::Result<()> {
-        let pid = self.pid().ok_or_else(|| anyhow!("{} is not running", self.name))?;
-        let ok = Command::new("kill").args([sig, &pid.to_string()]).status()?.success();
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()?
+            .success();
         if !ok {
             bail!("kill {sig} {pid} failed");
         }
@@ -164,7 +212,9 @@ impl Node {
     /// SIGTERM and wait for a clean exit; returns the exit status success.
     pub async fn stop(&mut self) -> anyhow::Result<bool> {
         self.signal("-TERM")?;
-        let Some(mut c) = self.child.take() else { return Ok(false) };
+        let Some(mut c) = self.child.take() else {
+            return Ok(false);
+        };
         let t0 = Instant::now();
         loop {
             if let Some(s) = c.try_wait()? {
@@ -191,7 +241,9 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -212,7 +264,9 @@ impl Network {
         let boot = vec![first.p2p.clone()];
         nodes.push(first);
         for i in 1..n {
-            nodes.push(Node::start(&format!("n{i}"), &root.path().join(format!("n{i}")), &boot).await?);
+            nodes.push(
+                Node::start(&format!("n{i}"), &root.path().join(format!("n{i}")), &boot).await?,
+            );
         }
         Ok(Network { nodes, root })
     }
@@ -224,7 +278,12 @@ impl Network {
     /// Adds a node wired to node 0.
     pub async fn add(&mut self) -> anyhow::Result<&mut Node> {
         let i = self.nodes.len();
-        let node = Node::start(&format!("n{i}"), &self.root.path().join(format!("n{i}")), &self.bootstrap()).await?;
+        let node = Node::start(
+            &format!("n{i}"),
+            &self.root.path().join(format!("n{i}")),
+            &self.bootstrap(),
+        )
+        .await?;
         self.nodes.push(node);
         Ok(self.nodes.last_mut().expect("just pushed"))
     }
@@ -234,7 +293,12 @@ impl Network {
     }
 
     /// Waits until every node in `which` holds `expected` transactions with one digest.
-    pub async fn wait_converged(&self, which: &[usize], expected: u64, timeout: Duration) -> anyhow::Result<Duration> {
+    pub async fn wait_converged(
+        &self,
+        which: &[usize],
+        expected: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
         loop {
             let mut digests = Vec::new();
@@ -248,7 +312,10 @@ impl Network {
                 return Ok(t0.elapsed());
             }
             if t0.elapsed() > timeout {
-                bail!("not converged after {:?}: counts {counts:?} (want {expected})", timeout);
+                bail!(
+                    "not converged after {:?}: counts {counts:?} (want {expected})",
+                    timeout
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -265,13 +332,21 @@ pub fn load(targets: &[String], count: u64, rate: f64, extra: &[&str]) -> anyhow
         .args(extra)
         .output()?;
     if !out.status.success() {
-        bail!("knoop load failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "knoop load failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// Spawns `knoop load` in the background.
-pub fn load_spawn(targets: &[String], count: u64, rate: f64, extra: &[&str]) -> anyhow::Result<Child> {
+pub fn load_spawn(
+    targets: &[String],
+    count: u64,
+    rate: f64,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
     Ok(Command::new(knoop_bin())
         .arg("load")
         .arg("--rpc")

@@ -11,7 +11,11 @@ use knoop_gossip::TxBuilder;
 use serde_json::json;
 
 fn ok(report: &serde_json::Value, n: u64) {
-    assert_eq!(report["accepted"].as_u64(), Some(n), "load report: {report}");
+    assert_eq!(
+        report["accepted"].as_u64(),
+        Some(n),
+        "load report: {report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,13 +23,26 @@ async fn five_nodes_converge_on_ten_thousand_transactions() {
     let net = Network::start(5).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let targets = net.rpc_urls(&[0, 1, 2, 3, 4]);
-    let report = load(&targets, 10_000, 0.0, &["--concurrency", "10", "--batch", "20"]).unwrap();
+    let report = load(
+        &targets,
+        10_000,
+        0.0,
+        &["--concurrency", "10", "--batch", "20"],
+    )
+    .unwrap();
     ok(&report, 10_000);
-    let took = net.wait_converged(&[0, 1, 2, 3, 4], 10_000, Duration::from_secs(120)).await.unwrap();
+    let took = net
+        .wait_converged(&[0, 1, 2, 3, 4], 10_000, Duration::from_secs(120))
+        .await
+        .unwrap();
     println!("converged {took:?} after the load ended; load: {report}");
     for n in &net.nodes {
         let s = n.status().await.unwrap();
-        assert!(s["peers"].as_u64().unwrap_or(0) >= 1, "{} has no peers: {s}", n.name);
+        assert!(
+            s["peers"].as_u64().unwrap_or(0) >= 1,
+            "{} has no peers: {s}",
+            n.name
+        );
     }
 }
 
@@ -34,19 +51,29 @@ async fn late_joiner_and_partitioned_node_converge() {
     let mut net = Network::start(4).await.unwrap();
     let all = net.rpc_urls(&[0, 1, 2, 3]);
     ok(&load(&all, 500, 0.0, &["--concurrency", "4"]).unwrap(), 500);
-    net.wait_converged(&[0, 1, 2, 3], 500, Duration::from_secs(60)).await.unwrap();
+    net.wait_converged(&[0, 1, 2, 3], 500, Duration::from_secs(60))
+        .await
+        .unwrap();
 
     // Node 3 is cut off (frozen: its peers see silence) while 1,000 more are added elsewhere.
     net.nodes[3].freeze().unwrap();
     let rest = net.rpc_urls(&[0, 1, 2]);
-    ok(&load(&rest, 1_000, 0.0, &["--concurrency", "3", "--batch", "10"]).unwrap(), 1_000);
-    net.wait_converged(&[0, 1, 2], 1_500, Duration::from_secs(60)).await.unwrap();
+    ok(
+        &load(&rest, 1_000, 0.0, &["--concurrency", "3", "--batch", "10"]).unwrap(),
+        1_000,
+    );
+    net.wait_converged(&[0, 1, 2], 1_500, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(net.nodes[3].pid().is_some(), true);
 
     // A node that was never there joins, and the partition heals.
     net.add().await.unwrap();
     net.nodes[3].thaw().unwrap();
-    let took = net.wait_converged(&[0, 1, 2, 3, 4], 1_500, Duration::from_secs(90)).await.unwrap();
+    let took = net
+        .wait_converged(&[0, 1, 2, 3, 4], 1_500, Duration::from_secs(90))
+        .await
+        .unwrap();
     println!("late joiner and healed node converged in {took:?}");
 }
 
@@ -59,28 +86,50 @@ async fn kill_nine_loses_nothing_acknowledged() {
         &target,
         20_000,
         2_000.0,
-        &["--concurrency", "8", "--ids-out", ids_file.to_str().unwrap()],
+        &[
+            "--concurrency",
+            "8",
+            "--ids-out",
+            ids_file.to_str().unwrap(),
+        ],
     )
     .unwrap();
     // Let it ingest for a while, then pull the plug mid-stream.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     net.nodes[2].kill9().unwrap();
-    let out = tokio::task::spawn_blocking(move || loader.wait_with_output()).await.unwrap().unwrap();
+    let out = tokio::task::spawn_blocking(move || loader.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let acked: Vec<String> =
-        std::fs::read_to_string(&ids_file).unwrap().lines().map(|l| l.trim().to_owned()).collect();
-    assert!(acked.len() > 100, "too few acknowledged before the kill: {report}");
-    assert!(report["errors"].as_u64().unwrap_or(0) > 0, "the kill did not interrupt the load: {report}");
+    let acked: Vec<String> = std::fs::read_to_string(&ids_file)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect();
+    assert!(
+        acked.len() > 100,
+        "too few acknowledged before the kill: {report}"
+    );
+    assert!(
+        report["errors"].as_u64().unwrap_or(0) > 0,
+        "the kill did not interrupt the load: {report}"
+    );
 
     net.nodes[2].restart().await.unwrap();
     for id in &acked {
-        let (code, _) = net.nodes[2].get(&format!("/v1/transactions/{id}")).await.unwrap();
+        let (code, _) = net.nodes[2]
+            .get(&format!("/v1/transactions/{id}"))
+            .await
+            .unwrap();
         assert_eq!(code, 200, "acknowledged {id} missing after kill -9");
     }
     // Everything it held (acknowledged or not) spreads, and all three agree.
     let held = net.nodes[2].transactions().await.unwrap();
     assert!(held >= acked.len() as u64);
-    net.wait_converged(&[0, 1, 2], held, Duration::from_secs(90)).await.unwrap();
+    net.wait_converged(&[0, 1, 2], held, Duration::from_secs(90))
+        .await
+        .unwrap();
     println!("{} acknowledged, {held} held after restart", acked.len());
 }
 
@@ -90,29 +139,49 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     let n0 = &net.nodes[0];
     let key = SigningKey::from_bytes(&[42; 32]);
     let other = SigningKey::from_bytes(&[43; 32]);
-    let submit = |tx: &knoop_gossip::Transaction| {
-        json!({"envelope": tx.envelope(), "payload": tx.payload().map(|p| B64.encode(p))})
-    };
+    let submit = |tx: &knoop_gossip::Transaction| json!({"envelope": tx.envelope(), "payload": tx.payload().map(|p| B64.encode(p))});
 
-    let good = TxBuilder::new("text/plain").sign(&key, b"good".to_vec()).unwrap();
+    let good = TxBuilder::new("text/plain")
+        .sign(&key, b"good".to_vec())
+        .unwrap();
     let (code, body) = n0.post("/v1/transactions", &submit(&good)).await.unwrap();
     assert_eq!(code, 201, "{body}");
 
     // Duplicate.
     let (code, body) = n0.post("/v1/transactions", &submit(&good)).await.unwrap();
-    assert_eq!((code, body["error"].as_str()), (409, Some("duplicate")), "{body}");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("duplicate")),
+        "{body}"
+    );
 
     // Malformed envelope.
-    let (code, body) = n0.post("/v1/transactions", &json!({"envelope": "not.a-jws"})).await.unwrap();
-    assert_eq!((code, body["error"].as_str()), (400, Some("malformed")), "{body}");
+    let (code, body) = n0
+        .post("/v1/transactions", &json!({"envelope": "not.a-jws"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("malformed")),
+        "{body}"
+    );
 
     // Not JSON at all.
-    let (code, _) = n0.post_raw("/v1/transactions", b"{{{".to_vec()).await.unwrap();
+    let (code, _) = n0
+        .post_raw("/v1/transactions", b"{{{".to_vec())
+        .await
+        .unwrap();
     assert_eq!(code, 400);
 
     // Bad signature: the envelope of one key with the signature of another.
-    let a = TxBuilder::new("text/plain").sigt(1_700_000_000_000).sign(&key, b"x".to_vec()).unwrap();
-    let b = TxBuilder::new("text/plain").sigt(1_700_000_000_000).sign(&other, b"x".to_vec()).unwrap();
+    let a = TxBuilder::new("text/plain")
+        .sigt(1_700_000_000_000)
+        .sign(&key, b"x".to_vec())
+        .unwrap();
+    let b = TxBuilder::new("text/plain")
+        .sigt(1_700_000_000_000)
+        .sign(&other, b"x".to_vec())
+        .unwrap();
     let forged_env = format!(
         "{}.{}",
         a.envelope().rsplit_once('.').unwrap().0,
@@ -120,22 +189,44 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     );
     let forged = json!({"envelope": forged_env, "payload": B64.encode(b"x")});
     let (code, body) = n0.post("/v1/transactions", &forged).await.unwrap();
-    assert_eq!((code, body["error"].as_str()), (400, Some("bad_signature")), "{body}");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("bad_signature")),
+        "{body}"
+    );
 
     // Content that does not match the hash in the envelope.
-    let (code, body) =
-        n0.post("/v1/transactions", &json!({"envelope": good.envelope(), "payload": B64.encode(b"evil")})).await.unwrap();
-    assert_eq!((code, body["error"].as_str()), (400, Some("payload_mismatch")), "{body}");
+    let (code, body) = n0
+        .post(
+            "/v1/transactions",
+            &json!({"envelope": good.envelope(), "payload": B64.encode(b"evil")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("payload_mismatch")),
+        "{body}"
+    );
 
     // Oversized content.
     let big = TxBuilder::new("application/octet-stream").sign(&key, vec![0u8; 300 * 1024]);
     assert!(big.is_err(), "the builder itself refuses oversize content");
-    let small = TxBuilder::new("application/octet-stream").sign(&key, vec![1u8; 10]).unwrap();
+    let small = TxBuilder::new("application/octet-stream")
+        .sign(&key, vec![1u8; 10])
+        .unwrap();
     let (code, body) = n0
-        .post("/v1/transactions", &json!({"envelope": small.envelope(), "payload": B64.encode(vec![0u8; 300 * 1024])}))
+        .post(
+            "/v1/transactions",
+            &json!({"envelope": small.envelope(), "payload": B64.encode(vec![0u8; 300 * 1024])}),
+        )
         .await
         .unwrap();
-    assert_eq!((code, body["error"].as_str()), (413, Some("too_large")), "{body}");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (413, Some("too_large")),
+        "{body}"
+    );
 
     // Unknown parent.
     let orphan = TxBuilder::new("text/plain")
@@ -143,20 +234,36 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
         .sign(&key, b"orphan".to_vec())
         .unwrap();
     let (code, body) = n0.post("/v1/transactions", &submit(&orphan)).await.unwrap();
-    assert_eq!((code, body["error"].as_str()), (400, Some("missing_parents")), "{body}");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("missing_parents")),
+        "{body}"
+    );
 
     // Only the good one exists anywhere, and every node is alive.
-    net.wait_converged(&[0, 1, 2], 1, Duration::from_secs(30)).await.unwrap();
-    let bad_ids: HashSet<String> = [orphan.id().to_hex(), knoop_gossip::Hash32::of(forged_env.as_bytes()).to_hex()].into();
+    net.wait_converged(&[0, 1, 2], 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let bad_ids: HashSet<String> = [
+        orphan.id().to_hex(),
+        knoop_gossip::Hash32::of(forged_env.as_bytes()).to_hex(),
+    ]
+    .into();
     for n in &net.nodes {
         for id in &bad_ids {
             let (code, _) = n.get(&format!("/v1/transactions/{id}")).await.unwrap();
             assert_eq!(code, 404, "{id} reached {}", n.name);
         }
-        let (code, body) = n.get(&format!("/v1/transactions/{}", good.id())).await.unwrap();
+        let (code, body) = n
+            .get(&format!("/v1/transactions/{}", good.id()))
+            .await
+            .unwrap();
         assert_eq!(code, 200, "{body}");
     }
-    assert!(n0.log_text().contains("rejected submission"), "no log line for rejections");
+    assert!(
+        n0.log_text().contains("rejected submission"),
+        "no log line for rejections"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +287,10 @@ async fn bad_config_fails_at_start_naming_the_field() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{text} was accepted");
-        assert!(err.contains(field), "error for {text:?} does not name {field}: {err}");
+        assert!(
+            err.contains(field),
+            "error for {text:?} does not name {field}: {err}"
+        );
     }
 }
 
@@ -188,9 +298,14 @@ async fn bad_config_fails_at_start_naming_the_field() {
 async fn graceful_shutdown_and_restart_keep_the_set() {
     let mut net = Network::start(2).await.unwrap();
     ok(&load(&net.rpc_urls(&[1]), 300, 0.0, &[]).unwrap(), 300);
-    net.wait_converged(&[0, 1], 300, Duration::from_secs(30)).await.unwrap();
+    net.wait_converged(&[0, 1], 300, Duration::from_secs(30))
+        .await
+        .unwrap();
     let before = net.nodes[1].status().await.unwrap()["digest"].clone();
-    assert!(net.nodes[1].stop().await.unwrap(), "unclean exit on SIGTERM");
+    assert!(
+        net.nodes[1].stop().await.unwrap(),
+        "unclean exit on SIGTERM"
+    );
     net.nodes[1].restart().await.unwrap();
     assert_eq!(net.nodes[1].status().await.unwrap()["digest"], before);
 }

@@ -32,7 +32,8 @@ impl Behaviour {
         );
         let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         kad_cfg.set_query_timeout(Duration::from_secs(30));
-        let mut kad = kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_cfg);
+        let mut kad =
+            kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_cfg);
         kad.set_mode(Some(kad::Mode::Server));
 
         let gossip_cfg = gossipsub::ConfigBuilder::default()
@@ -47,18 +48,28 @@ impl Behaviour {
             })
             .build()
             .map_err(|e| e.to_string())?;
-        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)?;
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)?;
 
         let codec = SyncCodec::default()
             .set_request_size_maximum(MAX_REQUEST_BYTES)
             .set_response_size_maximum(MAX_RESPONSE_BYTES);
         let sync = request_response::Behaviour::with_codec(
             codec,
-            [(StreamProtocol::new(SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+            [(
+                StreamProtocol::new(SYNC_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(30))
                 .with_max_concurrent_streams(128),
         );
-        Ok(Behaviour { identify, ping: ping::Behaviour::default(), kad, gossipsub, sync })
+        Ok(Behaviour {
+            identify,
+            ping: ping::Behaviour::default(),
+            kad,
+            gossipsub,
+            sync,
+        })
     }
 }

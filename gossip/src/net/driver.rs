@@ -38,8 +38,17 @@ const TICK: Duration = Duration::from_millis(250);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
 
 enum Done {
-    Ingested { peer: PeerId, push: Option<gossipsub::MessageId>, report: JobReport },
-    Respond { peer: PeerId, channel: ResponseChannel<SyncResponse>, response: SyncResponse, fault: bool },
+    Ingested {
+        peer: PeerId,
+        push: Option<gossipsub::MessageId>,
+        report: JobReport,
+    },
+    Respond {
+        peer: PeerId,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+        fault: bool,
+    },
 }
 
 enum Outbound {
@@ -106,14 +115,19 @@ pub fn spawn<S: Store>(
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_dns()
         .map_err(|e| NetError::Setup(e.to_string()))?
-        .with_behaviour(|k| Behaviour::new(k).map_err(Box::<dyn std::error::Error + Send + Sync>::from))
+        .with_behaviour(|k| {
+            Behaviour::new(k).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            .map_err(|e| NetError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
     }
     let topic = gossipsub::IdentTopic::new(TX_TOPIC);
     swarm
@@ -182,7 +196,11 @@ impl<S: Store> Driver<S> {
                 if self.swarm.is_connected(&p) {
                     continue;
                 }
-            } else if self.peers.values().any(|s| s.address.as_ref() == Some(&addr)) {
+            } else if self
+                .peers
+                .values()
+                .any(|s| s.address.as_ref() == Some(&addr))
+            {
                 continue;
             }
             if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -199,7 +217,12 @@ impl<S: Store> Driver<S> {
                 let a = address.to_string();
                 self.view.update(|s| s.listen_addrs.push(a));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if self.book.is_banned(&peer_id, now) {
                     debug!(peer = %peer_id, "refusing banned peer");
                     let _ = self.swarm.disconnect_peer_id(peer_id);
@@ -216,17 +239,24 @@ impl<S: Store> Driver<S> {
                     info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    info!(peer = %peer_id, "peer disconnected");
-                    self.peers.remove(&peer_id);
-                    self.book.forget(&peer_id);
-                }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                info!(peer = %peer_id, "peer disconnected");
+                self.peers.remove(&peer_id);
+                self.book.forget(&peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id, info, ..
+                peer_id,
+                info,
+                ..
             })) => {
-                let sync = info.protocols.iter().any(|p| p.as_ref() == crate::wire::SYNC_PROTOCOL);
+                let sync = info
+                    .protocols
+                    .iter()
+                    .any(|p| p.as_ref() == crate::wire::SYNC_PROTOCOL);
                 if let Some(st) = self.peers.get_mut(&peer_id) {
                     st.agent = Some(info.agent_version.clone());
                     st.supports_sync = sync;
@@ -238,21 +268,23 @@ impl<S: Store> Driver<S> {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
-                peer, addresses, ..
-            })) => {
-                if !self.swarm.is_connected(&peer)
-                    && self.peers.len() < self.config.target_peers
-                    && peer != *self.swarm.local_peer_id()
-                {
-                    let opts = DialOpts::peer_id(peer)
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .addresses(addresses.into_vec())
-                        .build();
-                    let _ = self.swarm.dial(opts);
-                }
+                peer,
+                addresses,
+                ..
+            })) if !self.swarm.is_connected(&peer)
+                && self.peers.len() < self.config.target_peers
+                && peer != *self.swarm.local_peer_id() =>
+            {
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .addresses(addresses.into_vec())
+                    .build();
+                let _ = self.swarm.dial(opts);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source, message_id, message,
+                propagation_source,
+                message_id,
+                message,
             })) => self.on_push(propagation_source, message_id, &message.data),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
             _ => {}
@@ -273,19 +305,17 @@ impl<S: Store> Driver<S> {
     fn on_push(&mut self, peer: PeerId, id: gossipsub::MessageId, data: &[u8]) {
         let reject = |d: &mut Self, why: &str| {
             d.counters.rejected += 1;
-            d.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &peer,
-                gossipsub::MessageAcceptance::Reject,
-            );
+            d.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &peer, gossipsub::MessageAcceptance::Reject);
             d.penalise(peer, PENALTY_MALFORMED, why);
         };
         if !self.book.allow_push(peer, Instant::now()) {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &peer,
-                gossipsub::MessageAcceptance::Ignore,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &peer, gossipsub::MessageAcceptance::Ignore);
             self.penalise(peer, PENALTY_RATE, "push rate");
             return;
         }
@@ -297,11 +327,10 @@ impl<S: Store> Driver<S> {
             }
         };
         let Ok(slot) = self.push_slots.clone().try_acquire_owned() else {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &peer,
-                gossipsub::MessageAcceptance::Ignore,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &peer, gossipsub::MessageAcceptance::Ignore);
             return;
         };
         self.counters.received_push += 1;
@@ -310,7 +339,13 @@ impl<S: Store> Driver<S> {
         tokio::spawn(async move {
             let _slot = slot;
             if let Ok(report) = log.ingest(vec![tx], Source::Peer).await {
-                let _ = done.send(Done::Ingested { peer, push: Some(id), report }).await;
+                let _ = done
+                    .send(Done::Ingested {
+                        peer,
+                        push: Some(id),
+                        report,
+                    })
+                    .await;
             }
         });
     }
@@ -318,14 +353,20 @@ impl<S: Store> Driver<S> {
     fn on_sync(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    self.on_request(peer, request, channel)
-                }
-                request_response::Message::Response { request_id, response } => {
-                    self.on_response(peer, request_id, response)
-                }
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.on_response(peer, request_id, response),
             },
-            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 debug!(%peer, %error, "sync request failed");
                 if let Some((_, kind)) = self.outbound.remove(&request_id) {
                     if let Some(st) = self.peers.get_mut(&peer) {
@@ -348,7 +389,12 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    fn on_request(&mut self, peer: PeerId, req: SyncRequest, channel: ResponseChannel<SyncResponse>) {
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        req: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
         if !self.book.allow_request(peer, Instant::now()) {
             let _ = self
                 .swarm
@@ -371,7 +417,12 @@ impl<S: Store> Driver<S> {
                             (SyncResponse::Refused("bad_request".into()), true)
                         }
                     };
-                    let _ = done.blocking_send(Done::Respond { peer, channel, response, fault });
+                    let _ = done.blocking_send(Done::Respond {
+                        peer,
+                        channel,
+                        response,
+                        fault,
+                    });
                 });
             }
             SyncRequest::Fetch(ids) => {
@@ -387,19 +438,30 @@ impl<S: Store> Driver<S> {
                 let store = self.log.store().clone();
                 tokio::task::spawn_blocking(move || {
                     let response = SyncResponse::Txs(read_for_fetch(store.as_ref(), &ids));
-                    let _ = done.blocking_send(Done::Respond { peer, channel, response, fault: false });
+                    let _ = done.blocking_send(Done::Respond {
+                        peer,
+                        channel,
+                        response,
+                        fault: false,
+                    });
                 });
             }
         }
     }
 
     fn on_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: SyncResponse) {
-        let Some((_, kind)) = self.outbound.remove(&request_id) else { return };
+        let Some((_, kind)) = self.outbound.remove(&request_id) else {
+            return;
+        };
         match (kind, response) {
             (Outbound::Reconcile, SyncResponse::Reconcile(msg)) => {
                 self.counters.bytes_in += msg.len() as u64;
-                let Some(st) = self.peers.get_mut(&peer) else { return };
-                let Some((mut session, started, mut diffs)) = st.session.take() else { return };
+                let Some(st) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let Some((mut session, started, mut diffs)) = st.session.take() else {
+                    return;
+                };
                 match session.step(&msg) {
                     Ok(step) => {
                         diffs += step.need.len() + step.have.len();
@@ -439,7 +501,8 @@ impl<S: Store> Driver<S> {
                 let mut parsed = Vec::with_capacity(txs.len());
                 let mut bad = 0;
                 for w in txs {
-                    self.counters.bytes_in += (w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())) as u64;
+                    self.counters.bytes_in +=
+                        (w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())) as u64;
                     match w.parse() {
                         Ok(t) if asked.contains(&t.id()) => parsed.push(t),
                         Ok(_) => bad += 1,
@@ -454,7 +517,11 @@ impl<S: Store> Driver<S> {
                 }
                 if bad > 0 {
                     self.counters.rejected += bad as u64;
-                    self.penalise(peer, PENALTY_INVALID_TX * bad.min(5), "bad fetched transactions");
+                    self.penalise(
+                        peer,
+                        PENALTY_INVALID_TX * bad.min(5),
+                        "bad fetched transactions",
+                    );
                 }
                 self.counters.received_fetched += parsed.len() as u64;
                 if !parsed.is_empty() {
@@ -470,7 +537,9 @@ impl<S: Store> Driver<S> {
                             st.session = None;
                             st.last_sync = Some(Instant::now());
                         }
-                        Outbound::Fetch(_) => st.fetch_inflight = st.fetch_inflight.saturating_sub(1),
+                        Outbound::Fetch(_) => {
+                            st.fetch_inflight = st.fetch_inflight.saturating_sub(1)
+                        }
                     }
                 }
             }
@@ -488,7 +557,13 @@ impl<S: Store> Driver<S> {
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             if let Ok(report) = log.ingest(txs, Source::Peer).await {
-                let _ = done.send(Done::Ingested { peer, push: None, report }).await;
+                let _ = done
+                    .send(Done::Ingested {
+                        peer,
+                        push: None,
+                        report,
+                    })
+                    .await;
             }
         });
     }
@@ -517,7 +592,10 @@ impl<S: Store> Driver<S> {
                     } else {
                         gossipsub::MessageAcceptance::Ignore
                     };
-                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &peer, acceptance);
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &peer, acceptance);
                 }
                 if let Some(code) = fault {
                     self.penalise(peer, PENALTY_INVALID_TX, code);
@@ -526,15 +604,26 @@ impl<S: Store> Driver<S> {
                     self.queue_fetch(peer, report.missing);
                 }
             }
-            Done::Respond { peer, channel, response, fault } => {
+            Done::Respond {
+                peer,
+                channel,
+                response,
+                fault,
+            } => {
                 if let SyncResponse::Reconcile(m) = &response {
                     self.counters.bytes_out += m.len() as u64;
                 }
                 if let SyncResponse::Txs(t) = &response {
-                    self.counters.bytes_out +=
-                        t.iter().map(|w| w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())).sum::<usize>() as u64;
+                    self.counters.bytes_out += t
+                        .iter()
+                        .map(|w| w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len()))
+                        .sum::<usize>() as u64;
                 }
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
                 if fault {
                     self.penalise(peer, PENALTY_MALFORMED, "bad reconciliation query");
                 }
@@ -545,7 +634,9 @@ impl<S: Store> Driver<S> {
     fn queue_fetch(&mut self, peer: PeerId, ids: Vec<TxId>) {
         let now = Instant::now();
         let store = self.log.store().clone();
-        let Some(st) = self.peers.get_mut(&peer) else { return };
+        let Some(st) = self.peers.get_mut(&peer) else {
+            return;
+        };
         for id in ids {
             if st.fetch_queue.len() >= MAX_FETCH_QUEUE {
                 break;
@@ -564,7 +655,9 @@ impl<S: Store> Driver<S> {
 
     fn pump_fetch(&mut self, peer: PeerId) {
         loop {
-            let Some(st) = self.peers.get_mut(&peer) else { return };
+            let Some(st) = self.peers.get_mut(&peer) else {
+                return;
+            };
             if st.fetch_inflight >= MAX_INFLIGHT_FETCH || st.fetch_queue.is_empty() {
                 return;
             }
@@ -586,7 +679,12 @@ impl<S: Store> Driver<S> {
 
     fn push(&mut self, tx: &Transaction) {
         let data = WireTx::from_tx(tx).encode();
-        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), data)
+        {
             Ok(_) => {}
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
             | Err(gossipsub::PublishError::Duplicate) => {}
@@ -604,7 +702,8 @@ impl<S: Store> Driver<S> {
                 s.supports_sync
                     && s.session.is_none()
                     && s.fetch_queue.is_empty()
-                    && s.last_sync.is_none_or(|t| now.duration_since(t) >= self.config.sync_interval)
+                    && s.last_sync
+                        .is_none_or(|t| now.duration_since(t) >= self.config.sync_interval)
             })
             .map(|(p, _)| *p)
             .collect();
@@ -624,20 +723,31 @@ impl<S: Store> Driver<S> {
         }
         // Sessions that hang are dropped (the request timeout reports them too).
         for st in self.peers.values_mut() {
-            if matches!(&st.session, Some((_, t, _)) if now.duration_since(*t) > Duration::from_secs(60)) {
+            if matches!(&st.session, Some((_, t, _)) if now.duration_since(*t) > Duration::from_secs(60))
+            {
                 st.session = None;
             }
         }
-        self.wanted.retain(|_, t| now.duration_since(*t) < WANTED_TTL);
+        self.wanted
+            .retain(|_, t| now.duration_since(*t) < WANTED_TTL);
         for p in self.book.expired_bans(now) {
-            self.swarm.behaviour_mut().gossipsub.remove_blacklisted_peer(&p);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .remove_blacklisted_peer(&p);
         }
-        if now.duration_since(self.last_discovery) >= DISCOVERY_INTERVAL || self.peers.is_empty() && now.duration_since(self.last_discovery) >= Duration::from_secs(3) {
+        if now.duration_since(self.last_discovery) >= DISCOVERY_INTERVAL
+            || self.peers.is_empty()
+                && now.duration_since(self.last_discovery) >= Duration::from_secs(3)
+        {
             self.last_discovery = now;
             if self.peers.len() < self.config.target_peers {
                 self.dial_bootstrap();
-                if self.peers.len() > 0 {
-                    self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+                if !self.peers.is_empty() {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .get_closest_peers(PeerId::random());
                 }
             }
         }
@@ -650,7 +760,11 @@ impl<S: Store> Driver<S> {
             .iter()
             .map(|(p, s)| PeerInfo {
                 peer_id: p.to_string(),
-                address: s.address.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+                address: s
+                    .address
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
                 score: self.book.score(p),
                 agent: s.agent.clone(),
                 last_sync_ms: s.last_sync_ms,
@@ -680,9 +794,17 @@ fn read_for_fetch<S: Store + ?Sized>(store: &S, ids: &[TxId]) -> Vec<WireTx> {
     let mut found: Vec<(u64, WireTx)> = Vec::with_capacity(ids.len());
     let mut bytes = 0usize;
     for id in ids {
-        let Ok(Some((stored, payload))) = crate::log::read_tx(store, id) else { continue };
+        let Ok(Some((stored, payload))) = crate::log::read_tx(store, id) else {
+            continue;
+        };
         bytes += stored.envelope.len() + payload.as_ref().map_or(0, |p| p.len());
-        found.push((stored.lc, WireTx { envelope: stored.envelope, payload }));
+        found.push((
+            stored.lc,
+            WireTx {
+                envelope: stored.envelope,
+                payload,
+            },
+        ));
         if bytes > FETCH_RESPONSE_SOFT_LIMIT {
             break;
         }

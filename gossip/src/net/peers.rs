@@ -30,7 +30,12 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(rate_per_sec: f64, burst: f64, now: Instant) -> Self {
-        TokenBucket { rate: rate_per_sec, burst, tokens: burst, at: now }
+        TokenBucket {
+            rate: rate_per_sec,
+            burst,
+            tokens: burst,
+            at: now,
+        }
     }
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
@@ -59,7 +64,12 @@ pub struct PeerLimits {
 
 impl Default for PeerLimits {
     fn default() -> Self {
-        PeerLimits { requests_per_sec: 100.0, request_burst: 400.0, pushes_per_sec: 20_000.0, push_burst: 40_000.0 }
+        PeerLimits {
+            requests_per_sec: 100.0,
+            request_burst: 400.0,
+            pushes_per_sec: 20_000.0,
+            push_burst: 40_000.0,
+        }
     }
 }
 
@@ -88,7 +98,10 @@ pub struct PeerBook {
 
 impl PeerBook {
     pub fn new(limits: PeerLimits) -> Self {
-        PeerBook { limits, ..Default::default() }
+        PeerBook {
+            limits,
+            ..Default::default()
+        }
     }
 
     fn entry(&mut self, peer: PeerId, now: Instant) -> &mut Entry {
@@ -143,7 +156,12 @@ impl PeerBook {
 
     /// Bans that ended (to lift them in gossipsub too).
     pub fn expired_bans(&mut self, now: Instant) -> Vec<PeerId> {
-        let done: Vec<PeerId> = self.banned.iter().filter(|(_, u)| **u <= now).map(|(p, _)| *p).collect();
+        let done: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, u)| **u <= now)
+            .map(|(p, _)| *p)
+            .collect();
         for p in &done {
             self.banned.remove(p);
         }
@@ -183,14 +201,21 @@ mod tests {
         let p = PeerId::random();
         for i in 0..20u64 {
             // One bad transaction a minute never adds up to a ban.
-            assert_eq!(book.penalise(p, PENALTY_INVALID_TX, now + Duration::from_secs(60 * i)), Verdict::Keep);
+            assert_eq!(
+                book.penalise(p, PENALTY_INVALID_TX, now + Duration::from_secs(60 * i)),
+                Verdict::Keep
+            );
         }
     }
 
     #[test]
     fn rate_limit_refuses_bursts_beyond_the_bucket() {
         let now = Instant::now();
-        let limits = PeerLimits { requests_per_sec: 10.0, request_burst: 20.0, ..Default::default() };
+        let limits = PeerLimits {
+            requests_per_sec: 10.0,
+            request_burst: 20.0,
+            ..Default::default()
+        };
         let mut book = PeerBook::new(limits);
         let p = PeerId::random();
         let allowed = (0..100).filter(|_| book.allow_request(p, now)).count();

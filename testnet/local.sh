@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Local knoop testnet: N node processes on loopback, all bootstrapped from node 0.
+#
+#   testnet/local.sh up [N]     start N nodes (default 5); prints their RPC URLs
+#   testnet/local.sh status     one line per node: peers, transactions, digest
+#   testnet/local.sh down       stop them (SIGTERM, clean shutdown)
+#
+# Env: KNOOP_BIN (default: target/debug/knoop, built if missing), KNOOP_TESTNET_DIR (default:
+# testnet/.run), KNOOP_TESTNET_BASE_PORT (default 7400: node i uses RPC base+2i, p2p base+2i+1).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+dir="${KNOOP_TESTNET_DIR:-$here/.run}"
+base="${KNOOP_TESTNET_BASE_PORT:-7400}"
+bin="${KNOOP_BIN:-$root/target/debug/knoop}"
+
+ensure_bin() {
+  if [ ! -x "$bin" ]; then
+    echo "building knoop..." >&2
+    (cd "$root" && cargo build -p knoop-node --bin knoop >&2)
+  fi
+}
+
+wait_rpc() { # url
+  for _ in $(seq 1 150); do
+    curl -fsS "$1/health" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "node at $1 did not come up; see $dir/*/node.log" >&2
+  return 1
+}
+
+up() {
+  local n="${1:-5}"
+  ensure_bin
+  mkdir -p "$dir"
+  if [ -f "$dir/pids" ] && [ -s "$dir/pids" ]; then
+    echo "a testnet is already running here ($dir/pids); run '$0 down' first" >&2
+    exit 1
+  fi
+  : > "$dir/pids"; : > "$dir/rpc"
+  local boot=""
+  for i in $(seq 0 $((n - 1))); do
+    local rpc_port=$((base + 2 * i)) p2p_port=$((base + 2 * i + 1))
+    mkdir -p "$dir/n$i"
+    local args=(run --data-dir "$dir/n$i" --rpc-listen "127.0.0.1:$rpc_port" --p2p-listen "/ip4/127.0.0.1/tcp/$p2p_port")
+    if [ -n "$boot" ]; then args+=(--bootstrap "$boot"); fi
+    "$bin" "${args[@]}" >>"$dir/n$i/node.log" 2>&1 &
+    echo $! >> "$dir/pids"
+    echo "http://127.0.0.1:$rpc_port" >> "$dir/rpc"
+    wait_rpc "http://127.0.0.1:$rpc_port"
+    if [ -z "$boot" ]; then
+      local pid
+      pid=$(curl -fsS "http://127.0.0.1:$rpc_port/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer_id"])')
+      boot="/ip4/127.0.0.1/tcp/$p2p_port/p2p/$pid"
+    fi
+  done
+  echo "testnet of $n nodes is up; bootstrap peer: $boot"
+  echo "RPC URLs (also in $dir/rpc):"
+  cat "$dir/rpc"
+  echo "try: $bin load --rpc $(paste -sd, "$dir/rpc") --count 1000 --rate 500"
+}
+
+status() {
+  [ -f "$dir/rpc" ] || { echo "no testnet in $dir" >&2; exit 1; }
+  while read -r url; do
+    curl -fsS "$url/status" 2>/dev/null | python3 -c '
+import json,sys
+s=json.load(sys.stdin)
+print(f"{sys.argv[1]}  peers={s[\"peers\"]:<3} transactions={s[\"transactions\"]:<8} pending={s[\"pending\"]:<5} digest={s[\"digest\"][:24]}")' "$url" \
+      || echo "$url  down"
+  done < "$dir/rpc"
+}
+
+down() {
+  [ -f "$dir/pids" ] || { echo "no testnet in $dir"; return 0; }
+  while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done < "$dir/pids"
+  for _ in $(seq 1 100); do
+    local alive=0
+    while read -r pid; do kill -0 "$pid" 2>/dev/null && alive=1; done < "$dir/pids"
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done < "$dir/pids"
+  : > "$dir/pids"
+  echo "testnet stopped (data kept in $dir; remove it for a fresh start)"
+}
+
+case "${1:-}" in
+  up) up "${2:-5}" ;;
+  status) status ;;
+  down) down ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac

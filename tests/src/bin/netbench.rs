@@ -1,0 +1,196 @@
+//! Network-level benchmarks over real node processes on loopback (BENCHMARKS.md).
+//!
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- propagation`
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- catchup`
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use knoop_e2e::{load, Network, Node};
+use knoop_gossip::{TxBuilder, TxId};
+use serde_json::{json, Value};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: u64| -> u64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let out = match args.get(1).map(String::as_str) {
+        Some("propagation") => {
+            propagation(
+                arg("--nodes", 10) as usize,
+                arg("--count", 300),
+                arg("--rate", 20),
+            )
+            .await?
+        }
+        Some("catchup") => catchup(arg("--txs", 100_000)).await?,
+        _ => anyhow::bail!(
+            "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N]"
+        ),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Records when each transaction id shows up in a node's event stream.
+fn watch(node: &Node, seen: Arc<Mutex<HashMap<String, Vec<Instant>>>>) {
+    let url = format!("{}/v1/events", node.rpc);
+    tokio::spawn(async move {
+        let Ok(resp) = reqwest::get(&url).await else {
+            return;
+        };
+        let mut stream = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            let now = Instant::now();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(i) = buf.find('\n') {
+                let line: String = buf.drain(..=i).collect();
+                if let Some(data) = line.strip_prefix("data: ") {
+                    if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                        if let Some(id) = v["id"].as_str() {
+                            seen.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .entry(id.to_owned())
+                                .or_default()
+                                .push(now);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn propagation(n: usize, count: u64, rate: u64) -> anyhow::Result<Value> {
+    let net = Network::start(n).await?;
+    // Let discovery and the gossipsub mesh settle.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    for node in &net.nodes {
+        watch(node, seen.clone());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let mut prev: Option<(TxId, u64)> = None;
+    let mut sent: Vec<(String, Instant)> = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..count {
+        let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let tx = TxBuilder::new("application/x-knoop-bench")
+            .prevs(prev)
+            .sign(&key, vec![i as u8; 200])?;
+        prev = Some((tx.id(), tx.header().lc));
+        // One author on one node keeps the chain's parents ahead of its children.
+        let node = &net.nodes[1 % n];
+        let start = Instant::now();
+        let (code, body) = node
+            .post("/v1/transactions", &json!({"envelope": tx.envelope(), "payload": B64.encode(tx.payload().unwrap_or_default())}))
+            .await?;
+        anyhow::ensure!(code == 201, "submit failed: {body}");
+        sent.push((tx.id().to_hex(), start));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut all, mut complete) = (Vec::new(), 0usize);
+    for (id, start) in &sent {
+        if let Some(times) = seen.get(id) {
+            if times.len() >= n {
+                complete += 1;
+                let last = times.iter().max().copied().unwrap_or(*start);
+                all.push(last.duration_since(*start).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    Ok(json!({
+        "bench": "propagation",
+        "nodes": n,
+        "transactions": count,
+        "rate_per_s": rate,
+        "reached_all_nodes": complete,
+        "time_to_all_nodes_ms": {"p50": pct(&mut all, 0.5), "p99": pct(&mut all, 0.99), "max": pct(&mut all, 1.0)},
+    }))
+}
+
+async fn catchup(txs: u64) -> anyhow::Result<Value> {
+    let mut net = Network::start(1).await?;
+    let a = &net.nodes[0];
+    let report = load(
+        &[a.rpc.clone()],
+        txs,
+        0.0,
+        &["--batch", "500", "--concurrency", "4"],
+    )?;
+    anyhow::ensure!(report["accepted"].as_u64() == Some(txs), "load: {report}");
+    // Raw size of what a newcomer must receive: every envelope and payload.
+    let mut raw = 0u64;
+    let mut after = 0u64;
+    loop {
+        let (_, page) = a
+            .get(&format!("/v1/transactions?after={after}&limit=1000"))
+            .await?;
+        let items = page["items"].as_array().context("list")?;
+        if items.is_empty() {
+            break;
+        }
+        for it in items {
+            raw += it["envelope"].as_str().map_or(0, |e| e.len()) as u64;
+            raw += it["payload"]
+                .as_str()
+                .map_or(0, |p| B64.decode(p).map_or(0, |b| b.len())) as u64;
+        }
+        after = page["next"].as_u64().unwrap_or(after);
+    }
+    let rss_a = a.pid().and_then(rss_kib);
+    let t0 = Instant::now();
+    net.add().await?;
+    let took = net
+        .wait_converged(&[0, 1], txs, Duration::from_secs(600))
+        .await?;
+    let b = &net.nodes[1];
+    let s = b.status().await?;
+    let bytes_in = s["sync"]["bytes_in"].as_u64().unwrap_or(0);
+    Ok(json!({
+        "bench": "catchup",
+        "transactions": txs,
+        "raw_bytes": raw,
+        "seconds_to_converge": took.as_secs_f64(),
+        "seconds_including_start": t0.elapsed().as_secs_f64(),
+        "sync_bytes_received": bytes_in,
+        "ratio_to_raw": bytes_in as f64 / raw as f64,
+        "rss_kib_node_with_all": rss_a,
+        "rss_kib_newcomer_after": b.pid().and_then(rss_kib),
+        "note": "sync_bytes_received counts reconciliation messages and fetched envelopes + content; Noise/Yamux framing adds a few percent",
+    }))
+}
