@@ -28,8 +28,11 @@ use knoop_gossip::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// A check that consumes one vector file.
+type Check = fn(&str);
+
 /// Every vector file and the check that consumes it.
-const FILES: &[(&str, fn(&str))] = &[
+const FILES: &[(&str, Check)] = &[
     ("transactions.json", check_transactions),
     ("digest.json", check_digests),
     ("wire.json", check_wire),
@@ -321,12 +324,11 @@ fn gen_transactions() -> Vec<TxVector> {
     let at_limit = {
         let k = key(1);
         let canonical = header_of(
-            &TxBuilder::new("text/plain")
+            TxBuilder::new("text/plain")
                 .sigt(T0 + 5_000)
                 .sign(&k, b"x".to_vec())
                 .unwrap()
-                .envelope()
-                .to_owned(),
+                .envelope(),
         );
         let pad = 12_157 - canonical.len();
         let header = format!("{{{}{}", " ".repeat(pad), &canonical[1..]);

@@ -65,7 +65,6 @@ async fn late_joiner_and_partitioned_node_converge() {
     net.wait_converged(&[0, 1, 2], 1_500, Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(net.nodes[3].pid().is_some(), true);
 
     // A node that was never there joins, and the partition heals.
     net.add().await.unwrap();
@@ -82,7 +81,7 @@ async fn kill_nine_loses_nothing_acknowledged() {
     let mut net = Network::start(3).await.unwrap();
     let ids_file = net.root.path().join("acked.txt");
     let target = net.rpc_urls(&[2]);
-    let mut loader = load_spawn(
+    let loader = load_spawn(
         &target,
         20_000,
         2_000.0,

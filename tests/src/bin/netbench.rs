@@ -147,7 +147,7 @@ async fn catchup(txs: u64) -> anyhow::Result<Value> {
     let mut net = Network::start(1).await?;
     let a = &net.nodes[0];
     let report = load(
-        &[a.rpc.clone()],
+        std::slice::from_ref(&a.rpc),
         txs,
         0.0,
         &["--batch", "500", "--concurrency", "4"],
