@@ -303,12 +303,12 @@ mod tests {
 
     #[test]
     fn environment_overrides_nested_fields() {
-        std::env::set_var("KNOOP_P2P__MAX_PEERS", "7");
+        std::env::set_var("KNOOP_P2P__MAX_PEERS", "20");
         std::env::set_var("KNOOP_RPC_URL", "http://ignored");
         let c = Config::load(None, &Overrides::default());
         std::env::remove_var("KNOOP_P2P__MAX_PEERS");
         let c = c.unwrap();
-        assert_eq!(c.p2p.max_peers, 7);
+        assert_eq!(c.p2p.max_peers, 20);
     }
 
     #[test]

@@ -52,8 +52,11 @@ impl RocksStore {
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
+        // Bound memtable memory across all column families.
+        opts.set_db_write_buffer_size(64 << 20);
         let mut point = Options::default();
         point.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        point.set_write_buffer_size(16 << 20);
         let mut block = rocksdb::BlockBasedOptions::default();
         block.set_bloom_filter(10.0, false);
         point.set_block_based_table_factory(&block);

@@ -41,6 +41,8 @@ enum Done {
     Ingested {
         peer: PeerId,
         push: Option<gossipsub::MessageId>,
+        /// Fetched ids to forget from `wanted` now that their ingest is over.
+        fetched: Vec<TxId>,
         report: JobReport,
     },
     Respond {
@@ -343,6 +345,7 @@ impl<S: Store> Driver<S> {
                     .send(Done::Ingested {
                         peer,
                         push: Some(id),
+                        fetched: Vec::new(),
                         report,
                     })
                     .await;
@@ -512,7 +515,11 @@ impl<S: Store> Driver<S> {
                         }
                     }
                 }
-                for id in &asked {
+                // Ids asked for but not delivered may be asked of others; delivered ones stay
+                // "wanted" until their ingest finishes, so no round fetches them twice.
+                let delivered: HashSet<TxId> =
+                    parsed.iter().map(|t: &Transaction| t.id()).collect();
+                for id in asked.difference(&delivered) {
                     self.wanted.remove(id);
                 }
                 if bad > 0 {
@@ -555,12 +562,14 @@ impl<S: Store> Driver<S> {
     fn spawn_ingest(&self, peer: PeerId, txs: Vec<Transaction>) {
         let log = self.log.clone();
         let done = self.done_tx.clone();
+        let fetched: Vec<TxId> = txs.iter().map(|t| t.id()).collect();
         tokio::spawn(async move {
             if let Ok(report) = log.ingest(txs, Source::Peer).await {
                 let _ = done
                     .send(Done::Ingested {
                         peer,
                         push: None,
+                        fetched,
                         report,
                     })
                     .await;
@@ -570,7 +579,15 @@ impl<S: Store> Driver<S> {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Ingested { peer, push, report } => {
+            Done::Ingested {
+                peer,
+                push,
+                fetched,
+                report,
+            } => {
+                for id in &fetched {
+                    self.wanted.remove(id);
+                }
                 let mut fault = None;
                 let mut accepted = false;
                 for r in &report.results {
@@ -702,6 +719,7 @@ impl<S: Store> Driver<S> {
                 s.supports_sync
                     && s.session.is_none()
                     && s.fetch_queue.is_empty()
+                    && s.fetch_inflight == 0
                     && s.last_sync
                         .is_none_or(|t| now.duration_since(t) >= self.config.sync_interval)
             })
