@@ -153,7 +153,9 @@ pub fn spawn<S: Store>(
         done_tx,
         push_slots: Arc::new(Semaphore::new(MAX_PUSH_INFLIGHT)),
         topic,
-        last_discovery: Instant::now(),
+        last_discovery: Instant::now()
+            .checked_sub(DISCOVERY_INTERVAL)
+            .unwrap_or_else(Instant::now),
         counters: Counters::default(),
     };
     let mut stored = log.subscribe();
@@ -266,6 +268,18 @@ impl<S: Store> Driver<S> {
                 if sync {
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                    // A new knoop peer knows others: look for them now rather than at the next
+                    // discovery round (at most every 2 s).
+                    let now = Instant::now();
+                    if self.peers.len() < self.config.target_peers
+                        && now.duration_since(self.last_discovery) >= Duration::from_secs(2)
+                    {
+                        self.last_discovery = now;
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .get_closest_peers(PeerId::random());
                     }
                 }
             }
