@@ -19,17 +19,39 @@ pub trait Authorizer: Send + Sync + 'static {
 }
 
 /// Accepts transactions signed by the key embedded in their header (`jwk`); refuses `kid`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EmbeddedKeys;
+///
+/// Decompressing and checking an Ed25519 point costs about a third of a verification, and most
+/// transactions come from few signers, so checked keys are remembered (bounded).
+#[derive(Debug, Default)]
+pub struct EmbeddedKeys {
+    checked: std::sync::Mutex<HashMap<String, VerifyingKey>>,
+}
+
+/// Most keys [`EmbeddedKeys`] remembers before it starts over.
+const EMBEDDED_KEY_CACHE: usize = 10_000;
 
 impl Authorizer for EmbeddedKeys {
     fn signer_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError> {
-        match &tx.header().jwk {
-            Some(jwk) => jwk.to_key(),
-            None => Err(TxError::Unauthorized(
+        let Some(jwk) = &tx.header().jwk else {
+            return Err(TxError::Unauthorized(
                 "key references (kid) are not resolvable yet".into(),
-            )),
+            ));
+        };
+        if let Ok(cache) = self.checked.lock() {
+            if let Some(k) = cache.get(&jwk.x) {
+                if jwk.kty == "OKP" && jwk.crv == "Ed25519" {
+                    return Ok(*k);
+                }
+            }
         }
+        let key = jwk.to_key()?;
+        if let Ok(mut cache) = self.checked.lock() {
+            if cache.len() >= EMBEDDED_KEY_CACHE {
+                cache.clear();
+            }
+            cache.insert(jwk.x.clone(), key);
+        }
+        Ok(key)
     }
 }
 
@@ -517,7 +539,7 @@ mod tests {
     fn log() -> Log<MemStore> {
         Log::open(
             Arc::new(MemStore::default()),
-            Arc::new(EmbeddedKeys),
+            Arc::new(EmbeddedKeys::default()),
             LogConfig::default(),
         )
         .unwrap()

@@ -26,7 +26,7 @@ impl Sim {
             .map(|_| {
                 Log::open(
                     Arc::new(MemStore::default()),
-                    Arc::new(EmbeddedKeys),
+                    Arc::new(EmbeddedKeys::default()),
                     LogConfig::default(),
                 )
                 .expect("memstore opens")

@@ -44,6 +44,10 @@ pub trait Store: Send + Sync + 'static {
     fn last_seq(&self) -> Result<u64, StoreError>;
     /// Transaction ids with `seq > after`, in sequence order, at most `limit`.
     fn list_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, TxId)>, StoreError>;
+    /// Replaces the remembered peers: `(peer id, listen addresses)`, as text.
+    fn save_peers(&self, peers: &[(String, Vec<String>)]) -> Result<(), StoreError>;
+    /// The peers remembered by the last [`Store::save_peers`].
+    fn load_peers(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
 }
 
 /// An in-memory [`Store`].
@@ -58,6 +62,7 @@ struct MemInner {
     by_seq: BTreeMap<u64, TxId>,
     payloads: HashMap<Hash32, Vec<u8>>,
     heads: std::collections::BTreeSet<TxId>,
+    peers: Vec<(String, Vec<String>)>,
 }
 
 impl MemStore {
@@ -112,5 +117,12 @@ impl Store for MemStore {
             .take(limit)
             .map(|(s, id)| (*s, *id))
             .collect())
+    }
+    fn save_peers(&self, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
+        self.lock()?.peers = peers.to_vec();
+        Ok(())
+    }
+    fn load_peers(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        Ok(self.lock()?.peers.clone())
     }
 }

@@ -705,7 +705,7 @@ fn check_transactions(text: &str) {
     let vectors: Vec<TxVector> = serde_json::from_str(text).expect("transactions.json: schema");
     let mut log = Log::open(
         Arc::new(MemStore::default()),
-        Arc::new(EmbeddedKeys),
+        Arc::new(EmbeddedKeys::default()),
         LogConfig::default(),
     )
     .unwrap();
@@ -889,7 +889,7 @@ fn batch_verification_agrees_with_strict() {
         );
         let mut log = Log::open(
             Arc::new(MemStore::default()),
-            Arc::new(EmbeddedKeys),
+            Arc::new(EmbeddedKeys::default()),
             LogConfig::default(),
         )
         .unwrap();

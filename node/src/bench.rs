@@ -86,7 +86,11 @@ fn ingest(
 
     let dir = std::env::temp_dir().join(format!("knoop-bench-{}", rand::random::<u64>()));
     let store = Arc::new(RocksStore::open(&dir)?);
-    let mut log = Log::open(store.clone(), Arc::new(EmbeddedKeys), LogConfig::default())?;
+    let mut log = Log::open(
+        store.clone(),
+        Arc::new(EmbeddedKeys::default()),
+        LogConfig::default(),
+    )?;
     let t0 = Instant::now();
     let mut stored = 0usize;
     let mut it = txs.into_iter();

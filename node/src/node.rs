@@ -21,7 +21,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
     let log = Log::open(
         store.clone(),
-        Arc::new(EmbeddedKeys),
+        Arc::new(EmbeddedKeys::default()),
         LogConfig {
             max_pending: cfg.p2p.max_pending,
             ..LogConfig::default()

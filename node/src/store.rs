@@ -267,6 +267,43 @@ impl Store for RocksStore {
         }
         Ok(out)
     }
+
+    fn save_peers(&self, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {
+        let cf = self.peers_cf();
+        let mut wb = WriteBatch::default();
+        for r in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, _) = r.map_err(err)?;
+            wb.delete_cf(cf, k);
+        }
+        for (id, addrs) in peers {
+            let v = serde_json::to_vec(addrs).map_err(|e| StoreError(e.to_string()))?;
+            wb.put_cf(cf, id.as_bytes(), v);
+        }
+        self.db.write(wb).map_err(err)
+    }
+
+    fn load_peers(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.db.iterator_cf(self.peers_cf(), IteratorMode::Start) {
+            let (k, v) = r.map_err(err)?;
+            // A damaged entry is skipped: remembered peers are a hint, not data.
+            let (Ok(id), Ok(addrs)) = (
+                std::str::from_utf8(&k),
+                serde_json::from_slice::<Vec<String>>(&v),
+            ) else {
+                continue;
+            };
+            out.push((id.to_owned(), addrs));
+        }
+        Ok(out)
+    }
+}
+
+impl RocksStore {
+    /// Peers CF: key = peer id text, value = JSON array of multiaddr texts.
+    fn peers_cf(&self) -> &rocksdb::ColumnFamily {
+        self.cf(CF_PEERS)
+    }
 }
 
 #[cfg(test)]
@@ -281,7 +318,12 @@ mod tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
         let (digest, heads) = {
             let store = Arc::new(RocksStore::open(&dir).unwrap());
-            let mut log = Log::open(store, Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+            let mut log = Log::open(
+                store,
+                Arc::new(EmbeddedKeys::default()),
+                LogConfig::default(),
+            )
+            .unwrap();
             for i in 0..50u8 {
                 let tx = TxBuilder::new("t/x")
                     .prevs(log.heads(16))
@@ -294,7 +336,12 @@ mod tests {
         let store = Arc::new(RocksStore::open(&dir).unwrap());
         assert_eq!(store.last_seq().unwrap(), 50);
         assert_eq!(store.list_after(48, 10).unwrap().len(), 2);
-        let log = Log::open(store, Arc::new(EmbeddedKeys), LogConfig::default()).unwrap();
+        let log = Log::open(
+            store,
+            Arc::new(EmbeddedKeys::default()),
+            LogConfig::default(),
+        )
+        .unwrap();
         assert_eq!(log.index().digest(), digest);
         assert_eq!(log.heads(16), heads);
         let _ = std::fs::remove_dir_all(&dir);

@@ -36,6 +36,10 @@ const MAX_PUSH_INFLIGHT: usize = 4096;
 const WANTED_TTL: Duration = Duration::from_secs(20);
 const TICK: Duration = Duration::from_millis(250);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
+/// How often the connected peers are remembered in the store (also at shutdown).
+const SAVE_PEERS_INTERVAL: Duration = Duration::from_secs(30);
+/// Most peers remembered.
+const MAX_REMEMBERED_PEERS: usize = 64;
 
 enum Done {
     Ingested {
@@ -69,6 +73,7 @@ struct PeerSync {
     address: Option<Multiaddr>,
     agent: Option<String>,
     supports_sync: bool,
+    listen_addrs: Vec<Multiaddr>,
 }
 
 struct Driver<S: Store> {
@@ -84,6 +89,10 @@ struct Driver<S: Store> {
     push_slots: Arc<Semaphore>,
     topic: gossipsub::IdentTopic,
     last_discovery: Instant,
+    /// Peers known from earlier runs: dialled like bootstrap peers, so a node finds the network
+    /// again when its bootstrap peers are gone.
+    remembered: Vec<(PeerId, Vec<Multiaddr>)>,
+    last_saved: Instant,
     counters: Counters,
 }
 
@@ -156,8 +165,15 @@ pub fn spawn<S: Store>(
         last_discovery: Instant::now()
             .checked_sub(DISCOVERY_INTERVAL)
             .unwrap_or_else(Instant::now),
+        remembered: load_remembered(log.store().as_ref()),
+        last_saved: Instant::now(),
         counters: Counters::default(),
     };
+    for (peer, addrs) in driver.remembered.clone() {
+        for a in addrs {
+            driver.swarm.behaviour_mut().kad.add_address(&peer, a);
+        }
+    }
     let mut stored = log.subscribe();
     let span = info_span!("net", peer = %local);
     let task = tokio::spawn(async move {
@@ -180,6 +196,7 @@ pub fn spawn<S: Store>(
                 _ = shutdown.changed() => break,
             }
         }
+        driver.save_peers();
         info!("network stopped");
     }.instrument(span));
     Ok((view, task))
@@ -210,6 +227,42 @@ impl<S: Store> Driver<S> {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 debug!(%addr, error = %e, "bootstrap dial failed");
             }
+        }
+        for (peer, addrs) in self.remembered.clone() {
+            if self.peers.len() >= self.config.target_peers {
+                break;
+            }
+            if peer == local || self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .addresses(addrs)
+                .build();
+            let _ = self.swarm.dial(opts);
+        }
+    }
+
+    /// Remembers the connected knoop peers and their listen addresses.
+    fn save_peers(&mut self) {
+        self.last_saved = Instant::now();
+        let peers: Vec<(String, Vec<String>)> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.supports_sync && !s.listen_addrs.is_empty())
+            .take(MAX_REMEMBERED_PEERS)
+            .map(|(p, s)| {
+                (
+                    p.to_string(),
+                    s.listen_addrs.iter().map(|a| a.to_string()).collect(),
+                )
+            })
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        if let Err(e) = self.log.store().save_peers(&peers) {
+            warn!(error = %e, "cannot remember peers");
         }
     }
 
@@ -264,6 +317,7 @@ impl<S: Store> Driver<S> {
                 if let Some(st) = self.peers.get_mut(&peer_id) {
                     st.agent = Some(info.agent_version.clone());
                     st.supports_sync = sync;
+                    st.listen_addrs = info.listen_addrs.iter().take(8).cloned().collect();
                 }
                 if sync {
                     for addr in info.listen_addrs {
@@ -401,6 +455,18 @@ impl<S: Store> Driver<S> {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "inbound sync request failed");
+                // The codec reports undecodable CBOR (and oversized requests, cut at the cap)
+                // as invalid data.
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::InvalidData
+                            | std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::Unsupported
+                    ) {
+                        self.penalise(peer, PENALTY_MALFORMED, "undecodable sync request");
+                    }
+                }
             }
             _ => {}
         }
@@ -783,6 +849,9 @@ impl<S: Store> Driver<S> {
                 }
             }
         }
+        if now.duration_since(self.last_saved) >= SAVE_PEERS_INTERVAL {
+            self.save_peers();
+        }
         self.publish_view();
     }
 
@@ -819,6 +888,20 @@ impl<S: Store> Driver<S> {
             v.bytes_sync_out = c.bytes_out;
         });
     }
+}
+
+fn load_remembered<S: Store + ?Sized>(store: &S) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    store
+        .load_peers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(id, addrs)| {
+            let peer: PeerId = id.parse().ok()?;
+            let addrs: Vec<Multiaddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            (!addrs.is_empty()).then_some((peer, addrs))
+        })
+        .take(MAX_REMEMBERED_PEERS)
+        .collect()
 }
 
 /// Reads the asked transactions that are held, parents before children, up to the soft limit.
