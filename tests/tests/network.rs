@@ -313,12 +313,16 @@ async fn graceful_shutdown_and_restart_keep_the_set() {
 async fn restarted_node_finds_the_network_without_its_bootstrap_node() {
     let mut net = Network::start(3).await.unwrap();
     // Peers are remembered at shutdown.
-    net.wait_converged(&[0, 1, 2], 0, Duration::from_secs(10)).await.unwrap();
+    net.wait_converged(&[0, 1, 2], 0, Duration::from_secs(10))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(net.nodes[2].stop().await.unwrap());
     // The bootstrap node goes away for good.
     net.nodes[0].kill9().unwrap();
     ok(&load(&net.rpc_urls(&[1]), 200, 0.0, &[]).unwrap(), 200);
     net.nodes[2].restart().await.unwrap();
-    net.wait_converged(&[1, 2], 200, Duration::from_secs(60)).await.unwrap();
+    net.wait_converged(&[1, 2], 200, Duration::from_secs(60))
+        .await
+        .unwrap();
 }
