@@ -10,7 +10,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::error::TxError;
 use crate::reconcile::Snapshot;
 use crate::store::{CommitBatch, Store, StoredTx};
-use crate::tx::{now_ms, verify_batch, Hash32, Transaction, TxId};
+use crate::tx::{now_ms, verify_batch, Transaction, TxId};
 
 /// Decides which key must have signed a transaction. The node supplies one backed by DID state;
 /// [`EmbeddedKeys`] accepts the key embedded in the header.
@@ -290,9 +290,6 @@ impl<S: Store> Log<S> {
     pub fn pending_len(&self) -> usize {
         self.pending.txs.len()
     }
-    pub fn is_pending(&self, id: &TxId) -> bool {
-        self.pending.txs.contains_key(id)
-    }
 
     /// The current heads as `(id, lc)`: at most `max`, highest clocks first. New local
     /// transactions name these as parents.
@@ -522,11 +519,6 @@ pub fn read_tx<S: Store + ?Sized>(store: &S, id: &TxId) -> Result<Option<TxWithP
     let tx = Transaction::parse(&t.envelope, None)?;
     let payload = store.get_payload(&tx.payload_hash())?;
     Ok(Some((t, payload)))
-}
-
-/// The content hash of a stored envelope, without verifying it again.
-pub fn payload_hash_of(envelope: &str) -> Result<Hash32, TxError> {
-    Ok(Transaction::parse(envelope, None)?.payload_hash())
 }
 
 #[cfg(test)]

@@ -161,16 +161,17 @@ async fn run<S: Store>(
             tracing::debug_span!("commit_group", group = group_no, jobs = jobs.len(), txs = n);
         // Ingest is CPU-bound (signature checks) and blocking (store): keep it off the async
         // workers, and keep the log on this task.
-        let (back, done) = tokio::task::block_in_place(|| {
+        let group = tokio::task::block_in_place(|| {
             let _e = span.enter();
             process_group(&mut log, jobs)
-        })
-        .into_parts();
-        for s in done {
+        });
+        for s in group.stored {
             let _ = events.send(s);
         }
         pending.store(log.pending_len(), Ordering::Relaxed);
-        back.await;
+        for reply in group.replies {
+            reply();
+        }
     }
     tracing::debug!("log service stopped");
 }
@@ -182,23 +183,10 @@ fn job_len(j: &Job) -> usize {
     }
 }
 
+/// What one group produced: answers to send (after the events), and what was stored.
 struct GroupResult {
     replies: Vec<Box<dyn FnOnce() + Send>>,
     stored: Vec<Stored>,
-}
-
-impl GroupResult {
-    fn into_parts(self) -> (impl std::future::Future<Output = ()>, Vec<Stored>) {
-        let replies = self.replies;
-        (
-            async move {
-                for r in replies {
-                    r();
-                }
-            },
-            self.stored,
-        )
-    }
 }
 
 fn process_group<S: Store>(log: &mut Log<S>, jobs: Vec<Job>) -> GroupResult {

@@ -66,9 +66,8 @@ impl Sim {
             .iter()
             .filter_map(|id| {
                 let (st, payload) = read_tx(self.nodes[b].store().as_ref(), id).ok()??;
-                Some((st.lc, Transaction::parse(&st.envelope, payload).ok()?))
+                Transaction::parse(&st.envelope, payload).ok()
             })
-            .map(|(_, t)| t)
             .collect();
         let n = txs.len();
         self.nodes[a].ingest(txs, Source::Peer);

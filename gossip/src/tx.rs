@@ -277,9 +277,6 @@ impl Transaction {
     pub fn payload(&self) -> Option<&[u8]> {
         self.payload.as_deref()
     }
-    pub fn take_payload(&mut self) -> Option<Vec<u8>> {
-        self.payload.take()
-    }
     /// Attaches content fetched later; it must hash to the header's payload hash.
     pub fn attach_payload(&mut self, payload: Vec<u8>) -> Result<(), TxError> {
         if payload.len() > MAX_PAYLOAD_BYTES {
