@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod client;
 mod config;
+mod didweb;
 mod keys;
 mod load;
 mod node;

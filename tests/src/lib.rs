@@ -4,6 +4,8 @@
 //! one named by `KNOOP_BIN`) on loopback with fresh data directories, and talks to them over
 //! their RPC. Tests live in `tests/tests/`.
 
+pub mod https;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,0 +1,1 @@
+//! did:key, did:jwk, did:web mapping (placeholder, being written)

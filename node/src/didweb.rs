@@ -1,0 +1,1 @@
+//! did:web over HTTPS (placeholder, being written)

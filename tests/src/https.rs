@@ -1,0 +1,1 @@
+//! A local HTTPS server with a throw-away test CA (placeholder, being written)
