@@ -30,7 +30,9 @@ pub mod tx;
 pub mod wire;
 
 pub use error::{StoreError, TxError};
-pub use log::{Authorizer, EmbeddedKeys, IngestReport, Log, LogConfig, SharedIndex, Source};
+pub use log::{
+    Authorizer, CausalView, EmbeddedKeys, IngestReport, KeyLookup, Log, LogConfig, SharedIndex, Source,
+};
 pub use service::{LogHandle, Stored};
 pub use store::{CommitBatch, MemStore, Store, StoredTx};
 pub use tx::{Hash32, Transaction, TxBuilder, TxId};

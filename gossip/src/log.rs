@@ -12,10 +12,50 @@ use crate::reconcile::Snapshot;
 use crate::store::{CommitBatch, Store, StoredTx};
 use crate::tx::{now_ms, verify_batch, Transaction, TxId};
 
-/// Decides which key must have signed a transaction. The node supplies one backed by DID state;
-/// [`EmbeddedKeys`] accepts the key embedded in the header.
+/// What an [`Authorizer`] knows about a transaction's signing key before its parents are placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// The key to verify the signature with.
+    Key(VerifyingKey),
+    /// The key depends on state carried by one of the transaction's parents that is not stored
+    /// yet (a DID version in the same batch, or still missing): ask again once it is placed.
+    Deferred,
+}
+
+/// Read access to the causal graph as it stands during an ingest: stored transactions and those
+/// placed earlier in the same batch.
+pub trait CausalView {
+    /// `(lc, prevs)` of a transaction, if held.
+    fn node(&self, id: &TxId) -> Result<Option<(u64, Vec<TxId>)>, TxError>;
+}
+
+/// Decides who may sign what. The node supplies one backed by DID state; [`EmbeddedKeys`]
+/// accepts the key embedded in the header.
+///
+/// The log calls, per transaction: [`Authorizer::signer_key`] before signature verification
+/// (batched), then, once the transaction's parents are in place, [`Authorizer::admit`], which
+/// may look at the causal past and records the transaction's effects provisionally. After the
+/// batch's commit it calls [`Authorizer::committed`] or, if the commit failed,
+/// [`Authorizer::rolled_back`].
 pub trait Authorizer: Send + Sync + 'static {
-    fn signer_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError>;
+    fn signer_key(&self, tx: &Transaction) -> Result<KeyLookup, TxError>;
+
+    /// Final say on a transaction whose signature verified with `key` and whose parents are
+    /// placed. Accepting records its effects (provisionally until the commit).
+    fn admit(
+        &self,
+        _tx: &Transaction,
+        _key: &VerifyingKey,
+        _view: &dyn CausalView,
+    ) -> Result<(), TxError> {
+        Ok(())
+    }
+
+    /// Everything admitted since the last call is durable.
+    fn committed(&self) {}
+
+    /// The commit failed: forget everything admitted since the last [`Authorizer::committed`].
+    fn rolled_back(&self) {}
 }
 
 /// Accepts transactions signed by the key embedded in their header (`jwk`); refuses `kid`.
@@ -31,10 +71,17 @@ pub struct EmbeddedKeys {
 const EMBEDDED_KEY_CACHE: usize = 10_000;
 
 impl Authorizer for EmbeddedKeys {
-    fn signer_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError> {
+    fn signer_key(&self, tx: &Transaction) -> Result<KeyLookup, TxError> {
+        self.embedded_key(tx).map(KeyLookup::Key)
+    }
+}
+
+impl EmbeddedKeys {
+    /// The checked key embedded in the header (`jwk`).
+    pub fn embedded_key(&self, tx: &Transaction) -> Result<VerifyingKey, TxError> {
         let Some(jwk) = &tx.header().jwk else {
             return Err(TxError::Unauthorized(
-                "key references (kid) are not resolvable yet".into(),
+                "this log accepts embedded keys (jwk) only".into(),
             ));
         };
         if let Ok(cache) = self.checked.lock() {
@@ -180,24 +227,32 @@ pub fn set_digest<'a>(ids: impl Iterator<Item = &'a TxId>) -> String {
 /// Orphans waiting for parents.
 #[derive(Default)]
 struct Pending {
-    txs: HashMap<TxId, (Transaction, HashSet<TxId>)>,
+    /// Orphan, the key its signature verified with (`None`: not verified yet, key deferred),
+    /// and the parents it still misses.
+    txs: HashMap<TxId, (Transaction, Option<VerifyingKey>, HashSet<TxId>)>,
     waiting: HashMap<TxId, Vec<TxId>>,
     order: VecDeque<TxId>,
 }
 
 impl Pending {
-    fn insert(&mut self, tx: Transaction, missing: HashSet<TxId>, max: usize) {
+    fn insert(
+        &mut self,
+        tx: Transaction,
+        key: Option<VerifyingKey>,
+        missing: HashSet<TxId>,
+        max: usize,
+    ) {
         let id = tx.id();
         for m in &missing {
             self.waiting.entry(*m).or_default().push(id);
         }
-        self.txs.insert(id, (tx, missing));
+        self.txs.insert(id, (tx, key, missing));
         self.order.push_back(id);
         while self.txs.len() > max {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
-            if let Some((_, missing)) = self.txs.remove(&old) {
+            if let Some((_, _, missing)) = self.txs.remove(&old) {
                 tracing::debug!(tx = ?old, "orphan pool full: dropped oldest orphan");
                 for m in missing {
                     if let Some(w) = self.waiting.get_mut(&m) {
@@ -216,22 +271,22 @@ impl Pending {
     }
 
     /// `parent` arrived: returns the orphans that now have all their parents.
-    fn release(&mut self, parent: &TxId) -> Vec<Transaction> {
+    fn release(&mut self, parent: &TxId) -> Vec<(Transaction, Option<VerifyingKey>)> {
         let Some(children) = self.waiting.remove(parent) else {
             return Vec::new();
         };
         let mut ready = Vec::new();
         for c in children {
             let done = match self.txs.get_mut(&c) {
-                Some((_, missing)) => {
+                Some((_, _, missing)) => {
                     missing.remove(parent);
                     missing.is_empty()
                 }
                 None => false,
             };
             if done {
-                if let Some((tx, _)) = self.txs.remove(&c) {
-                    ready.push(tx);
+                if let Some((tx, key, _)) = self.txs.remove(&c) {
+                    ready.push((tx, key));
                 }
             }
         }
@@ -311,6 +366,7 @@ impl<S: Store> Log<S> {
         let durable = txs.iter().any(|(_, s)| *s == Source::Local);
         let mut results: Vec<Result<TxId, TxError>> = Vec::with_capacity(txs.len());
         let mut candidates: Vec<(usize, Transaction, VerifyingKey)> = Vec::with_capacity(txs.len());
+        let mut deferred: Vec<(usize, Transaction)> = Vec::new();
         let mut sources: Vec<Source> = Vec::with_capacity(txs.len());
         let mut seen = HashSet::with_capacity(txs.len());
         for (i, (tx, source)) in txs.into_iter().enumerate() {
@@ -333,7 +389,8 @@ impl<S: Store> Log<S> {
                 self.auth.signer_key(&tx)
             })();
             match check {
-                Ok(key) => candidates.push((i, tx, key)),
+                Ok(KeyLookup::Key(key)) => candidates.push((i, tx, key)),
+                Ok(KeyLookup::Deferred) => deferred.push((i, tx)),
                 Err(e) => results[i] = Err(e),
             }
         }
@@ -343,35 +400,41 @@ impl<S: Store> Log<S> {
                 candidates.iter().map(|(_, t, k)| (t, *k)).collect();
             verify_batch(&pairs)
         };
-        let mut verified: Vec<(usize, Transaction)> = Vec::with_capacity(candidates.len());
-        for ((i, tx, _), v) in candidates.into_iter().zip(verdicts) {
+        let mut verified: Vec<(usize, Transaction, Option<VerifyingKey>)> =
+            Vec::with_capacity(candidates.len() + deferred.len());
+        for ((i, tx, key), v) in candidates.into_iter().zip(verdicts) {
             match v {
-                Ok(()) => verified.push((i, tx)),
+                Ok(()) => verified.push((i, tx, Some(key))),
                 Err(e) => results[i] = Err(e),
             }
         }
+        verified.extend(deferred.into_iter().map(|(i, t)| (i, t, None)));
         // Parents inside the same batch must be placed first.
-        verified.sort_by_key(|(_, t)| t.header().lc);
+        verified.sort_by_key(|(_, t, _)| t.header().lc);
 
         let mut batch = CommitBatch {
             durable,
             ..Default::default()
         };
-        let mut batch_lc: HashMap<TxId, u64> = HashMap::new();
+        let mut placed: HashMap<TxId, (u64, Vec<TxId>)> = HashMap::new();
         let mut stored: Vec<Arc<Transaction>> = Vec::new();
         let mut missing_out: Vec<TxId> = Vec::new();
-        let mut queue: VecDeque<(Option<usize>, Transaction)> =
-            verified.into_iter().map(|(i, t)| (Some(i), t)).collect();
+        let mut queue: VecDeque<(Option<usize>, Transaction, Option<VerifyingKey>)> = verified
+            .into_iter()
+            .map(|(i, t, k)| (Some(i), t, k))
+            .collect();
 
-        while let Some((slot, tx)) = queue.pop_front() {
-            let outcome = self.place(&tx, &batch_lc);
+        while let Some((slot, tx, key)) = queue.pop_front() {
+            let outcome = self
+                .place(&tx, &placed)
+                .and_then(|()| self.admit(&tx, key, &placed));
             match outcome {
                 Ok(()) => {
                     let id = tx.id();
-                    batch_lc.insert(id, tx.header().lc);
+                    placed.insert(id, (tx.header().lc, tx.header().prevs.clone()));
                     self.stage(&mut batch, &tx);
-                    for child in self.pending.release(&id) {
-                        queue.push_back((None, child));
+                    for (child, child_key) in self.pending.release(&id) {
+                        queue.push_back((None, child, child_key));
                     }
                     if let Some(i) = slot {
                         results[i] = Ok(id);
@@ -389,10 +452,17 @@ impl<S: Store> Log<S> {
                     if let Some(i) = slot {
                         results[i] = Err(TxError::MissingParents(missing.clone()));
                     }
-                    self.pending
-                        .insert(tx, missing.into_iter().collect(), self.config.max_pending);
+                    self.pending.insert(
+                        tx,
+                        key,
+                        missing.into_iter().collect(),
+                        self.config.max_pending,
+                    );
                 }
                 Err(e) => {
+                    if slot.is_none() {
+                        tracing::debug!(tx = ?tx.id(), error = %e, "released orphan refused");
+                    }
                     if let Some(i) = slot {
                         results[i] = Err(e);
                     }
@@ -401,6 +471,7 @@ impl<S: Store> Log<S> {
         }
 
         if batch.txs.is_empty() {
+            self.auth.committed();
             return IngestReport {
                 results,
                 stored,
@@ -410,6 +481,7 @@ impl<S: Store> Log<S> {
         let first_seq = batch.txs[0].1.seq;
         if let Err(e) = self.store.commit(batch) {
             tracing::error!(error = %e, "commit failed; batch not stored");
+            self.auth.rolled_back();
             self.next_seq = first_seq;
             let err = TxError::Store(e.0);
             let stored_ids: HashSet<TxId> = stored.iter().map(|t| t.id()).collect();
@@ -425,6 +497,7 @@ impl<S: Store> Log<S> {
                 missing: missing_out,
             };
         }
+        self.auth.committed();
         if let Ok(mut idx) = self.index.0.write() {
             for t in &stored {
                 idx.insert(t.header().sigt, t.id());
@@ -439,13 +512,46 @@ impl<S: Store> Log<S> {
         }
     }
 
+    /// Verifies a transaction whose key was deferred, then lets the authorizer decide with the
+    /// causal past in view. Runs once the parents are placed.
+    fn admit(
+        &self,
+        tx: &Transaction,
+        key: Option<VerifyingKey>,
+        placed: &HashMap<TxId, (u64, Vec<TxId>)>,
+    ) -> Result<(), TxError> {
+        let key = match key {
+            Some(k) => k,
+            None => match self.auth.signer_key(tx)? {
+                KeyLookup::Key(k) => {
+                    tx.verify_signature(&k)?;
+                    k
+                }
+                KeyLookup::Deferred => {
+                    return Err(TxError::Unauthorized(
+                        "the signing key is not known even with all parents in place".into(),
+                    ))
+                }
+            },
+        };
+        let view = BatchView {
+            store: self.store.as_ref(),
+            placed,
+        };
+        self.auth.admit(tx, &key, &view)
+    }
+
     /// Checks causal parents and the Lamport clock of a verified transaction.
-    fn place(&self, tx: &Transaction, batch_lc: &HashMap<TxId, u64>) -> Result<(), TxError> {
+    fn place(
+        &self,
+        tx: &Transaction,
+        placed: &HashMap<TxId, (u64, Vec<TxId>)>,
+    ) -> Result<(), TxError> {
         let mut missing = Vec::new();
         let mut max_lc: Option<u64> = None;
         for p in &tx.header().prevs {
-            let lc = match batch_lc.get(p) {
-                Some(lc) => Some(*lc),
+            let lc = match placed.get(p) {
+                Some((lc, _)) => Some(*lc),
                 None => self.store.get_tx(p)?.map(|t| t.lc),
             };
             match lc {
@@ -489,6 +595,7 @@ impl<S: Store> Log<S> {
         }
         self.heads.insert(id, h.lc);
         batch.heads_added.push(id);
+        batch.by_type.push((h.cty.clone(), self.next_seq - 1, id));
     }
 
     fn reload_heads(&mut self) {
@@ -505,6 +612,25 @@ impl<S: Store> Log<S> {
     /// Reads a stored transaction with its payload (if held).
     pub fn get(&self, id: &TxId) -> Result<Option<TxWithPayload>, TxError> {
         read_tx(self.store.as_ref(), id)
+    }
+}
+
+/// The causal graph during an ingest: what this batch placed, then the store.
+struct BatchView<'a, S: Store> {
+    store: &'a S,
+    placed: &'a HashMap<TxId, (u64, Vec<TxId>)>,
+}
+
+impl<S: Store> CausalView for BatchView<'_, S> {
+    fn node(&self, id: &TxId) -> Result<Option<(u64, Vec<TxId>)>, TxError> {
+        if let Some(n) = self.placed.get(id) {
+            return Ok(Some(n.clone()));
+        }
+        let Some(t) = self.store.get_tx(id)? else {
+            return Ok(None);
+        };
+        let tx = Transaction::parse(&t.envelope, None)?;
+        Ok(Some((t.lc, tx.header().prevs.clone())))
     }
 }
 

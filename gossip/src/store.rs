@@ -26,6 +26,8 @@ pub struct CommitBatch {
     pub payloads: Vec<(Hash32, Vec<u8>)>,
     pub heads_added: Vec<TxId>,
     pub heads_removed: Vec<TxId>,
+    /// `(content type, seq, id)` of every transaction in `txs`: the by-type index.
+    pub by_type: Vec<(String, u64, TxId)>,
     /// Fsync before returning. Set when the batch holds something acknowledged to a caller.
     pub durable: bool,
 }
@@ -44,6 +46,14 @@ pub trait Store: Send + Sync + 'static {
     fn last_seq(&self) -> Result<u64, StoreError>;
     /// Transaction ids with `seq > after`, in sequence order, at most `limit`.
     fn list_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, TxId)>, StoreError>;
+    /// Ids of transactions with content type `cty` and `seq > after`, in sequence order, at most
+    /// `limit`.
+    fn list_by_type(
+        &self,
+        cty: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, TxId)>, StoreError>;
     /// Replaces the remembered peers: `(peer id, listen addresses)`, as text.
     fn save_peers(&self, peers: &[(String, Vec<String>)]) -> Result<(), StoreError>;
     /// The peers remembered by the last [`Store::save_peers`].
@@ -63,6 +73,7 @@ struct MemInner {
     payloads: HashMap<Hash32, Vec<u8>>,
     heads: std::collections::BTreeSet<TxId>,
     peers: Vec<(String, Vec<String>)>,
+    by_type: std::collections::BTreeSet<(String, u64, TxId)>,
 }
 
 impl MemStore {
@@ -94,6 +105,7 @@ impl Store for MemStore {
             g.heads.remove(&h);
         }
         g.heads.extend(batch.heads_added);
+        g.by_type.extend(batch.by_type);
         Ok(())
     }
     fn load_set(&self) -> Result<Vec<(u64, TxId)>, StoreError> {
@@ -116,6 +128,21 @@ impl Store for MemStore {
             .range(after + 1..)
             .take(limit)
             .map(|(s, id)| (*s, *id))
+            .collect())
+    }
+    fn list_by_type(
+        &self,
+        cty: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, TxId)>, StoreError> {
+        let g = self.lock()?;
+        let from = (cty.to_owned(), after.saturating_add(1), TxId::default());
+        Ok(g.by_type
+            .range(from..)
+            .take_while(|(c, _, _)| c == cty)
+            .take(limit)
+            .map(|(_, s, id)| (*s, *id))
             .collect())
     }
     fn save_peers(&self, peers: &[(String, Vec<String>)]) -> Result<(), StoreError> {

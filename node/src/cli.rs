@@ -24,6 +24,9 @@ pub enum Command {
     /// Submit, publish, read and list transactions.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Create, resolve and change DIDs (did:knoop hosted here; resolve also did:key/jwk/web).
+    #[command(subcommand)]
+    Did(DidCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
     /// Micro-benchmarks of the log on this machine (use a release build).
@@ -71,10 +74,13 @@ pub struct RpcArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum TxCommand {
-    /// Have the node sign and publish content with its node key.
+    /// Have the node sign and publish content as its DID (or a DID it hosts).
     Publish {
         #[command(flatten)]
         rpc: RpcArgs,
+        /// Hosted DID to sign as (default: the node's DID).
+        #[arg(long)]
+        signer: Option<String>,
         /// Media type of the content.
         #[arg(long)]
         content_type: String,
@@ -142,4 +148,101 @@ pub struct LoadArgs {
     /// Append each acknowledged transaction id to this file (one per line, flushed as acknowledged).
     #[arg(long)]
     pub ids_out: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DidCommand {
+    /// Create a DID hosted on this node (keys generated and kept by the node).
+    Create {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        /// Service as TYPE=ENDPOINT (repeatable), e.g. FHIR=https://ehr.example/fhir.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Controller DID (repeatable).
+        #[arg(long = "controller")]
+        controllers: Vec<String>,
+        /// Do not name this node's DID as host.
+        #[arg(long)]
+        not_hosted_here: bool,
+    },
+    /// Resolve any DID or DID URL (did:knoop with ?versionId= or ?versionTime=).
+    Resolve {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+    },
+    /// The DIDs hosted on this node, and the node's own DID.
+    List {
+        #[command(flatten)]
+        rpc: RpcArgs,
+    },
+    /// Every version of a did:knoop DID, superseded ones included.
+    History {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+    },
+    /// Generate a key and add it (default relationships: authentication, assertionMethod,
+    /// capabilityInvocation).
+    AddKey {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        #[arg(long = "relationship")]
+        relationships: Vec<String>,
+    },
+    /// Remove a key (by fragment, e.g. key-1).
+    RemoveKey {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        fragment: String,
+    },
+    /// Replace a key with a fresh one in one update.
+    Rotate {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        fragment: String,
+    },
+    /// Add or replace a service (fragment, type, endpoint: a URL, a DID, or JSON).
+    SetService {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        fragment: String,
+        #[arg(long = "type")]
+        type_: String,
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// Remove a service by fragment.
+    RemoveService {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        fragment: String,
+    },
+    /// Replace the controllers.
+    SetControllers {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        controllers: Vec<String>,
+    },
+    /// Deactivate a DID (final).
+    Deactivate {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+    },
+    /// The endpoint of a service type for a DID, following references to its host.
+    Endpoint {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        did: String,
+        #[arg(long = "type")]
+        type_: String,
+    },
 }

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::cli::{RpcArgs, TxCommand};
+use crate::cli::{DidCommand, RpcArgs, TxCommand};
 
 pub struct Client {
     http: reqwest::Client,
@@ -23,6 +23,12 @@ impl Client {
     }
 
     async fn call(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        self.call_with(req, false).await
+    }
+
+    /// Like `call`; with `any_status`, error bodies are returned as results (DID resolution
+    /// results carry their error in the body).
+    async fn call_with(&self, req: reqwest::RequestBuilder, any_status: bool) -> anyhow::Result<Value> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -33,7 +39,7 @@ impl Client {
             .with_context(|| format!("cannot reach the node at {}", self.base))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
+        if !status.is_success() && !any_status {
             bail!(
                 "{status}: {}",
                 serde_json::to_string(&body).unwrap_or_default()
@@ -44,6 +50,16 @@ impl Client {
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(self.http.put(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(self.http.delete(format!("{}{path}", self.base)))
             .await
     }
 
@@ -61,6 +77,7 @@ pub async fn tx(cmd: TxCommand) -> anyhow::Result<Value> {
     match cmd {
         TxCommand::Publish {
             rpc,
+            signer,
             content_type,
             data,
             file,
@@ -75,7 +92,7 @@ pub async fn tx(cmd: TxCommand) -> anyhow::Result<Value> {
             Client::new(&rpc)?
                 .post(
                     "/v1/publish",
-                    &json!({"content_type": content_type, "payload": B64.encode(content)}),
+                    &json!({"content_type": content_type, "payload": B64.encode(content), "signer": signer}),
                 )
                 .await
         }
@@ -105,6 +122,135 @@ pub async fn tx(cmd: TxCommand) -> anyhow::Result<Value> {
         TxCommand::List { rpc, after, limit } => {
             Client::new(&rpc)?
                 .get(&format!("/v1/transactions?after={after}&limit={limit}"))
+                .await
+        }
+    }
+}
+
+/// A DID as one URL path segment (`%` and `/` escaped; `:` kept).
+fn seg(did: &str) -> String {
+    did.replace('%', "%25").replace('/', "%2F").replace('?', "%3F").replace('#', "%23")
+}
+
+/// A service endpoint from the command line: JSON when it parses as an object or array, else a
+/// string.
+fn endpoint_value(s: &str) -> Value {
+    match serde_json::from_str::<Value>(s) {
+        Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
+        _ => Value::String(s.to_owned()),
+    }
+}
+
+pub async fn did(cmd: DidCommand) -> anyhow::Result<Value> {
+    match cmd {
+        DidCommand::Create {
+            rpc,
+            services,
+            controllers,
+            not_hosted_here,
+        } => {
+            let mut svcs = Vec::new();
+            for s in services {
+                let (t, e) = s
+                    .split_once('=')
+                    .with_context(|| format!("--service {s:?}: expected TYPE=ENDPOINT"))?;
+                svcs.push(json!({"type": t, "serviceEndpoint": endpoint_value(e)}));
+            }
+            Client::new(&rpc)?
+                .post(
+                    "/v1/dids",
+                    &json!({"services": svcs, "controllers": controllers, "hosted_here": !not_hosted_here}),
+                )
+                .await
+        }
+        DidCommand::Resolve { rpc, did } => {
+            let (d, q) = match did.split_once('?') {
+                Some((d, q)) => (d.to_owned(), format!("?{q}")),
+                None => (did.clone(), String::new()),
+            };
+            let c = Client::new(&rpc)?;
+            c.call_with(c.http.get(format!("{}/v1/dids/{}{q}", c.base, seg(&d))), true)
+                .await
+        }
+        DidCommand::List { rpc } => {
+            let c = Client::new(&rpc)?;
+            let mut v = c.get("/v1/dids").await?;
+            let node = c.get("/v1/node").await?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("node".into(), node);
+            }
+            Ok(v)
+        }
+        DidCommand::History { rpc, did } => {
+            Client::new(&rpc)?
+                .get(&format!("/v1/dids/{}/history", seg(&did)))
+                .await
+        }
+        DidCommand::AddKey {
+            rpc,
+            did,
+            relationships,
+        } => {
+            let rels = (!relationships.is_empty()).then_some(relationships);
+            Client::new(&rpc)?
+                .post(
+                    &format!("/v1/dids/{}/keys", seg(&did)),
+                    &json!({"relationships": rels}),
+                )
+                .await
+        }
+        DidCommand::RemoveKey { rpc, did, fragment } => {
+            Client::new(&rpc)?
+                .delete(&format!("/v1/dids/{}/keys/{}", seg(&did), seg(&fragment)))
+                .await
+        }
+        DidCommand::Rotate { rpc, did, fragment } => {
+            Client::new(&rpc)?
+                .post(
+                    &format!("/v1/dids/{}/keys/{}/rotate", seg(&did), seg(&fragment)),
+                    &json!({}),
+                )
+                .await
+        }
+        DidCommand::SetService {
+            rpc,
+            did,
+            fragment,
+            type_,
+            endpoint,
+        } => {
+            Client::new(&rpc)?
+                .put(
+                    &format!("/v1/dids/{}/services/{}", seg(&did), seg(&fragment)),
+                    &json!({"type": type_, "serviceEndpoint": endpoint_value(&endpoint)}),
+                )
+                .await
+        }
+        DidCommand::RemoveService { rpc, did, fragment } => {
+            Client::new(&rpc)?
+                .delete(&format!("/v1/dids/{}/services/{}", seg(&did), seg(&fragment)))
+                .await
+        }
+        DidCommand::SetControllers {
+            rpc,
+            did,
+            controllers,
+        } => {
+            Client::new(&rpc)?
+                .put(
+                    &format!("/v1/dids/{}/controllers", seg(&did)),
+                    &json!({"controllers": controllers}),
+                )
+                .await
+        }
+        DidCommand::Deactivate { rpc, did } => {
+            Client::new(&rpc)?
+                .post(&format!("/v1/dids/{}/deactivate", seg(&did)), &json!({}))
+                .await
+        }
+        DidCommand::Endpoint { rpc, did, type_ } => {
+            Client::new(&rpc)?
+                .get(&format!("/v1/dids/{}/endpoints/{}", seg(&did), seg(&type_)))
                 .await
         }
     }

@@ -24,6 +24,45 @@ pub struct Config {
     pub rpc: RpcConfig,
     pub p2p: P2pConfig,
     pub log: LogSettings,
+    pub keys: KeysConfig,
+    pub did: DidConfig,
+}
+
+/// Key custody.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Master key sealing the keystore: 64 hex digits. Best given through the environment
+    /// (`KNOOP_KEYS__MASTER_KEY`) from a secret store.
+    pub master_key: Option<String>,
+    /// File holding the master key (64 hex digits). Default when neither is set:
+    /// `<data_dir>/master.key`, created on first start (fine for development only).
+    pub master_key_file: Option<PathBuf>,
+    /// Earlier master keys: keys sealed under one of them are re-sealed under `master_key` at
+    /// start (master-key rotation).
+    pub previous_master_keys: Vec<String>,
+}
+
+/// DID resolution.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DidConfig {
+    /// Resolve did:web over HTTPS.
+    pub web_enabled: bool,
+    /// Extra trusted root certificates (PEM) for did:web, e.g. a private or test CA.
+    pub web_ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub web_timeout: Duration,
+}
+
+impl Default for DidConfig {
+    fn default() -> Self {
+        DidConfig {
+            web_enabled: true,
+            web_ca_file: None,
+            web_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -69,6 +108,8 @@ impl Default for Config {
             rpc: RpcConfig::default(),
             p2p: P2pConfig::default(),
             log: LogSettings::default(),
+            keys: KeysConfig::default(),
+            did: DidConfig::default(),
         }
     }
 }
@@ -207,6 +248,37 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
+        let is_key = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if let Some(k) = &self.keys.master_key {
+            if !is_key(k) {
+                return Err(invalid("keys.master_key", "must be 64 hex digits (32 bytes)"));
+            }
+        }
+        for (i, k) in self.keys.previous_master_keys.iter().enumerate() {
+            if !is_key(k) {
+                return Err(invalid(
+                    &format!("keys.previous_master_keys[{i}]"),
+                    "must be 64 hex digits (32 bytes)",
+                ));
+            }
+        }
+        if self.keys.master_key.is_some() && self.keys.master_key_file.is_some() {
+            return Err(invalid(
+                "keys.master_key_file",
+                "set either keys.master_key or keys.master_key_file, not both",
+            ));
+        }
+        if let Some(f) = &self.did.web_ca_file {
+            if !f.is_file() {
+                return Err(invalid(
+                    "did.web_ca_file",
+                    format!("{} is not a readable file", f.display()),
+                ));
+            }
+        }
+        if self.did.web_timeout < Duration::from_millis(100) {
+            return Err(invalid("did.web_timeout", "must be at least 100ms"));
+        }
         Ok(())
     }
 

@@ -18,6 +18,35 @@ use serde_json::{json, Value};
 
 use crate::cli::LoadArgs;
 
+/// Creates a DID for `key` on `target` (a create operation signed client-side) and returns
+/// the `kid` to sign with and the create transaction as a parent.
+async fn create_did(
+    http: &reqwest::Client,
+    target: &str,
+    token: Option<&str>,
+    key: &SigningKey,
+) -> anyhow::Result<(String, (TxId, u64))> {
+    use knoop_did::document::DidDocument;
+    use knoop_did::knoop::{did_for_key, DidOp, SignerKid, VersionId, DID_OP_CONTENT_TYPE};
+    let did = did_for_key(&key.verifying_key());
+    let mut doc = DidDocument::new(&did);
+    doc.add_ed25519(
+        "key-1",
+        &key.verifying_key(),
+        &crate::did_ops::SIGNING_RELATIONSHIPS,
+    );
+    let tx = TxBuilder::new(DID_OP_CONTENT_TYPE).sign(key, DidOp::Create { document: doc }.to_bytes())?;
+    let body = json!({"envelope": tx.envelope(), "payload": B64.encode(tx.payload().unwrap_or_default())});
+    let mut req = http.post(format!("{target}/v1/transactions")).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    anyhow::ensure!(resp.status().is_success(), "{}: {}", resp.status(), resp.text().await.unwrap_or_default());
+    let kid = SignerKid::format(&did, &VersionId(tx.id().0), "key-1");
+    Ok((kid, (tx.id(), tx.header().lc)))
+}
+
 #[derive(Default)]
 struct Tally {
     accepted: u64,
@@ -62,6 +91,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Value> {
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);
             let key = SigningKey::from_bytes(&seed);
+            let target = args.targets[w % args.targets.len()].trim_end_matches('/').to_owned();
+            // Each worker signs as its own DID, created first on its target node.
+            let (kid, root) = match create_did(&http, &target, args.token.as_deref(), &key).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                    t.errors += 1;
+                    *t.reasons.entry(format!("creating the worker DID: {e}")).or_default() += 1;
+                    return;
+                }
+            };
             let mut prev: Option<(TxId, u64)> = None;
             loop {
                 let first = next.fetch_add(args.batch as u64, Ordering::Relaxed);
@@ -78,7 +118,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Value> {
                 for _ in 0..n {
                     let mut payload = vec![0u8; args.payload_size];
                     rand::thread_rng().fill_bytes(&mut payload);
-                    let tx = match TxBuilder::new("application/x-knoop-load").prevs(chain).sign(&key, payload) {
+                    let tx = match TxBuilder::new("application/x-knoop-load")
+                        .prevs(chain)
+                        .prevs([root])
+                        .kid(kid.clone())
+                        .sign(&key, payload)
+                    {
                         Ok(t) => t,
                         Err(_) => continue,
                     };
@@ -86,8 +131,6 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Value> {
                     body.push(json!({"envelope": tx.envelope(), "payload": B64.encode(tx.payload().unwrap_or_default())}));
                 }
                 // A worker's chain stays on one node, so parents always arrive before children.
-                let target = &args.targets[w % args.targets.len()];
-                let target = target.trim_end_matches('/');
                 let t0 = Instant::now();
                 let req = if n == 1 {
                     http.post(format!("{target}/v1/transactions")).json(&body[0])

@@ -10,11 +10,16 @@ mod bench;
 mod cli;
 mod client;
 mod config;
+mod did_ops;
+mod did_state;
 mod didweb;
 mod keys;
+mod keystore;
 mod load;
 mod node;
+mod resolver;
 mod rpc;
+mod rpc_did;
 mod store;
 
 use clap::Parser;
@@ -56,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
+        Command::Did(cmd) => print_json(rt.block_on(client::did(cmd))?),
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }

@@ -4,11 +4,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use knoop_gossip::{EmbeddedKeys, Log, LogConfig, LogHandle};
+use knoop_gossip::{Log, LogConfig, LogHandle};
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::Config;
+use crate::did_ops::DidOps;
+use crate::did_state::DidState;
+use crate::didweb::DidWebClient;
+use crate::keystore::{KeyStore, MasterKey};
+use crate::resolver::Resolver;
 use crate::rpc::{router, RpcState};
 use crate::store::RocksStore;
 
@@ -19,9 +24,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let key = crate::keys::load_or_create(&cfg.data_dir.join("node.key"))?;
     let t0 = Instant::now();
     let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
+    let keys = Arc::new(open_keystore(&cfg, &store)?);
+    let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);
     let log = Log::open(
         store.clone(),
-        Arc::new(EmbeddedKeys::default()),
+        did_state.clone(),
         LogConfig {
             max_pending: cfg.p2p.max_pending,
             ..LogConfig::default()
@@ -29,10 +36,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     )?;
     info!(
         transactions = log.index().len(),
+        dids = did_state.len(),
         ms = t0.elapsed().as_millis() as u64,
         "store opened"
     );
     let (handle, log_task) = LogHandle::spawn(log);
+    let dids = Arc::new(DidOps {
+        state: did_state.clone(),
+        keys,
+        log: handle.clone(),
+    });
+    let node_did = node_did(&dids, &key).await?;
+    info!(did = %node_did, "node DID");
+    let web = if cfg.did.web_enabled {
+        Some(
+            DidWebClient::new(cfg.did.web_ca_file.as_deref(), cfg.did.web_timeout)
+                .context("did:web client")?,
+        )
+    } else {
+        None
+    };
+    let resolver = Arc::new(Resolver {
+        knoop: did_state,
+        web,
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (net, net_task) =
@@ -49,7 +76,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
-        node_key: key,
+        node_did,
+        dids,
+        resolver,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
@@ -72,6 +101,50 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(cfg.data_dir.join("rpc.addr"));
     info!("stopped");
     Ok(())
+}
+
+/// Opens the keystore with the configured master key (creating a development key file when
+/// none is configured).
+fn open_keystore(cfg: &Config, store: &RocksStore) -> anyhow::Result<KeyStore> {
+    let master = match (&cfg.keys.master_key, &cfg.keys.master_key_file) {
+        (Some(hex), _) => MasterKey::from_hex(hex)?,
+        (None, Some(file)) => MasterKey::from_file(file, false)?.0,
+        (None, None) => {
+            let file = cfg.data_dir.join("master.key");
+            let (key, created) = MasterKey::from_file(&file, true)?;
+            if created {
+                tracing::warn!(
+                    file = %file.display(),
+                    "created a master key beside the store: fine for development; in \
+                     production give keys.master_key (KNOOP_KEYS__MASTER_KEY) from a secret store"
+                );
+            }
+            key
+        }
+    };
+    let previous = cfg
+        .keys
+        .previous_master_keys
+        .iter()
+        .map(|k| MasterKey::from_hex(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(KeyStore::open(store.db(), &master, &previous)?)
+}
+
+/// The node's DID: the hosted DID whose `KnoopNode` service binds this node's peer id, created
+/// on first start.
+async fn node_did(dids: &DidOps, key: &ed25519_dalek::SigningKey) -> anyhow::Result<String> {
+    let peer_id = knoop_did::binding::peer_id_of(&key.verifying_key());
+    if let Some(did) = dids.state.did_of_peer(&peer_id) {
+        if dids.hosted()?.contains(&did) {
+            return Ok(did);
+        }
+    }
+    let (did, _) = dids
+        .create(&[], &[], None, Some(key))
+        .await
+        .context("creating the node DID")?;
+    Ok(did)
 }
 
 async fn shutdown_signal() {

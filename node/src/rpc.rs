@@ -14,10 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ed25519_dalek::SigningKey;
 use futures::Stream;
 use knoop_gossip::net::NetView;
-use knoop_gossip::{Hash32, LogHandle, Source, Store, Transaction, TxBuilder, TxError};
+use knoop_gossip::{Hash32, LogHandle, Source, Store, Transaction, TxError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
@@ -36,7 +35,10 @@ pub const MAX_LIST: usize = 1000;
 pub struct RpcState {
     pub log: LogHandle<RocksStore>,
     pub net: NetView,
-    pub node_key: SigningKey,
+    /// The node's own DID.
+    pub node_did: String,
+    pub dids: Arc<crate::did_ops::DidOps>,
+    pub resolver: Arc<crate::resolver::Resolver>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -55,6 +57,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .route("/v1/publish", post(publish))
         .route("/v1/events", get(events))
         .route("/openapi.yaml", get(openapi))
+        .merge(crate::rpc_did::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -95,7 +98,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code: code.into(),
@@ -150,6 +153,8 @@ async fn status(State(st): St) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "peer_id": net.peer_id,
+        "did": st.node_did,
+        "dids_known": st.dids.state.len(),
         "listen_addrs": net.listen_addrs,
         "peers": net.peers.len(),
         "transactions": idx.len(),
@@ -170,7 +175,13 @@ async fn status(State(st): St) -> Json<Value> {
             "bytes_out": net.bytes_sync_out,
         },
         "banned_peers": net.banned,
-        "peer_list": net.peers,
+        "peer_list": net.peers.iter().map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("did".into(), json!(st.dids.state.did_of_peer(&p.peer_id)));
+            }
+            v
+        }).collect::<Vec<_>>(),
     }))
 }
 
@@ -264,6 +275,9 @@ struct PublishReq {
     content_type: String,
     /// Content, standard base64.
     payload: String,
+    /// A DID hosted here to sign as (default: the node's DID).
+    #[serde(default)]
+    signer: Option<String>,
 }
 
 async fn publish(
@@ -281,17 +295,11 @@ async fn publish(
         }
         .into());
     }
-    let key = st.node_key.clone();
-    let cty = body.content_type;
+    let signer = body.signer.unwrap_or_else(|| st.node_did.clone());
     let id = st
-        .log
-        .publish(Box::new(move |heads| {
-            TxBuilder::new(cty)
-                .prevs(heads.iter().copied())
-                .sign(&key, payload)
-        }))
-        .await
-        .map_err(|_| ApiError::unavailable())??;
+        .dids
+        .publish_as(&signer, &body.content_type, payload)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))))
 }
 

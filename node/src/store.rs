@@ -7,7 +7,7 @@ use knoop_gossip::{CommitBatch, Hash32, Store, StoreError, StoredTx, TxId};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 /// On-disk format version written in `meta`.
-pub const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "2";
 
 const CF_TX: &str = "tx";
 const CF_PAYLOAD: &str = "payload";
@@ -16,8 +16,11 @@ const CF_BY_SEQ: &str = "by_seq";
 const CF_HEADS: &str = "heads";
 const CF_PEERS: &str = "peers";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [
-    CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META,
+const CF_BY_TYPE: &str = "by_type";
+/// Secrets of the keystore (`crate::keystore`), encrypted.
+pub const CF_KEYS: &str = "keys";
+const ALL_CFS: [&str; 9] = [
+    CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META, CF_BY_TYPE, CF_KEYS,
 ];
 const KEY_FORMAT: &[u8] = b"format_version";
 
@@ -33,11 +36,13 @@ pub enum OpenError {
         "store at {path} has format version {found}, this knoop reads version {FORMAT_VERSION}"
     )]
     Version { path: String, found: String },
+    #[error("store at {path}: migration to format {FORMAT_VERSION} failed: {reason}")]
+    Migration { path: String, reason: String },
 }
 
 /// rocksdb-backed store.
 pub struct RocksStore {
-    db: DB,
+    db: std::sync::Arc<DB>,
 }
 
 fn err(e: rocksdb::Error) -> StoreError {
@@ -67,31 +72,78 @@ impl RocksStore {
             path: p.clone(),
             source,
         })?;
-        let store = RocksStore { db };
+        let store = RocksStore {
+            db: std::sync::Arc::new(db),
+        };
         let meta = store.cf(CF_META);
-        match store
-            .db
-            .get_cf(meta, KEY_FORMAT)
-            .map_err(|source| OpenError::Rocks {
-                path: p.clone(),
-                source,
-            })? {
-            None => store
-                .db
-                .put_cf(meta, KEY_FORMAT, FORMAT_VERSION)
-                .map_err(|source| OpenError::Rocks {
-                    path: p.clone(),
-                    source,
-                })?,
+        let rocks = |source| OpenError::Rocks {
+            path: p.clone(),
+            source,
+        };
+        let found = store.db.get_cf(meta, KEY_FORMAT).map_err(rocks)?;
+        match found.as_deref() {
+            None => {
+                if store
+                    .db
+                    .iterator_cf(store.cf(CF_TX), IteratorMode::Start)
+                    .next()
+                    .is_some()
+                {
+                    return Err(OpenError::Version {
+                        path: p,
+                        found: "none (data without a format marker)".into(),
+                    });
+                }
+                store
+                    .db
+                    .put_cf(meta, KEY_FORMAT, FORMAT_VERSION)
+                    .map_err(rocks)?;
+            }
             Some(v) if v == FORMAT_VERSION.as_bytes() => {}
+            Some(b"1") => {
+                store
+                    .migrate_1_to_2()
+                    .map_err(|e| OpenError::Migration {
+                        path: p.clone(),
+                        reason: e.0,
+                    })?;
+            }
             Some(v) => {
                 return Err(OpenError::Version {
                     path: p,
-                    found: String::from_utf8_lossy(&v).into_owned(),
+                    found: String::from_utf8_lossy(v).into_owned(),
                 })
             }
         }
         Ok(store)
+    }
+
+    /// Format 1 had no by-type index: build it from the stored envelopes, then mark format 2,
+    /// in one atomic write.
+    fn migrate_1_to_2(&self) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        let by_type = self.cf(CF_BY_TYPE);
+        let mut n = 0u64;
+        for item in self.db.iterator_cf(self.cf(CF_TX), IteratorMode::Start) {
+            let (k, v) = item.map_err(err)?;
+            let id = id_from(&k)?;
+            let t = decode_tx(&v)?;
+            let tx = knoop_gossip::Transaction::parse(&t.envelope, None)
+                .map_err(|e| StoreError(format!("stored transaction {id}: {e}")))?;
+            wb.put_cf(by_type, type_key(&tx.header().cty, t.seq), id.0);
+            n += 1;
+        }
+        wb.put_cf(self.cf(CF_META), KEY_FORMAT, FORMAT_VERSION);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo).map_err(err)?;
+        tracing::info!(transactions = n, "store migrated from format 1 to 2 (by-type index)");
+        Ok(())
+    }
+
+    /// The shared database handle, for the keystore's column family.
+    pub fn db(&self) -> std::sync::Arc<DB> {
+        self.db.clone()
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -148,6 +200,15 @@ fn encode_tx(t: &StoredTx) -> Vec<u8> {
     v
 }
 
+/// by_type key: content type, a 0 byte, then the arrival seq (8 bytes big-endian).
+fn type_key(cty: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(cty.len() + 9);
+    k.extend_from_slice(cty.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn id_from(bytes: &[u8]) -> Result<TxId, StoreError> {
     let a: [u8; 32] = bytes
         .try_into()
@@ -200,6 +261,10 @@ impl Store for RocksStore {
         }
         for h in &batch.heads_added {
             wb.put_cf(heads, h.0, []);
+        }
+        let by_type = self.cf(CF_BY_TYPE);
+        for (cty, seq, id) in &batch.by_type {
+            wb.put_cf(by_type, type_key(cty, *seq), id.0);
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(batch.durable);
@@ -263,6 +328,34 @@ impl Store for RocksStore {
                 .as_ref()
                 .try_into()
                 .map_err(|_| StoreError("by_seq key is not 8 bytes".into()))?;
+            out.push((u64::from_be_bytes(a), id_from(&v)?));
+        }
+        Ok(out)
+    }
+
+    fn list_by_type(
+        &self,
+        cty: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, TxId)>, StoreError> {
+        let start = type_key(cty, after.saturating_add(1));
+        let prefix_len = cty.len() + 1;
+        let mut out = Vec::new();
+        for r in self.db.iterator_cf(
+            self.cf(CF_BY_TYPE),
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        ) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = r.map_err(err)?;
+            if k.len() != prefix_len + 8 || k[..prefix_len] != start[..prefix_len] {
+                break;
+            }
+            let a: [u8; 8] = k[prefix_len..]
+                .try_into()
+                .map_err(|_| StoreError("by_type key has no seq".into()))?;
             out.push((u64::from_be_bytes(a), id_from(&v)?));
         }
         Ok(out)
@@ -344,6 +437,53 @@ mod tests {
         .unwrap();
         assert_eq!(log.index().digest(), digest);
         assert_eq!(log.heads(16), heads);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn format_1_is_migrated_with_a_by_type_index() {
+        let dir = std::env::temp_dir().join(format!("knoop-store-test-{}", rand::random::<u64>()));
+        let key = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+        {
+            let store = Arc::new(RocksStore::open(&dir).unwrap());
+            let mut log = Log::open(
+                store.clone(),
+                Arc::new(EmbeddedKeys::default()),
+                LogConfig::default(),
+            )
+            .unwrap();
+            for i in 0..6u8 {
+                let cty = if i % 2 == 0 { "t/even" } else { "t/odd" };
+                let tx = TxBuilder::new(cty)
+                    .prevs(log.heads(16))
+                    .sign(&key, vec![i])
+                    .unwrap();
+                assert!(log.ingest(vec![tx], Source::Local).results[0].is_ok());
+            }
+            assert_eq!(store.list_by_type("t/even", 0, 10).unwrap().len(), 3);
+            // Turn it into a format-1 store: no by_type index, marker "1".
+            let cf = store.cf(CF_BY_TYPE);
+            let keys: Vec<_> = store
+                .db
+                .iterator_cf(cf, IteratorMode::Start)
+                .map(|r| r.unwrap().0)
+                .collect();
+            for k in keys {
+                store.db.delete_cf(cf, k).unwrap();
+            }
+            store.db.put_cf(store.cf(CF_META), KEY_FORMAT, "1").unwrap();
+            assert!(store.list_by_type("t/even", 0, 10).unwrap().is_empty());
+        }
+        let store = RocksStore::open(&dir).unwrap();
+        let even = store.list_by_type("t/even", 0, 10).unwrap();
+        let odd = store.list_by_type("t/odd", 0, 10).unwrap();
+        assert_eq!(even.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 3, 5]);
+        assert_eq!(odd.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 4, 6]);
+        assert_eq!(store.list_by_type("t/even", 3, 10).unwrap().len(), 1);
+        assert_eq!(
+            store.db.get_cf(store.cf(CF_META), KEY_FORMAT).unwrap().unwrap(),
+            FORMAT_VERSION.as_bytes()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,0 +1,360 @@
+//! The node's view of every `did:knoop` DID: the registry from `knoop-did`, filled from the log,
+//! acting as the log's [`Authorizer`] and answering resolution and endpoint lookups.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use knoop_did::document::DidDocument;
+use knoop_did::knoop::history::DidHistory;
+use knoop_did::knoop::registry::AuthError;
+use knoop_did::knoop::services::{find_endpoint, EndpointHit, LookupError};
+use knoop_did::knoop::time::{from_rfc3339, to_rfc3339};
+use knoop_did::knoop::{CausalOracle, DidOp, OpRecord, Registry, TxFacts, VersionId};
+use knoop_did::knoop::{DID_OP_CONTENT_TYPE, METHOD};
+use knoop_did::resolution::{
+    DocumentMetadata, ErrorCode, ResolutionResult, SupersededVersion,
+};
+use knoop_did::url::DidUrl;
+use knoop_gossip::{Authorizer, CausalView, KeyLookup, Store, Transaction, TxError, TxId};
+
+/// Most transactions one causal search may visit before the transaction is refused.
+const MAX_CAUSAL_VISITS: usize = 200_000;
+
+/// Shared DID state.
+#[derive(Default)]
+pub struct DidState {
+    reg: RwLock<Registry>,
+}
+
+fn vid(id: &TxId) -> VersionId {
+    VersionId(id.0)
+}
+
+fn auth_err(e: AuthError) -> TxError {
+    TxError::Unauthorized(e.to_string())
+}
+
+fn facts_parts(tx: &Transaction) -> Result<(Vec<VersionId>, Option<ed25519_dalek::VerifyingKey>), TxError> {
+    let prevs = tx.header().prevs.iter().map(vid).collect();
+    let jwk = match &tx.header().jwk {
+        Some(j) => Some(j.to_key()?),
+        None => None,
+    };
+    Ok((prevs, jwk))
+}
+
+/// Ancestry answered by walking the log backwards from the transaction's parents.
+struct ViewOracle<'a>(&'a dyn CausalView);
+
+impl CausalOracle for ViewOracle<'_> {
+    fn ancestors(
+        &self,
+        from: &[VersionId],
+        targets: &[(VersionId, u64)],
+    ) -> Result<Vec<bool>, String> {
+        let min_lc = targets.iter().map(|(_, lc)| *lc).min().unwrap_or(0);
+        let wanted: HashSet<VersionId> = targets.iter().map(|(v, _)| *v).collect();
+        let mut found: HashSet<VersionId> = HashSet::new();
+        let mut seen: HashSet<VersionId> = HashSet::new();
+        let mut stack: Vec<VersionId> = from.to_vec();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            if seen.len() > MAX_CAUSAL_VISITS {
+                return Err(format!(
+                    "more than {MAX_CAUSAL_VISITS} transactions between the signer's version \
+                     and this transaction"
+                ));
+            }
+            if wanted.contains(&n) {
+                found.insert(n);
+                if found.len() == wanted.len() {
+                    break;
+                }
+            }
+            let Some((lc, prevs)) = self
+                .0
+                .node(&knoop_gossip::Hash32(n.0))
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            if lc <= min_lc {
+                continue;
+            }
+            stack.extend(prevs.iter().map(vid));
+        }
+        Ok(targets.iter().map(|(v, _)| found.contains(v)).collect())
+    }
+}
+
+impl Authorizer for DidState {
+    fn signer_key(&self, tx: &Transaction) -> Result<KeyLookup, TxError> {
+        let (prevs, jwk) = facts_parts(tx)?;
+        let h = tx.header();
+        let f = TxFacts {
+            id: vid(&tx.id()),
+            lc: h.lc,
+            sigt: h.sigt,
+            prevs: &prevs,
+            cty: &h.cty,
+            payload: tx.payload(),
+            jwk,
+            kid: h.kid.as_deref(),
+        };
+        let reg = self.reg.read().map_err(|_| TxError::Store("did registry lock".into()))?;
+        match reg.signing_key(&f).map_err(auth_err)? {
+            Some(k) => Ok(KeyLookup::Key(k)),
+            None => Ok(KeyLookup::Deferred),
+        }
+    }
+
+    fn admit(
+        &self,
+        tx: &Transaction,
+        key: &ed25519_dalek::VerifyingKey,
+        view: &dyn CausalView,
+    ) -> Result<(), TxError> {
+        let (prevs, jwk) = facts_parts(tx)?;
+        let h = tx.header();
+        let f = TxFacts {
+            id: vid(&tx.id()),
+            lc: h.lc,
+            sigt: h.sigt,
+            prevs: &prevs,
+            cty: &h.cty,
+            payload: tx.payload(),
+            jwk,
+            kid: h.kid.as_deref(),
+        };
+        let mut reg = self
+            .reg
+            .write()
+            .map_err(|_| TxError::Store("did registry lock".into()))?;
+        reg.admit(&f, key, &ViewOracle(view)).map_err(|e| {
+            tracing::debug!(tx = ?tx.id(), error = %e, "transaction not authorised");
+            auth_err(e)
+        })
+    }
+
+    fn committed(&self) {
+        if let Ok(mut r) = self.reg.write() {
+            r.commit();
+        }
+    }
+
+    fn rolled_back(&self) {
+        if let Ok(mut r) = self.reg.write() {
+            r.rollback();
+        }
+    }
+}
+
+/// A DID operation read back from the store.
+fn stored_op<S: Store + ?Sized>(store: &S, id: &TxId) -> anyhow::Result<Option<OpRecord>> {
+    let Some((t, payload)) = knoop_gossip::log::read_tx(store, id)? else {
+        return Ok(None);
+    };
+    let Some(payload) = payload else {
+        anyhow::bail!("DID operation {id} is stored without its content");
+    };
+    let tx = Transaction::parse(&t.envelope, None)?;
+    let op = DidOp::parse(&payload)?;
+    Ok(Some(OpRecord {
+        version: vid(id),
+        lc: t.lc,
+        sigt: t.sigt,
+        op,
+        signer: tx.header().kid.clone().unwrap_or_else(|| "jwk".into()),
+    }))
+}
+
+impl DidState {
+    /// Fills the registry from the DID operations in the store (they were checked on the way
+    /// in).
+    pub fn load<S: Store + ?Sized>(store: &S) -> anyhow::Result<Self> {
+        let mut reg = Registry::default();
+        let mut after = 0;
+        loop {
+            let page = store.list_by_type(DID_OP_CONTENT_TYPE, after, 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, id) in page {
+                if let Some(rec) = stored_op(store, &id)? {
+                    reg.insert(rec);
+                }
+            }
+        }
+        Ok(DidState {
+            reg: RwLock::new(reg),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.reg.read().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Runs `f` over the history of `did`.
+    pub fn with_history<T>(&self, did: &str, f: impl FnOnce(&DidHistory) -> T) -> Option<T> {
+        let reg = self.reg.read().ok()?;
+        reg.history(did).map(f)
+    }
+
+    /// The current version of `did`: `(version, lc, document)`; `None` if unknown or
+    /// deactivated.
+    pub fn current(&self, did: &str) -> Option<(VersionId, DidDocument)> {
+        self.with_history(did, |h| {
+            let chain = h.chain();
+            let last = chain.last()?;
+            Some((last.version, last.document()?.clone()))
+        })
+        .flatten()
+    }
+
+    /// Resolves a `did:knoop` DID URL (with `versionId` or `versionTime`, if given).
+    pub fn resolve(&self, url: &DidUrl) -> ResolutionResult {
+        let did = url.did.as_str();
+        if url.did.method() != METHOD {
+            return ResolutionResult::error(ErrorCode::MethodNotSupported, "not did:knoop");
+        }
+        let msid = url.did.method_specific_id();
+        if bs58::decode(msid).into_vec().map(|b| b.len()) != Ok(32) {
+            return ResolutionResult::error(
+                ErrorCode::InvalidDid,
+                "a did:knoop id is the base58btc of 32 bytes",
+            );
+        }
+        let Ok(reg) = self.reg.read() else {
+            return ResolutionResult::error(ErrorCode::InternalError, "registry lock");
+        };
+        let Some(h) = reg.history(did) else {
+            return ResolutionResult::error(ErrorCode::NotFound, format!("{did} is not known"));
+        };
+        let chain = h.chain();
+        let rec = if let Some(v) = url.param("versionId") {
+            match VersionId::from_hex(v).and_then(|v| h.get(&v)) {
+                Some(r) => r,
+                None => {
+                    return ResolutionResult::error(
+                        ErrorCode::NotFound,
+                        format!("{did} has no version {v}"),
+                    )
+                }
+            }
+        } else if let Some(t) = url.param("versionTime") {
+            let Some(ms) = from_rfc3339(&t.replace("%3A", ":")) else {
+                return ResolutionResult::error(
+                    ErrorCode::InvalidOptions,
+                    "versionTime must be an RFC 3339 UTC time",
+                );
+            };
+            match h.at_time(ms) {
+                Some(r) => r,
+                None => {
+                    return ResolutionResult::error(
+                        ErrorCode::NotFound,
+                        format!("{did} did not exist at {t}"),
+                    )
+                }
+            }
+        } else {
+            match chain.last() {
+                Some(r) => *r,
+                None => return ResolutionResult::error(ErrorCode::NotFound, "no create"),
+            }
+        };
+        let on_chain: HashMap<VersionId, usize> =
+            chain.iter().enumerate().map(|(i, r)| (r.version, i)).collect();
+        let mut meta = DocumentMetadata {
+            created: chain.first().map(|r| to_rfc3339(r.sigt)),
+            updated: Some(to_rfc3339(rec.sigt)),
+            version_id: Some(rec.version.to_hex()),
+            ..Default::default()
+        };
+        match on_chain.get(&rec.version) {
+            Some(i) => {
+                meta.next_version_id = chain.get(i + 1).map(|r| r.version.to_hex());
+            }
+            None => meta.superseded_by = superseded_by(h, &on_chain, &chain, rec),
+        }
+        meta.superseded = h
+            .superseded()
+            .into_iter()
+            .map(|r| SupersededVersion {
+                version_id: r.version.to_hex(),
+                previous: r.op.previous().map(|p| p.to_hex()),
+                operation: r.op.name(),
+                signer: r.signer.clone(),
+                signed: to_rfc3339(r.sigt),
+            })
+            .collect();
+        let (doc, deactivated) = match rec.document() {
+            Some(d) => (d.clone(), false),
+            None => {
+                // A deactivation: show the last document before it.
+                let prev = rec
+                    .op
+                    .previous()
+                    .and_then(|p| h.get(&p))
+                    .and_then(|r| r.document())
+                    .cloned();
+                match prev {
+                    Some(d) => (d, true),
+                    None => {
+                        return ResolutionResult::error(ErrorCode::InternalError, "orphan deactivation")
+                    }
+                }
+            }
+        };
+        let value = serde_json::to_value(&doc).unwrap_or_default();
+        let mut res = ResolutionResult::ok(value, meta);
+        if deactivated {
+            res.did_document_metadata.deactivated = Some(true);
+            res.did_resolution_metadata.error = Some(ErrorCode::Deactivated);
+            res.did_resolution_metadata.error_message = Some(format!("{did} is deactivated"));
+        }
+        res
+    }
+
+    /// The endpoint of type `type_` for `did`, following references (current documents only).
+    pub fn endpoint(&self, did: &str, type_: &str) -> Result<EndpointHit, LookupError> {
+        let resolve = |d: &str| self.current(d).map(|(_, doc)| doc);
+        find_endpoint(&resolve, did, type_)
+    }
+
+    /// The DID whose current document binds `peer_id` (a verified `KnoopNode` service).
+    pub fn did_of_peer(&self, peer_id: &str) -> Option<String> {
+        let reg = self.reg.read().ok()?;
+        for did in reg.dids() {
+            let Some(h) = reg.history(did) else { continue };
+            let chain = h.chain();
+            let Some(doc) = chain.last().and_then(|r| r.document()) else {
+                continue;
+            };
+            if let Some(b) = knoop_did::binding::binding_in(doc) {
+                if b.peer_id == peer_id {
+                    return Some(did.clone());
+                }
+            }
+        }
+        None
+    }
+}
+
+/// For a version off the winning chain: the chain version that won at the fork.
+fn superseded_by(
+    h: &DidHistory,
+    on_chain: &HashMap<VersionId, usize>,
+    chain: &[&OpRecord],
+    rec: &OpRecord,
+) -> Option<String> {
+    let mut cur = rec;
+    loop {
+        let prev = cur.op.previous()?;
+        if let Some(i) = on_chain.get(&prev) {
+            return chain.get(i + 1).map(|r| r.version.to_hex());
+        }
+        cur = h.get(&prev)?;
+    }
+}

@@ -1,0 +1,328 @@
+//! The keystore: Ed25519 private keys generated and held by the node, encrypted at rest.
+//!
+//! Keys live in the store's `keys` column family, each sealed with XChaCha20-Poly1305 under the
+//! master key (from config, the environment, or a key file), with the key id as associated data
+//! so a sealed key cannot be moved to another id. Secrets never leave this module: callers get
+//! public keys and signatures. A check value written on first use makes a wrong master key fail
+//! at start with a clear error instead of at the first signature. Master keys rotate by listing
+//! the old one under `keys.previous_master_keys`: at start every key sealed under it is re-sealed
+//! under the current one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand::RngCore;
+use rocksdb::{IteratorMode, WriteBatch, DB};
+use zeroize::Zeroize;
+
+use crate::store::CF_KEYS;
+
+/// Record format version (first byte of every sealed value).
+const SEAL_V1: u8 = 1;
+/// Key of the check value.
+const CHECK_ID: &[u8] = b"\x00check";
+const CHECK_PLAINTEXT: &[u8] = b"knoop keystore check v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("keystore: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("keystore: the master key does not open this store (wrong keys.master_key?)")]
+    WrongMasterKey,
+    #[error("keystore: sealed key {0} is damaged or sealed under another master key")]
+    Unseal(String),
+    #[error("keystore: no key {0}")]
+    NoKey(String),
+    #[error("keystore: key {0} exists already")]
+    Exists(String),
+    #[error("master key: {0}")]
+    MasterKey(String),
+}
+
+/// A 32-byte master key, wiped on drop.
+pub struct MasterKey([u8; 32]);
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl MasterKey {
+    /// From 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, KeyStoreError> {
+        let mut k = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut k)
+            .map_err(|_| KeyStoreError::MasterKey("must be 64 hex digits (32 bytes)".into()))?;
+        Ok(MasterKey(k))
+    }
+
+    /// Reads a key file (64 hex digits), or creates one (mode 0600) when `create` and missing.
+    pub fn from_file(path: &Path, create: bool) -> Result<(Self, bool), KeyStoreError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok((Self::from_hex(&text)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let mut k = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut k);
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                use std::io::Write;
+                let mut hexed = hex::encode(k);
+                let res = opts
+                    .open(path)
+                    .and_then(|mut f| f.write_all(hexed.as_bytes()).and_then(|_| f.sync_all()));
+                hexed.zeroize();
+                res.map_err(|e| KeyStoreError::MasterKey(format!("{}: {e}", path.display())))?;
+                Ok((MasterKey(k), true))
+            }
+            Err(e) => Err(KeyStoreError::MasterKey(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&self.0).into())
+    }
+}
+
+/// The node's private keys.
+pub struct KeyStore {
+    db: Arc<DB>,
+    cipher: XChaCha20Poly1305,
+}
+
+fn seal(cipher: &XChaCha20Poly1305, id: &[u8], secret: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    // Encryption with a fresh nonce and in-memory buffers cannot fail.
+    let ct = cipher
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: id })
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(1 + 24 + ct.len());
+    out.push(SEAL_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn unseal(cipher: &XChaCha20Poly1305, id: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 1 + 24 + 16 || sealed[0] != SEAL_V1 {
+        return None;
+    }
+    cipher
+        .decrypt(
+            XNonce::from_slice(&sealed[1..25]),
+            Payload {
+                msg: &sealed[25..],
+                aad: id,
+            },
+        )
+        .ok()
+}
+
+impl KeyStore {
+    /// Opens the keystore in `db` under `master`, re-sealing keys found under any of
+    /// `previous` (master-key rotation).
+    pub fn open(
+        db: Arc<DB>,
+        master: &MasterKey,
+        previous: &[MasterKey],
+    ) -> Result<Self, KeyStoreError> {
+        let cipher = master.cipher();
+        let ks = KeyStore { db, cipher };
+        let cf = ks.cf();
+        match ks.db.get_cf(cf, CHECK_ID)? {
+            None => {
+                ks.db
+                    .put_cf(cf, CHECK_ID, seal(&ks.cipher, CHECK_ID, CHECK_PLAINTEXT))?;
+            }
+            Some(v) => {
+                if unseal(&ks.cipher, CHECK_ID, &v).as_deref() != Some(CHECK_PLAINTEXT) {
+                    let old = previous
+                        .iter()
+                        .map(|m| m.cipher())
+                        .find(|c| unseal(c, CHECK_ID, &v).as_deref() == Some(CHECK_PLAINTEXT));
+                    match old {
+                        Some(old) => ks.reseal(&old)?,
+                        None => return Err(KeyStoreError::WrongMasterKey),
+                    }
+                }
+            }
+        }
+        Ok(ks)
+    }
+
+    fn cf(&self) -> &rocksdb::ColumnFamily {
+        // Created at store open.
+        self.db
+            .cf_handle(CF_KEYS)
+            .expect("keys column family created at open")
+    }
+
+    /// Re-seals every key from the `old` master key to the current one, atomically.
+    fn reseal(&self, old: &XChaCha20Poly1305) -> Result<(), KeyStoreError> {
+        let cf = self.cf();
+        let mut wb = WriteBatch::default();
+        let mut n = 0;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            let mut secret = unseal(old, &k, &v)
+                .ok_or_else(|| KeyStoreError::Unseal(String::from_utf8_lossy(&k).into_owned()))?;
+            wb.put_cf(cf, &k, seal(&self.cipher, &k, &secret));
+            secret.zeroize();
+            n += 1;
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        tracing::info!(records = n, "keystore re-sealed under the new master key");
+        Ok(())
+    }
+
+    /// Generates a new key under `id` and returns its public half.
+    pub fn generate(&self, id: &str) -> Result<VerifyingKey, KeyStoreError> {
+        if self.contains(id)? {
+            return Err(KeyStoreError::Exists(id.to_owned()));
+        }
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        self.put(id, &key)?;
+        Ok(key.verifying_key())
+    }
+
+    /// Stores an existing key under `id` (the node identity key, imported once).
+    pub fn put(&self, id: &str, key: &SigningKey) -> Result<(), KeyStoreError> {
+        let mut secret = key.to_bytes();
+        let sealed = seal(&self.cipher, id.as_bytes(), &secret);
+        secret.zeroize();
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(self.cf(), id.as_bytes(), sealed, &wo)?;
+        Ok(())
+    }
+
+    pub fn contains(&self, id: &str) -> Result<bool, KeyStoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(), id.as_bytes())?.is_some())
+    }
+
+    fn load(&self, id: &str) -> Result<SigningKey, KeyStoreError> {
+        let sealed = self
+            .db
+            .get_pinned_cf(self.cf(), id.as_bytes())?
+            .ok_or_else(|| KeyStoreError::NoKey(id.to_owned()))?;
+        let mut secret = unseal(&self.cipher, id.as_bytes(), &sealed)
+            .ok_or_else(|| KeyStoreError::Unseal(id.to_owned()))?;
+        let bytes: Result<[u8; 32], _> = secret.as_slice().try_into();
+        secret.zeroize();
+        let mut bytes = bytes.map_err(|_| KeyStoreError::Unseal(id.to_owned()))?;
+        let key = SigningKey::from_bytes(&bytes);
+        bytes.zeroize();
+        Ok(key)
+    }
+
+    /// The public key of `id`.
+    pub fn public(&self, id: &str) -> Result<VerifyingKey, KeyStoreError> {
+        Ok(self.load(id)?.verifying_key())
+    }
+
+    /// Signs `msg` with key `id`.
+    pub fn sign(&self, id: &str, msg: &[u8]) -> Result<Signature, KeyStoreError> {
+        Ok(self.load(id)?.sign(msg))
+    }
+
+    /// Runs `f` with the private key of `id` (for builders that sign themselves); the key does
+    /// not outlive the call.
+    pub fn with_key<T>(&self, id: &str, f: impl FnOnce(&SigningKey) -> T) -> Result<T, KeyStoreError> {
+        let key = self.load(id)?;
+        Ok(f(&key))
+    }
+
+    /// Deletes key `id` (after a rotation has retired it).
+    pub fn delete(&self, id: &str) -> Result<(), KeyStoreError> {
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.delete_cf_opt(self.cf(), id.as_bytes(), &wo)?;
+        Ok(())
+    }
+
+    /// Ids of all keys whose id starts with `prefix`.
+    pub fn ids(&self, prefix: &str) -> Result<Vec<String>, KeyStoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(),
+            IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
+        ) {
+            let (k, _) = item?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            if k.as_ref() == CHECK_ID {
+                continue;
+            }
+            out.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Verifier;
+
+    fn temp() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("knoop-ks-test-{}", rand::random::<u64>()))
+    }
+
+    #[test]
+    fn keys_are_sealed_sign_and_survive_master_key_rotation() {
+        let dir = temp();
+        let m1 = MasterKey([1; 32]);
+        let m2 = MasterKey([2; 32]);
+        let pk = {
+            let store = crate::store::RocksStore::open(&dir).unwrap();
+            let ks = KeyStore::open(store.db(), &m1, &[]).unwrap();
+            let pk = ks.generate("did:knoop:a#key-1").unwrap();
+            assert!(matches!(
+                ks.generate("did:knoop:a#key-1"),
+                Err(KeyStoreError::Exists(_))
+            ));
+            let sig = ks.sign("did:knoop:a#key-1", b"msg").unwrap();
+            pk.verify(b"msg", &sig).unwrap();
+            assert_eq!(ks.ids("did:knoop:a").unwrap(), vec!["did:knoop:a#key-1"]);
+            // The secret is not stored in the clear.
+            let raw = store.db().get_cf(ks.cf(), b"did:knoop:a#key-1").unwrap().unwrap();
+            let secret = ks.load("did:knoop:a#key-1").unwrap().to_bytes();
+            assert!(!raw.windows(32).any(|w| w == secret));
+            // A sealed key moved to another id does not open.
+            store.db().put_cf(ks.cf(), b"did:knoop:b#key-1", &raw).unwrap();
+            assert!(matches!(
+                ks.sign("did:knoop:b#key-1", b"m"),
+                Err(KeyStoreError::Unseal(_))
+            ));
+            ks.delete("did:knoop:b#key-1").unwrap();
+            pk
+        };
+        {
+            let store = crate::store::RocksStore::open(&dir).unwrap();
+            assert!(matches!(
+                KeyStore::open(store.db(), &m2, &[]),
+                Err(KeyStoreError::WrongMasterKey)
+            ));
+            let ks = KeyStore::open(store.db(), &m2, &[MasterKey([1; 32])]).unwrap();
+            assert_eq!(ks.public("did:knoop:a#key-1").unwrap(), pk);
+        }
+        let store = crate::store::RocksStore::open(&dir).unwrap();
+        let ks = KeyStore::open(store.db(), &m2, &[]).unwrap();
+        assert_eq!(ks.public("did:knoop:a#key-1").unwrap(), pk);
+        assert!(matches!(ks.public("nope"), Err(KeyStoreError::NoKey(_))));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
