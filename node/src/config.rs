@@ -78,6 +78,9 @@ pub struct RpcConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct P2pConfig {
+    /// Join the network. `false` runs the node offline (RPC and store only), e.g. for
+    /// maintenance; it catches up when started again with the network.
+    pub enabled: bool,
     pub listen: Vec<String>,
     pub bootstrap: Vec<String>,
     pub max_peers: usize,
@@ -127,6 +130,7 @@ impl Default for P2pConfig {
     fn default() -> Self {
         let net = knoop_gossip::net::NetConfig::default();
         P2pConfig {
+            enabled: true,
             listen: vec![DEFAULT_P2P.into()],
             bootstrap: Vec::new(),
             max_peers: net.max_peers,

@@ -280,12 +280,26 @@ impl DidOps {
         Ok(VersionId(id.0))
     }
 
-    /// The next free `key-<n>` fragment.
-    fn next_fragment(did: &str, doc: &DidDocument) -> String {
-        let n = (1..)
-            .find(|n| doc.method(&format!("{did}#key-{n}")).is_none())
-            .unwrap_or(1);
-        format!("key-{n}")
+    /// The next `key-<n>` fragment never used in any version of `did` (a retired key's
+    /// fragment is not reused, so a key reference names one key for the DID's whole life).
+    fn next_fragment(&self, did: &str, doc: &DidDocument) -> String {
+        let number = |id: &str| -> Option<u64> { id.rsplit_once("#key-")?.1.parse().ok() };
+        let mut max = doc
+            .verification_method
+            .iter()
+            .filter_map(|m| number(&m.id))
+            .max()
+            .unwrap_or(0);
+        if let Some(m) = self.state.with_history(did, |h| {
+            h.all()
+                .iter()
+                .filter_map(|r| r.document())
+                .flat_map(|d| d.verification_method.iter().filter_map(|m| number(&m.id)))
+                .max()
+        }) {
+            max = max.max(m.unwrap_or(0));
+        }
+        format!("key-{}", max + 1)
     }
 
     /// Generates a key and adds it under `rels`. Returns the fragment and the new version.
@@ -300,7 +314,7 @@ impl DidOps {
             ));
         }
         let (_, doc) = self.current(did)?;
-        let frag = Self::next_fragment(did, &doc);
+        let frag = self.next_fragment(did, &doc);
         let key_id = format!("{did}#{frag}");
         let pk = self.keys.generate(&key_id)?;
         let rels = rels.to_vec();
@@ -348,7 +362,7 @@ impl DidOps {
             .into_iter()
             .filter(|r| doc.relationship(*r).contains(&old))
             .collect();
-        let frag = Self::next_fragment(did, &doc);
+        let frag = self.next_fragment(did, &doc);
         let new_id = format!("{did}#{frag}");
         let pk = self.keys.generate(&new_id)?;
         let (f, o) = (frag.clone(), old.clone());

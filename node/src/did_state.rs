@@ -195,6 +195,11 @@ impl DidState {
         self.reg.read().map(|r| r.len()).unwrap_or(0)
     }
 
+    /// DID operations held.
+    pub fn op_count(&self) -> usize {
+        self.reg.read().map(|r| r.op_count()).unwrap_or(0)
+    }
+
     /// Runs `f` over the history of `did`.
     pub fn with_history<T>(&self, did: &str, f: impl FnOnce(&DidHistory) -> T) -> Option<T> {
         let reg = self.reg.read().ok()?;

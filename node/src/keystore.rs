@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::RngCore;
 use rocksdb::{IteratorMode, WriteBatch, DB};
 use zeroize::Zeroize;
@@ -227,13 +227,9 @@ impl KeyStore {
     }
 
     /// The public key of `id`.
+    #[cfg(test)]
     pub fn public(&self, id: &str) -> Result<VerifyingKey, KeyStoreError> {
         Ok(self.load(id)?.verifying_key())
-    }
-
-    /// Signs `msg` with key `id`.
-    pub fn sign(&self, id: &str, msg: &[u8]) -> Result<Signature, KeyStoreError> {
-        Ok(self.load(id)?.sign(msg))
     }
 
     /// Runs `f` with the private key of `id` (for builders that sign themselves); the key does
@@ -274,7 +270,7 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::Verifier;
+    use ed25519_dalek::{Signer, Verifier};
 
     fn temp() -> std::path::PathBuf {
         std::env::temp_dir().join(format!("knoop-ks-test-{}", rand::random::<u64>()))
@@ -293,7 +289,7 @@ mod tests {
                 ks.generate("did:knoop:a#key-1"),
                 Err(KeyStoreError::Exists(_))
             ));
-            let sig = ks.sign("did:knoop:a#key-1", b"msg").unwrap();
+            let sig = ks.with_key("did:knoop:a#key-1", |k| k.sign(b"msg")).unwrap();
             pk.verify(b"msg", &sig).unwrap();
             assert_eq!(ks.ids("did:knoop:a").unwrap(), vec!["did:knoop:a#key-1"]);
             // The secret is not stored in the clear.
@@ -303,7 +299,7 @@ mod tests {
             // A sealed key moved to another id does not open.
             store.db().put_cf(ks.cf(), b"did:knoop:b#key-1", &raw).unwrap();
             assert!(matches!(
-                ks.sign("did:knoop:b#key-1", b"m"),
+                ks.with_key("did:knoop:b#key-1", |k| k.sign(b"m")),
                 Err(KeyStoreError::Unseal(_))
             ));
             ks.delete("did:knoop:b#key-1").unwrap();

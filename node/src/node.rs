@@ -62,8 +62,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (net, net_task) =
-        knoop_gossip::net::spawn(key.to_bytes(), cfg.net_config(), handle.clone(), stop_rx)?;
+    let (net, net_task) = if cfg.p2p.enabled {
+        knoop_gossip::net::spawn(key.to_bytes(), cfg.net_config(), handle.clone(), stop_rx)?
+    } else {
+        tracing::warn!("p2p.enabled = false: running offline, not joining the network");
+        drop(stop_rx);
+        (knoop_gossip::net::NetView::default(), tokio::spawn(async {}))
+    };
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -77,6 +82,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         log: handle.clone(),
         net,
         node_did,
+        peer_id: knoop_did::binding::peer_id_of(&key.verifying_key()),
         dids,
         resolver,
         token: cfg.rpc.token.clone(),

@@ -37,6 +37,8 @@ pub struct RpcState {
     pub net: NetView,
     /// The node's own DID.
     pub node_did: String,
+    /// The node's libp2p peer id (also when offline).
+    pub peer_id: String,
     pub dids: Arc<crate::did_ops::DidOps>,
     pub resolver: Arc<crate::resolver::Resolver>,
     pub token: Option<String>,
@@ -152,9 +154,10 @@ async fn status(State(st): St) -> Json<Value> {
     let last_sync = net.peers.iter().filter_map(|p| p.last_sync_ms).max();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "peer_id": net.peer_id,
+        "peer_id": st.peer_id,
         "did": st.node_did,
         "dids_known": st.dids.state.len(),
+        "did_operations": st.dids.state.op_count(),
         "listen_addrs": net.listen_addrs,
         "peers": net.peers.len(),
         "transactions": idx.len(),

@@ -84,7 +84,7 @@ fn knoop_did(did: &str) -> Result<(), ApiError> {
 async fn node_identity(State(st): St) -> Json<Value> {
     Json(json!({
         "did": st.node_did,
-        "peerId": st.net.get().peer_id,
+        "peerId": st.peer_id,
     }))
 }
 

@@ -43,6 +43,8 @@ pub struct Node {
     pub peer_id: String,
     bootstrap: Vec<String>,
     child: Option<Child>,
+    /// Extra environment for the node process (config overrides such as `KNOOP_P2P__ENABLED`).
+    pub env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -57,6 +59,7 @@ impl Node {
             peer_id: String::new(),
             bootstrap: bootstrap.to_vec(),
             child: None,
+            env: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
@@ -84,6 +87,7 @@ impl Node {
                 "/ip4/127.0.0.1/tcp/0",
             ])
             .env("KNOOP_LOG", "info,knoop_gossip=info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
         for b in &self.bootstrap {
@@ -95,6 +99,10 @@ impl Node {
             if let Ok(a) = std::fs::read_to_string(&addr_file) {
                 self.rpc = format!("http://{}", a.trim());
                 if let Ok(s) = self.status().await {
+                    if self.is_offline() {
+                        self.peer_id = s["peer_id"].as_str().unwrap_or_default().to_owned();
+                        return Ok(());
+                    }
                     if let Some(addr) = s["listen_addrs"]
                         .as_array()
                         .and_then(|a| a.first())
@@ -124,6 +132,35 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    fn is_offline(&self) -> bool {
+        self.env
+            .iter()
+            .any(|(k, v)| k == "KNOOP_P2P__ENABLED" && v == "false")
+    }
+
+    /// Restarts the node offline (`true`: no network, RPC only) or back on the network.
+    pub async fn restart_offline(&mut self, offline: bool) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            self.stop().await?;
+        }
+        self.env.retain(|(k, _)| k != "KNOOP_P2P__ENABLED");
+        if offline {
+            self.env.push(("KNOOP_P2P__ENABLED".into(), "false".into()));
+        }
+        self.launch().await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.rpc))
+            .json(body)
+            .send()
+            .await?;
+        let code = r.status().as_u16();
+        Ok((code, r.json().await.unwrap_or(Value::Null)))
     }
 
     pub fn log_tail(&self) -> String {
@@ -235,8 +272,9 @@ impl Node {
         self.launch().await
     }
 
+    /// Transactions held besides DID operations.
     pub async fn transactions(&self) -> anyhow::Result<u64> {
-        Ok(self.status().await?["transactions"].as_u64().unwrap_or(0))
+        Ok(content_transactions(&self.status().await?))
     }
 }
 
@@ -294,7 +332,8 @@ impl Network {
         which.iter().map(|&i| self.nodes[i].rpc.clone()).collect()
     }
 
-    /// Waits until every node in `which` holds `expected` transactions with one digest.
+    /// Waits until every node in `which` holds `expected` transactions besides DID operations
+    /// (nodes and load workers create DIDs of their own), all with one digest.
     pub async fn wait_converged(
         &self,
         which: &[usize],
@@ -307,7 +346,7 @@ impl Network {
             let mut counts = Vec::new();
             for &i in which {
                 let s = self.nodes[i].status().await.unwrap_or(Value::Null);
-                counts.push(s["transactions"].as_u64().unwrap_or(0));
+                counts.push(content_transactions(&s));
                 digests.push(s["digest"].as_str().unwrap_or_default().to_owned());
             }
             if counts.iter().all(|&c| c == expected) && digests.windows(2).all(|w| w[0] == w[1]) {
@@ -322,6 +361,76 @@ impl Network {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// From a `/status` answer: transactions that are not DID operations.
+pub fn content_transactions(status: &Value) -> u64 {
+    let all = status["transactions"].as_u64().unwrap_or(0);
+    all.saturating_sub(status["did_operations"].as_u64().unwrap_or(0))
+}
+
+/// A DID whose key the test holds (client-side signing), created on a node.
+pub struct ClientDid {
+    pub key: ed25519_dalek::SigningKey,
+    pub did: String,
+    /// The create transaction: the version to name in `kid` and as a parent.
+    pub root: knoop_gossip::Transaction,
+}
+
+impl ClientDid {
+    /// Builds the create transaction for `key` (not submitted).
+    pub fn new(key: ed25519_dalek::SigningKey) -> Self {
+        use knoop_did::document::{DidDocument, Relationship};
+        use knoop_did::knoop::{did_for_key, DidOp, DID_OP_CONTENT_TYPE};
+        let did = did_for_key(&key.verifying_key());
+        let mut doc = DidDocument::new(&did);
+        doc.add_ed25519(
+            "key-1",
+            &key.verifying_key(),
+            &[
+                Relationship::Authentication,
+                Relationship::AssertionMethod,
+                Relationship::CapabilityInvocation,
+            ],
+        );
+        let root = knoop_gossip::TxBuilder::new(DID_OP_CONTENT_TYPE)
+            .sign(&key, DidOp::Create { document: doc }.to_bytes())
+            .expect("a create transaction builds");
+        ClientDid { key, did, root }
+    }
+
+    /// `kid` for key-1 under the create version.
+    pub fn kid(&self) -> String {
+        knoop_did::knoop::SignerKid::format(
+            &self.did,
+            &knoop_did::knoop::VersionId(self.root.id().0),
+            "key-1",
+        )
+    }
+
+    /// A transaction signed as this DID, with the create and `prevs` as parents.
+    pub fn sign(
+        &self,
+        cty: &str,
+        payload: Vec<u8>,
+        prevs: &[(knoop_gossip::TxId, u64)],
+    ) -> knoop_gossip::Transaction {
+        knoop_gossip::TxBuilder::new(cty)
+            .prevs([(self.root.id(), self.root.header().lc)])
+            .prevs(prevs.iter().copied())
+            .kid(self.kid())
+            .sign(&self.key, payload)
+            .expect("a transaction builds")
+    }
+}
+
+/// The JSON body that submits `tx`.
+pub fn submission(tx: &knoop_gossip::Transaction) -> Value {
+    use base64::Engine;
+    serde_json::json!({
+        "envelope": tx.envelope(),
+        "payload": tx.payload().map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+    })
 }
 
 /// Runs `knoop load` against `targets`; returns its JSON report.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
-use knoop_e2e::{load, load_spawn, Network};
+use knoop_e2e::{load, load_spawn, submission, ClientDid, Network};
 use knoop_gossip::TxBuilder;
 use serde_json::json;
 
@@ -136,15 +136,40 @@ async fn kill_nine_loses_nothing_acknowledged() {
 async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     let net = Network::start(3).await.unwrap();
     let n0 = &net.nodes[0];
-    let key = SigningKey::from_bytes(&[42; 32]);
+    let me = ClientDid::new(SigningKey::from_bytes(&[42; 32]));
     let other = SigningKey::from_bytes(&[43; 32]);
-    let submit = |tx: &knoop_gossip::Transaction| json!({"envelope": tx.envelope(), "payload": tx.payload().map(|p| B64.encode(p))});
+    let submit = submission;
+    let (code, body) = n0.post("/v1/transactions", &submit(&me.root)).await.unwrap();
+    assert_eq!(code, 201, "DID create: {body}");
 
-    let good = TxBuilder::new("text/plain")
-        .sign(&key, b"good".to_vec())
-        .unwrap();
+    let good = me.sign("text/plain", b"good".to_vec(), &[]);
     let (code, body) = n0.post("/v1/transactions", &submit(&good)).await.unwrap();
     assert_eq!(code, 201, "{body}");
+
+    // An embedded key on anything but a DID create: not authorised.
+    let embedded = TxBuilder::new("text/plain")
+        .sign(&other, b"embedded".to_vec())
+        .unwrap();
+    let (code, body) = n0.post("/v1/transactions", &submit(&embedded)).await.unwrap();
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (403, Some("unauthorized")),
+        "{body}"
+    );
+
+    // A key that is not in the DID, signing under its name.
+    let stranger = ClientDid {
+        key: other.clone(),
+        did: me.did.clone(),
+        root: me.root.clone(),
+    };
+    let wrong = stranger.sign("text/plain", b"wrong key".to_vec(), &[]);
+    let (code, body) = n0.post("/v1/transactions", &submit(&wrong)).await.unwrap();
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("bad_signature")),
+        "{body}"
+    );
 
     // Duplicate.
     let (code, body) = n0.post("/v1/transactions", &submit(&good)).await.unwrap();
@@ -173,14 +198,8 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     assert_eq!(code, 400);
 
     // Bad signature: the envelope of one key with the signature of another.
-    let a = TxBuilder::new("text/plain")
-        .sigt(1_700_000_000_000)
-        .sign(&key, b"x".to_vec())
-        .unwrap();
-    let b = TxBuilder::new("text/plain")
-        .sigt(1_700_000_000_000)
-        .sign(&other, b"x".to_vec())
-        .unwrap();
+    let a = me.sign("text/plain", b"x".to_vec(), &[]);
+    let b = stranger.sign("text/plain", b"x".to_vec(), &[]);
     let forged_env = format!(
         "{}.{}",
         a.envelope().rsplit_once('.').unwrap().0,
@@ -209,11 +228,11 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     );
 
     // Oversized content.
-    let big = TxBuilder::new("application/octet-stream").sign(&key, vec![0u8; 300 * 1024]);
+    let big = TxBuilder::new("application/octet-stream")
+        .kid(me.kid())
+        .sign(&me.key, vec![0u8; 300 * 1024]);
     assert!(big.is_err(), "the builder itself refuses oversize content");
-    let small = TxBuilder::new("application/octet-stream")
-        .sign(&key, vec![1u8; 10])
-        .unwrap();
+    let small = me.sign("application/octet-stream", vec![1u8; 10], &[]);
     let (code, body) = n0
         .post(
             "/v1/transactions",
@@ -228,10 +247,11 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     );
 
     // Unknown parent.
-    let orphan = TxBuilder::new("text/plain")
-        .prevs([(knoop_gossip::Hash32([7; 32]), 3)])
-        .sign(&key, b"orphan".to_vec())
-        .unwrap();
+    let orphan = me.sign(
+        "text/plain",
+        b"orphan".to_vec(),
+        &[(knoop_gossip::Hash32([7; 32]), 3)],
+    );
     let (code, body) = n0.post("/v1/transactions", &submit(&orphan)).await.unwrap();
     assert_eq!(
         (code, body["error"].as_str()),
@@ -245,6 +265,8 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
         .unwrap();
     let bad_ids: HashSet<String> = [
         orphan.id().to_hex(),
+        embedded.id().to_hex(),
+        wrong.id().to_hex(),
         knoop_gossip::Hash32::of(forged_env.as_bytes()).to_hex(),
     ]
     .into();

@@ -129,6 +129,11 @@ impl Registry {
         self.dids.len()
     }
 
+    /// Operations held, over all DIDs.
+    pub fn op_count(&self) -> usize {
+        self.owner.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.dids.is_empty()
     }

@@ -13,7 +13,7 @@ use base64::Engine;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use knoop_e2e::{load, Network, Node};
-use knoop_gossip::{TxBuilder, TxId};
+use knoop_gossip::TxId;
 use serde_json::{json, Value};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -101,16 +101,23 @@ async fn propagation(n: usize, count: u64, rate: u64) -> anyhow::Result<Value> {
         watch(node, seen.clone());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let key = SigningKey::from_bytes(&[9; 32]);
+    let me = knoop_e2e::ClientDid::new(SigningKey::from_bytes(&[9; 32]));
+    let (code, body) = net.nodes[1 % n]
+        .post("/v1/transactions", &knoop_e2e::submission(&me.root))
+        .await?;
+    anyhow::ensure!(code == 201, "DID create failed: {body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut prev: Option<(TxId, u64)> = None;
     let mut sent: Vec<(String, Instant)> = Vec::new();
     let t0 = Instant::now();
     for i in 0..count {
         let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
-        let tx = TxBuilder::new("application/x-knoop-bench")
-            .prevs(prev)
-            .sign(&key, vec![i as u8; 200])?;
+        let tx = me.sign(
+            "application/x-knoop-bench",
+            vec![i as u8; 200],
+            &prev.into_iter().collect::<Vec<_>>(),
+        );
         prev = Some((tx.id(), tx.header().lc));
         // One author on one node keeps the chain's parents ahead of its children.
         let node = &net.nodes[1 % n];
