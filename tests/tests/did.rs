@@ -1,0 +1,389 @@
+//! DIDs over real node processes: did:knoop lifecycle on five nodes, concurrent updates across a
+//! partition, refusal of retired and foreign keys everywhere, node identity, external methods.
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use knoop_did::document::{DidDocument, Relationship};
+use knoop_did::knoop::{DidOp, SignerKid, VersionId, DID_OP_CONTENT_TYPE};
+use knoop_e2e::{submission, ClientDid, Network, Node};
+use knoop_gossip::TxBuilder;
+use serde_json::{json, Value};
+
+/// `/v1/dids/<did>` with the DID escaped as one path segment.
+fn did_path(did: &str) -> String {
+    format!("/v1/dids/{}", did.replace('%', "%25"))
+}
+
+/// Polls `node` until resolving `did` satisfies `pred`; returns the last result.
+async fn wait_resolved(node: &Node, did: &str, pred: impl Fn(u16, &Value) -> bool) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (code, v) = node.get(&did_path(did)).await.unwrap();
+        if pred(code, &v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{}: {did} never reached the expected state; last {code}: {v}",
+            node.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn version(v: &Value) -> String {
+    v["didDocumentMetadata"]["versionId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn service_endpoint(v: &Value, type_: &str) -> Option<String> {
+    v["didDocument"]["service"]
+        .as_array()?
+        .iter()
+        .find(|s| s["type"] == type_)?["serviceEndpoint"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_did_lives_and_ends_identically_on_five_nodes() {
+    let mut net = Network::start(5).await.unwrap();
+    let a = &net.nodes[0];
+
+    // Create on A, with a FHIR endpoint; every node resolves the same document.
+    let (code, created) = a
+        .post(
+            "/v1/dids",
+            &json!({"services": [{"type": "FHIR", "serviceEndpoint": "https://leiden.example/fhir"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{created}");
+    let did = created["did"].as_str().unwrap().to_owned();
+    let v1 = created["versionId"].as_str().unwrap().to_owned();
+    let doc1 = created["resolution"]["didDocument"].clone();
+    for n in &net.nodes {
+        let r = wait_resolved(n, &did, |c, _| c == 200).await;
+        assert_eq!(r["didDocument"], doc1, "{} resolves another document", n.name);
+        assert_eq!(version(&r), v1);
+    }
+
+    // Endpoint lookup on another node follows KnoopHost to A's node DID.
+    let (code, node_a) = a.get("/v1/node").await.unwrap();
+    assert_eq!(code, 200);
+    let (code, hit) = net.nodes[3]
+        .get(&format!("{}/endpoints/FHIR", did_path(&did)))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{hit}");
+    assert_eq!(hit["serviceEndpoint"], "https://leiden.example/fhir");
+    let (code, hit) = net.nodes[3]
+        .get(&format!("{}/endpoints/KnoopNode", did_path(&did)))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{hit}");
+    assert_eq!(hit["foundAt"], node_a["did"]);
+    assert_eq!(hit["serviceEndpoint"]["peerId"], node_a["peerId"]);
+
+    // Update a service, rotate the key: each state everywhere.
+    let (code, body) = a
+        .put(
+            &format!("{}/services/fhir", did_path(&did)),
+            &json!({"type": "FHIR", "serviceEndpoint": "https://leiden.example/fhir/r4"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v2 = body["versionId"].as_str().unwrap().to_owned();
+    let (code, body) = a
+        .post(&format!("{}/keys/key-1/rotate", did_path(&did)), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["id"], format!("{did}#key-2"));
+    let v3 = body["versionId"].as_str().unwrap().to_owned();
+    for n in &net.nodes {
+        let r = wait_resolved(n, &did, |c, v| c == 200 && version(v) == v3).await;
+        let keys: Vec<&str> = r["didDocument"]["verificationMethod"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, vec![format!("{did}#key-2")], "{}", n.name);
+        assert_eq!(
+            service_endpoint(&r, "FHIR").as_deref(),
+            Some("https://leiden.example/fhir/r4")
+        );
+    }
+
+    // Content signed as the DID with the new key is accepted and spreads.
+    let (code, body) = a
+        .post(
+            "/v1/publish",
+            &json!({"content_type": "text/plain", "payload": "aGk=", "signer": did}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+
+    // Old versions still resolve, with the links between versions.
+    for n in [&net.nodes[1], &net.nodes[4]] {
+        let (code, r) = n
+            .get(&format!("{}?versionId={v1}", did_path(&did)))
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(r["didDocument"], doc1);
+        assert_eq!(r["didDocumentMetadata"]["nextVersionId"], v2.as_str());
+        let (code, r) = n
+            .get(&format!("{}?versionTime=2000-01-01T00:00:00Z", did_path(&did)))
+            .await
+            .unwrap();
+        assert_eq!(code, 404, "{r}");
+        assert_eq!(r["didResolutionMetadata"]["error"], "notFound");
+    }
+
+    // Peers learn which operator they talk to.
+    let t0 = Instant::now();
+    loop {
+        let s = net.nodes[1].status().await.unwrap();
+        let known: Vec<Value> = s["peer_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["did"].clone())
+            .collect();
+        if known.contains(&node_a["did"]) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "peer DIDs: {known:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deactivate: gone everywhere (410, deactivated), last document still shown.
+    let (code, body) = a
+        .post(&format!("{}/deactivate", did_path(&did)), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    for n in &net.nodes {
+        let r = wait_resolved(n, &did, |c, _| c == 410).await;
+        assert_eq!(r["didResolutionMetadata"]["error"], "deactivated");
+        assert_eq!(r["didDocumentMetadata"]["deactivated"], true);
+    }
+    let (code, body) = a
+        .post(
+            "/v1/publish",
+            &json!({"content_type": "text/plain", "payload": "aGk=", "signer": did}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 410, "{body}");
+
+    // A restart keeps the node's DID and every DID's history.
+    let node = &mut net.nodes[2];
+    let (_, before) = node.get("/v1/node").await.unwrap();
+    node.stop().await.unwrap();
+    node.restart().await.unwrap();
+    let (_, after) = node.get("/v1/node").await.unwrap();
+    assert_eq!(before, after);
+    let (code, r) = node.get(&did_path(&did)).await.unwrap();
+    assert_eq!(code, 410, "{r}");
+    let (code, h) = node
+        .get(&format!("{}/history", did_path(&did)))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(h["versions"].as_array().unwrap().len(), 4, "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_across_a_partition_settle_on_one_document() {
+    let mut net = Network::start(3).await.unwrap();
+    // The controller lives on node 1; the organisation on node 0 names it as controller.
+    let (code, c) = net.nodes[1].post("/v1/dids", &json!({})).await.unwrap();
+    assert_eq!(code, 201, "{c}");
+    let controller = c["did"].as_str().unwrap().to_owned();
+    let (code, x) = net.nodes[0]
+        .post("/v1/dids", &json!({"controllers": [controller]}))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{x}");
+    let did = x["did"].as_str().unwrap().to_owned();
+    let v1 = x["versionId"].as_str().unwrap().to_owned();
+    for n in &net.nodes {
+        wait_resolved(n, &did, |c, _| c == 200).await;
+        wait_resolved(n, &controller, |c, _| c == 200).await;
+    }
+
+    // Partition: node 1 runs offline while both sides change the same version.
+    net.nodes[1].restart_offline(true).await.unwrap();
+    let set_fhir = |url: &str| json!({"type": "FHIR", "serviceEndpoint": url});
+    let (code, a) = net.nodes[0]
+        .put(
+            &format!("{}/services/fhir", did_path(&did)),
+            &set_fhir("https://side-a.example/fhir"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{a}");
+    let (code, b) = net.nodes[1]
+        .put(
+            &format!("{}/services/fhir", did_path(&did)),
+            &set_fhir("https://side-b.example/fhir"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "node 1 updates as controller: {b}");
+    let (va, vb) = (
+        a["versionId"].as_str().unwrap().to_owned(),
+        b["versionId"].as_str().unwrap().to_owned(),
+    );
+    assert_ne!(va, vb);
+    for (n, want) in [(0, &va), (1, &vb)] {
+        let r = wait_resolved(&net.nodes[n], &did, |c, _| c == 200).await;
+        assert_eq!(&version(&r), want, "each side sees its own update first");
+    }
+
+    // Heal: every node settles on the same document and reports the loser.
+    net.nodes[1].restart_offline(false).await.unwrap();
+    let mut results = Vec::new();
+    for n in &net.nodes {
+        let r = wait_resolved(n, &did, |c, v| {
+            c == 200
+                && v["didDocumentMetadata"]["superseded"]
+                    .as_array()
+                    .is_some_and(|s| s.len() == 1)
+        })
+        .await;
+        results.push(r);
+    }
+    let winner = version(&results[0]);
+    assert!(winner == va || winner == vb);
+    let loser = if winner == va { &vb } else { &va };
+    for r in &results {
+        assert_eq!(r["didDocument"], results[0]["didDocument"]);
+        assert_eq!(version(r), winner);
+        let s = &r["didDocumentMetadata"]["superseded"][0];
+        assert_eq!(s["versionId"], loser.as_str());
+        assert_eq!(s["previous"], v1.as_str());
+    }
+    // The superseded version resolves, naming the winner.
+    let (code, r) = net.nodes[2]
+        .get(&format!("{}?versionId={loser}", did_path(&did)))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["didDocumentMetadata"]["supersededBy"], winner.as_str());
+    // The next update builds on the winner, from either side.
+    let (code, body) = net.nodes[1]
+        .put(
+            &format!("{}/services/fhir", did_path(&did)),
+            &set_fhir("https://after.example/fhir"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let after = body["versionId"].as_str().unwrap().to_owned();
+    for n in &net.nodes {
+        let r = wait_resolved(n, &did, |c, v| c == 200 && version(v) == after).await;
+        assert_eq!(
+            service_endpoint(&r, "FHIR").as_deref(),
+            Some("https://after.example/fhir")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_and_never_authorised_keys_are_refused_everywhere() {
+    let net = Network::start(3).await.unwrap();
+    let me = ClientDid::new(SigningKey::from_bytes(&[21; 32]));
+    let (code, body) = net.nodes[0]
+        .post("/v1/transactions", &submission(&me.root))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let v1 = VersionId(me.root.id().0);
+
+    // Rotate key-1 -> key-2 client-side (update signed by key-1 under version 1).
+    let k2 = SigningKey::from_bytes(&[22; 32]);
+    let mut doc = DidDocument::new(&me.did);
+    doc.add_ed25519(
+        "key-2",
+        &k2.verifying_key(),
+        &[
+            Relationship::Authentication,
+            Relationship::AssertionMethod,
+            Relationship::CapabilityInvocation,
+        ],
+    );
+    let rotation = TxBuilder::new(DID_OP_CONTENT_TYPE)
+        .prevs([(me.root.id(), 0)])
+        .kid(me.kid())
+        .sign(
+            &me.key,
+            DidOp::Update {
+                previous: v1,
+                document: doc,
+            }
+            .to_bytes(),
+        )
+        .unwrap();
+    let (code, body) = net.nodes[0]
+        .post("/v1/transactions", &submission(&rotation))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    for n in &net.nodes {
+        wait_resolved(n, &me.did, |c, v| {
+            c == 200 && version(v) == rotation.id().to_hex()
+        })
+        .await;
+    }
+
+    // key-1 after the rotation it has seen; a key never in the DID; key-2 under its name.
+    let retired = me.sign(
+        "text/plain",
+        b"retired".to_vec(),
+        &[(rotation.id(), rotation.header().lc)],
+    );
+    let k2_kid = SignerKid::format(&me.did, &VersionId(rotation.id().0), "key-2");
+    let foreign = TxBuilder::new("text/plain")
+        .prevs([(rotation.id(), rotation.header().lc)])
+        .kid(k2_kid.clone())
+        .sign(&SigningKey::from_bytes(&[99; 32]), b"foreign".to_vec())
+        .unwrap();
+    let good = TxBuilder::new("text/plain")
+        .prevs([(rotation.id(), rotation.header().lc)])
+        .kid(k2_kid)
+        .sign(&k2, b"fine".to_vec())
+        .unwrap();
+    for n in &net.nodes {
+        let (code, body) = n.post("/v1/transactions", &submission(&retired)).await.unwrap();
+        assert_eq!((code, body["error"].as_str()), (403, Some("unauthorized")), "{}: {body}", n.name);
+        assert!(body["message"].as_str().unwrap().contains("not an assertionMethod key"));
+        let (code, body) = n.post("/v1/transactions", &submission(&foreign)).await.unwrap();
+        assert_eq!((code, body["error"].as_str()), (400, Some("bad_signature")), "{}: {body}", n.name);
+    }
+    let (code, body) = net.nodes[2]
+        .post("/v1/transactions", &submission(&good))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    net.wait_converged(&[0, 1, 2], 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    for n in &net.nodes {
+        for bad in [&retired, &foreign] {
+            let (code, _) = n
+                .get(&format!("/v1/transactions/{}", bad.id()))
+                .await
+                .unwrap();
+            assert_eq!(code, 404, "{} holds a refused transaction", n.name);
+        }
+    }
+}
