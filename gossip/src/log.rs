@@ -470,6 +470,8 @@ impl<S: Store> Log<S> {
             }
         }
 
+        missing_out.sort_unstable();
+        missing_out.dedup();
         if batch.txs.is_empty() {
             self.auth.committed();
             return IngestReport {
@@ -503,8 +505,6 @@ impl<S: Store> Log<S> {
                 idx.insert(t.header().sigt, t.id());
             }
         }
-        missing_out.sort_unstable();
-        missing_out.dedup();
         IngestReport {
             results,
             stored,

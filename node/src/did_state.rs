@@ -24,6 +24,14 @@ const MAX_CAUSAL_VISITS: usize = 200_000;
 #[derive(Default)]
 pub struct DidState {
     reg: RwLock<Registry>,
+    /// DIDs some version of which has a `KnoopNode` service (few: one per node).
+    node_dids: RwLock<HashSet<String>>,
+}
+
+/// Whether an operation's document binds a node.
+fn binds_node(rec: &OpRecord) -> bool {
+    rec.document()
+        .is_some_and(|d| d.service_of_type(knoop_did::binding::NODE_SERVICE_TYPE).is_some())
 }
 
 fn vid(id: &TxId) -> VersionId {
@@ -135,7 +143,21 @@ impl Authorizer for DidState {
         reg.admit(&f, key, &ViewOracle(view)).map_err(|e| {
             tracing::debug!(tx = ?tx.id(), error = %e, "transaction not authorised");
             auth_err(e)
-        })
+        })?;
+        if h.cty == DID_OP_CONTENT_TYPE {
+            if let Some(did) = reg.owner(&f.id) {
+                let binds = reg
+                    .history(did)
+                    .and_then(|hist| hist.get(&f.id))
+                    .is_some_and(binds_node);
+                if binds {
+                    if let Ok(mut n) = self.node_dids.write() {
+                        n.insert(did.to_owned());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn committed(&self) {
@@ -175,6 +197,7 @@ impl DidState {
     /// in).
     pub fn load<S: Store + ?Sized>(store: &S) -> anyhow::Result<Self> {
         let mut reg = Registry::default();
+        let mut node_dids = HashSet::new();
         let mut after = 0;
         loop {
             let page = store.list_by_type(DID_OP_CONTENT_TYPE, after, 1024)?;
@@ -182,12 +205,16 @@ impl DidState {
             after = *last;
             for (_, id) in page {
                 if let Some(rec) = stored_op(store, &id)? {
+                    if binds_node(&rec) {
+                        node_dids.insert(rec.op.did().to_owned());
+                    }
                     reg.insert(rec);
                 }
             }
         }
         Ok(DidState {
             reg: RwLock::new(reg),
+            node_dids: RwLock::new(node_dids),
         })
     }
 
@@ -331,7 +358,8 @@ impl DidState {
     /// The DID whose current document binds `peer_id` (a verified `KnoopNode` service).
     pub fn did_of_peer(&self, peer_id: &str) -> Option<String> {
         let reg = self.reg.read().ok()?;
-        for did in reg.dids() {
+        let candidates: Vec<String> = self.node_dids.read().ok()?.iter().cloned().collect();
+        for did in &candidates {
             let Some(h) = reg.history(did) else { continue };
             let chain = h.chain();
             let Some(doc) = chain.last().and_then(|r| r.document()) else {
@@ -361,5 +389,113 @@ fn superseded_by(
             return chain.get(i + 1).map(|r| r.version.to_hex());
         }
         cur = h.get(&prev)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use ed25519_dalek::SigningKey;
+    use knoop_did::document::{DidDocument, Relationship};
+    use knoop_did::knoop::{did_for_key, SignerKid};
+    use knoop_gossip::{Log, LogConfig, MemStore, Source, TxBuilder};
+
+    const RELS: [Relationship; 3] = [
+        Relationship::Authentication,
+        Relationship::AssertionMethod,
+        Relationship::CapabilityInvocation,
+    ];
+
+    fn create(k: &SigningKey) -> Transaction {
+        let did = did_for_key(&k.verifying_key());
+        let mut doc = DidDocument::new(&did);
+        doc.add_ed25519("key-1", &k.verifying_key(), &RELS);
+        TxBuilder::new(DID_OP_CONTENT_TYPE)
+            .sign(k, DidOp::Create { document: doc }.to_bytes())
+            .unwrap()
+    }
+
+    fn signed_by(k: &SigningKey, root: &Transaction, prevs: &[&Transaction]) -> Transaction {
+        let did = did_for_key(&k.verifying_key());
+        TxBuilder::new("text/plain")
+            .prevs([(root.id(), root.header().lc)])
+            .prevs(prevs.iter().map(|t| (t.id(), t.header().lc)))
+            .kid(SignerKid::format(&did, &VersionId(root.id().0), "key-1"))
+            .sign(k, b"x".to_vec())
+            .unwrap()
+    }
+
+    fn log() -> (Log<MemStore>, Arc<DidState>) {
+        let state = Arc::new(DidState::default());
+        let log = Log::open(
+            Arc::new(MemStore::default()),
+            state.clone(),
+            LogConfig::default(),
+        )
+        .unwrap();
+        (log, state)
+    }
+
+    #[test]
+    fn a_did_arriving_after_what_it_signed_releases_it() {
+        let k = SigningKey::from_bytes(&[3; 32]);
+        let root = create(&k);
+        let t1 = signed_by(&k, &root, &[]);
+        let t2 = signed_by(&k, &root, &[&t1]);
+        let (mut log, state) = log();
+        // From a peer, the signed transactions first: held (their DID version is a parent).
+        let r = log.ingest(vec![t2.clone(), t1.clone()], Source::Peer);
+        assert!(r.results.iter().all(|x| matches!(x, Err(TxError::MissingParents(_)))));
+        assert_eq!(r.missing, vec![root.id()]);
+        assert_eq!(log.pending_len(), 2);
+        // The create arrives: all three land, verified against the DID's key.
+        let r = log.ingest(vec![root.clone()], Source::Peer);
+        assert_eq!(r.stored.len(), 3, "{:?}", r.results);
+        assert_eq!(state.op_count(), 1);
+        // In one batch, in any order, works too.
+        let k2 = SigningKey::from_bytes(&[4; 32]);
+        let root2 = create(&k2);
+        let u = signed_by(&k2, &root2, &[]);
+        let r = log.ingest(vec![u, root2], Source::Local);
+        assert!(r.results.iter().all(|x| x.is_ok()), "{:?}", r.results);
+    }
+
+    #[test]
+    fn a_forged_signature_on_a_deferred_key_is_refused() {
+        let k = SigningKey::from_bytes(&[5; 32]);
+        let root = create(&k);
+        let good = signed_by(&k, &root, &[]);
+        // Same header and content, another key's signature.
+        let other = SigningKey::from_bytes(&[6; 32]);
+        let forged_sig = TxBuilder::new("text/plain")
+            .sign(&other, b"x".to_vec())
+            .unwrap();
+        let env = format!(
+            "{}.{}",
+            good.envelope().rsplit_once('.').unwrap().0,
+            forged_sig.envelope().rsplit_once('.').unwrap().1
+        );
+        let forged = Transaction::parse(&env, Some(b"x".to_vec())).unwrap();
+        let (mut log, _) = log();
+        log.ingest(vec![forged.clone()], Source::Peer);
+        let r = log.ingest(vec![root], Source::Peer);
+        assert_eq!(r.stored.len(), 1, "only the create lands");
+        assert!(log.get(&forged.id()).unwrap().is_none());
+    }
+
+    #[test]
+    fn loading_from_the_store_restores_every_version() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let root = create(&k);
+        let store = Arc::new(MemStore::default());
+        let state = Arc::new(DidState::default());
+        let mut log = Log::open(store.clone(), state.clone(), LogConfig::default()).unwrap();
+        assert!(log.ingest(vec![root.clone()], Source::Local).results[0].is_ok());
+        let did = did_for_key(&k.verifying_key());
+        let again = DidState::load(store.as_ref()).unwrap();
+        assert_eq!(again.current(&did), state.current(&did));
+        assert!(again.current(&did).is_some());
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- propagation`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- catchup`
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- dids`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,12 +37,75 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
         Some("catchup") => catchup(arg("--txs", 100_000)).await?,
+        Some("dids") => dids(arg("--dids", 1_000), arg("--rounds", 5)).await?,
         _ => anyhow::bail!(
-            "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N]"
+            "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N] \
+             | dids [--dids N --rounds R]"
         ),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// One node hosts `n` tenant DIDs (created over RPC, 8 at a time); a second node receives them
+/// over the network. Then every DID is resolved `rounds` times on each node, one request at a
+/// time: resolution latency over HTTP as a client sees it.
+async fn dids(n: u64, rounds: u64) -> anyhow::Result<Value> {
+    let net = Network::start(2).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let host = &net.nodes[0];
+    let t0 = Instant::now();
+    let created: Vec<String> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            let (code, body) = host
+                .post(
+                    "/v1/dids",
+                    &json!({"services": [{"type": "FHIR", "serviceEndpoint": format!("https://org{i}.example/fhir")}]}),
+                )
+                .await?;
+            anyhow::ensure!(code == 201, "create failed: {body}");
+            Ok(body["did"].as_str().unwrap_or_default().to_owned())
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<anyhow::Result<String>>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let create_s = t0.elapsed().as_secs_f64();
+    let known = |s: &Value| s["dids_known"].as_u64().unwrap_or(0);
+    let t1 = Instant::now();
+    while known(&net.nodes[1].status().await?) < n + 2 {
+        anyhow::ensure!(t1.elapsed() < Duration::from_secs(120), "DIDs did not spread");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spread_s = t1.elapsed().as_secs_f64();
+    let mut per_node = Vec::new();
+    for node in &net.nodes {
+        let mut lat = Vec::with_capacity((n * rounds) as usize);
+        for _ in 0..rounds {
+            for did in &created {
+                let t = Instant::now();
+                let (code, _) = node.get(&format!("/v1/dids/{did}")).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                anyhow::ensure!(code == 200, "{did} did not resolve on {}", node.name);
+            }
+        }
+        let mut l2 = lat.clone();
+        per_node.push(json!({
+            "node": node.name,
+            "resolutions": lat.len(),
+            "p50_ms": pct(&mut lat, 0.5),
+            "p99_ms": pct(&mut l2, 0.99),
+            "rss_kib": node.pid().and_then(rss_kib),
+        }));
+    }
+    Ok(json!({
+        "dids": n,
+        "create_s": create_s,
+        "creates_per_s": n as f64 / create_s,
+        "spread_to_second_node_s_after_last_create": spread_s,
+        "resolution": per_node,
+    }))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
