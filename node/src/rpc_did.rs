@@ -326,3 +326,28 @@ async fn endpoint(
         Err(e) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route the RPC serves is documented in the OpenAPI document.
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = include_str!("openapi.yaml");
+        let sources = [include_str!("rpc.rs"), include_str!("rpc_did.rs")];
+        let mut n = 0;
+        for src in sources {
+            for part in src.split(".route(\n").chain(src.split(".route(")).skip(1) {
+                let Some(path) = part.trim_start().strip_prefix('"').and_then(|p| p.split('"').next())
+                else {
+                    continue;
+                };
+                assert!(
+                    doc.contains(&format!("\n  {path}:\n")),
+                    "{path} is served but not in openapi.yaml"
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 19, "found only {n} routes");
+    }
+}
