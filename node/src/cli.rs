@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// TOML config file (also KNOOP_CONFIG).
     #[arg(long, short, env = "KNOOP_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (store and node key).
+    /// Data directory (store and keystore).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// RPC listen address, e.g. 127.0.0.1:7474 (port 0 picks a free port, written to <data_dir>/rpc.addr).

@@ -19,7 +19,7 @@ pub const DEFAULT_P2P: &str = "/ip4/0.0.0.0/tcp/7475";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where the store and the node key live.
+    /// Where the store (with the sealed keystore) lives.
     pub data_dir: PathBuf,
     pub rpc: RpcConfig,
     pub p2p: P2pConfig,

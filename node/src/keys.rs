@@ -1,11 +1,16 @@
-//! The node key: an Ed25519 key that is the node's libp2p identity and signs the transactions the
-//! node publishes itself. Kept in `<data_dir>/node.key` (hex, mode 0600), created on first start.
-//! Encryption at rest and per-tenant keys come with the DID issue.
+//! The node identity key: the Ed25519 key that is the node's libp2p identity and signs the binding
+//! between its peer id and its DID. Kept in the keystore (sealed at rest) under
+//! [`NODE_IDENTITY`]; created on first start. A plaintext `node.key` left by an earlier version is
+//! imported into the keystore once and then removed.
 
-use std::io::Write;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
+
+use crate::keystore::{KeyStore, KeyStoreError};
+
+/// Keystore id of the node identity key.
+pub const NODE_IDENTITY: &str = "node-identity";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -16,34 +21,55 @@ pub enum KeyError {
     },
     #[error("node key {path} is not 64 hex digits")]
     Format { path: String },
+    #[error(transparent)]
+    Keys(#[from] KeyStoreError),
 }
 
-pub fn load_or_create(path: &Path) -> Result<SigningKey, KeyError> {
-    let p = path.display().to_string();
-    match std::fs::read_to_string(path) {
+/// The node identity key, from the keystore (importing `legacy` if present, else creating one).
+pub fn node_identity(keys: &KeyStore, legacy: &Path) -> Result<SigningKey, KeyError> {
+    if keys.contains(NODE_IDENTITY)? {
+        return Ok(keys.with_key(NODE_IDENTITY, |k| k.clone())?);
+    }
+    let p = legacy.display().to_string();
+    let key = match std::fs::read_to_string(legacy) {
         Ok(text) => {
             let mut b = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut b).map_err(|_| KeyError::Format { path: p })?;
-            Ok(SigningKey::from_bytes(&b))
+            hex::decode_to_slice(text.trim(), &mut b)
+                .map_err(|_| KeyError::Format { path: p.clone() })?;
+            SigningKey::from_bytes(&b)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(path).map_err(|source| KeyError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            f.write_all(hex::encode(key.to_bytes()).as_bytes())
-                .and_then(|_| f.sync_all())
-                .map_err(|source| KeyError::Io { path: p, source })?;
-            Ok(key)
+            SigningKey::generate(&mut rand::rngs::OsRng)
         }
-        Err(source) => Err(KeyError::Io { path: p, source }),
+        Err(source) => return Err(KeyError::Io { path: p, source }),
+    };
+    keys.put(NODE_IDENTITY, &key)?;
+    if legacy.exists() {
+        std::fs::remove_file(legacy).map_err(|source| KeyError::Io { path: p, source })?;
+        tracing::info!("imported the plaintext node key into the keystore and removed the file");
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::MasterKey;
+
+    #[test]
+    fn a_legacy_key_is_imported_once_and_the_file_removed() {
+        let dir = std::env::temp_dir().join(format!("knoop-keys-test-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let legacy = dir.join("node.key");
+        std::fs::write(&legacy, hex::encode([9u8; 32])).unwrap();
+        let store = crate::store::RocksStore::open(&dir.join("store")).unwrap();
+        let ks = KeyStore::open(store.db(), &MasterKey::from_hex(&"11".repeat(32)).unwrap(), &[])
+            .unwrap();
+        let k = node_identity(&ks, &legacy).unwrap();
+        assert_eq!(k.to_bytes(), [9u8; 32]);
+        assert!(!legacy.exists());
+        assert_eq!(node_identity(&ks, &legacy).unwrap().to_bytes(), [9u8; 32]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

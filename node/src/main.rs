@@ -1,7 +1,7 @@
 //! # knoop: the node binary
 //!
 //! This binary only wires: the CLI ([`cli`]), the configuration ([`config`]), the durable store
-//! ([`store`], rocksdb), the node key ([`keys`]), the internal RPC ([`rpc`]) and the builder that
+//! ([`store`], rocksdb), the node identity key and the keystore ([`keys`], [`keystore`]), DIDs ([`did_state`], [`did_ops`], [`resolver`]), the internal RPC ([`rpc`]) and the builder that
 //! starts the log service and the network from `knoop-gossip` ([`node`]). The CLI commands other
 //! than `run` talk to a running node over its RPC ([`client`], [`load`]); `bench` measures the
 //! log on this machine ([`bench`]).

@@ -21,10 +21,10 @@ use crate::store::RocksStore;
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
-    let key = crate::keys::load_or_create(&cfg.data_dir.join("node.key"))?;
     let t0 = Instant::now();
     let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
     let keys = Arc::new(open_keystore(&cfg, &store)?);
+    let key = crate::keys::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
     let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);
     let log = Log::open(
         store.clone(),
