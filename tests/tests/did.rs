@@ -387,3 +387,92 @@ async fn retired_and_never_authorised_keys_are_refused_everywhere() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_hosts_many_tenants_and_bad_dids_never_crash_it() {
+    let net = Network::start(2).await.unwrap();
+    let host = &net.nodes[0];
+    let mut tenants = Vec::new();
+    for i in 0..40 {
+        let (code, body) = host
+            .post(
+                "/v1/dids",
+                &json!({"services": [{"type": "FHIR", "serviceEndpoint": format!("https://org{i}.example/fhir")}]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+        tenants.push(body["did"].as_str().unwrap().to_owned());
+    }
+    let (_, list) = host.get("/v1/dids").await.unwrap();
+    assert_eq!(list["hosted"].as_array().unwrap().len(), 41, "40 tenants + the node: {list}");
+    // Each tenant signs with its own key; the other node sees each one's endpoint.
+    for (i, did) in tenants.iter().enumerate() {
+        let (code, body) = host
+            .post(
+                "/v1/publish",
+                &json!({"content_type": "text/plain", "payload": "aGk=", "signer": did}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+        let r = wait_resolved(&net.nodes[1], did, |c, _| c == 200).await;
+        assert_eq!(
+            service_endpoint(&r, "FHIR"),
+            Some(format!("https://org{i}.example/fhir"))
+        );
+        let kid = r["didDocument"]["assertionMethod"][0].as_str().unwrap();
+        assert!(kid.starts_with(did.as_str()), "each tenant has its own key");
+    }
+    // The other node hosts none of them.
+    let (code, body) = net.nodes[1]
+        .post(
+            "/v1/publish",
+            &json!({"content_type": "text/plain", "payload": "aGk=", "signer": tenants[0]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 403, "{body}");
+
+    // Malformed and unknown DIDs: standard errors, never a crash.
+    let unknown = knoop_did::knoop::did_for_key(&SigningKey::from_bytes(&[77; 32]).verifying_key());
+    let long = format!("did:knoop:{}", "a".repeat(5000));
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("did:knoop:xyz".into(), 400, "invalidDid"),
+        (unknown.clone(), 404, "notFound"),
+        ("notadid".into(), 400, "invalidDid"),
+        ("did:".into(), 400, "invalidDid"),
+        ("did:example:123".into(), 501, "methodNotSupported"),
+        ("did:key:zzz".into(), 400, "invalidDid"),
+        ("did:jwk:!!!".into(), 400, "invalidDid"),
+        (long, 400, "invalidDid"),
+        (format!("{}?versionId=nothex", tenants[0]), 404, "notFound"),
+        (format!("{}?versionTime=yesterday", tenants[0]), 400, "invalidOptions"),
+    ];
+    for (input, code_want, err) in &cases {
+        let (code, r) = host.get(&did_path(input)).await.unwrap();
+        assert_eq!(
+            (code, r["didResolutionMetadata"]["error"].as_str()),
+            (*code_want, Some(*err)),
+            "{input}: {r}"
+        );
+    }
+    for path in [
+        format!("{}/keys", did_path("did:web:example.com")),
+        format!("{}/deactivate", did_path(&unknown)),
+        format!("{}/deactivate", did_path("garbage")),
+    ] {
+        let (code, body) = host.post(&path, &json!({})).await.unwrap();
+        assert!(
+            [400, 404].contains(&code),
+            "{path}: {code} {body}"
+        );
+    }
+    let (code, body) = host
+        .post("/v1/dids", &json!({"services": [{"type": "", "serviceEndpoint": 5}]}))
+        .await
+        .unwrap();
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = host.get("/health").await.unwrap();
+    assert_eq!(code, 200);
+}
