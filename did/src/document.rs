@@ -425,7 +425,11 @@ mod tests {
         assert!(d.validate("did:knoop:abc").is_err());
         let mut d = doc();
         d.key_agreement.push("did:knoop:abc#key-1".into());
-        assert!(d.validate("did:knoop:abc").unwrap_err().0.contains("X25519"));
+        assert!(d
+            .validate("did:knoop:abc")
+            .unwrap_err()
+            .0
+            .contains("X25519"));
         let mut d = doc();
         d.service.push(Service {
             id: "did:knoop:other#s".into(),
@@ -440,7 +444,9 @@ mod tests {
             service_endpoint: serde_json::Value::Null,
         });
         assert!(d.validate("did:knoop:abc").is_err());
-        assert!(serde_json::from_str::<DidDocument>(r#"{"@context":[],"id":"x","evil":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<DidDocument>(r#"{"@context":[],"id":"x","evil":1}"#).is_err()
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl Did {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
-            return Err(InvalidDid("method name must be lowercase letters and digits"));
+            return Err(InvalidDid(
+                "method name must be lowercase letters and digits",
+            ));
         }
         check_msid(msid)?;
         Ok(Did(s.to_owned()))

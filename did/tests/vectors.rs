@@ -161,9 +161,20 @@ fn generate() -> Vectors {
     doc.add_ed25519("key-1", &k1.verifying_key(), &RELS);
     let create = TxBuilder::new(DID_OP_CONTENT_TYPE)
         .sigt(next())
-        .sign(&k1, DidOp::Create { document: doc.clone() }.to_bytes())
+        .sign(
+            &k1,
+            DidOp::Create {
+                document: doc.clone(),
+            }
+            .to_bytes(),
+        )
         .unwrap();
-    let create = push(&mut reg, &mut dag, "create, signed with the embedded inception key", create);
+    let create = push(
+        &mut reg,
+        &mut dag,
+        "create, signed with the embedded inception key",
+        create,
+    );
     let v1 = VersionId(create.id().0);
     let p = |t: &Transaction| (t.id(), t.header().lc);
     let kid1 = SignerKid::format(&did, &v1, "key-1");
@@ -174,7 +185,12 @@ fn generate() -> Vectors {
         .kid(kid1.clone())
         .sign(&k1, b"a note".to_vec())
         .unwrap();
-    let note = push(&mut reg, &mut dag, "content signed by the DID (assertionMethod key-1)", note);
+    let note = push(
+        &mut reg,
+        &mut dag,
+        "content signed by the DID (assertionMethod key-1)",
+        note,
+    );
 
     let mut doc_a = doc.clone();
     doc_a.service.push(Service {
@@ -240,7 +256,12 @@ fn generate() -> Vectors {
             .to_bytes(),
         )
         .unwrap();
-    push(&mut reg, &mut dag, "update of the losing version A by a signer who saw B: stale", stale);
+    push(
+        &mut reg,
+        &mut dag,
+        "update of the losing version A by a signer who saw B: stale",
+        stale,
+    );
 
     let retired = TxBuilder::new("application/example")
         .sigt(next())
@@ -248,7 +269,12 @@ fn generate() -> Vectors {
         .kid(kid1.clone())
         .sign(&k1, b"signed with a retired key".to_vec())
         .unwrap();
-    push(&mut reg, &mut dag, "key-1 after the rotation it has seen: refused", retired);
+    push(
+        &mut reg,
+        &mut dag,
+        "key-1 after the rotation it has seen: refused",
+        retired,
+    );
 
     let concurrent = TxBuilder::new("application/example")
         .sigt(next())
@@ -256,7 +282,12 @@ fn generate() -> Vectors {
         .kid(kid1.clone())
         .sign(&k1, b"concurrent with the rotation".to_vec())
         .unwrap();
-    push(&mut reg, &mut dag, "key-1 concurrent with the rotation (B not in its past): accepted", concurrent);
+    push(
+        &mut reg,
+        &mut dag,
+        "key-1 concurrent with the rotation (B not in its past): accepted",
+        concurrent,
+    );
 
     let kid2 = SignerKid::format(&did, &vb, "key-2");
     let stranger = TxBuilder::new("application/example")
@@ -265,13 +296,23 @@ fn generate() -> Vectors {
         .kid(kid2.clone())
         .sign(&key(3), b"wrong key".to_vec())
         .unwrap();
-    push(&mut reg, &mut dag, "a never-authorised key under key-2's name: bad signature", stranger);
+    push(
+        &mut reg,
+        &mut dag,
+        "a never-authorised key under key-2's name: bad signature",
+        stranger,
+    );
 
     let jwk_content = TxBuilder::new("application/example")
         .sigt(next())
         .sign(&key(3), b"embedded key".to_vec())
         .unwrap();
-    push(&mut reg, &mut dag, "an embedded key on anything but a create: refused", jwk_content);
+    push(
+        &mut reg,
+        &mut dag,
+        "an embedded key on anything but a create: refused",
+        jwk_content,
+    );
 
     let deact = TxBuilder::new(DID_OP_CONTENT_TYPE)
         .sigt(next())
@@ -286,7 +327,12 @@ fn generate() -> Vectors {
             .to_bytes(),
         )
         .unwrap();
-    let deact = push(&mut reg, &mut dag, "deactivate, signed with key-2 under version B", deact);
+    let deact = push(
+        &mut reg,
+        &mut dag,
+        "deactivate, signed with key-2 under version B",
+        deact,
+    );
 
     let after = TxBuilder::new("application/example")
         .sigt(next())
@@ -294,7 +340,12 @@ fn generate() -> Vectors {
         .kid(kid2)
         .sign(&k2, b"after the end".to_vec())
         .unwrap();
-    push(&mut reg, &mut dag, "content after the deactivation: refused", after);
+    push(
+        &mut reg,
+        &mut dag,
+        "content after the deactivation: refused",
+        after,
+    );
 
     let h = reg.history(&did).unwrap();
     Vectors {

@@ -31,7 +31,8 @@ pub mod wire;
 
 pub use error::{StoreError, TxError};
 pub use log::{
-    Authorizer, CausalView, EmbeddedKeys, IngestReport, KeyLookup, Log, LogConfig, SharedIndex, Source,
+    Authorizer, CausalView, EmbeddedKeys, IngestReport, KeyLookup, Log, LogConfig, SharedIndex,
+    Source,
 };
 pub use service::{LogHandle, Stored};
 pub use store::{CommitBatch, MemStore, Store, StoredTx};

@@ -28,9 +28,12 @@ pub enum BenchCommand {
         group: usize,
         #[arg(long, default_value_t = 256)]
         payload_size: usize,
-        /// Authors (each signs a chain of transactions).
+        /// Authors (each a DID signing a chain of transactions).
         #[arg(long, default_value_t = 64)]
         authors: usize,
+        /// Sign with embedded keys and skip DID authorisation (the bare log).
+        #[arg(long)]
+        embedded_keys: bool,
     },
     /// Reconciliation cost for d differences in sets of n.
     Reconcile {
@@ -48,7 +51,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
             group,
             payload_size,
             authors,
-        } => ingest(count, group, payload_size, authors),
+            embedded_keys,
+        } => ingest(count, group, payload_size, authors, embedded_keys),
         BenchCommand::Reconcile { n, d } => Ok(reconcile(n, &d)),
     }
 }
@@ -58,6 +62,7 @@ fn ingest(
     group: usize,
     payload_size: usize,
     authors: usize,
+    embedded_keys: bool,
 ) -> anyhow::Result<Value> {
     anyhow::ensure!(
         group >= 1 && authors >= 1,
@@ -67,6 +72,34 @@ fn ingest(
     let keys: Vec<SigningKey> = (0..authors)
         .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
         .collect();
+    // Each author is a DID: its create comes first (not timed), its transactions name it.
+    let creates: Vec<Transaction> = keys
+        .iter()
+        .map(|k| {
+            let did = knoop_did::knoop::did_for_key(&k.verifying_key());
+            let mut doc = knoop_did::document::DidDocument::new(&did);
+            doc.add_ed25519(
+                "key-1",
+                &k.verifying_key(),
+                &crate::did_ops::SIGNING_RELATIONSHIPS,
+            );
+            TxBuilder::new(knoop_did::knoop::DID_OP_CONTENT_TYPE).sign(
+                k,
+                knoop_did::knoop::DidOp::Create { document: doc }.to_bytes(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let kids: Vec<String> = creates
+        .iter()
+        .zip(&keys)
+        .map(|(c, k)| {
+            knoop_did::knoop::SignerKid::format(
+                &knoop_did::knoop::did_for_key(&k.verifying_key()),
+                &knoop_did::knoop::VersionId(c.id().0),
+                "key-1",
+            )
+        })
+        .collect();
     let mut prev: Vec<Option<(TxId, u64)>> = vec![None; authors];
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut txs: Vec<Transaction> = Vec::with_capacity(count);
@@ -75,9 +108,17 @@ fn ingest(
         let a = i % authors;
         let mut payload = vec![0u8; payload_size];
         rng.fill_bytes(&mut payload);
-        let tx = TxBuilder::new("application/x-knoop-bench")
-            .prevs(prev[a])
-            .sign(&keys[a], payload)?;
+        let tx = if embedded_keys {
+            TxBuilder::new("application/x-knoop-bench")
+                .prevs(prev[a])
+                .sign(&keys[a], payload)?
+        } else {
+            TxBuilder::new("application/x-knoop-bench")
+                .prevs(prev[a])
+                .prevs([(creates[a].id(), 0)])
+                .kid(kids[a].clone())
+                .sign(&keys[a], payload)?
+        };
         prev[a] = Some((tx.id(), tx.header().lc));
         raw_bytes += tx.envelope().len() + payload_size;
         txs.push(tx);
@@ -86,11 +127,20 @@ fn ingest(
 
     let dir = std::env::temp_dir().join(format!("knoop-bench-{}", rand::random::<u64>()));
     let store = Arc::new(RocksStore::open(&dir)?);
-    let mut log = Log::open(
-        store.clone(),
-        Arc::new(EmbeddedKeys::default()),
-        LogConfig::default(),
-    )?;
+    let auth: Arc<dyn knoop_gossip::Authorizer> = if embedded_keys {
+        Arc::new(EmbeddedKeys::default())
+    } else {
+        Arc::new(crate::did_state::DidState::default())
+    };
+    let mut log = Log::open(store.clone(), auth, LogConfig::default())?;
+    if !embedded_keys {
+        let r = log.ingest(creates, Source::Peer);
+        anyhow::ensure!(
+            r.stored.len() == authors,
+            "DID creates not stored: {:?}",
+            r.results
+        );
+    }
     let t0 = Instant::now();
     let mut stored = 0usize;
     let mut it = txs.into_iter();
@@ -111,6 +161,7 @@ fn ingest(
     anyhow::ensure!(stored == count, "stored {stored} of {count}");
     Ok(json!({
         "bench": "ingest",
+        "authorisation": if embedded_keys { "embedded keys" } else { "DID keys (kid), causal check" },
         "transactions": count,
         "group": group,
         "payload_size": payload_size,

@@ -28,7 +28,11 @@ impl Client {
 
     /// Like `call`; with `any_status`, error bodies are returned as results (DID resolution
     /// results carry their error in the body).
-    async fn call_with(&self, req: reqwest::RequestBuilder, any_status: bool) -> anyhow::Result<Value> {
+    async fn call_with(
+        &self,
+        req: reqwest::RequestBuilder,
+        any_status: bool,
+    ) -> anyhow::Result<Value> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -129,7 +133,10 @@ pub async fn tx(cmd: TxCommand) -> anyhow::Result<Value> {
 
 /// A DID as one URL path segment (`%` and `/` escaped; `:` kept).
 fn seg(did: &str) -> String {
-    did.replace('%', "%25").replace('/', "%2F").replace('?', "%3F").replace('#', "%23")
+    did.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('?', "%3F")
+        .replace('#', "%23")
 }
 
 /// A service endpoint from the command line: JSON when it parses as an object or array, else a
@@ -169,8 +176,11 @@ pub async fn did(cmd: DidCommand) -> anyhow::Result<Value> {
                 None => (did.clone(), String::new()),
             };
             let c = Client::new(&rpc)?;
-            c.call_with(c.http.get(format!("{}/v1/dids/{}{q}", c.base, seg(&d))), true)
-                .await
+            c.call_with(
+                c.http.get(format!("{}/v1/dids/{}{q}", c.base, seg(&d))),
+                true,
+            )
+            .await
         }
         DidCommand::List { rpc } => {
             let c = Client::new(&rpc)?;
@@ -228,7 +238,11 @@ pub async fn did(cmd: DidCommand) -> anyhow::Result<Value> {
         }
         DidCommand::RemoveService { rpc, did, fragment } => {
             Client::new(&rpc)?
-                .delete(&format!("/v1/dids/{}/services/{}", seg(&did), seg(&fragment)))
+                .delete(&format!(
+                    "/v1/dids/{}/services/{}",
+                    seg(&did),
+                    seg(&fragment)
+                ))
                 .await
         }
         DidCommand::SetControllers {

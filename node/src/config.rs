@@ -255,7 +255,10 @@ impl Config {
         let is_key = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
         if let Some(k) = &self.keys.master_key {
             if !is_key(k) {
-                return Err(invalid("keys.master_key", "must be 64 hex digits (32 bytes)"));
+                return Err(invalid(
+                    "keys.master_key",
+                    "must be 64 hex digits (32 bytes)",
+                ));
             }
         }
         for (i, k) in self.keys.previous_master_keys.iter().enumerate() {

@@ -130,13 +130,20 @@ impl DidOps {
 
     /// Who signs a change of `did` whose current version is `(v, doc)`: a key of its own, else
     /// a key of a controller this node hosts.
-    fn change_signer(&self, did: &str, v: &VersionId, doc: &DidDocument) -> Result<Signer, OpsError> {
+    fn change_signer(
+        &self,
+        did: &str,
+        v: &VersionId,
+        doc: &DidDocument,
+    ) -> Result<Signer, OpsError> {
         if let Some(s) = self.own_signer(did, v, doc, Relationship::CapabilityInvocation)? {
             return Ok(s);
         }
         for c in &doc.controller {
             if let Some((cv, cdoc)) = self.state.current(c) {
-                if let Some(s) = self.own_signer(c, &cv, &cdoc, Relationship::CapabilityInvocation)? {
+                if let Some(s) =
+                    self.own_signer(c, &cv, &cdoc, Relationship::CapabilityInvocation)?
+                {
                     return Ok(s);
                 }
             }
@@ -207,7 +214,8 @@ impl DidOps {
             });
         }
         if let Some(peer) = binding_key {
-            doc.service.push(sign_binding(&did, peer, Vec::new()).service(&did));
+            doc.service
+                .push(sign_binding(&did, peer, Vec::new()).service(&did));
         }
         for s in services {
             doc.service.push(s.to_service(&did));
@@ -343,7 +351,9 @@ impl DidOps {
                 if d.remove_method(&idc) {
                     Ok(())
                 } else {
-                    Err(OpsError::Invalid(format!("{idc} is not a key of the document")))
+                    Err(OpsError::Invalid(format!(
+                        "{idc} is not a key of the document"
+                    )))
                 }
             })
             .await?;
@@ -356,7 +366,9 @@ impl DidOps {
         let (_, doc) = self.current(did)?;
         let old = format!("{did}#{fragment}");
         if doc.method(&old).is_none() {
-            return Err(OpsError::Invalid(format!("{old} is not a key of the document")));
+            return Err(OpsError::Invalid(format!(
+                "{old} is not a key of the document"
+            )));
         }
         let rels: Vec<Relationship> = Relationship::ALL
             .into_iter()
@@ -386,7 +398,12 @@ impl DidOps {
     }
 
     /// Signs and publishes content as `did` (with one of its assertionMethod keys held here).
-    pub async fn publish_as(&self, did: &str, cty: &str, payload: Vec<u8>) -> Result<TxId, OpsError> {
+    pub async fn publish_as(
+        &self,
+        did: &str,
+        cty: &str,
+        payload: Vec<u8>,
+    ) -> Result<TxId, OpsError> {
         let (v, doc) = self.current(did)?;
         let signer = self
             .own_signer(did, &v, &doc, Relationship::AssertionMethod)?

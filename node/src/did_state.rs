@@ -11,9 +11,7 @@ use knoop_did::knoop::services::{find_endpoint, EndpointHit, LookupError};
 use knoop_did::knoop::time::{from_rfc3339, to_rfc3339};
 use knoop_did::knoop::{CausalOracle, DidOp, OpRecord, Registry, TxFacts, VersionId};
 use knoop_did::knoop::{DID_OP_CONTENT_TYPE, METHOD};
-use knoop_did::resolution::{
-    DocumentMetadata, ErrorCode, ResolutionResult, SupersededVersion,
-};
+use knoop_did::resolution::{DocumentMetadata, ErrorCode, ResolutionResult, SupersededVersion};
 use knoop_did::url::DidUrl;
 use knoop_gossip::{Authorizer, CausalView, KeyLookup, Store, Transaction, TxError, TxId};
 
@@ -30,8 +28,10 @@ pub struct DidState {
 
 /// Whether an operation's document binds a node.
 fn binds_node(rec: &OpRecord) -> bool {
-    rec.document()
-        .is_some_and(|d| d.service_of_type(knoop_did::binding::NODE_SERVICE_TYPE).is_some())
+    rec.document().is_some_and(|d| {
+        d.service_of_type(knoop_did::binding::NODE_SERVICE_TYPE)
+            .is_some()
+    })
 }
 
 fn vid(id: &TxId) -> VersionId {
@@ -42,7 +42,9 @@ fn auth_err(e: AuthError) -> TxError {
     TxError::Unauthorized(e.to_string())
 }
 
-fn facts_parts(tx: &Transaction) -> Result<(Vec<VersionId>, Option<ed25519_dalek::VerifyingKey>), TxError> {
+fn facts_parts(
+    tx: &Transaction,
+) -> Result<(Vec<VersionId>, Option<ed25519_dalek::VerifyingKey>), TxError> {
     let prevs = tx.header().prevs.iter().map(vid).collect();
     let jwk = match &tx.header().jwk {
         Some(j) => Some(j.to_key()?),
@@ -111,7 +113,10 @@ impl Authorizer for DidState {
             jwk,
             kid: h.kid.as_deref(),
         };
-        let reg = self.reg.read().map_err(|_| TxError::Store("did registry lock".into()))?;
+        let reg = self
+            .reg
+            .read()
+            .map_err(|_| TxError::Store("did registry lock".into()))?;
         match reg.signing_key(&f).map_err(auth_err)? {
             Some(k) => Ok(KeyLookup::Key(k)),
             None => Ok(KeyLookup::Deferred),
@@ -296,8 +301,11 @@ impl DidState {
                 None => return ResolutionResult::error(ErrorCode::NotFound, "no create"),
             }
         };
-        let on_chain: HashMap<VersionId, usize> =
-            chain.iter().enumerate().map(|(i, r)| (r.version, i)).collect();
+        let on_chain: HashMap<VersionId, usize> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.version, i))
+            .collect();
         let mut meta = DocumentMetadata {
             created: chain.first().map(|r| to_rfc3339(r.sigt)),
             updated: Some(to_rfc3339(rec.sigt)),
@@ -334,7 +342,10 @@ impl DidState {
                 match prev {
                     Some(d) => (d, true),
                     None => {
-                        return ResolutionResult::error(ErrorCode::InternalError, "orphan deactivation")
+                        return ResolutionResult::error(
+                            ErrorCode::InternalError,
+                            "orphan deactivation",
+                        )
                     }
                 }
             }
@@ -447,7 +458,10 @@ mod tests {
         let (mut log, state) = log();
         // From a peer, the signed transactions first: held (their DID version is a parent).
         let r = log.ingest(vec![t2.clone(), t1.clone()], Source::Peer);
-        assert!(r.results.iter().all(|x| matches!(x, Err(TxError::MissingParents(_)))));
+        assert!(r
+            .results
+            .iter()
+            .all(|x| matches!(x, Err(TxError::MissingParents(_)))));
         assert_eq!(r.missing, vec![root.id()]);
         assert_eq!(log.pending_len(), 2);
         // The create arrives: all three land, verified against the DID's key.

@@ -63,8 +63,12 @@ mod tests {
         let legacy = dir.join("node.key");
         std::fs::write(&legacy, hex::encode([9u8; 32])).unwrap();
         let store = crate::store::RocksStore::open(&dir.join("store")).unwrap();
-        let ks = KeyStore::open(store.db(), &MasterKey::from_hex(&"11".repeat(32)).unwrap(), &[])
-            .unwrap();
+        let ks = KeyStore::open(
+            store.db(),
+            &MasterKey::from_hex(&"11".repeat(32)).unwrap(),
+            &[],
+        )
+        .unwrap();
         let k = node_identity(&ks, &legacy).unwrap();
         assert_eq!(k.to_bytes(), [9u8; 32]);
         assert!(!legacy.exists());

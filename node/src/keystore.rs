@@ -103,7 +103,13 @@ fn seal(cipher: &XChaCha20Poly1305, id: &[u8], secret: &[u8]) -> Vec<u8> {
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     // Encryption with a fresh nonce and in-memory buffers cannot fail.
     let ct = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: id })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: secret,
+                aad: id,
+            },
+        )
         .unwrap_or_default();
     let mut out = Vec::with_capacity(1 + 24 + ct.len());
     out.push(SEAL_V1);
@@ -234,7 +240,11 @@ impl KeyStore {
 
     /// Runs `f` with the private key of `id` (for builders that sign themselves); the key does
     /// not outlive the call.
-    pub fn with_key<T>(&self, id: &str, f: impl FnOnce(&SigningKey) -> T) -> Result<T, KeyStoreError> {
+    pub fn with_key<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&SigningKey) -> T,
+    ) -> Result<T, KeyStoreError> {
         let key = self.load(id)?;
         Ok(f(&key))
     }
@@ -289,15 +299,24 @@ mod tests {
                 ks.generate("did:knoop:a#key-1"),
                 Err(KeyStoreError::Exists(_))
             ));
-            let sig = ks.with_key("did:knoop:a#key-1", |k| k.sign(b"msg")).unwrap();
+            let sig = ks
+                .with_key("did:knoop:a#key-1", |k| k.sign(b"msg"))
+                .unwrap();
             pk.verify(b"msg", &sig).unwrap();
             assert_eq!(ks.ids("did:knoop:a").unwrap(), vec!["did:knoop:a#key-1"]);
             // The secret is not stored in the clear.
-            let raw = store.db().get_cf(ks.cf(), b"did:knoop:a#key-1").unwrap().unwrap();
+            let raw = store
+                .db()
+                .get_cf(ks.cf(), b"did:knoop:a#key-1")
+                .unwrap()
+                .unwrap();
             let secret = ks.load("did:knoop:a#key-1").unwrap().to_bytes();
             assert!(!raw.windows(32).any(|w| w == secret));
             // A sealed key moved to another id does not open.
-            store.db().put_cf(ks.cf(), b"did:knoop:b#key-1", &raw).unwrap();
+            store
+                .db()
+                .put_cf(ks.cf(), b"did:knoop:b#key-1", &raw)
+                .unwrap();
             assert!(matches!(
                 ks.with_key("did:knoop:b#key-1", |k| k.sign(b"m")),
                 Err(KeyStoreError::Unseal(_))

@@ -35,14 +35,21 @@ async fn create_did(
         &key.verifying_key(),
         &crate::did_ops::SIGNING_RELATIONSHIPS,
     );
-    let tx = TxBuilder::new(DID_OP_CONTENT_TYPE).sign(key, DidOp::Create { document: doc }.to_bytes())?;
-    let body = json!({"envelope": tx.envelope(), "payload": B64.encode(tx.payload().unwrap_or_default())});
+    let tx = TxBuilder::new(DID_OP_CONTENT_TYPE)
+        .sign(key, DidOp::Create { document: doc }.to_bytes())?;
+    let body =
+        json!({"envelope": tx.envelope(), "payload": B64.encode(tx.payload().unwrap_or_default())});
     let mut req = http.post(format!("{target}/v1/transactions")).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await?;
-    anyhow::ensure!(resp.status().is_success(), "{}: {}", resp.status(), resp.text().await.unwrap_or_default());
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "{}: {}",
+        resp.status(),
+        resp.text().await.unwrap_or_default()
+    );
     let kid = SignerKid::format(&did, &VersionId(tx.id().0), "key-1");
     Ok((kid, (tx.id(), tx.header().lc)))
 }

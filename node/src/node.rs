@@ -67,7 +67,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     } else {
         tracing::warn!("p2p.enabled = false: running offline, not joining the network");
         drop(stop_rx);
-        (knoop_gossip::net::NetView::default(), tokio::spawn(async {}))
+        (
+            knoop_gossip::net::NetView::default(),
+            tokio::spawn(async {}),
+        )
     };
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)

@@ -29,11 +29,7 @@ impl Resolver {
             "key" => external(resolve_did_key(did).map_err(|e| (e.code(), e.to_string()))),
             "jwk" => external(resolve_did_jwk(did).map_err(|e| (e.code(), e.to_string()))),
             "web" => match &self.web {
-                Some(c) => external(
-                    c.resolve(did)
-                        .await
-                        .map_err(|e| (e.code(), e.to_string())),
-                ),
+                Some(c) => external(c.resolve(did).await.map_err(|e| (e.code(), e.to_string()))),
                 None => ResolutionResult::error(
                     ErrorCode::MethodNotSupported,
                     "did:web is disabled in this node's config",

@@ -26,7 +26,10 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/v1/dids/{did}", get(resolve))
         .route("/v1/dids/{did}/history", get(history))
         .route("/v1/dids/{did}/keys", post(add_key))
-        .route("/v1/dids/{did}/keys/{fragment}", axum::routing::delete(remove_key))
+        .route(
+            "/v1/dids/{did}/keys/{fragment}",
+            axum::routing::delete(remove_key),
+        )
         .route("/v1/dids/{did}/keys/{fragment}/rotate", post(rotate))
         .route(
             "/v1/dids/{did}/services/{fragment}",
@@ -40,14 +43,18 @@ pub fn routes() -> Router<Arc<RpcState>> {
 impl From<OpsError> for ApiError {
     fn from(e: OpsError) -> Self {
         match e {
-            OpsError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            OpsError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
             OpsError::Deactivated(_) => {
                 ApiError::new(StatusCode::GONE, "deactivated", e.to_string())
             }
             OpsError::NotHosted(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "not_hosted", e.to_string())
             }
-            OpsError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+            OpsError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+            }
             OpsError::Rejected(t) => t.into(),
             OpsError::Keys(_) => {
                 tracing::error!(error = %e, "keystore failure");
@@ -105,7 +112,10 @@ async fn create(
     body: Result<Json<CreateReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = json_body(body)?;
-    let host = body.hosted_here.unwrap_or(true).then_some(st.node_did.as_str());
+    let host = body
+        .hosted_here
+        .unwrap_or(true)
+        .then_some(st.node_did.as_str());
     let (did, v) = st
         .dids
         .create(&body.services, &body.controllers, host, None)
@@ -119,7 +129,9 @@ async fn create(
 
 async fn list(State(st): St) -> Result<Json<Value>, ApiError> {
     let hosted = st.dids.hosted()?;
-    Ok(Json(json!({"hosted": hosted, "known": st.dids.state.len()})))
+    Ok(Json(
+        json!({"hosted": hosted, "known": st.dids.state.len()}),
+    ))
 }
 
 async fn resolve(
@@ -276,7 +288,9 @@ async fn remove_service(
             let before = d.service.len();
             d.service.retain(|s| s.id != id);
             if d.service.len() == before {
-                return Err(OpsError::Invalid(format!("{id} is not a service of the document")));
+                return Err(OpsError::Invalid(format!(
+                    "{id} is not a service of the document"
+                )));
             }
             Ok(())
         })
@@ -320,10 +334,16 @@ async fn endpoint(
     knoop_did(&did)?;
     match st.dids.state.endpoint(&did, &type_) {
         Ok(hit) => Ok(Json(serde_json::to_value(hit).unwrap_or_default())),
-        Err(e @ LookupError::TooDeep(_)) => {
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reference_loop", e.to_string()))
-        }
-        Err(e) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())),
+        Err(e @ LookupError::TooDeep(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reference_loop",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            e.to_string(),
+        )),
     }
 }
 
@@ -338,7 +358,10 @@ mod tests {
         for src in sources {
             let code = src.split("#[cfg(test)]").next().unwrap_or_default();
             for part in code.split(".route(").skip(1) {
-                let Some(path) = part.trim_start().strip_prefix('"').and_then(|p| p.split('"').next())
+                let Some(path) = part
+                    .trim_start()
+                    .strip_prefix('"')
+                    .and_then(|p| p.split('"').next())
                 else {
                     continue;
                 };

@@ -101,12 +101,10 @@ impl RocksStore {
             }
             Some(v) if v == FORMAT_VERSION.as_bytes() => {}
             Some(b"1") => {
-                store
-                    .migrate_1_to_2()
-                    .map_err(|e| OpenError::Migration {
-                        path: p.clone(),
-                        reason: e.0,
-                    })?;
+                store.migrate_1_to_2().map_err(|e| OpenError::Migration {
+                    path: p.clone(),
+                    reason: e.0,
+                })?;
             }
             Some(v) => {
                 return Err(OpenError::Version {
@@ -137,7 +135,10 @@ impl RocksStore {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo).map_err(err)?;
-        tracing::info!(transactions = n, "store migrated from format 1 to 2 (by-type index)");
+        tracing::info!(
+            transactions = n,
+            "store migrated from format 1 to 2 (by-type index)"
+        );
         Ok(())
     }
 
@@ -477,11 +478,21 @@ mod tests {
         let store = RocksStore::open(&dir).unwrap();
         let even = store.list_by_type("t/even", 0, 10).unwrap();
         let odd = store.list_by_type("t/odd", 0, 10).unwrap();
-        assert_eq!(even.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 3, 5]);
-        assert_eq!(odd.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 4, 6]);
+        assert_eq!(
+            even.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![1, 3, 5]
+        );
+        assert_eq!(
+            odd.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![2, 4, 6]
+        );
         assert_eq!(store.list_by_type("t/even", 3, 10).unwrap().len(), 1);
         assert_eq!(
-            store.db.get_cf(store.cf(CF_META), KEY_FORMAT).unwrap().unwrap(),
+            store
+                .db
+                .get_cf(store.cf(CF_META), KEY_FORMAT)
+                .unwrap()
+                .unwrap(),
             FORMAT_VERSION.as_bytes()
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -51,6 +51,16 @@ pub struct Node {
 impl Node {
     /// Starts a node in `dir` (created if needed) and waits until its RPC answers.
     pub async fn start(name: &str, dir: &Path, bootstrap: &[String]) -> anyhow::Result<Node> {
+        Self::start_with_env(name, dir, bootstrap, Vec::new()).await
+    }
+
+    /// Like [`Node::start`], with extra environment (config overrides `KNOOP_<SECTION>__<KEY>`).
+    pub async fn start_with_env(
+        name: &str,
+        dir: &Path,
+        bootstrap: &[String],
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Node> {
         let mut node = Node {
             name: name.into(),
             dir: dir.to_path_buf(),
@@ -59,7 +69,7 @@ impl Node {
             peer_id: String::new(),
             bootstrap: bootstrap.to_vec(),
             child: None,
-            env: Vec::new(),
+            env,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,

@@ -118,6 +118,22 @@ pub struct Registry {
     owner: HashMap<VersionId, String>,
     /// Admitted since the last commit, in order.
     provisional: Vec<VersionId>,
+    /// Decoded Ed25519 keys of each version, by method id (decoding a point costs about a third
+    /// of a signature check, and every transaction needs one).
+    keys: HashMap<VersionId, Vec<(String, VerifyingKey)>>,
+}
+
+/// The Ed25519 keys of a document, decoded.
+fn decoded_keys(doc: &DidDocument) -> Vec<(String, VerifyingKey)> {
+    doc.verification_method
+        .iter()
+        .filter_map(
+            |m| match crate::document::decode_multibase_key(&m.public_key_multibase) {
+                Ok(crate::document::PublicKey::Ed25519(k)) => Some((m.id.clone(), k)),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 impl Registry {
@@ -150,6 +166,9 @@ impl Registry {
 
     /// Adds an operation already validated (when the node loads its store).
     pub fn insert(&mut self, rec: OpRecord) {
+        if let Some(doc) = rec.document() {
+            self.keys.insert(rec.version, decoded_keys(doc));
+        }
         let did = rec.op.did().to_owned();
         self.owner.insert(rec.version, did.clone());
         self.dids.entry(did).or_default().insert(rec);
@@ -163,6 +182,7 @@ impl Registry {
     /// The commit failed: forget what was admitted since the last [`Registry::commit`].
     pub fn rollback(&mut self) {
         for v in std::mem::take(&mut self.provisional) {
+            self.keys.remove(&v);
             if let Some(did) = self.owner.remove(&v) {
                 if let Some(h) = self.dids.get_mut(&did) {
                     h.remove(&v);
@@ -196,21 +216,45 @@ impl Registry {
                 let Some(rec) = self.version_of(&s.did, &s.version)? else {
                     return Ok(None);
                 };
-                let doc = rec
-                    .document()
-                    .ok_or_else(|| unauth(format!("{} is deactivated", s.did)))?;
-                let m = doc
-                    .method(&s.method_id())
-                    .ok_or_else(|| unauth(format!("{} is not a key of that version", s.method_id())))?;
-                match crate::document::decode_multibase_key(&m.public_key_multibase) {
-                    Ok(crate::document::PublicKey::Ed25519(k)) => Ok(Some(k)),
-                    _ => Err(unauth(format!("{} is not an Ed25519 key", s.method_id()))),
+                if rec.document().is_none() {
+                    return Err(unauth(format!("{} is deactivated", s.did)));
                 }
+                let id = s.method_id();
+                self.key_in(&s.version, &id)
+                    .map(Some)
+                    .ok_or_else(|| unauth(format!("{id} is not a key of that version")))
             }
             _ => Err(AuthError::Malformed(
                 "exactly one of jwk and kid must be present".into(),
             )),
         }
+    }
+
+    /// The decoded Ed25519 key of method `id` in version `v`.
+    fn key_in(&self, v: &VersionId, id: &str) -> Option<VerifyingKey> {
+        self.keys
+            .get(v)?
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(_, k)| *k)
+    }
+
+    /// Whether `key` is method `id` of version `v`, listed under `rel`.
+    fn authorises(
+        &self,
+        did: &str,
+        v: &VersionId,
+        id: &str,
+        rel: Relationship,
+        key: &VerifyingKey,
+    ) -> bool {
+        let listed = self
+            .dids
+            .get(did)
+            .and_then(|h| h.get(v))
+            .and_then(|r| r.document())
+            .is_some_and(|d| d.relationship(rel).iter().any(|x| x == id));
+        listed && self.key_in(v, id).as_ref() == Some(key)
     }
 
     /// `Ok(None)`: unknown version. Err: a version of another DID.
@@ -233,8 +277,14 @@ impl Registry {
         if f.cty != DID_OP_CONTENT_TYPE {
             let kid = f.kid.ok_or_else(|| unauth("sign with a DID key (kid)"))?;
             let s = SignerKid::parse(kid)?;
-            let doc = self.current_doc_in_past(&s.did, &s.version, f, oracle)?;
-            if doc.key_for(&s.method_id(), Relationship::AssertionMethod) != Some(*key) {
+            let head = self.current_in_past(&s.did, &s.version, f, oracle)?;
+            if !self.authorises(
+                &s.did,
+                &head,
+                &s.method_id(),
+                Relationship::AssertionMethod,
+                key,
+            ) {
                 return Err(unauth(format!(
                     "{} is not an assertionMethod key of the current version of {} in this \
                      transaction's causal past",
@@ -249,14 +299,19 @@ impl Registry {
             .ok_or_else(|| AuthError::Malformed("a DID operation must carry its content".into()))?;
         let op = DidOp::parse(payload).map_err(|e| AuthError::Malformed(e.to_string()))?;
         let did = op.did().to_owned();
-        let parsed = crate::url::Did::parse(&did).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let parsed =
+            crate::url::Did::parse(&did).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if parsed.method() != METHOD {
-            return Err(AuthError::Malformed(format!("{did} is not a did:knoop DID")));
+            return Err(AuthError::Malformed(format!(
+                "{did} is not a did:knoop DID"
+            )));
         }
         let signer = match &op {
             DidOp::Create { document } => {
                 if f.jwk.as_ref() != Some(key) {
-                    return Err(unauth("a create is signed with its inception key, embedded"));
+                    return Err(unauth(
+                        "a create is signed with its inception key, embedded",
+                    ));
                 }
                 if did_for_key(key) != did {
                     return Err(unauth(format!(
@@ -305,8 +360,8 @@ impl Registry {
                     .ok_or_else(|| unauth(format!("{previous} is not a version of {did}")))?;
                 let prev_doc = prev
                     .document()
-                    .ok_or_else(|| unauth(format!("{did} is deactivated")))?
-                    .clone();
+                    .ok_or_else(|| unauth(format!("{did} is deactivated")))?;
+                let prev_controllers = prev_doc.controller.clone();
                 let head = self.head_in_past(&did, previous, f, oracle)?;
                 if head != *previous {
                     return Err(unauth(format!(
@@ -314,22 +369,26 @@ impl Registry {
                          past is {head}, not {previous}"
                     )));
                 }
-                let key_doc: DidDocument = if s.did == did {
+                let key_version = if s.did == did {
                     if s.version != *previous {
                         return Err(unauth(
                             "a self-signed update is signed under the version it replaces",
                         ));
                     }
-                    prev_doc.clone()
+                    *previous
                 } else {
-                    if !prev_doc.controller.contains(&s.did) {
+                    if !prev_controllers.contains(&s.did) {
                         return Err(unauth(format!("{} is not a controller of {did}", s.did)));
                     }
-                    self.current_doc_in_past(&s.did, &s.version, f, oracle)?
+                    self.current_in_past(&s.did, &s.version, f, oracle)?
                 };
-                if key_doc.key_for(&s.method_id(), Relationship::CapabilityInvocation)
-                    != Some(*key)
-                {
+                if !self.authorises(
+                    &s.did,
+                    &key_version,
+                    &s.method_id(),
+                    Relationship::CapabilityInvocation,
+                    key,
+                ) {
                     return Err(unauth(format!(
                         "{} is not a capabilityInvocation key of the current version of {}",
                         s.method_id(),
@@ -356,16 +415,15 @@ impl Registry {
         Ok(())
     }
 
-    /// The document of the current version of `did` in `f`'s causal past, where `anchor` (a
-    /// version of `did` among `f`'s parents) is known to be in it. Fails when that version is a
-    /// deactivation.
-    fn current_doc_in_past(
+    /// The current version of `did` in `f`'s causal past, where `anchor` (a version of `did`
+    /// among `f`'s parents) is known to be in it. Fails when that version is a deactivation.
+    fn current_in_past(
         &self,
         did: &str,
         anchor: &VersionId,
         f: &TxFacts,
         oracle: &dyn CausalOracle,
-    ) -> Result<DidDocument, AuthError> {
+    ) -> Result<VersionId, AuthError> {
         if !f.prevs.contains(anchor) {
             return Err(unauth(
                 "the DID version named in kid must be one of the transaction's parents",
@@ -374,12 +432,16 @@ impl Registry {
         self.version_of(did, anchor)?
             .ok_or_else(|| unauth(format!("{anchor} is not a version of {did}")))?;
         let head = self.head_in_past(did, anchor, f, oracle)?;
-        self.dids
+        let live = self
+            .dids
             .get(did)
             .and_then(|h| h.get(&head))
-            .and_then(|r| r.document())
-            .cloned()
-            .ok_or_else(|| unauth(format!("{did} is deactivated")))
+            .is_some_and(|r| r.document().is_some());
+        if live {
+            Ok(head)
+        } else {
+            Err(unauth(format!("{did} is deactivated")))
+        }
     }
 
     /// The winning version of `did` among the operations in `f`'s causal past. `anchor` and its

@@ -18,11 +18,7 @@ impl Dag {
     fn add(&mut self, prevs: &[VersionId]) -> (VersionId, u64) {
         self.next += 1;
         let id = VersionId([self.next; 32]);
-        let lc = prevs
-            .iter()
-            .map(|p| self.nodes[p].0 + 1)
-            .max()
-            .unwrap_or(0);
+        let lc = prevs.iter().map(|p| self.nodes[p].0 + 1).max().unwrap_or(0);
         self.nodes.insert(id, (lc, prevs.to_vec()));
         (id, lc)
     }
@@ -109,7 +105,14 @@ impl World {
     }
 
     fn doc(&self, did: &str, v: &VersionId) -> DidDocument {
-        self.reg.history(did).unwrap().get(v).unwrap().document().unwrap().clone()
+        self.reg
+            .history(did)
+            .unwrap()
+            .get(v)
+            .unwrap()
+            .document()
+            .unwrap()
+            .clone()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -230,7 +233,11 @@ fn rotation_retires_the_old_key_for_everything_after_it() {
     let e = w
         .update(&did, v2, d, &key(1), &did, v1, "key-1", &[])
         .unwrap_err();
-    assert!(e.to_string().contains("signed under the version it replaces"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("signed under the version it replaces"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -314,7 +321,15 @@ fn controllers_update_and_deactivation_ends_everything() {
             Some(SignerKid::format(&org, &vo3, "key-1")),
         )
         .unwrap();
-    assert!(w.reg.history(&org).unwrap().chain().last().unwrap().op.is_deactivate());
+    assert!(w
+        .reg
+        .history(&org)
+        .unwrap()
+        .chain()
+        .last()
+        .unwrap()
+        .op
+        .is_deactivate());
     let e = w.publish(&org, vo3, &key(2), "key-1", &[vd]).unwrap_err();
     assert!(e.to_string().contains("deactivated"), "{e}");
 }
@@ -333,7 +348,9 @@ fn a_kid_must_name_a_parent_and_rollback_forgets() {
             Some(SignerKid::format(&did, &v1, "key-1")),
         )
         .unwrap_err();
-    assert!(e.to_string().contains("must be one of the transaction's parents"));
+    assert!(e
+        .to_string()
+        .contains("must be one of the transaction's parents"));
     for bad in [
         "did:knoop:x#key-1".to_owned(),
         format!("did:web:x?versionId={v1}#key-1"),
@@ -341,8 +358,14 @@ fn a_kid_must_name_a_parent_and_rollback_forgets() {
         "garbage".to_owned(),
     ] {
         assert!(
-            w.submit(&[v1], "application/example", b"x", &key(1), Some(bad.clone()))
-                .is_err(),
+            w.submit(
+                &[v1],
+                "application/example",
+                b"x",
+                &key(1),
+                Some(bad.clone())
+            )
+            .is_err(),
             "{bad}"
         );
     }

@@ -151,7 +151,10 @@ mod tests {
                     ],
                 ),
             ),
-            ("did:knoop:loop", doc("did:knoop:loop", &[("KnoopHost", "did:knoop:loop")])),
+            (
+                "did:knoop:loop",
+                doc("did:knoop:loop", &[("KnoopHost", "did:knoop:loop")]),
+            ),
         ]
         .into_iter()
         .collect();

@@ -75,7 +75,10 @@ async fn dids(n: u64, rounds: u64) -> anyhow::Result<Value> {
     let known = |s: &Value| s["dids_known"].as_u64().unwrap_or(0);
     let t1 = Instant::now();
     while known(&net.nodes[1].status().await?) < n + 2 {
-        anyhow::ensure!(t1.elapsed() < Duration::from_secs(120), "DIDs did not spread");
+        anyhow::ensure!(
+            t1.elapsed() < Duration::from_secs(120),
+            "DIDs did not spread"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let spread_s = t1.elapsed().as_secs_f64();
