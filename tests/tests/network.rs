@@ -139,7 +139,10 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     let me = ClientDid::new(SigningKey::from_bytes(&[42; 32]));
     let other = SigningKey::from_bytes(&[43; 32]);
     let submit = submission;
-    let (code, body) = n0.post("/v1/transactions", &submit(&me.root)).await.unwrap();
+    let (code, body) = n0
+        .post("/v1/transactions", &submit(&me.root))
+        .await
+        .unwrap();
     assert_eq!(code, 201, "DID create: {body}");
 
     let good = me.sign("text/plain", b"good".to_vec(), &[]);
@@ -150,7 +153,10 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
     let embedded = TxBuilder::new("text/plain")
         .sign(&other, b"embedded".to_vec())
         .unwrap();
-    let (code, body) = n0.post("/v1/transactions", &submit(&embedded)).await.unwrap();
+    let (code, body) = n0
+        .post("/v1/transactions", &submit(&embedded))
+        .await
+        .unwrap();
     assert_eq!(
         (code, body["error"].as_str()),
         (403, Some("unauthorized")),
