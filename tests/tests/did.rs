@@ -67,7 +67,11 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
     let doc1 = created["resolution"]["didDocument"].clone();
     for n in &net.nodes {
         let r = wait_resolved(n, &did, |c, _| c == 200).await;
-        assert_eq!(r["didDocument"], doc1, "{} resolves another document", n.name);
+        assert_eq!(
+            r["didDocument"], doc1,
+            "{} resolves another document",
+            n.name
+        );
         assert_eq!(version(&r), v1);
     }
 
@@ -140,7 +144,10 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
         assert_eq!(r["didDocument"], doc1);
         assert_eq!(r["didDocumentMetadata"]["nextVersionId"], v2.as_str());
         let (code, r) = n
-            .get(&format!("{}?versionTime=2000-01-01T00:00:00Z", did_path(&did)))
+            .get(&format!(
+                "{}?versionTime=2000-01-01T00:00:00Z",
+                did_path(&did)
+            ))
             .await
             .unwrap();
         assert_eq!(code, 404, "{r}");
@@ -160,7 +167,10 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
         if known.contains(&node_a["did"]) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "peer DIDs: {known:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "peer DIDs: {known:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -363,11 +373,30 @@ async fn retired_and_never_authorised_keys_are_refused_everywhere() {
         .sign(&k2, b"fine".to_vec())
         .unwrap();
     for n in &net.nodes {
-        let (code, body) = n.post("/v1/transactions", &submission(&retired)).await.unwrap();
-        assert_eq!((code, body["error"].as_str()), (403, Some("unauthorized")), "{}: {body}", n.name);
-        assert!(body["message"].as_str().unwrap().contains("not an assertionMethod key"));
-        let (code, body) = n.post("/v1/transactions", &submission(&foreign)).await.unwrap();
-        assert_eq!((code, body["error"].as_str()), (400, Some("bad_signature")), "{}: {body}", n.name);
+        let (code, body) = n
+            .post("/v1/transactions", &submission(&retired))
+            .await
+            .unwrap();
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (403, Some("unauthorized")),
+            "{}: {body}",
+            n.name
+        );
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an assertionMethod key"));
+        let (code, body) = n
+            .post("/v1/transactions", &submission(&foreign))
+            .await
+            .unwrap();
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (400, Some("bad_signature")),
+            "{}: {body}",
+            n.name
+        );
     }
     let (code, body) = net.nodes[2]
         .post("/v1/transactions", &submission(&good))
@@ -405,7 +434,11 @@ async fn one_node_hosts_many_tenants_and_bad_dids_never_crash_it() {
         tenants.push(body["did"].as_str().unwrap().to_owned());
     }
     let (_, list) = host.get("/v1/dids").await.unwrap();
-    assert_eq!(list["hosted"].as_array().unwrap().len(), 41, "40 tenants + the node: {list}");
+    assert_eq!(
+        list["hosted"].as_array().unwrap().len(),
+        41,
+        "40 tenants + the node: {list}"
+    );
     // Each tenant signs with its own key; the other node sees each one's endpoint.
     for (i, did) in tenants.iter().enumerate() {
         let (code, body) = host
@@ -447,7 +480,11 @@ async fn one_node_hosts_many_tenants_and_bad_dids_never_crash_it() {
         ("did:jwk:!!!".into(), 400, "invalidDid"),
         (long, 400, "invalidDid"),
         (format!("{}?versionId=nothex", tenants[0]), 404, "notFound"),
-        (format!("{}?versionTime=yesterday", tenants[0]), 400, "invalidOptions"),
+        (
+            format!("{}?versionTime=yesterday", tenants[0]),
+            400,
+            "invalidOptions",
+        ),
     ];
     for (input, code_want, err) in &cases {
         let (code, r) = host.get(&did_path(input)).await.unwrap();
@@ -463,16 +500,88 @@ async fn one_node_hosts_many_tenants_and_bad_dids_never_crash_it() {
         format!("{}/deactivate", did_path("garbage")),
     ] {
         let (code, body) = host.post(&path, &json!({})).await.unwrap();
-        assert!(
-            [400, 404].contains(&code),
-            "{path}: {code} {body}"
-        );
+        assert!([400, 404].contains(&code), "{path}: {code} {body}");
     }
     let (code, body) = host
-        .post("/v1/dids", &json!({"services": [{"type": "", "serviceEndpoint": 5}]}))
+        .post(
+            "/v1/dids",
+            &json!({"services": [{"type": "", "serviceEndpoint": 5}]}),
+        )
         .await
         .unwrap();
     assert_eq!(code, 400, "{body}");
     let (code, _) = host.get("/health").await.unwrap();
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn did_key_jwk_and_web_resolve_through_the_node() {
+    use base64::Engine;
+    let key = SigningKey::from_bytes(&[1; 32]);
+    // did:key of a known key: the document's key is that key.
+    let multibase = knoop_did::document::ed25519_multibase(&key.verifying_key());
+    let did_key = format!("did:key:{multibase}");
+    // did:jwk of the same key.
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes())});
+    let did_jwk = format!(
+        "did:jwk:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jwk.to_string())
+    );
+
+    // did:web from a local HTTPS server whose certificate comes from a throw-away CA.
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let did_web = format!("did:web:localhost%3A{}:orgs:leiden", web.port());
+    let doc = json!({
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": did_web,
+        "service": [{"id": format!("{did_web}#fhir"), "type": "FHIR", "serviceEndpoint": "https://leiden.example/fhir"}],
+    });
+    web.set("/orgs/leiden/did.json".into(), doc.to_string().into_bytes());
+
+    let root = tempfile::tempdir().unwrap();
+    let with_ca = Node::start_with_env(
+        "n0",
+        &root.path().join("n0"),
+        &[],
+        vec![(
+            "KNOOP_DID__WEB_CA_FILE".into(),
+            web.ca_pem_path().display().to_string(),
+        )],
+    )
+    .await
+    .unwrap();
+    let without_ca = Node::start("n1", &root.path().join("n1"), &[])
+        .await
+        .unwrap();
+
+    let (code, r) = with_ca.get(&did_path(&did_key)).await.unwrap();
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["didDocument"]["id"], did_key.as_str());
+    assert!(r.to_string().contains(&multibase));
+    let (code, r) = with_ca.get(&did_path(&did_jwk)).await.unwrap();
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["didDocument"]["id"], did_jwk.as_str());
+
+    let (code, r) = with_ca.get(&did_path(&did_web)).await.unwrap();
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["didDocument"], doc);
+    // Without the CA the TLS handshake fails: an error, not a document, and not a crash.
+    let (code, r) = without_ca.get(&did_path(&did_web)).await.unwrap();
+    assert_ne!(code, 200, "{r}");
+    assert!(r["didResolutionMetadata"]["error"].is_string(), "{r}");
+    // Missing path: notFound. A document claiming another id: invalid.
+    let missing = format!("did:web:localhost%3A{}:nobody", web.port());
+    let (code, r) = with_ca.get(&did_path(&missing)).await.unwrap();
+    assert_eq!(
+        (code, r["didResolutionMetadata"]["error"].as_str()),
+        (404, Some("notFound")),
+        "{r}"
+    );
+    let liar = format!("did:web:localhost%3A{}:liar", web.port());
+    web.set("/liar/did.json".into(), doc.to_string().into_bytes());
+    let (code, r) = with_ca.get(&did_path(&liar)).await.unwrap();
+    assert_eq!(code, 500, "{r}");
+    assert_eq!(r["didResolutionMetadata"]["error"], "invalidDidDocument");
+    let (code, _) = without_ca.get("/health").await.unwrap();
     assert_eq!(code, 200);
 }
