@@ -1,5 +1,5 @@
 //! Runs every input of the W3C VC Data Model 2.0 test suite
-//! (../shared/fixtures/w3c-vc-data-model-2.0/tests/input, recursively): `-ok` files must be
+//! (vc/tests/fixtures/w3c-vc-data-model-2.0/tests/input, recursively): `-ok` files must be
 //! accepted, `-fail` (and `-fail-or-inject`: we never inject) files rejected, by the
 //! structural checks plus the JSON-LD checks. The inputs are what the suite hands an issuer,
 //! so credentials are checked as [`Strictness::IssuerInput`] (no `issuer` yet).
@@ -49,7 +49,7 @@ fn check(doc: &Value, contexts: &Contexts) -> Result<(), ModelError> {
 #[test]
 fn w3c_vc_data_model_2_inputs() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/w3c-vc-data-model-2.0/tests/input");
+        .join("tests/fixtures/w3c-vc-data-model-2.0/tests/input");
     let mut all = Vec::new();
     files(&dir, &mut all);
     all.sort();

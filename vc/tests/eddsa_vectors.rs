@@ -1,4 +1,4 @@
-//! The W3C vc-di-eddsa known-answer vectors (../shared/fixtures/w3c-vc-di-eddsa/TestVectors):
+//! The W3C vc-di-eddsa known-answer vectors (vc/tests/fixtures/w3c-vc-di-eddsa/TestVectors):
 //! canonical forms, hashes and signatures must match byte for byte (Ed25519 is
 //! deterministic), the signed documents must verify, and tampered ones must not.
 //! Every vector file is used; an unused one fails the test.
@@ -25,7 +25,7 @@ struct Vectors {
 impl Vectors {
     fn new() -> Self {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/w3c-vc-di-eddsa/TestVectors");
+            .join("tests/fixtures/w3c-vc-di-eddsa/TestVectors");
         Self {
             dir,
             used: RefCell::new(BTreeSet::new()),

@@ -39,7 +39,7 @@ fn ssi_verifies_our_rdfc_proofs() {
     let vector: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/w3c-vc-di-eddsa/TestVectors/eddsa-rdfc-2022/signedDataInt.json"
+            "/tests/fixtures/w3c-vc-di-eddsa/TestVectors/eddsa-rdfc-2022/signedDataInt.json"
         ))
         .unwrap(),
     )
