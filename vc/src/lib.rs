@@ -13,6 +13,9 @@
 //!   with JSON-LD semantics (every term defined, no protected term redefined).
 //! - [`contexts`] is the JSON-LD document loader: only bundled contexts, never the network.
 //! - [`canon`] holds the two canonicalisations; [`xsd`] the date-time syntax both need.
+//! - [`types`]: knoop's credential types (care organisation, healthcare professional), their
+//!   bundled context and schema checks; [`verify`]: the full verification of one credential
+//!   (model, schema, proof by the issuer's key at issuance, validity, revocation, trust).
 //!
 //! Proofs and the data model are checked independently: a verifier calls both.
 
@@ -20,6 +23,8 @@ pub mod canon;
 pub mod contexts;
 pub mod model;
 pub mod proof;
+pub mod types;
+pub mod verify;
 pub mod xsd;
 
 pub use contexts::Contexts;

@@ -2,11 +2,18 @@
 //! `validFrom`, `validUntil`, `created` and `expires`.
 
 /// A parsed `dateTimeStamp`, comparable as an instant (offset applied). Only the ordering
-/// is needed here, so it is kept as seconds since 0000-01-01T00:00:00Z plus nanoseconds.
+/// is needed here, so it is kept as seconds since the Unix epoch (negative before) plus nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DateTimeStamp {
     seconds: i64,
     nanos: u32,
+}
+
+impl DateTimeStamp {
+    /// Milliseconds since the Unix epoch (negative before 1970).
+    pub fn unix_ms(&self) -> i64 {
+        self.seconds * 1000 + (self.nanos / 1_000_000) as i64
+    }
 }
 
 /// Parses `YYYY-MM-DDThh:mm:ss[.fff...](Z|(+|-)hh:mm)`, with the lexical rules of XML Schema
@@ -120,6 +127,19 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod unix_tests {
+    use super::*;
+
+    #[test]
+    fn unix_milliseconds() {
+        let t = parse_date_time_stamp("2026-11-24T09:20:00.250Z").unwrap();
+        assert_eq!(t.unix_ms(), 1_795_512_000_250);
+        let t = parse_date_time_stamp("1970-01-01T01:00:00+01:00").unwrap();
+        assert_eq!(t.unix_ms(), 0);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,274 @@
+//! knoop's credential types (spec: `specs/credentials.md`), their bundled JSON-LD context
+//! (`specs/contexts/knoop-credentials-v1.jsonld`) and their schema checks.
+//!
+//! - `CareOrganizationCredential`: a care organisation (legal name, city, organisation type, URA),
+//!   issued by a registry authority.
+//! - `HealthcareProfessionalCredential`: a professional (name, role code, register id, employer
+//!   DID), issued by the employing organisation or an identity scheme.
+
+use serde_json::Value;
+
+use crate::contexts::Contexts;
+
+/// URL of knoop's credentials context.
+pub const KNOOP_CONTEXT: &str = "https://w3id.org/knoop/credentials/v1";
+/// The context document, bundled.
+pub const KNOOP_CONTEXT_JSON: &str =
+    include_str!("../../specs/contexts/knoop-credentials-v1.jsonld");
+/// The VC 2.0 context.
+pub const CREDENTIALS_V2: &str = "https://www.w3.org/ns/credentials/v2";
+
+pub const CARE_ORGANIZATION_CREDENTIAL: &str = "CareOrganizationCredential";
+pub const HEALTHCARE_PROFESSIONAL_CREDENTIAL: &str = "HealthcareProfessionalCredential";
+
+/// ssi's bundled contexts plus knoop's.
+pub fn knoop_contexts() -> Contexts {
+    // The bundled document is part of this crate; a parse failure is caught by the tests.
+    Contexts::bundled()
+        .with(KNOOP_CONTEXT, KNOOP_CONTEXT_JSON)
+        .unwrap_or_default()
+}
+
+/// The claims of a care organisation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CareOrganization {
+    pub id: String,
+    pub legal_name: String,
+    pub city: String,
+    pub organization_type: String,
+    pub ura: String,
+}
+
+/// The claims of a healthcare professional.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthcareProfessional {
+    pub id: String,
+    pub name: String,
+    pub role_code: String,
+    pub register_id: String,
+    pub employer: String,
+}
+
+/// A knoop credential's subject, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claims {
+    CareOrganization(CareOrganization),
+    HealthcareProfessional(HealthcareProfessional),
+}
+
+impl Claims {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Claims::CareOrganization(_) => CARE_ORGANIZATION_CREDENTIAL,
+            Claims::HealthcareProfessional(_) => HEALTHCARE_PROFESSIONAL_CREDENTIAL,
+        }
+    }
+    pub fn subject(&self) -> &str {
+        match self {
+            Claims::CareOrganization(c) => &c.id,
+            Claims::HealthcareProfessional(p) => &p.id,
+        }
+    }
+}
+
+/// A schema violation, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("schema: {field}: {problem}")]
+pub struct SchemaError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn err(field: &str, problem: impl Into<String>) -> SchemaError {
+    SchemaError {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+fn text(subject: &Value, field: &str, max: usize) -> Result<String, SchemaError> {
+    let v = subject
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(&format!("credentialSubject.{field}"), "required string"))?;
+    if v.trim().is_empty() || v.len() > max {
+        return Err(err(
+            &format!("credentialSubject.{field}"),
+            format!("must be 1..{max} characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn types(doc: &Value) -> Vec<&str> {
+    match doc.get("type") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `doc` claims to be a knoop credential type (then [`claims`] must accept it).
+pub fn is_knoop_type(doc: &Value) -> bool {
+    types(doc)
+        .iter()
+        .any(|t| *t == CARE_ORGANIZATION_CREDENTIAL || *t == HEALTHCARE_PROFESSIONAL_CREDENTIAL)
+}
+
+/// Checks and extracts the claims of a knoop credential type.
+pub fn claims(doc: &Value) -> Result<Claims, SchemaError> {
+    let t = types(doc);
+    let contexts: Vec<&str> = match doc.get("@context") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !contexts.contains(&KNOOP_CONTEXT) {
+        return Err(err("@context", format!("must include {KNOOP_CONTEXT}")));
+    }
+    let subject = doc
+        .get("credentialSubject")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| err("credentialSubject", "must be one object"))?;
+    let id = subject
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| s.starts_with("did:"))
+        .ok_or_else(|| err("credentialSubject.id", "must be the subject's DID"))?
+        .to_owned();
+    let subject_type = types(subject);
+    if t.contains(&CARE_ORGANIZATION_CREDENTIAL) {
+        if !subject_type.contains(&"CareOrganization") {
+            return Err(err("credentialSubject.type", "must be CareOrganization"));
+        }
+        let ura = text(subject, "ura", 16)?;
+        if !ura.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("credentialSubject.ura", "must be digits"));
+        }
+        return Ok(Claims::CareOrganization(CareOrganization {
+            id,
+            legal_name: text(subject, "legalName", 256)?,
+            city: text(subject, "city", 128)?,
+            organization_type: text(subject, "organizationType", 64)?,
+            ura,
+        }));
+    }
+    if t.contains(&HEALTHCARE_PROFESSIONAL_CREDENTIAL) {
+        if !subject_type.contains(&"HealthcareProfessional") {
+            return Err(err(
+                "credentialSubject.type",
+                "must be HealthcareProfessional",
+            ));
+        }
+        let employer = text(subject, "employer", 512)?;
+        if !employer.starts_with("did:") {
+            return Err(err(
+                "credentialSubject.employer",
+                "must be the employer's DID",
+            ));
+        }
+        return Ok(Claims::HealthcareProfessional(HealthcareProfessional {
+            id,
+            name: text(subject, "name", 256)?,
+            role_code: text(subject, "roleCode", 64)?,
+            register_id: text(subject, "registerId", 64)?,
+            employer,
+        }));
+    }
+    Err(err("type", "not a knoop credential type"))
+}
+
+/// An unsigned credential of a knoop type: `@context`, `type`, `issuer`, validity, subject.
+pub fn unsigned(
+    id: &str,
+    issuer: &str,
+    claims: &Claims,
+    valid_from: &str,
+    valid_until: Option<&str>,
+) -> Value {
+    let subject = match claims {
+        Claims::CareOrganization(c) => serde_json::json!({
+            "id": c.id, "type": "CareOrganization", "legalName": c.legal_name, "city": c.city,
+            "organizationType": c.organization_type, "ura": c.ura,
+        }),
+        Claims::HealthcareProfessional(p) => serde_json::json!({
+            "id": p.id, "type": "HealthcareProfessional", "name": p.name, "roleCode": p.role_code,
+            "registerId": p.register_id, "employer": p.employer,
+        }),
+    };
+    let mut vc = serde_json::json!({
+        "@context": [CREDENTIALS_V2, KNOOP_CONTEXT],
+        "id": id,
+        "type": ["VerifiableCredential", claims.type_name()],
+        "issuer": issuer,
+        "validFrom": valid_from,
+        "credentialSubject": subject,
+    });
+    if let (Some(u), Some(o)) = (valid_until, vc.as_object_mut()) {
+        o.insert("validUntil".into(), Value::String(u.into()));
+    }
+    vc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> Claims {
+        Claims::CareOrganization(CareOrganization {
+            id: "did:knoop:hospital".into(),
+            legal_name: "Leids Universitair Medisch Centrum".into(),
+            city: "Leiden".into(),
+            organization_type: "hospital".into(),
+            ura: "12345678".into(),
+        })
+    }
+
+    #[test]
+    fn the_context_loads_and_typed_credentials_expand() {
+        let ctx = knoop_contexts();
+        let vc = unsigned(
+            "urn:uuid:1",
+            "did:knoop:ra",
+            &org(),
+            "2026-01-01T00:00:00Z",
+            None,
+        );
+        crate::model::check_credential(&vc, crate::Strictness::Issued).unwrap();
+        crate::model::check_semantics(&vc, &ctx).unwrap();
+        assert_eq!(claims(&vc).unwrap(), org());
+        // An undefined term in the subject is refused by the JSON-LD check.
+        let mut bad = vc.clone();
+        bad["credentialSubject"]["favouriteColour"] = "blue".into();
+        assert!(crate::model::check_semantics(&bad, &ctx).is_err());
+    }
+
+    #[test]
+    fn schema_errors_name_the_field() {
+        let mut vc = unsigned(
+            "urn:uuid:1",
+            "did:knoop:ra",
+            &org(),
+            "2026-01-01T00:00:00Z",
+            None,
+        );
+        vc["credentialSubject"]["ura"] = "12ab".into();
+        assert_eq!(claims(&vc).unwrap_err().field, "credentialSubject.ura");
+        vc["credentialSubject"]["ura"] = "12345678".into();
+        vc["credentialSubject"]
+            .as_object_mut()
+            .unwrap()
+            .remove("city");
+        assert_eq!(claims(&vc).unwrap_err().field, "credentialSubject.city");
+        let mut vc = unsigned(
+            "urn:uuid:1",
+            "did:knoop:ra",
+            &org(),
+            "2026-01-01T00:00:00Z",
+            None,
+        );
+        vc["@context"] = serde_json::json!([CREDENTIALS_V2]);
+        assert_eq!(claims(&vc).unwrap_err().field, "@context");
+    }
+}
