@@ -26,6 +26,19 @@ pub struct Config {
     pub log: LogSettings,
     pub keys: KeysConfig,
     pub did: DidConfig,
+    pub trust: TrustConfig,
+}
+
+/// Trusted credential issuers from config (more can be added over RPC; these cannot be removed
+/// there).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// Issuers of `CareOrganizationCredential` (registry authorities).
+    pub care_organization_issuers: Vec<String>,
+    /// Issuers of `HealthcareProfessionalCredential` besides trusted organisations (identity
+    /// schemes).
+    pub healthcare_professional_issuers: Vec<String>,
 }
 
 /// Key custody.
@@ -113,6 +126,7 @@ impl Default for Config {
             log: LogSettings::default(),
             keys: KeysConfig::default(),
             did: DidConfig::default(),
+            trust: TrustConfig::default(),
         }
     }
 }
@@ -281,6 +295,21 @@ impl Config {
                     "did.web_ca_file",
                     format!("{} is not a readable file", f.display()),
                 ));
+            }
+        }
+        for (field, list) in [
+            (
+                "trust.care_organization_issuers",
+                &self.trust.care_organization_issuers,
+            ),
+            (
+                "trust.healthcare_professional_issuers",
+                &self.trust.healthcare_professional_issuers,
+            ),
+        ] {
+            for (i, d) in list.iter().enumerate() {
+                knoop_did::url::Did::parse(d)
+                    .map_err(|e| invalid(&format!("{field}[{i}]"), e.to_string()))?;
             }
         }
         if self.did.web_timeout < Duration::from_millis(100) {

@@ -412,6 +412,20 @@ impl DidOps {
             .await
     }
 
+    /// Runs `f` with a held assertionMethod key of `did`: `f(verification method id, key)`.
+    pub fn with_assertion_key<T>(
+        &self,
+        did: &str,
+        f: impl FnOnce(&str, &ed25519_dalek::SigningKey) -> T,
+    ) -> Result<T, OpsError> {
+        let (v, doc) = self.current(did)?;
+        let signer = self
+            .own_signer(did, &v, &doc, Relationship::AssertionMethod)?
+            .ok_or_else(|| OpsError::NotHosted(did.to_owned()))?;
+        let id = signer.key_id.clone();
+        Ok(self.keys.with_key(&signer.key_id, |k| f(&id, k))?)
+    }
+
     /// DIDs this node holds keys for, sorted.
     pub fn hosted(&self) -> Result<Vec<String>, OpsError> {
         let mut dids: Vec<String> = self

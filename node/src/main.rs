@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod client;
 mod config;
+mod credentials;
 mod did_ops;
 mod did_state;
 mod didweb;
@@ -20,6 +21,7 @@ mod node;
 mod resolver;
 mod rpc;
 mod rpc_did;
+mod rpc_vc;
 mod store;
 
 use clap::Parser;

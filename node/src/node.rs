@@ -56,12 +56,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut trust = crate::credentials::Trust::default();
+    trust.0.insert(
+        knoop_vc::types::CARE_ORGANIZATION_CREDENTIAL.into(),
+        cfg.trust
+            .care_organization_issuers
+            .iter()
+            .cloned()
+            .collect(),
+    );
+    trust.0.insert(
+        knoop_vc::types::HEALTHCARE_PROFESSIONAL_CREDENTIAL.into(),
+        cfg.trust
+            .healthcare_professional_issuers
+            .iter()
+            .cloned()
+            .collect(),
+    );
+    let credentials = Arc::new(
+        crate::credentials::Credentials::open(did_state.clone(), store.clone(), trust)
+            .context("credentials")?,
+    );
     let resolver = Arc::new(Resolver {
         knoop: did_state,
         web,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let indexer = spawn_indexer(credentials.clone(), &handle, stop_tx.subscribe());
     let (net, net_task) = if cfg.p2p.enabled {
         knoop_gossip::net::spawn(key.to_bytes(), cfg.net_config(), handle.clone(), stop_rx)?
     } else {
@@ -88,6 +110,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         peer_id: knoop_did::binding::peer_id_of(&key.verifying_key()),
         dids,
         resolver,
+        credentials,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
@@ -104,12 +127,37 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("rpc server")?;
     let _ = net_task.await;
+    let _ = indexer.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;
     let _ = std::fs::remove_file(cfg.data_dir.join("rpc.addr"));
     info!("stopped");
     Ok(())
+}
+
+/// Indexes published credentials and revocations whenever the log stores something (and every
+/// second, so nothing is missed when the event stream lags), off the ingest path.
+fn spawn_indexer(
+    credentials: Arc<crate::credentials::Credentials>,
+    log: &LogHandle<RocksStore>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut events = log.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = events.recv() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop.changed() => break,
+            }
+            // Drain what queued meanwhile; one catch-up reads all of it from the store.
+            while events.try_recv().is_ok() {}
+            let c = credentials.clone();
+            let span = tracing::debug_span!("index_credentials");
+            let _ = tokio::task::spawn_blocking(move || span.in_scope(|| c.catch_up())).await;
+        }
+    })
 }
 
 /// Opens the keystore with the configured master key (creating a development key file when

@@ -41,6 +41,7 @@ pub struct RpcState {
     pub peer_id: String,
     pub dids: Arc<crate::did_ops::DidOps>,
     pub resolver: Arc<crate::resolver::Resolver>,
+    pub credentials: Arc<crate::credentials::Credentials>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -60,6 +61,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .route("/v1/events", get(events))
         .route("/openapi.yaml", get(openapi))
         .merge(crate::rpc_did::routes())
+        .merge(crate::rpc_vc::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -158,6 +160,8 @@ async fn status(State(st): St) -> Json<Value> {
         "did": st.node_did,
         "dids_known": st.dids.state.len(),
         "did_operations": st.dids.state.op_count(),
+        "credentials_indexed": st.credentials.counts().0,
+        "revocations": st.credentials.counts().1,
         "listen_addrs": net.listen_addrs,
         "peers": net.peers.len(),
         "transactions": idx.len(),

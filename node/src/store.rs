@@ -142,6 +142,22 @@ impl RocksStore {
         Ok(())
     }
 
+    /// A node setting kept in `meta` under `settings/<key>` (e.g. the trust store).
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let k = [b"settings/".as_slice(), key].concat();
+        self.db.get_cf(self.cf(CF_META), k).map_err(err)
+    }
+
+    /// Writes a node setting (fsynced).
+    pub fn put_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let k = [b"settings/".as_slice(), key].concat();
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_META), k, value, &wo)
+            .map_err(err)
+    }
+
     /// The shared database handle, for the keystore's column family.
     pub fn db(&self) -> std::sync::Arc<DB> {
         self.db.clone()

@@ -15,6 +15,12 @@ pub fn to_rfc3339(ms: u64) -> String {
     )
 }
 
+/// `2026-11-23T12:00:00.123Z`: with milliseconds (proof creation times).
+pub fn to_rfc3339_ms(ms: u64) -> String {
+    let s = to_rfc3339(ms);
+    format!("{}.{:03}Z", &s[..s.len() - 1], ms % 1000)
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00)` into Unix milliseconds.
 pub fn from_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();

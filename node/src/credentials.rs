@@ -1,0 +1,442 @@
+//! Credentials on the node (spec: `specs/credentials.md`): the index of credentials published
+//! on the network and of revocations, the trust store, verification against DID history, and
+//! the organisation directory built from trusted, unrevoked organisation credentials.
+//!
+//! Published credentials are verified when they are indexed (an indexer task reading the log's
+//! by-type index), never on the gossip ingest path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::VerifyingKey;
+use knoop_did::document::Relationship;
+use knoop_gossip::{Store, Transaction, TxId};
+use knoop_vc::types::{
+    knoop_contexts, Claims, CARE_ORGANIZATION_CREDENTIAL, HEALTHCARE_PROFESSIONAL_CREDENTIAL,
+};
+use knoop_vc::verify::{verify_credential, Failure, Verified, VerifierEnv};
+use knoop_vc::Contexts;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::did_state::DidState;
+use crate::store::RocksStore;
+
+/// Content type of a published credential.
+pub const VC_CONTENT_TYPE: &str = "application/vc";
+/// Content type of a revocation.
+pub const REVOCATION_CONTENT_TYPE: &str = "application/knoop-vc-revocation+json";
+
+/// A revocation, as published (signed by the issuer's DID).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    pub credential: String,
+    pub issuer: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Trusted issuers per credential type.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Trust(pub BTreeMap<String, BTreeSet<String>>);
+
+/// One organisation in the directory.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryEntry {
+    pub did: String,
+    pub legal_name: String,
+    pub city: String,
+    pub organization_type: String,
+    pub ura: String,
+    pub credential: String,
+    pub issuer: String,
+}
+
+#[derive(Default)]
+struct Index {
+    /// Published credentials that verified when indexed (trust and revocation are re-checked at
+    /// use), by credential id.
+    credentials: HashMap<String, (Value, Verified)>,
+    /// `(issuer, credential id)` → reason.
+    revoked: HashMap<(String, String), String>,
+    /// Last by-type sequence numbers read.
+    seen_vc: u64,
+    seen_rev: u64,
+}
+
+/// The node's credential state.
+pub struct Credentials {
+    dids: Arc<DidState>,
+    contexts: Contexts,
+    index: RwLock<Index>,
+    trust: RwLock<Trust>,
+    /// Trust from config: cannot be removed over RPC.
+    configured: Trust,
+    store: Arc<RocksStore>,
+}
+
+const TRUST_KEY: &[u8] = b"trust";
+
+fn now_ms() -> i64 {
+    knoop_gossip::tx::now_ms() as i64
+}
+
+/// The environment of one verification.
+struct Env<'a> {
+    c: &'a Credentials,
+    /// Skip trust (used when indexing: trust may change later).
+    skip_trust: bool,
+}
+
+impl VerifierEnv for Env<'_> {
+    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+        self.c.key_at(vm, at_ms)
+    }
+    fn revoked(&self, issuer: &str, id: &str) -> Option<String> {
+        let idx = self.c.index.read().ok()?;
+        idx.revoked
+            .get(&(issuer.to_owned(), id.to_owned()))
+            .cloned()
+    }
+    fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String> {
+        if self.skip_trust {
+            return Ok(());
+        }
+        self.c.trusted(issuer, claims)
+    }
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+impl Credentials {
+    pub fn open(
+        dids: Arc<DidState>,
+        store: Arc<RocksStore>,
+        configured: Trust,
+    ) -> anyhow::Result<Self> {
+        let saved: Trust = match store.get_meta(TRUST_KEY)? {
+            Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+            None => Trust::default(),
+        };
+        let mut trust = saved;
+        for (t, issuers) in &configured.0 {
+            trust
+                .0
+                .entry(t.clone())
+                .or_default()
+                .extend(issuers.iter().cloned());
+        }
+        let c = Credentials {
+            dids,
+            contexts: knoop_contexts(),
+            index: RwLock::new(Index::default()),
+            trust: RwLock::new(trust),
+            configured,
+            store,
+        };
+        c.catch_up();
+        Ok(c)
+    }
+
+    /// The Ed25519 key of `vm` if it was an assertionMethod key of its DID at `at_ms`.
+    fn key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+        let did = vm.split('#').next().unwrap_or_default();
+        if did.starts_with("did:key:") {
+            let doc = knoop_did::external::resolve_did_key(did).map_err(|e| e.to_string())?;
+            let m = doc["verificationMethod"]
+                .as_array()
+                .and_then(|a| a.iter().find(|m| m["id"] == vm))
+                .and_then(|m| m["publicKeyMultibase"].as_str())
+                .ok_or_else(|| format!("{vm} is not a key of {did}"))?;
+            return match knoop_did::document::decode_multibase_key(m) {
+                Ok(knoop_did::document::PublicKey::Ed25519(k)) => Ok(k),
+                _ => Err(format!("{vm} is not an Ed25519 key")),
+            };
+        }
+        let at = u64::try_from(at_ms).map_err(|_| "proof created before 1970".to_owned())?;
+        self.dids
+            .with_history(did, |h| {
+                let rec = h
+                    .at_time(at)
+                    .ok_or_else(|| format!("{did} did not exist at the proof's creation time"))?;
+                let doc = rec
+                    .document()
+                    .ok_or_else(|| format!("{did} was deactivated at the proof's creation time"))?;
+                doc.key_for(vm, Relationship::AssertionMethod)
+                    .ok_or_else(|| {
+                        format!(
+                            "{vm} was not an assertionMethod key of {did} at the proof's creation \
+                         time (version {})",
+                            rec.version
+                        )
+                    })
+            })
+            .unwrap_or_else(|| Err(format!("{did} is not known")))
+    }
+
+    /// The trust rule (spec §4): organisation credentials from issuers trusted for the type;
+    /// professional credentials from issuers trusted for the type, or from an organisation with
+    /// a trusted, valid organisation credential, for its own employees only.
+    pub fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String> {
+        let t = claims.type_name();
+        let listed = self
+            .trust
+            .read()
+            .map(|tr| tr.0.get(t).is_some_and(|s| s.contains(issuer)))
+            .unwrap_or(false);
+        if listed {
+            return Ok(());
+        }
+        if let Claims::HealthcareProfessional(p) = claims {
+            if self.organisation(issuer).is_some() {
+                if p.employer == issuer {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "{issuer} is a trusted organisation but may only issue professional \
+                     credentials for its own employees (employer is {})",
+                    p.employer
+                ));
+            }
+        }
+        Err(format!("{issuer} is not a trusted issuer of {t}"))
+    }
+
+    /// The directory entry of `did`, if it holds a trusted, valid, unrevoked organisation
+    /// credential.
+    pub fn organisation(&self, did: &str) -> Option<DirectoryEntry> {
+        self.directory(&Query {
+            did: Some(did.to_owned()),
+            ..Default::default()
+        })
+        .into_iter()
+        .next()
+    }
+
+    /// Verifies a credential now (trust included).
+    pub fn verify(&self, doc: &Value) -> Result<Verified, Failure> {
+        verify_credential(
+            doc,
+            &Env {
+                c: self,
+                skip_trust: false,
+            },
+            &self.contexts,
+            true,
+        )
+    }
+
+    /// Reads credentials and revocations published since the last call.
+    pub fn catch_up(&self) {
+        let (after_vc, after_rev) = match self.index.read() {
+            Ok(i) => (i.seen_vc, i.seen_rev),
+            Err(_) => return,
+        };
+        // Revocations first, so a credential and its revocation in one round index correctly.
+        let revs = read_all(self.store.as_ref(), REVOCATION_CONTENT_TYPE, after_rev);
+        let vcs = read_all(self.store.as_ref(), VC_CONTENT_TYPE, after_vc);
+        let mut new_revocations = Vec::new();
+        for (_, tx, payload) in &revs.1 {
+            match check_revocation(tx, payload) {
+                Ok(r) => new_revocations.push(r),
+                Err(e) => tracing::info!(tx = %tx.id(), error = %e, "revocation ignored"),
+            }
+        }
+        if let Ok(mut idx) = self.index.write() {
+            for r in new_revocations {
+                idx.revoked.insert((r.issuer, r.credential), r.reason);
+            }
+            idx.seen_rev = idx.seen_rev.max(revs.0);
+        }
+        let mut verified = Vec::new();
+        for (_, tx, payload) in &vcs.1 {
+            let doc: Value = match serde_json::from_slice(payload) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::info!(tx = %tx.id(), error = %e, "published credential is not JSON");
+                    continue;
+                }
+            };
+            let env = Env {
+                c: self,
+                skip_trust: true,
+            };
+            match verify_credential(&doc, &env, &self.contexts, true) {
+                Ok(v) => match &v.id {
+                    Some(_) => verified.push((doc, v)),
+                    None => {
+                        tracing::info!(tx = %tx.id(), "published credential without an id ignored")
+                    }
+                },
+                Err(e) => {
+                    tracing::info!(tx = %tx.id(), code = e.code(), error = %e, "published credential not indexed")
+                }
+            }
+        }
+        if let Ok(mut idx) = self.index.write() {
+            for (doc, v) in verified {
+                if let Some(id) = v.id.clone() {
+                    idx.credentials.insert(id, (doc, v));
+                }
+            }
+            idx.seen_vc = idx.seen_vc.max(vcs.0);
+        }
+    }
+
+    pub fn trust(&self) -> Trust {
+        self.trust.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Trusts `issuer` for credential type `type_`.
+    pub fn set_trust(&self, type_: &str, issuer: &str, trusted: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            type_ == CARE_ORGANIZATION_CREDENTIAL || type_ == HEALTHCARE_PROFESSIONAL_CREDENTIAL,
+            "unknown credential type {type_}"
+        );
+        knoop_did::url::Did::parse(issuer)?;
+        if !trusted
+            && self
+                .configured
+                .0
+                .get(type_)
+                .is_some_and(|s| s.contains(issuer))
+        {
+            anyhow::bail!("{issuer} is trusted by the node's config; change it there");
+        }
+        let mut t = self
+            .trust
+            .write()
+            .map_err(|_| anyhow::anyhow!("trust lock"))?;
+        if trusted {
+            t.0.entry(type_.to_owned())
+                .or_default()
+                .insert(issuer.to_owned());
+        } else if let Some(s) = t.0.get_mut(type_) {
+            s.remove(issuer);
+        }
+        self.store.put_meta(TRUST_KEY, &serde_json::to_vec(&*t)?)?;
+        Ok(())
+    }
+
+    /// Organisations matching `q` among trusted, valid, unrevoked organisation credentials.
+    pub fn directory(&self, q: &Query) -> Vec<DirectoryEntry> {
+        let Ok(idx) = self.index.read() else {
+            return Vec::new();
+        };
+        let now = now_ms();
+        let lower = |s: &Option<String>| s.as_ref().map(|x| x.to_lowercase());
+        let (name, city, type_) = (lower(&q.name), lower(&q.city), lower(&q.organization_type));
+        let mut out: Vec<DirectoryEntry> = idx
+            .credentials
+            .values()
+            .filter_map(|(_, v)| {
+                let Claims::CareOrganization(o) = &v.claims else {
+                    return None;
+                };
+                let matches = q.did.as_ref().is_none_or(|d| *d == o.id)
+                    && q.ura.as_ref().is_none_or(|u| *u == o.ura)
+                    && name
+                        .as_ref()
+                        .is_none_or(|n| o.legal_name.to_lowercase().contains(n))
+                    && city.as_ref().is_none_or(|c| o.city.to_lowercase() == *c)
+                    && type_
+                        .as_ref()
+                        .is_none_or(|t| o.organization_type.to_lowercase() == *t);
+                if !matches {
+                    return None;
+                }
+                let id = v.id.clone().unwrap_or_default();
+                let live = v.valid_until_ms.is_none_or(|u| now < u)
+                    && v.valid_from_ms.is_none_or(|f| now >= f)
+                    && !idx.revoked.contains_key(&(v.issuer.clone(), id.clone()));
+                if !live || self.trusted(&v.issuer, &v.claims).is_err() {
+                    return None;
+                }
+                Some(DirectoryEntry {
+                    did: o.id.clone(),
+                    legal_name: o.legal_name.clone(),
+                    city: o.city.clone(),
+                    organization_type: o.organization_type.clone(),
+                    ura: o.ura.clone(),
+                    credential: id,
+                    issuer: v.issuer.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.legal_name.cmp(&b.legal_name).then(a.did.cmp(&b.did)));
+        out.dedup_by(|a, b| a.did == b.did);
+        out.truncate(q.limit.unwrap_or(100).min(1000));
+        out
+    }
+
+    /// Number of indexed credentials and revocations.
+    pub fn counts(&self) -> (usize, usize) {
+        self.index
+            .read()
+            .map(|i| (i.credentials.len(), i.revoked.len()))
+            .unwrap_or_default()
+    }
+}
+
+/// A directory query; every given field must match (name: substring, case-insensitive).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    pub did: Option<String>,
+    pub name: Option<String>,
+    pub city: Option<String>,
+    #[serde(rename = "type")]
+    pub organization_type: Option<String>,
+    pub ura: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// All transactions of `cty` after `after`: `(last seq, [(seq, tx, payload)])`.
+type Page = (u64, Vec<(u64, Transaction, Vec<u8>)>);
+
+fn read_all<S: Store + ?Sized>(store: &S, cty: &str, after: u64) -> Page {
+    let mut out = Vec::new();
+    let mut last = after;
+    loop {
+        let Ok(ids) = store.list_by_type(cty, last, 1000) else {
+            break;
+        };
+        if ids.is_empty() {
+            break;
+        }
+        for (seq, id) in ids {
+            last = seq;
+            if let Some((tx, payload)) = read(store, &id) {
+                out.push((seq, tx, payload));
+            }
+        }
+    }
+    (last, out)
+}
+
+fn read<S: Store + ?Sized>(store: &S, id: &TxId) -> Option<(Transaction, Vec<u8>)> {
+    let (t, payload) = knoop_gossip::log::read_tx(store, id).ok()??;
+    let tx = Transaction::parse(&t.envelope, None).ok()?;
+    Some((tx, payload?))
+}
+
+/// A revocation counts only when the issuer's own DID signed its transaction.
+fn check_revocation(tx: &Transaction, payload: &[u8]) -> Result<Revocation, String> {
+    let r: Revocation = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let signer = tx
+        .header()
+        .kid
+        .as_deref()
+        .and_then(|k| k.split(['?', '#']).next())
+        .unwrap_or_default();
+    if signer != r.issuer {
+        return Err(format!(
+            "signed by {signer}, but only the issuer {} may revoke",
+            r.issuer
+        ));
+    }
+    Ok(r)
+}
