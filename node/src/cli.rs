@@ -27,6 +27,9 @@ pub enum Command {
     /// Create, resolve and change DIDs (did:knoop hosted here; resolve also did:key/jwk/web).
     #[command(subcommand)]
     Did(DidCommand),
+    /// Issue, verify, publish and revoke credentials; trust issuers; search the directory.
+    #[command(subcommand)]
+    Vc(VcCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
     /// Micro-benchmarks of the log on this machine (use a release build).
@@ -244,5 +247,88 @@ pub enum DidCommand {
         did: String,
         #[arg(long = "type")]
         type_: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VcCommand {
+    /// Issue a credential as a DID hosted on the node (claims as JSON).
+    Issue {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        issuer: String,
+        /// CareOrganizationCredential or HealthcareProfessionalCredential.
+        #[arg(long = "type")]
+        type_: String,
+        /// The claims, e.g. '{"id":"did:knoop:...","legalName":"...","city":"...","organizationType":"hospital","ura":"12345678"}'.
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// eddsa-jcs-2022 (default) or eddsa-rdfc-2022.
+        #[arg(long)]
+        cryptosuite: Option<String>,
+        /// Publish it on the network too.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// Verify a credential (a JSON file, or - for stdin).
+    Verify {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        file: PathBuf,
+    },
+    /// Publish a credential (a JSON file, or - for stdin) on the network.
+    Publish {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        file: PathBuf,
+    },
+    /// Revoke a credential this node's DID issued.
+    Revoke {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        issuer: String,
+        /// The credential's id.
+        #[arg(long)]
+        credential: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Search the organisation directory.
+    Search {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        city: Option<String>,
+        #[arg(long = "type")]
+        type_: Option<String>,
+        #[arg(long)]
+        ura: Option<String>,
+    },
+    /// Trust an issuer for a credential type.
+    Trust {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long = "type")]
+        type_: String,
+        issuer: String,
+    },
+    /// Stop trusting an issuer for a credential type.
+    Untrust {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long = "type")]
+        type_: String,
+        issuer: String,
+    },
+    /// List trusted issuers.
+    Trusted {
+        #[command(flatten)]
+        rpc: RpcArgs,
     },
 }

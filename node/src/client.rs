@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::cli::{DidCommand, RpcArgs, TxCommand};
+use crate::cli::{DidCommand, RpcArgs, TxCommand, VcCommand};
 
 pub struct Client {
     http: reqwest::Client,
@@ -267,5 +267,119 @@ pub async fn did(cmd: DidCommand) -> anyhow::Result<Value> {
                 .get(&format!("/v1/dids/{}/endpoints/{}", seg(&did), seg(&type_)))
                 .await
         }
+    }
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    let v: Value = serde_json::from_str(&text).context("not JSON")?;
+    // Accept the `issue` answer as well as a bare credential.
+    Ok(match v.get("credential") {
+        Some(c) => c.clone(),
+        None => v,
+    })
+}
+
+fn query(pairs: &[(&str, &Option<String>)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", urlencode(v))))
+        .collect();
+    q.join("&")
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn vc(cmd: VcCommand) -> anyhow::Result<Value> {
+    match cmd {
+        VcCommand::Issue {
+            rpc,
+            issuer,
+            type_,
+            subject,
+            valid_until,
+            cryptosuite,
+            publish,
+        } => {
+            let subject: Value = serde_json::from_str(&subject).context("--subject is not JSON")?;
+            Client::new(&rpc)?
+                .post(
+                    "/v1/credentials",
+                    &json!({"issuer": issuer, "type": type_, "subject": subject, "validUntil": valid_until,
+                            "cryptosuite": cryptosuite, "publish": publish}),
+                )
+                .await
+        }
+        VcCommand::Verify { rpc, file } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/credentials/verify",
+                    &json!({"credential": read_json(&file)?}),
+                )
+                .await
+        }
+        VcCommand::Publish { rpc, file } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/credentials/publish",
+                    &json!({"credential": read_json(&file)?}),
+                )
+                .await
+        }
+        VcCommand::Revoke {
+            rpc,
+            issuer,
+            credential,
+            reason,
+        } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/credentials/revoke",
+                    &json!({"issuer": issuer, "credential": credential, "reason": reason}),
+                )
+                .await
+        }
+        VcCommand::Search {
+            rpc,
+            name,
+            city,
+            type_,
+            ura,
+        } => {
+            let q = query(&[
+                ("name", &name),
+                ("city", &city),
+                ("type", &type_),
+                ("ura", &ura),
+            ]);
+            Client::new(&rpc)?.get(&format!("/v1/directory?{q}")).await
+        }
+        VcCommand::Trust { rpc, type_, issuer } => {
+            Client::new(&rpc)?
+                .put(
+                    &format!("/v1/trust/{}/{}", seg(&type_), seg(&issuer)),
+                    &json!({}),
+                )
+                .await
+        }
+        VcCommand::Untrust { rpc, type_, issuer } => {
+            Client::new(&rpc)?
+                .delete(&format!("/v1/trust/{}/{}", seg(&type_), seg(&issuer)))
+                .await
+        }
+        VcCommand::Trusted { rpc } => Client::new(&rpc)?.get("/v1/trust").await,
     }
 }

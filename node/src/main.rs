@@ -64,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
         Command::Did(cmd) => print_json(rt.block_on(client::did(cmd))?),
+        Command::Vc(cmd) => print_json(rt.block_on(client::vc(cmd))?),
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }
