@@ -3,6 +3,7 @@
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- propagation`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- catchup`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- dids`
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- directory`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,9 +39,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("catchup") => catchup(arg("--txs", 100_000)).await?,
         Some("dids") => dids(arg("--dids", 1_000), arg("--rounds", 5)).await?,
+        Some("directory") => directory(arg("--orgs", 10_000), arg("--queries", 1_000)).await?,
         _ => anyhow::bail!(
             "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N] \
-             | dids [--dids N --rounds R]"
+             | dids [--dids N --rounds R] | directory [--orgs N --queries Q]"
         ),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -108,6 +110,108 @@ async fn dids(n: u64, rounds: u64) -> anyhow::Result<Value> {
         "creates_per_s": n as f64 / create_s,
         "spread_to_second_node_s_after_last_create": spread_s,
         "resolution": per_node,
+    }))
+}
+
+const CITIES: [&str; 10] = [
+    "Leiden",
+    "Heerlen",
+    "Utrecht",
+    "Groningen",
+    "Zwolle",
+    "Breda",
+    "Delft",
+    "Almere",
+    "Arnhem",
+    "Maastricht",
+];
+
+/// A registry authority certifies `n` organisations (published organisation credentials); once
+/// a second node has indexed them all, `queries` directory searches run there, one at a time.
+async fn directory(n: u64, queries: u64) -> anyhow::Result<Value> {
+    let net = Network::start(2).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let (_, ra) = a.post("/v1/dids", &json!({})).await?;
+    let ra = ra["did"].as_str().unwrap_or_default().to_owned();
+    for node in &net.nodes {
+        node.put(
+            &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+            &json!({}),
+        )
+        .await?;
+    }
+    let t0 = Instant::now();
+    let ra_ref = &ra;
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            let subject = json!({
+                "id": format!("did:knoop:org{i:06}"),
+                "legalName": format!("Zorggroep {i:06}"),
+                "city": CITIES[(i % 10) as usize],
+                "organizationType": if i % 3 == 0 { "hospital" } else { "gp" },
+                "ura": format!("{:08}", 10_000_000 + i),
+            });
+            let (code, body) = a
+                .post(
+                    "/v1/credentials",
+                    &json!({"issuer": ra_ref, "type": "CareOrganizationCredential", "subject": subject, "publish": true}),
+                )
+                .await?;
+            anyhow::ensure!(code == 201, "issue failed: {body}");
+            Ok(())
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let issue_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    loop {
+        let s = b.status().await?;
+        if s["credentials_indexed"].as_u64().unwrap_or(0) >= n {
+            break;
+        }
+        anyhow::ensure!(t1.elapsed() < Duration::from_secs(600), "not indexed: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let index_s = t1.elapsed().as_secs_f64();
+    let mut lat = Vec::new();
+    let mut fhir_lat = Vec::new();
+    for q in 0..queries {
+        let city = CITIES[(q % 10) as usize];
+        let t = Instant::now();
+        let (code, v) = b
+            .get(&format!(
+                "/v1/directory?name=zorggroep%20{:04}&city={city}",
+                q % 10_000 / 10
+            ))
+            .await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            code == 200 && v["organizations"].is_array(),
+            "search failed: {v}"
+        );
+        let t = Instant::now();
+        let (code, _) = b
+            .get(&format!(
+                "/fhir/Organization?identifier=http://fhir.nl/fhir/NamingSystem/ura|{:08}",
+                10_000_000 + q % n
+            ))
+            .await?;
+        fhir_lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(code == 200, "fhir search failed");
+    }
+    let (mut l2, mut f2) = (lat.clone(), fhir_lat.clone());
+    Ok(json!({
+        "organizations": n,
+        "issue_and_publish_s": issue_s,
+        "indexed_on_second_node_s_after_last_issue": index_s,
+        "directory_search_ms": {"p50": pct(&mut lat, 0.5), "p99": pct(&mut l2, 0.99)},
+        "fhir_organization_by_ura_ms": {"p50": pct(&mut fhir_lat, 0.5), "p99": pct(&mut f2, 0.99)},
+        "rss_kib_second_node": b.pid().and_then(rss_kib),
     }))
 }
 
