@@ -92,7 +92,7 @@ struct Env<'a> {
 
 impl VerifierEnv for Env<'_> {
     fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
-        self.c.key_at(vm, at_ms)
+        self.c.key_at(vm, at_ms, Relationship::AssertionMethod)
     }
     fn revoked(&self, issuer: &str, id: &str) -> Option<String> {
         let idx = self.c.index.read().ok()?;
@@ -108,6 +108,12 @@ impl VerifierEnv for Env<'_> {
     }
     fn now_ms(&self) -> i64 {
         now_ms()
+    }
+}
+
+impl knoop_vc::presentation::HolderEnv for Env<'_> {
+    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+        self.c.key_at(vm, at_ms, Relationship::Authentication)
     }
 }
 
@@ -141,8 +147,8 @@ impl Credentials {
         Ok(c)
     }
 
-    /// The Ed25519 key of `vm` if it was an assertionMethod key of its DID at `at_ms`.
-    fn key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+    /// The Ed25519 key of `vm` if it was a `rel` key of its DID at `at_ms`.
+    fn key_at(&self, vm: &str, at_ms: i64, rel: Relationship) -> Result<VerifyingKey, String> {
         let did = vm.split('#').next().unwrap_or_default();
         if did.starts_with("did:key:") {
             let doc = knoop_did::external::resolve_did_key(did).map_err(|e| e.to_string())?;
@@ -165,14 +171,14 @@ impl Credentials {
                 let doc = rec
                     .document()
                     .ok_or_else(|| format!("{did} was deactivated at the proof's creation time"))?;
-                doc.key_for(vm, Relationship::AssertionMethod)
-                    .ok_or_else(|| {
-                        format!(
-                            "{vm} was not an assertionMethod key of {did} at the proof's creation \
-                         time (version {})",
-                            rec.version
-                        )
-                    })
+                doc.key_for(vm, rel).ok_or_else(|| {
+                    format!(
+                        "{vm} was not an {} key of {did} at the proof's creation time \
+                         (version {})",
+                        rel.name(),
+                        rec.version
+                    )
+                })
             })
             .unwrap_or_else(|| Err(format!("{did} is not known")))
     }
@@ -226,6 +232,28 @@ impl Credentials {
             },
             &self.contexts,
             true,
+        )
+    }
+
+    /// Verifies a presentation made for `challenge` and `domain`, with its credentials.
+    pub fn verify_presentation(
+        &self,
+        vp: &Value,
+        challenge: &str,
+        domain: &str,
+    ) -> Result<
+        knoop_vc::presentation::VerifiedPresentation,
+        knoop_vc::presentation::PresentationFailure,
+    > {
+        knoop_vc::presentation::verify_presentation(
+            vp,
+            &Env {
+                c: self,
+                skip_trust: false,
+            },
+            &self.contexts,
+            challenge,
+            domain,
         )
     }
 

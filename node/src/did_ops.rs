@@ -418,9 +418,19 @@ impl DidOps {
         did: &str,
         f: impl FnOnce(&str, &ed25519_dalek::SigningKey) -> T,
     ) -> Result<T, OpsError> {
+        self.with_key_for(did, Relationship::AssertionMethod, f)
+    }
+
+    /// Runs `f` with a held key of `did` under `rel`: `f(verification method id, key)`.
+    pub fn with_key_for<T>(
+        &self,
+        did: &str,
+        rel: Relationship,
+        f: impl FnOnce(&str, &ed25519_dalek::SigningKey) -> T,
+    ) -> Result<T, OpsError> {
         let (v, doc) = self.current(did)?;
         let signer = self
-            .own_signer(did, &v, &doc, Relationship::AssertionMethod)?
+            .own_signer(did, &v, &doc, rel)?
             .ok_or_else(|| OpsError::NotHosted(did.to_owned()))?;
         let id = signer.key_id.clone();
         Ok(self.keys.with_key(&signer.key_id, |k| f(&id, k))?)

@@ -376,6 +376,6 @@ mod tests {
                 n += 1;
             }
         }
-        assert!(n >= 28, "found only {n} routes");
+        assert!(n >= 30, "found only {n} routes");
     }
 }

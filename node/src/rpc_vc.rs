@@ -30,6 +30,8 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/v1/credentials/verify", post(verify))
         .route("/v1/credentials/publish", post(publish))
         .route("/v1/credentials/revoke", post(revoke))
+        .route("/v1/presentations", post(present))
+        .route("/v1/presentations/verify", post(verify_presentation))
         .route("/v1/trust", get(trust_list))
         .route("/v1/trust/{type}/{issuer}", put(trust).delete(untrust))
         .route("/v1/directory", get(directory))
@@ -230,6 +232,92 @@ async fn revoke(
         .publish_as(&r.issuer, REVOCATION_CONTENT_TYPE, bytes)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id.to_hex()}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresentReq {
+    /// A DID hosted here, with an authentication key.
+    holder: String,
+    credentials: Vec<Value>,
+    /// The verifier's nonce and its domain (audience).
+    challenge: String,
+    domain: String,
+    /// Seconds the presentation stays valid (default 300).
+    #[serde(default)]
+    ttl_s: Option<u64>,
+}
+
+async fn present(
+    State(st): St,
+    b: Result<Json<PresentReq>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = body(b)?;
+    if req.challenge.is_empty() || req.domain.is_empty() {
+        return Err(bad("challenge and domain are required"));
+    }
+    let now = knoop_gossip::tx::now_ms();
+    let expires = to_rfc3339_ms(now + req.ttl_s.unwrap_or(300).min(86_400) * 1000);
+    let contexts = knoop_contexts();
+    let holder = req.holder.clone();
+    let vp = st
+        .dids
+        .with_key_for(
+            &req.holder,
+            knoop_did::document::Relationship::Authentication,
+            |vm, key| {
+                knoop_vc::presentation::present(
+                    &holder,
+                    vm,
+                    key,
+                    req.credentials,
+                    &req.challenge,
+                    &req.domain,
+                    &to_rfc3339_ms(now),
+                    Some(&expires),
+                    &contexts,
+                )
+            },
+        )?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "proof", e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(json!({"presentation": vp}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyPresentationReq {
+    presentation: Value,
+    challenge: String,
+    domain: String,
+}
+
+async fn verify_presentation(
+    State(st): St,
+    b: Result<Json<VerifyPresentationReq>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(b)?;
+    let creds = st.credentials.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        creds.verify_presentation(&req.presentation, &req.challenge, &req.domain)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "verifier task",
+        )
+    })?;
+    Ok(Json(match res {
+        Ok(p) => json!({
+            "valid": true,
+            "holder": p.holder,
+            "credentials": p.credentials.iter().map(|c| json!({
+                "id": c.id, "issuer": c.issuer, "type": c.claims.type_name(), "subject": c.claims.subject(),
+            })).collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({"valid": false, "code": e.code(), "reason": e.to_string()}),
+    }))
 }
 
 async fn trust_list(State(st): St) -> Json<Value> {

@@ -150,6 +150,30 @@ async fn a_certified_hospital_is_found_and_its_professionals_verify_everywhere()
         assert_eq!(verify_code(n, &prof).await, "ok", "{}", n.name);
     }
 
+    // The hospital presents its organisation credential to a verifier on node C.
+    let (code, vp) = b
+        .post(
+            "/v1/presentations",
+            &json!({"holder": hospital, "credentials": [issued["credential"]],
+                    "challenge": "n-42", "domain": "https://token.node-c.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{vp}");
+    let check = |challenge: &str| json!({"presentation": vp["presentation"], "challenge": challenge, "domain": "https://token.node-c.example"});
+    let (_, v) = net.nodes[2]
+        .post("/v1/presentations/verify", &check("n-42"))
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["holder"], hospital.as_str());
+    assert_eq!(v["credentials"][0]["type"], "CareOrganizationCredential");
+    let (_, v) = net.nodes[2]
+        .post("/v1/presentations/verify", &check("replayed"))
+        .await
+        .unwrap();
+    assert_eq!(v["code"], "challenge_mismatch", "{v}");
+
     // Tampered with.
     let mut tampered = prof.clone();
     tampered["credentialSubject"]["roleCode"] = "99.999".into();

@@ -15,13 +15,15 @@
 //! - [`canon`] holds the two canonicalisations; [`xsd`] the date-time syntax both need.
 //! - [`types`]: knoop's credential types (care organisation, healthcare professional), their
 //!   bundled context and schema checks; [`verify`]: the full verification of one credential
-//!   (model, schema, proof by the issuer's key at issuance, validity, revocation, trust).
+//!   (model, schema, proof by the issuer's key at issuance, validity, revocation, trust);
+//!   [`presentation`]: presentations bound to a verifier's challenge and domain.
 //!
 //! Proofs and the data model are checked independently: a verifier calls both.
 
 pub mod canon;
 pub mod contexts;
 pub mod model;
+pub mod presentation;
 pub mod proof;
 pub mod types;
 pub mod verify;

@@ -204,3 +204,101 @@ fn professional_credentials_carry_their_employer() {
     let v = verify_credential(&signed, &w, &knoop_contexts(), true).unwrap();
     assert_eq!(v.claims, claims);
 }
+
+impl knoop_vc::presentation::HolderEnv for World {
+    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+        self.issuer_key_at(vm, at_ms)
+    }
+}
+
+#[test]
+fn presentations_bind_challenge_domain_and_holder() {
+    use knoop_vc::presentation::{present, verify_presentation};
+    let mut w = world();
+    // The hospital holds its organisation credential and presents it with its own key.
+    w.keys.insert(
+        format!("{HOSPITAL}#key-1"),
+        (
+            SigningKey::from_bytes(&[9; 32]).verifying_key(),
+            0,
+            i64::MAX,
+        ),
+    );
+    let cred = issue(Cryptosuite::EddsaJcs2022, 1, 2, None);
+    let ctx = knoop_contexts();
+    let vp = present(
+        HOSPITAL,
+        &format!("{HOSPITAL}#key-1"),
+        &SigningKey::from_bytes(&[9; 32]),
+        vec![cred.clone()],
+        "nonce-123",
+        "https://token.example",
+        "2026-01-20T00:00:00Z",
+        None,
+        &ctx,
+    )
+    .unwrap();
+    let ok = verify_presentation(&vp, &w, &ctx, "nonce-123", "https://token.example").unwrap();
+    assert_eq!(ok.holder, HOSPITAL);
+    assert_eq!(ok.credentials.len(), 1);
+    let code = |r: Result<_, knoop_vc::presentation::PresentationFailure>| match r {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    assert_eq!(
+        code(verify_presentation(
+            &vp,
+            &w,
+            &ctx,
+            "other",
+            "https://token.example"
+        )),
+        "challenge_mismatch"
+    );
+    assert_eq!(
+        code(verify_presentation(
+            &vp,
+            &w,
+            &ctx,
+            "nonce-123",
+            "https://evil.example"
+        )),
+        "domain_mismatch"
+    );
+    // Signed by someone else in the holder's name.
+    let forged = present(
+        HOSPITAL,
+        &format!("{HOSPITAL}#key-1"),
+        &SigningKey::from_bytes(&[8; 32]),
+        vec![cred.clone()],
+        "nonce-123",
+        "https://token.example",
+        "2026-01-20T00:00:00Z",
+        None,
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(
+        code(verify_presentation(
+            &forged,
+            &w,
+            &ctx,
+            "nonce-123",
+            "https://token.example"
+        )),
+        "bad_presentation_proof"
+    );
+    // A revoked credential inside fails the presentation with the credential's reason.
+    w.revoked
+        .insert("urn:uuid:0b2a6b5e-0000-4000-8000-000000000001".into());
+    assert_eq!(
+        code(verify_presentation(
+            &vp,
+            &w,
+            &ctx,
+            "nonce-123",
+            "https://token.example"
+        )),
+        "revoked"
+    );
+}
