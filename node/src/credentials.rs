@@ -428,13 +428,14 @@ type Page = (u64, Vec<(u64, Transaction, Vec<u8>)>);
 fn read_all<S: Store + ?Sized>(store: &S, cty: &str, after: u64) -> Page {
     let mut out = Vec::new();
     let mut last = after;
-    loop {
-        let Ok(ids) = store.list_by_type(cty, last, 1000) else {
-            break;
-        };
-        if ids.is_empty() {
-            break;
+    while let Some(ids) = match store.list_by_type(cty, last, 1000) {
+        Ok(ids) if !ids.is_empty() => Some(ids),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, cty, "reading the by-type index failed; retried next round");
+            None
         }
+    } {
         for (seq, id) in ids {
             last = seq;
             if let Some((tx, payload)) = read(store, &id) {
