@@ -217,7 +217,7 @@ async fn a_certified_hospital_is_found_and_its_professionals_verify_everywhere()
     );
 
     // Expired.
-    let soon = knoop_did::knoop::time::to_rfc3339(knoop_gossip::tx::now_ms() + 2_000);
+    let soon = knoop_did::knoop::time::to_rfc3339_ms(knoop_gossip::tx::now_ms() + 5_000);
     let (code, short) = b
         .post(
             "/v1/credentials",
@@ -229,7 +229,7 @@ async fn a_certified_hospital_is_found_and_its_professionals_verify_everywhere()
         .await
         .unwrap();
     assert_eq!(code, 201, "{short}");
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
     assert_eq!(
         verify_code(&net.nodes[0], &short["credential"]).await,
         "expired"
