@@ -42,15 +42,27 @@ fn auth_err(e: AuthError) -> TxError {
     TxError::Unauthorized(e.to_string())
 }
 
-fn facts_parts(
+/// Runs `f` over the registry's view of `tx`.
+fn with_facts<T>(
     tx: &Transaction,
-) -> Result<(Vec<VersionId>, Option<ed25519_dalek::VerifyingKey>), TxError> {
-    let prevs = tx.header().prevs.iter().map(vid).collect();
-    let jwk = match &tx.header().jwk {
+    f: impl FnOnce(&TxFacts) -> Result<T, TxError>,
+) -> Result<T, TxError> {
+    let h = tx.header();
+    let prevs: Vec<VersionId> = h.prevs.iter().map(vid).collect();
+    let jwk = match &h.jwk {
         Some(j) => Some(j.to_key()?),
         None => None,
     };
-    Ok((prevs, jwk))
+    f(&TxFacts {
+        id: vid(&tx.id()),
+        lc: h.lc,
+        sigt: h.sigt,
+        prevs: &prevs,
+        cty: &h.cty,
+        payload: tx.payload(),
+        jwk,
+        kid: h.kid.as_deref(),
+    })
 }
 
 /// Ancestry answered by walking the log backwards from the transaction's parents.
@@ -101,26 +113,16 @@ impl CausalOracle for ViewOracle<'_> {
 
 impl Authorizer for DidState {
     fn signer_key(&self, tx: &Transaction) -> Result<KeyLookup, TxError> {
-        let (prevs, jwk) = facts_parts(tx)?;
-        let h = tx.header();
-        let f = TxFacts {
-            id: vid(&tx.id()),
-            lc: h.lc,
-            sigt: h.sigt,
-            prevs: &prevs,
-            cty: &h.cty,
-            payload: tx.payload(),
-            jwk,
-            kid: h.kid.as_deref(),
-        };
-        let reg = self
-            .reg
-            .read()
-            .map_err(|_| TxError::Store("did registry lock".into()))?;
-        match reg.signing_key(&f).map_err(auth_err)? {
-            Some(k) => Ok(KeyLookup::Key(k)),
-            None => Ok(KeyLookup::Deferred),
-        }
+        with_facts(tx, |f| {
+            let reg = self
+                .reg
+                .read()
+                .map_err(|_| TxError::Store("did registry lock".into()))?;
+            match reg.signing_key(f).map_err(auth_err)? {
+                Some(k) => Ok(KeyLookup::Key(k)),
+                None => Ok(KeyLookup::Deferred),
+            }
+        })
     }
 
     fn admit(
@@ -129,27 +131,39 @@ impl Authorizer for DidState {
         key: &ed25519_dalek::VerifyingKey,
         view: &dyn CausalView,
     ) -> Result<(), TxError> {
-        let (prevs, jwk) = facts_parts(tx)?;
-        let h = tx.header();
-        let f = TxFacts {
-            id: vid(&tx.id()),
-            lc: h.lc,
-            sigt: h.sigt,
-            prevs: &prevs,
-            cty: &h.cty,
-            payload: tx.payload(),
-            jwk,
-            kid: h.kid.as_deref(),
-        };
+        with_facts(tx, |f| self.admit_facts(tx, f, key, view))
+    }
+
+    fn committed(&self) {
+        if let Ok(mut r) = self.reg.write() {
+            r.commit();
+        }
+    }
+
+    fn rolled_back(&self) {
+        if let Ok(mut r) = self.reg.write() {
+            r.rollback();
+        }
+    }
+}
+
+impl DidState {
+    fn admit_facts(
+        &self,
+        tx: &Transaction,
+        f: &TxFacts,
+        key: &ed25519_dalek::VerifyingKey,
+        view: &dyn CausalView,
+    ) -> Result<(), TxError> {
         let mut reg = self
             .reg
             .write()
             .map_err(|_| TxError::Store("did registry lock".into()))?;
-        reg.admit(&f, key, &ViewOracle(view)).map_err(|e| {
+        reg.admit(f, key, &ViewOracle(view)).map_err(|e| {
             tracing::debug!(tx = ?tx.id(), error = %e, "transaction not authorised");
             auth_err(e)
         })?;
-        if h.cty == DID_OP_CONTENT_TYPE {
+        if f.cty == DID_OP_CONTENT_TYPE {
             if let Some(did) = reg.owner(&f.id) {
                 let binds = reg
                     .history(did)
@@ -163,18 +177,6 @@ impl Authorizer for DidState {
             }
         }
         Ok(())
-    }
-
-    fn committed(&self) {
-        if let Ok(mut r) = self.reg.write() {
-            r.commit();
-        }
-    }
-
-    fn rolled_back(&self) {
-        if let Ok(mut r) = self.reg.write() {
-            r.rollback();
-        }
     }
 }
 

@@ -6,9 +6,11 @@ use serde_json::{json, Value};
 
 use crate::contexts::Contexts;
 use crate::model::{check_presentation, ModelError};
-use crate::proof::{sign, verify, Cryptosuite, ProofError, ProofOptions};
+use crate::proof::{sign, Cryptosuite, ProofError, ProofOptions};
 use crate::types::CREDENTIALS_V2;
-use crate::verify::{verify_credential, Failure, Verified, VerifierEnv};
+use crate::verify::{
+    verify_credential, verify_owned, Failure, OwnedProofError, Verified, VerifierEnv,
+};
 use crate::xsd::parse_date_time_stamp;
 
 /// Builds and signs a presentation of `credentials` by `holder` (a DID), with the holder's
@@ -110,28 +112,15 @@ pub fn verify_presentation(
     .and_then(parse_date_time_stamp)
     .map(|t| t.unix_ms())
     .unwrap_or_else(|| env.now_ms());
-    let key_error = std::cell::RefCell::new(None);
-    let proofs = verify(vp, contexts, &|vm: &str| {
-        if vm.split('#').next() != Some(holder.as_str()) {
-            *key_error.borrow_mut() = Some(format!("{vm} is not a key of the holder {holder}"));
-            return None;
-        }
-        match env.holder_key_at(vm, created) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                *key_error.borrow_mut() = Some(e);
-                None
-            }
-        }
-    });
-    let proofs = match proofs {
+    let proofs = match verify_owned(vp, contexts, &holder, &|vm| env.holder_key_at(vm, created)) {
         Ok(p) => p,
-        Err(ProofError::KeyNotFound(vm)) => {
-            return Err(PresentationFailure::HolderKey(
-                key_error.into_inner().unwrap_or(vm),
-            ))
+        Err(OwnedProofError::NotOwner(vm)) => {
+            return Err(PresentationFailure::HolderKey(format!(
+                "{vm} is not a key of the holder {holder}"
+            )))
         }
-        Err(e) => return Err(PresentationFailure::Proof(e)),
+        Err(OwnedProofError::Key(e)) => return Err(PresentationFailure::HolderKey(e)),
+        Err(OwnedProofError::Proof(e)) => return Err(PresentationFailure::Proof(e)),
     };
     let proof = proofs
         .into_iter()

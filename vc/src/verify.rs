@@ -111,6 +111,39 @@ fn proof_created(doc: &Value) -> Option<i64> {
     parse_date_time_stamp(p.get("created")?.as_str()?).map(|t| t.unix_ms())
 }
 
+/// Why [`verify_owned`] failed.
+pub(crate) enum OwnedProofError {
+    /// A proof's verification method is not a key of the owner's DID.
+    NotOwner(String),
+    /// The owner's key lookup refused, with its reason.
+    Key(String),
+    Proof(ProofError),
+}
+
+/// Verifies every proof on `doc`, each with a key of the DID `owner` found by `lookup`.
+pub(crate) fn verify_owned(
+    doc: &Value,
+    contexts: &Contexts,
+    owner: &str,
+    lookup: &dyn Fn(&str) -> Result<VerifyingKey, String>,
+) -> Result<Vec<VerifiedProof>, OwnedProofError> {
+    let refused = std::cell::RefCell::new(None);
+    let res = verify(doc, contexts, &|vm: &str| {
+        if vm.split('#').next() != Some(owner) {
+            return None;
+        }
+        lookup(vm).map_err(|e| *refused.borrow_mut() = Some(e)).ok()
+    });
+    match res {
+        Ok(p) => Ok(p),
+        Err(ProofError::KeyNotFound(vm)) => Err(match refused.into_inner() {
+            Some(e) => OwnedProofError::Key(e),
+            None => OwnedProofError::NotOwner(vm),
+        }),
+        Err(e) => Err(OwnedProofError::Proof(e)),
+    }
+}
+
 /// Verifies a knoop credential. `semantics` adds the JSON-LD check (RDF expansion, about a
 /// millisecond): do it when a credential is first accepted, not on every use.
 pub fn verify_credential(
@@ -136,28 +169,11 @@ pub fn verify_credential(
     let at = proof_created(doc)
         .or(valid_from)
         .unwrap_or_else(|| env.now_ms());
-    let key_error = std::cell::RefCell::new(None);
-    let proofs = verify(doc, contexts, &|vm: &str| {
-        if vm.split('#').next() != Some(issuer.as_str()) {
-            return None;
-        }
-        match env.issuer_key_at(vm, at) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                *key_error.borrow_mut() = Some(e);
-                None
-            }
-        }
-    });
-    let proofs = match proofs {
+    let proofs = match verify_owned(doc, contexts, &issuer, &|vm| env.issuer_key_at(vm, at)) {
         Ok(p) => p,
-        Err(ProofError::KeyNotFound(vm)) => {
-            if let Some(e) = key_error.into_inner() {
-                return Err(Failure::IssuerKey(e));
-            }
-            return Err(Failure::NotByIssuer { issuer, vm });
-        }
-        Err(e) => return Err(Failure::Proof(e)),
+        Err(OwnedProofError::NotOwner(vm)) => return Err(Failure::NotByIssuer { issuer, vm }),
+        Err(OwnedProofError::Key(e)) => return Err(Failure::IssuerKey(e)),
+        Err(OwnedProofError::Proof(e)) => return Err(Failure::Proof(e)),
     };
     let proof = proofs
         .into_iter()
