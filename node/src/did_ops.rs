@@ -244,17 +244,28 @@ impl DidOps {
         change(&mut next)?;
         next.validate(did)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
-        let signer = self.change_signer(did, &v, &doc)?;
-        let lc = self.lc_of(did, &v).unwrap_or(0);
-        let payload = DidOp::Update {
+        let op = DidOp::Update {
             previous: v,
             document: next,
-        }
-        .to_bytes();
+        };
+        self.submit_change(did, &v, &doc, op).await
+    }
+
+    /// Publishes `op`, which changes version `v` (document `doc`) of `did`, signed by a key
+    /// that may change it, with `v` among its parents.
+    async fn submit_change(
+        &self,
+        did: &str,
+        v: &VersionId,
+        doc: &DidDocument,
+        op: DidOp,
+    ) -> Result<VersionId, OpsError> {
+        let signer = self.change_signer(did, v, doc)?;
+        let lc = self.lc_of(did, v).unwrap_or(0);
         let id = self
             .submit(
                 DID_OP_CONTENT_TYPE,
-                payload,
+                op.to_bytes(),
                 Some(signer),
                 None,
                 vec![(Hash32(v.0), lc)],
@@ -266,26 +277,15 @@ impl DidOps {
     /// Ends `did`.
     pub async fn deactivate(&self, did: &str) -> Result<VersionId, OpsError> {
         let (v, doc) = self.current(did)?;
-        let signer = self.change_signer(did, &v, &doc)?;
-        let lc = self.lc_of(did, &v).unwrap_or(0);
-        let payload = DidOp::Deactivate {
+        let op = DidOp::Deactivate {
             did: did.to_owned(),
             previous: v,
-        }
-        .to_bytes();
-        let id = self
-            .submit(
-                DID_OP_CONTENT_TYPE,
-                payload,
-                Some(signer),
-                None,
-                vec![(Hash32(v.0), lc)],
-            )
-            .await?;
+        };
+        let version = self.submit_change(did, &v, &doc, op).await?;
         for k in self.keys.ids(&format!("{did}#"))? {
             self.keys.delete(&k)?;
         }
-        Ok(VersionId(id.0))
+        Ok(version)
     }
 
     /// The next `key-<n>` fragment never used in any version of `did` (a retired key's

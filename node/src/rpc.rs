@@ -154,14 +154,15 @@ async fn status(State(st): St) -> Json<Value> {
         .filter(|p| p.last_sync_differences == Some(0))
         .count();
     let last_sync = net.peers.iter().filter_map(|p| p.last_sync_ms).max();
+    let (credentials, revocations) = st.credentials.counts();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "peer_id": st.peer_id,
         "did": st.node_did,
         "dids_known": st.dids.state.len(),
         "did_operations": st.dids.state.op_count(),
-        "credentials_indexed": st.credentials.counts().0,
-        "revocations": st.credentials.counts().1,
+        "credentials_indexed": credentials,
+        "revocations": revocations,
         "listen_addrs": net.listen_addrs,
         "peers": net.peers.len(),
         "transactions": idx.len(),

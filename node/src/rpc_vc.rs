@@ -47,6 +47,19 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(t)| t).map_err(|e| bad(e.body_text()))
 }
 
+/// Runs a verification (JSON-LD work: milliseconds) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "verifier task",
+        )
+    })
+}
+
 fn urn_uuid() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -148,15 +161,7 @@ async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
     let creds = st.credentials.clone();
-    let res = tokio::task::spawn_blocking(move || creds.verify(&req.credential))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "verifier task",
-            )
-        })?;
+    let res = blocking(move || creds.verify(&req.credential)).await?;
     Ok(Json(match res {
         Ok(v) => json!({
             "valid": true,
@@ -199,15 +204,7 @@ async fn publish(
     // Refuse what would not be indexed anyway (trust is decided by each reader).
     let creds = st.credentials.clone();
     let doc = req.credential.clone();
-    let check = tokio::task::spawn_blocking(move || creds.verify(&doc))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "verifier task",
-            )
-        })?;
+    let check = blocking(move || creds.verify(&doc)).await?;
     if let Err(e) = check {
         if e.code() != "untrusted_issuer" {
             return Err(ApiError::new(
@@ -297,17 +294,9 @@ async fn verify_presentation(
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
     let creds = st.credentials.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        creds.verify_presentation(&req.presentation, &req.challenge, &req.domain)
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "verifier task",
-        )
-    })?;
+    let res =
+        blocking(move || creds.verify_presentation(&req.presentation, &req.challenge, &req.domain))
+            .await?;
     Ok(Json(match res {
         Ok(p) => json!({
             "valid": true,
