@@ -27,6 +27,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub did: DidConfig,
     pub trust: TrustConfig,
+    pub status_list: StatusListConfig,
 }
 
 /// Trusted credential issuers from config (more can be added over RPC; these cannot be removed
@@ -39,6 +40,35 @@ pub struct TrustConfig {
     /// Issuers of `HealthcareProfessionalCredential` besides trusted organisations (identity
     /// schemes).
     pub healthcare_professional_issuers: Vec<String>,
+    /// Issuers of other credential types, by type: `[trust.types] AlumniCredential = [..]`.
+    pub types: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Bitstring Status Lists of credentials from other issuers, fetched over HTTPS.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusListConfig {
+    /// Fetch status lists. When `false`, a credential with a status entry fails verification
+    /// with `status_unavailable`.
+    pub enabled: bool,
+    /// Extra trusted root certificates (PEM) for status list servers.
+    pub ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a fetched list is used before it is fetched again.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for StatusListConfig {
+    fn default() -> Self {
+        StatusListConfig {
+            enabled: true,
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+            max_age: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Key custody.
@@ -127,6 +157,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             did: DidConfig::default(),
             trust: TrustConfig::default(),
+            status_list: StatusListConfig::default(),
         }
     }
 }
@@ -289,12 +320,26 @@ impl Config {
                 "set either keys.master_key or keys.master_key_file, not both",
             ));
         }
-        if let Some(f) = &self.did.web_ca_file {
-            if !f.is_file() {
-                return Err(invalid(
-                    "did.web_ca_file",
-                    format!("{} is not a readable file", f.display()),
-                ));
+        for (field, file) in [
+            ("did.web_ca_file", &self.did.web_ca_file),
+            ("status_list.ca_file", &self.status_list.ca_file),
+        ] {
+            if let Some(f) = file {
+                if !f.is_file() {
+                    return Err(invalid(
+                        field,
+                        format!("{} is not a readable file", f.display()),
+                    ));
+                }
+            }
+        }
+        if self.status_list.timeout < Duration::from_millis(100) {
+            return Err(invalid("status_list.timeout", "must be at least 100ms"));
+        }
+        for (t, list) in &self.trust.types {
+            for (i, d) in list.iter().enumerate() {
+                knoop_did::url::Did::parse(d)
+                    .map_err(|e| invalid(&format!("trust.types.{t}[{i}]"), e.to_string()))?;
             }
         }
         for (field, list) in [

@@ -11,10 +11,8 @@ use std::sync::{Arc, RwLock};
 use ed25519_dalek::VerifyingKey;
 use knoop_did::document::Relationship;
 use knoop_gossip::{Store, Transaction, TxId};
-use knoop_vc::types::{
-    knoop_contexts, Claims, CARE_ORGANIZATION_CREDENTIAL, HEALTHCARE_PROFESSIONAL_CREDENTIAL,
-};
-use knoop_vc::verify::{verify_credential, Failure, Verified, VerifierEnv};
+use knoop_vc::types::{knoop_contexts, Claims};
+use knoop_vc::verify::{verify_credential, Failure, StatusLookup, Verified, VerifierEnv};
 use knoop_vc::Contexts;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,11 +81,16 @@ fn now_ms() -> i64 {
     knoop_gossip::tx::now_ms() as i64
 }
 
+/// Status lists fetched for one verification (see `status_list.rs`).
+pub type FetchedLists = HashMap<String, StatusLookup>;
+
 /// The environment of one verification.
 struct Env<'a> {
     c: &'a Credentials,
     /// Skip trust (used when indexing: trust may change later).
     skip_trust: bool,
+    /// Status lists fetched beforehand; `None`: status lists are not checked (indexing).
+    lists: Option<&'a FetchedLists>,
 }
 
 impl VerifierEnv for Env<'_> {
@@ -99,6 +102,14 @@ impl VerifierEnv for Env<'_> {
         idx.revoked
             .get(&(issuer.to_owned(), id.to_owned()))
             .cloned()
+    }
+    fn status_list(&self, url: &str) -> StatusLookup {
+        match self.lists {
+            None => StatusLookup::NotChecked,
+            Some(l) => l.get(url).cloned().unwrap_or_else(|| {
+                StatusLookup::Unavailable("the status list was not fetched".into())
+            }),
+        }
     }
     fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String> {
         if self.skip_trust {
@@ -150,17 +161,8 @@ impl Credentials {
     /// The Ed25519 key of `vm` if it was a `rel` key of its DID at `at_ms`.
     fn key_at(&self, vm: &str, at_ms: i64, rel: Relationship) -> Result<VerifyingKey, String> {
         let did = vm.split('#').next().unwrap_or_default();
-        if did.starts_with("did:key:") {
-            let doc = knoop_did::external::resolve_did_key(did).map_err(|e| e.to_string())?;
-            let m = doc["verificationMethod"]
-                .as_array()
-                .and_then(|a| a.iter().find(|m| m["id"] == vm))
-                .and_then(|m| m["publicKeyMultibase"].as_str())
-                .ok_or_else(|| format!("{vm} is not a key of {did}"))?;
-            return match knoop_did::document::decode_multibase_key(m) {
-                Ok(knoop_did::document::PublicKey::Ed25519(k)) => Ok(k),
-                _ => Err(format!("{vm} is not an Ed25519 key")),
-            };
+        if did.starts_with("did:key:") || did.starts_with("did:jwk:") {
+            return static_did_key(did, vm, rel);
         }
         let at = u64::try_from(at_ms).map_err(|_| "proof created before 1970".to_owned())?;
         self.dids
@@ -185,13 +187,19 @@ impl Credentials {
 
     /// The trust rule (spec §4): organisation credentials from issuers trusted for the type;
     /// professional credentials from issuers trusted for the type, or from an organisation with
-    /// a trusted, valid organisation credential, for its own employees only.
+    /// a trusted, valid organisation credential, for its own employees only; any other
+    /// credential from an issuer trusted for one of its types.
     pub fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String> {
         let t = claims.type_name();
         let listed = self
             .trust
             .read()
-            .map(|tr| tr.0.get(t).is_some_and(|s| s.contains(issuer)))
+            .map(|tr| {
+                claims
+                    .types()
+                    .iter()
+                    .any(|t| tr.0.get(*t).is_some_and(|s| s.contains(issuer)))
+            })
             .unwrap_or(false);
         if listed {
             return Ok(());
@@ -222,13 +230,14 @@ impl Credentials {
         .next()
     }
 
-    /// Verifies a credential now (trust included).
-    pub fn verify(&self, doc: &Value) -> Result<Verified, Failure> {
+    /// Verifies a credential now (trust included), with the status lists fetched for it.
+    pub fn verify(&self, doc: &Value, lists: &FetchedLists) -> Result<Verified, Failure> {
         verify_credential(
             doc,
             &Env {
                 c: self,
                 skip_trust: false,
+                lists: Some(lists),
             },
             &self.contexts,
             true,
@@ -241,6 +250,7 @@ impl Credentials {
         vp: &Value,
         challenge: &str,
         domain: &str,
+        lists: &FetchedLists,
     ) -> Result<
         knoop_vc::presentation::VerifiedPresentation,
         knoop_vc::presentation::PresentationFailure,
@@ -250,6 +260,7 @@ impl Credentials {
             &Env {
                 c: self,
                 skip_trust: false,
+                lists: Some(lists),
             },
             &self.contexts,
             challenge,
@@ -291,6 +302,7 @@ impl Credentials {
             let env = Env {
                 c: self,
                 skip_trust: true,
+                lists: None,
             };
             match verify_credential(&doc, &env, &self.contexts, true) {
                 Ok(v) => match &v.id {
@@ -318,11 +330,15 @@ impl Credentials {
         self.trust.read().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Trusts `issuer` for credential type `type_`.
+    /// Trusts `issuer` for credential type `type_` (knoop's types or any other).
     pub fn set_trust(&self, type_: &str, issuer: &str, trusted: bool) -> anyhow::Result<()> {
         anyhow::ensure!(
-            type_ == CARE_ORGANIZATION_CREDENTIAL || type_ == HEALTHCARE_PROFESSIONAL_CREDENTIAL,
-            "unknown credential type {type_}"
+            is_type_name(type_),
+            "{type_:?} is not a credential type name (1..128 letters, digits, '_', '-', '.', ':', '/', '#')"
+        );
+        anyhow::ensure!(
+            type_ != "VerifiableCredential",
+            "trust is per specific type, not for every VerifiableCredential"
         );
         knoop_did::url::Did::parse(issuer)?;
         if !trusted
@@ -407,6 +423,52 @@ impl Credentials {
             .map(|i| (i.credentials.len(), i.revoked.len()))
             .unwrap_or_default()
     }
+}
+
+/// A credential type as a term or an absolute IRI.
+fn is_type_name(t: &str) -> bool {
+    (1..=128).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/#".contains(&b))
+}
+
+/// The Ed25519 key `vm` of a did:key or did:jwk (keys that never change), if `rel` lists it.
+fn static_did_key(did: &str, vm: &str, rel: Relationship) -> Result<VerifyingKey, String> {
+    use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
+    let doc = if did.starts_with("did:key:") {
+        knoop_did::external::resolve_did_key(did)
+    } else {
+        knoop_did::external::resolve_did_jwk(did)
+    }
+    .map_err(|e| e.to_string())?;
+    let listed = doc[rel.name()].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|r| r.as_str() == Some(vm) || r.get("id").and_then(Value::as_str) == Some(vm))
+    });
+    if !listed {
+        return Err(format!("{vm} is not an {} key of {did}", rel.name()));
+    }
+    let m = doc["verificationMethod"]
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["id"] == vm))
+        .ok_or_else(|| format!("{vm} is not a key of {did}"))?;
+    let bytes = if let Some(mb) = m["publicKeyMultibase"].as_str() {
+        match knoop_did::document::decode_multibase_key(mb) {
+            Ok(knoop_did::document::PublicKey::Ed25519(k)) => return Ok(k),
+            _ => return Err(format!("{vm} is not an Ed25519 key")),
+        }
+    } else if m["publicKeyJwk"]["crv"] == "Ed25519" {
+        m["publicKeyJwk"]["x"]
+            .as_str()
+            .and_then(|x| BASE64_URL_SAFE_NO_PAD.decode(x).ok())
+            .unwrap_or_default()
+    } else {
+        return Err(format!("{vm} is not an Ed25519 key"));
+    };
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .ok()
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| format!("{vm} is not an Ed25519 key"))
 }
 
 /// A directory query; every given field must match (name: substring, case-insensitive).

@@ -141,13 +141,26 @@ impl DidWebClient {
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, DidWebError> {
+        self.get(
+            url,
+            "application/did+json, application/json",
+            MAX_DID_WEB_DOCUMENT_BYTES,
+        )
+        .await
+    }
+
+    /// GETs `url` (HTTPS only, no redirects) and reads at most `max_bytes` of body. 404 and
+    /// 410 are [`DidWebError::NotFound`]; a larger body is [`DidWebError::InvalidDocument`].
+    pub async fn get(
+        &self,
+        url: &str,
+        accept: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, DidWebError> {
         let mut resp = self
             .http
             .get(url)
-            .header(
-                reqwest::header::ACCEPT,
-                "application/did+json, application/json",
-            )
+            .header(reqwest::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| fetch_error(url, &e))?;
@@ -168,25 +181,24 @@ impl DidWebClient {
         if !status.is_success() {
             return Err(DidWebError::Fetch(format!("{url}: HTTP {status}")));
         }
-        let too_big = || {
-            DidWebError::InvalidDocument(format!(
-                "{url}: more than {MAX_DID_WEB_DOCUMENT_BYTES} bytes"
-            ))
-        };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_DID_WEB_DOCUMENT_BYTES as u64)
-        {
+        let too_big =
+            || DidWebError::InvalidDocument(format!("{url}: more than {max_bytes} bytes"));
+        if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
             return Err(too_big());
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(url, &e))? {
-            if body.len() + chunk.len() > MAX_DID_WEB_DOCUMENT_BYTES {
+            if body.len() + chunk.len() > max_bytes {
                 return Err(too_big());
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// The total timeout of one exchange.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 

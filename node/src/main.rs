@@ -22,6 +22,7 @@ mod resolver;
 mod rpc;
 mod rpc_did;
 mod rpc_vc;
+mod status_list;
 mod store;
 
 use clap::Parser;

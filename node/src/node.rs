@@ -73,10 +73,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .cloned()
             .collect(),
     );
+    for (t, issuers) in &cfg.trust.types {
+        trust
+            .0
+            .entry(t.clone())
+            .or_default()
+            .extend(issuers.iter().cloned());
+    }
     let credentials = Arc::new(
         crate::credentials::Credentials::open(did_state.clone(), store.clone(), trust)
             .context("credentials")?,
     );
+    let status_lists = Arc::new(crate::status_list::StatusLists::new(
+        if cfg.status_list.enabled {
+            Some(
+                DidWebClient::new(cfg.status_list.ca_file.as_deref(), cfg.status_list.timeout)
+                    .context("status list client")?,
+            )
+        } else {
+            None
+        },
+        cfg.status_list.max_age,
+    ));
     let resolver = Arc::new(Resolver {
         knoop: did_state,
         web,
@@ -111,6 +129,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         dids,
         resolver,
         credentials,
+        status_lists,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),

@@ -42,6 +42,7 @@ pub struct RpcState {
     pub dids: Arc<crate::did_ops::DidOps>,
     pub resolver: Arc<crate::resolver::Resolver>,
     pub credentials: Arc<crate::credentials::Credentials>,
+    pub status_lists: Arc<crate::status_list::StatusLists>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.

@@ -88,7 +88,7 @@ struct IssueReq {
     subject: Value,
     #[serde(default, rename = "validUntil")]
     valid_until: Option<String>,
-    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`.
+    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`; or `jose` for a `vc+jwt` (EdDSA).
     #[serde(default)]
     cryptosuite: Option<String>,
     /// Also publish it on the network (for organisation credentials).
@@ -112,9 +112,10 @@ async fn issue(
     };
     obj.insert("type".into(), subject_type.into());
     let suite = match req.cryptosuite.as_deref() {
-        None => Cryptosuite::EddsaJcs2022,
+        None => Some(Cryptosuite::EddsaJcs2022),
+        Some("jose") => None,
         Some(n) => {
-            Cryptosuite::from_name(n).ok_or_else(|| bad(format!("unknown cryptosuite {n}")))?
+            Some(Cryptosuite::from_name(n).ok_or_else(|| bad(format!("unknown cryptosuite {n}")))?)
         }
     };
     let now = knoop_gossip::tx::now_ms();
@@ -135,12 +136,17 @@ async fn issue(
     let contexts = knoop_contexts();
     let signed = st
         .dids
-        .with_assertion_key(&req.issuer, |vm, key| {
-            let mut opts = ProofOptions::new(suite, vm);
-            opts.created = Some(to_rfc3339_ms(now));
-            sign(&vc, &opts, key, &contexts)
+        .with_assertion_key(&req.issuer, |vm, key| match suite {
+            Some(suite) => {
+                let mut opts = ProofOptions::new(suite, vm);
+                opts.created = Some(to_rfc3339_ms(now));
+                sign(&vc, &opts, key, &contexts).map_err(|e| e.to_string())
+            }
+            None => knoop_vc::jose::sign(&vc, vm, key)
+                .map(Value::String)
+                .map_err(|e| e.to_string()),
         })?
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "proof", e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "proof", e))?;
     let mut out = json!({"credential": signed});
     if req.publish {
         let id = publish_doc(&st, &out["credential"], None).await?;
@@ -161,16 +167,18 @@ async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
     let creds = st.credentials.clone();
-    let res = blocking(move || creds.verify(&req.credential)).await?;
+    let lists = st.status_lists.prefetch(&[&req.credential]).await;
+    let res = blocking(move || creds.verify(&req.credential, &lists)).await?;
     Ok(Json(match res {
         Ok(v) => json!({
             "valid": true,
             "issuer": v.issuer,
             "id": v.id,
             "type": v.claims.type_name(),
+            "types": v.claims.types(),
             "subject": v.claims.subject(),
-            "cryptosuite": v.proof.cryptosuite.name(),
-            "verificationMethod": v.proof.verification_method,
+            "cryptosuite": v.securing.name(),
+            "verificationMethod": v.securing.verification_method(),
         }),
         Err(e) => json!({"valid": false, "code": e.code(), "reason": e.to_string()}),
     }))
@@ -204,7 +212,8 @@ async fn publish(
     // Refuse what would not be indexed anyway (trust is decided by each reader).
     let creds = st.credentials.clone();
     let doc = req.credential.clone();
-    let check = blocking(move || creds.verify(&doc)).await?;
+    let lists = st.status_lists.prefetch(&[&doc]).await;
+    let check = blocking(move || creds.verify(&doc, &lists)).await?;
     if let Err(e) = check {
         if e.code() != "untrusted_issuer" {
             return Err(ApiError::new(
@@ -257,6 +266,15 @@ async fn present(
     let expires = to_rfc3339_ms(now + req.ttl_s.unwrap_or(300).min(86_400) * 1000);
     let contexts = knoop_contexts();
     let holder = req.holder.clone();
+    // A JOSE credential travels enveloped (VC 2.0).
+    let credentials: Vec<Value> = req
+        .credentials
+        .into_iter()
+        .map(|c| match c {
+            Value::String(jwt) => knoop_vc::jose::envelope(&jwt),
+            c => c,
+        })
+        .collect();
     let vp = st
         .dids
         .with_key_for(
@@ -267,7 +285,7 @@ async fn present(
                     &holder,
                     vm,
                     key,
-                    req.credentials,
+                    credentials,
                     &req.challenge,
                     &req.domain,
                     &to_rfc3339_ms(now),
@@ -294,9 +312,11 @@ async fn verify_presentation(
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
     let creds = st.credentials.clone();
-    let res =
-        blocking(move || creds.verify_presentation(&req.presentation, &req.challenge, &req.domain))
-            .await?;
+    let lists = st.status_lists.prefetch(&[&req.presentation]).await;
+    let res = blocking(move || {
+        creds.verify_presentation(&req.presentation, &req.challenge, &req.domain, &lists)
+    })
+    .await?;
     Ok(Json(match res {
         Ok(p) => json!({
             "valid": true,

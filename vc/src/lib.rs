@@ -1,5 +1,5 @@
-//! Verifiable credentials for knoop: the W3C VC data model, Data Integrity proofs and their
-//! verification, with no IO of its own.
+//! Verifiable credentials for knoop: the W3C VC data model, Data Integrity and JOSE proofs,
+//! status lists and verification, with no IO of its own.
 //!
 //! Specs: [VC Data Model 2.0](https://www.w3.org/TR/vc-data-model-2.0/) (1.1 documents are
 //! accepted too) and [Data Integrity EdDSA Cryptosuites](https://www.w3.org/TR/vc-di-eddsa/).
@@ -17,14 +17,18 @@
 //!   bundled context and schema checks; [`verify`]: the full verification of one credential
 //!   (model, schema, proof by the issuer's key at issuance, validity, revocation, trust);
 //!   [`presentation`]: presentations bound to a verifier's challenge and domain.
+//! - [`jose`]: credentials secured as a JWS with EdDSA (`vc+jwt`, and VC 1.1 JWTs);
+//!   [`status`]: Bitstring Status List entries and lists.
 //!
 //! Proofs and the data model are checked independently: a verifier calls both.
 
 pub mod canon;
 pub mod contexts;
+pub mod jose;
 pub mod model;
 pub mod presentation;
 pub mod proof;
+pub mod status;
 pub mod types;
 pub mod verify;
 pub mod xsd;

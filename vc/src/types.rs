@@ -51,24 +51,50 @@ pub struct HealthcareProfessional {
     pub employer: String,
 }
 
-/// A knoop credential's subject, typed.
+/// A credential of another type than knoop's: only the data model is checked, and trust is
+/// decided per type.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OtherClaims {
+    /// The credential's types other than `VerifiableCredential`, in document order.
+    pub types: Vec<String>,
+    /// The first subject's `id`, if it has one.
+    pub subject: Option<String>,
+}
+
+/// A credential's subject, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claims {
     CareOrganization(CareOrganization),
     HealthcareProfessional(HealthcareProfessional),
+    Other(OtherClaims),
 }
 
 impl Claims {
-    pub fn type_name(&self) -> &'static str {
+    /// The credential type trust is decided on (for other credentials, the first specific
+    /// type; see [`Claims::types`] for all).
+    pub fn type_name(&self) -> &str {
         match self {
             Claims::CareOrganization(_) => CARE_ORGANIZATION_CREDENTIAL,
             Claims::HealthcareProfessional(_) => HEALTHCARE_PROFESSIONAL_CREDENTIAL,
+            Claims::Other(o) => o
+                .types
+                .first()
+                .map(String::as_str)
+                .unwrap_or("VerifiableCredential"),
+        }
+    }
+    /// Every specific type of the credential.
+    pub fn types(&self) -> Vec<&str> {
+        match self {
+            Claims::Other(o) => o.types.iter().map(String::as_str).collect(),
+            c => vec![c.type_name()],
         }
     }
     pub fn subject(&self) -> &str {
         match self {
             Claims::CareOrganization(c) => &c.id,
             Claims::HealthcareProfessional(p) => &p.id,
+            Claims::Other(o) => o.subject.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -117,8 +143,26 @@ pub fn is_knoop_type(doc: &Value) -> bool {
         .any(|t| *t == CARE_ORGANIZATION_CREDENTIAL || *t == HEALTHCARE_PROFESSIONAL_CREDENTIAL)
 }
 
-/// Checks and extracts the claims of a knoop credential type.
+/// Checks and extracts the claims of a credential: knoop's types strictly, any other type as
+/// [`Claims::Other`].
 pub fn claims(doc: &Value) -> Result<Claims, SchemaError> {
+    if !is_knoop_type(doc) {
+        let subject = match doc.get("credentialSubject") {
+            Some(Value::Array(a)) => a.first(),
+            s => s,
+        };
+        return Ok(Claims::Other(OtherClaims {
+            types: types(doc)
+                .into_iter()
+                .filter(|t| *t != "VerifiableCredential")
+                .map(str::to_owned)
+                .collect(),
+            subject: subject
+                .and_then(|s| s.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }));
+    }
     let t = types(doc);
     let contexts: Vec<&str> = match doc.get("@context") {
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
@@ -196,11 +240,12 @@ pub fn unsigned(
             "id": p.id, "type": "HealthcareProfessional", "name": p.name, "roleCode": p.role_code,
             "registerId": p.register_id, "employer": p.employer,
         }),
+        Claims::Other(o) => serde_json::json!({ "id": o.subject }),
     };
     let mut vc = serde_json::json!({
         "@context": [CREDENTIALS_V2, KNOOP_CONTEXT],
         "id": id,
-        "type": ["VerifiableCredential", claims.type_name()],
+        "type": std::iter::once("VerifiableCredential").chain(claims.types()).collect::<Vec<_>>(),
         "issuer": issuer,
         "validFrom": valid_from,
         "credentialSubject": subject,
@@ -270,5 +315,19 @@ mod tests {
         );
         vc["@context"] = serde_json::json!([CREDENTIALS_V2]);
         assert_eq!(claims(&vc).unwrap_err().field, "@context");
+    }
+
+    #[test]
+    fn other_types_keep_their_types_and_subject() {
+        let vc = serde_json::json!({
+            "@context": [CREDENTIALS_V2],
+            "type": ["VerifiableCredential", "AlumniCredential"],
+            "issuer": "did:key:z6Mk",
+            "credentialSubject": [{"id": "did:example:alice"}, {"id": "did:example:bob"}],
+        });
+        let c = claims(&vc).unwrap();
+        assert_eq!(c.type_name(), "AlumniCredential");
+        assert_eq!(c.subject(), "did:example:alice");
+        assert_eq!(c.types(), vec!["AlumniCredential"]);
     }
 }

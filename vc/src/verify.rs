@@ -1,16 +1,30 @@
-//! Full verification of a knoop credential: data model, schema, JSON-LD semantics (optional),
-//! proof with the issuer's key *as it was at issuance*, validity period, revocation and trust.
-//! Every failure has its own code. The caller supplies DID history, revocations, trust and the
-//! clock through [`VerifierEnv`], so this module does no IO.
+//! Full verification of a credential: data model, schema, JSON-LD semantics (optional), proof
+//! (Data Integrity, or JOSE for a `vc+jwt`) with the issuer's key *as it was at issuance*,
+//! validity period, revocation (published revocations and Bitstring Status Lists) and trust.
+//! Every failure has its own code. The caller supplies DID history, revocations, fetched status
+//! lists, trust and the clock through [`VerifierEnv`], so this module does no IO.
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
 use crate::contexts::Contexts;
+use crate::jose::{self, JoseError, JwtCredential};
 use crate::model::{check_credential, check_semantics, ModelError, Strictness};
 use crate::proof::{verify, ProofError, VerifiedProof};
+use crate::status::{self, StatusList};
 use crate::types::{claims, Claims, SchemaError};
 use crate::xsd::parse_date_time_stamp;
+
+/// What the caller has for a status list URL.
+#[derive(Clone, Debug)]
+pub enum StatusLookup {
+    /// The status list credential as fetched; its proof is verified here.
+    Fetched(Value),
+    /// It could not be fetched, and why.
+    Unavailable(String),
+    /// This verification does not check status lists (e.g. indexing; checked at use).
+    NotChecked,
+}
 
 /// What the verifier needs to know about the world.
 pub trait VerifierEnv {
@@ -19,6 +33,8 @@ pub trait VerifierEnv {
     fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String>;
     /// Why the credential `id` of `issuer` is revoked, if it is.
     fn revoked(&self, issuer: &str, id: &str) -> Option<String>;
+    /// The status list credential at `url` (a credential's `statusListCredential`).
+    fn status_list(&self, url: &str) -> StatusLookup;
     /// Whether `issuer` is trusted to issue these claims; else why not.
     fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String>;
     /// Now, Unix ms.
@@ -37,6 +53,8 @@ pub enum Failure {
     Semantics(ModelError),
     #[error("proof: {0}")]
     Proof(ProofError),
+    #[error("JOSE: {0}")]
+    Jose(JoseError),
     #[error("the proof is not by the issuer {issuer} (verification method {vm})")]
     NotByIssuer { issuer: String, vm: String },
     #[error("issuer key: {0}")]
@@ -47,6 +65,10 @@ pub enum Failure {
     Expired(String),
     #[error("revoked: {0}")]
     Revoked(String),
+    #[error("suspended: {0}")]
+    Suspended(String),
+    #[error("status could not be checked: {0}")]
+    StatusUnavailable(String),
     #[error("untrusted issuer: {0}")]
     Untrusted(String),
 }
@@ -58,13 +80,42 @@ impl Failure {
             Failure::Malformed(_) => "malformed",
             Failure::Schema(_) => "schema",
             Failure::Semantics(_) => "semantics",
-            Failure::Proof(_) => "bad_proof",
+            Failure::Proof(_) | Failure::Jose(JoseError::BadSignature) => "bad_proof",
+            Failure::Jose(_) => "malformed",
             Failure::NotByIssuer { .. } => "not_by_issuer",
             Failure::IssuerKey(_) => "issuer_key_not_valid_at_issuance",
             Failure::NotYetValid(_) => "not_yet_valid",
             Failure::Expired(_) => "expired",
             Failure::Revoked(_) => "revoked",
+            Failure::Suspended(_) => "suspended",
+            Failure::StatusUnavailable(_) => "status_unavailable",
             Failure::Untrusted(_) => "untrusted_issuer",
+        }
+    }
+}
+
+/// How a verified credential was secured.
+#[derive(Debug, Clone)]
+pub enum Securing {
+    DataIntegrity(VerifiedProof),
+    /// A JWS with EdDSA, by `kid`.
+    Jose {
+        kid: String,
+    },
+}
+
+impl Securing {
+    /// The cryptosuite, or `jose` (`EdDSA`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Securing::DataIntegrity(p) => p.cryptosuite.name(),
+            Securing::Jose { .. } => "jose-eddsa",
+        }
+    }
+    pub fn verification_method(&self) -> &str {
+        match self {
+            Securing::DataIntegrity(p) => &p.verification_method,
+            Securing::Jose { kid } => kid,
         }
     }
 }
@@ -77,7 +128,9 @@ pub struct Verified {
     pub claims: Claims,
     pub valid_from_ms: Option<i64>,
     pub valid_until_ms: Option<i64>,
-    pub proof: VerifiedProof,
+    pub securing: Securing,
+    /// The credential itself (decoded from the JWT for a JOSE credential).
+    pub credential: Value,
 }
 
 fn issuer_of(doc: &Value) -> Option<String> {
@@ -88,18 +141,23 @@ fn issuer_of(doc: &Value) -> Option<String> {
     }
 }
 
-fn time_field(doc: &Value, field: &str) -> Result<Option<i64>, Failure> {
-    match doc.get(field).and_then(Value::as_str) {
-        None => Ok(None),
-        Some(s) => parse_date_time_stamp(s)
-            .map(|t| Some(t.unix_ms()))
-            .ok_or_else(|| {
-                Failure::Malformed(ModelError {
-                    path: field.into(),
-                    problem: crate::model::Problem::NotDateTimeStamp,
-                })
-            }),
-    }
+/// A date-time field, or its VC 1.1 name (`issuanceDate`, `expirationDate`).
+fn time_field(doc: &Value, field: &str, v11: &str) -> Result<Option<(i64, String)>, Failure> {
+    let (field, value) = match doc.get(field).and_then(Value::as_str) {
+        Some(s) => (field, s),
+        None => match doc.get(v11).and_then(Value::as_str) {
+            Some(s) => (v11, s),
+            None => return Ok(None),
+        },
+    };
+    parse_date_time_stamp(value)
+        .map(|t| Some((t.unix_ms(), value.to_owned())))
+        .ok_or_else(|| {
+            Failure::Malformed(ModelError {
+                path: field.into(),
+                problem: crate::model::Problem::NotDateTimeStamp,
+            })
+        })
 }
 
 /// The proof's `created` (of the first proof), in Unix ms.
@@ -144,14 +202,26 @@ pub(crate) fn verify_owned(
     }
 }
 
-/// Verifies a knoop credential. `semantics` adds the JSON-LD check (RDF expansion, about a
-/// millisecond): do it when a credential is first accepted, not on every use.
+/// Verifies a credential: a JSON object secured with Data Integrity proofs, or a JOSE
+/// credential (a compact JWS string, or an `EnvelopedVerifiableCredential` holding one).
+/// `semantics` adds the JSON-LD check (RDF expansion, about a millisecond): do it when a
+/// credential is first accepted, not on every use.
 pub fn verify_credential(
-    doc: &Value,
+    input: &Value,
     env: &dyn VerifierEnv,
     contexts: &Contexts,
     semantics: bool,
 ) -> Result<Verified, Failure> {
+    let jwt = match jose::jwt_of(input) {
+        Some(t) => Some(jose::decode(t).map_err(Failure::Jose)?),
+        None => None,
+    };
+    let doc = jwt.as_ref().map_or(input, |j| &j.credential);
+    if jwt.is_some() && doc.get("proof").is_some() {
+        return Err(Failure::Jose(JoseError::Payload(
+            "a credential secured with JOSE carries no embedded proof".into(),
+        )));
+    }
     check_credential(doc, Strictness::Issued).map_err(Failure::Malformed)?;
     let claims = claims(doc).map_err(Failure::Schema)?;
     if semantics {
@@ -163,39 +233,42 @@ pub fn verify_credential(
             problem: crate::model::Problem::Missing,
         })
     })?;
-    let valid_from = time_field(doc, "validFrom")?;
-    let valid_until = time_field(doc, "validUntil")?;
-    // The key must have been the issuer's when the proof was made.
-    let at = proof_created(doc)
-        .or(valid_from)
-        .unwrap_or_else(|| env.now_ms());
-    let proofs = match verify_owned(doc, contexts, &issuer, &|vm| env.issuer_key_at(vm, at)) {
-        Ok(p) => p,
-        Err(OwnedProofError::NotOwner(vm)) => return Err(Failure::NotByIssuer { issuer, vm }),
-        Err(OwnedProofError::Key(e)) => return Err(Failure::IssuerKey(e)),
-        Err(OwnedProofError::Proof(e)) => return Err(Failure::Proof(e)),
-    };
-    let proof = proofs
-        .into_iter()
-        .find(|p| p.proof_purpose == "assertionMethod")
-        .ok_or_else(|| {
-            Failure::Proof(ProofError::MalformedProof(
-                "no proof with proofPurpose assertionMethod".into(),
-            ))
-        })?;
-    let now = env.now_ms();
-    if let Some(f) = valid_from {
-        if now < f {
-            return Err(Failure::NotYetValid(
-                doc["validFrom"].as_str().unwrap_or_default().into(),
-            ));
+    let mut valid_from = time_field(doc, "validFrom", "issuanceDate")?;
+    let mut valid_until = time_field(doc, "validUntil", "expirationDate")?;
+    if let Some(j) = &jwt {
+        // JWT `nbf` and `exp` narrow the validity period further.
+        if let Some(nbf) = j
+            .not_before_ms
+            .filter(|n| valid_from.as_ref().is_none_or(|f| *n > f.0))
+        {
+            valid_from = Some((nbf, format!("nbf {}", nbf / 1000)));
+        }
+        if let Some(exp) = j
+            .expires_ms
+            .filter(|e| valid_until.as_ref().is_none_or(|u| *e < u.0))
+        {
+            valid_until = Some((exp, format!("exp {}", exp / 1000)));
         }
     }
-    if let Some(u) = valid_until {
-        if now >= u {
-            return Err(Failure::Expired(
-                doc["validUntil"].as_str().unwrap_or_default().into(),
-            ));
+    let securing = match &jwt {
+        Some(j) => verify_jose(j, &issuer, valid_from.as_ref().map(|f| f.0), env)?,
+        None => verify_data_integrity(
+            doc,
+            &issuer,
+            valid_from.as_ref().map(|f| f.0),
+            env,
+            contexts,
+        )?,
+    };
+    let now = env.now_ms();
+    if let Some((f, text)) = &valid_from {
+        if now < *f {
+            return Err(Failure::NotYetValid(text.clone()));
+        }
+    }
+    if let Some((u, text)) = &valid_until {
+        if now >= *u {
+            return Err(Failure::Expired(text.clone()));
         }
     }
     let id = doc.get("id").and_then(Value::as_str).map(str::to_owned);
@@ -204,13 +277,134 @@ pub fn verify_credential(
             return Err(Failure::Revoked(reason));
         }
     }
+    check_status(doc, &issuer, env, contexts)?;
     env.trusted(&issuer, &claims).map_err(Failure::Untrusted)?;
     Ok(Verified {
         id,
         issuer,
         claims,
-        valid_from_ms: valid_from,
-        valid_until_ms: valid_until,
-        proof,
+        valid_from_ms: valid_from.map(|f| f.0),
+        valid_until_ms: valid_until.map(|u| u.0),
+        securing,
+        credential: doc.clone(),
     })
+}
+
+/// The JWS is by the issuer: `kid` is a key of the issuer's DID at issuance (`iat`, else the
+/// start of validity, else now).
+fn verify_jose(
+    j: &JwtCredential,
+    issuer: &str,
+    valid_from: Option<i64>,
+    env: &dyn VerifierEnv,
+) -> Result<Securing, Failure> {
+    if j.kid.split('#').next() != Some(issuer) {
+        return Err(Failure::NotByIssuer {
+            issuer: issuer.to_owned(),
+            vm: j.kid.clone(),
+        });
+    }
+    let at = j
+        .issued_at_ms
+        .or(valid_from)
+        .unwrap_or_else(|| env.now_ms());
+    let key = env.issuer_key_at(&j.kid, at).map_err(Failure::IssuerKey)?;
+    j.verify_signature(&key).map_err(Failure::Jose)?;
+    Ok(Securing::Jose { kid: j.kid.clone() })
+}
+
+/// Every proof is by the issuer, with a key it had when the proof was made; one of them is for
+/// `assertionMethod`.
+fn verify_data_integrity(
+    doc: &Value,
+    issuer: &str,
+    valid_from: Option<i64>,
+    env: &dyn VerifierEnv,
+    contexts: &Contexts,
+) -> Result<Securing, Failure> {
+    let at = proof_created(doc)
+        .or(valid_from)
+        .unwrap_or_else(|| env.now_ms());
+    let proofs = match verify_owned(doc, contexts, issuer, &|vm| env.issuer_key_at(vm, at)) {
+        Ok(p) => p,
+        Err(OwnedProofError::NotOwner(vm)) => {
+            return Err(Failure::NotByIssuer {
+                issuer: issuer.to_owned(),
+                vm,
+            })
+        }
+        Err(OwnedProofError::Key(e)) => return Err(Failure::IssuerKey(e)),
+        Err(OwnedProofError::Proof(e)) => return Err(Failure::Proof(e)),
+    };
+    proofs
+        .into_iter()
+        .find(|p| p.proof_purpose == "assertionMethod")
+        .map(Securing::DataIntegrity)
+        .ok_or_else(|| {
+            Failure::Proof(ProofError::MalformedProof(
+                "no proof with proofPurpose assertionMethod".into(),
+            ))
+        })
+}
+
+/// An environment for the status list credential itself: same issuer keys and clock, no
+/// revocation, status or trust of its own (the list is trusted because its issuer is the
+/// credential's).
+struct ListEnv<'a>(&'a dyn VerifierEnv);
+
+impl VerifierEnv for ListEnv<'_> {
+    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+        self.0.issuer_key_at(vm, at_ms)
+    }
+    fn revoked(&self, _: &str, _: &str) -> Option<String> {
+        None
+    }
+    fn status_list(&self, _: &str) -> StatusLookup {
+        StatusLookup::NotChecked
+    }
+    fn trusted(&self, _: &str, _: &Claims) -> Result<(), String> {
+        Ok(())
+    }
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+}
+
+/// Bitstring Status List entries: each list must be fetched, verify, be by the credential's
+/// issuer and be valid now; a set `revocation` or `suspension` status fails the credential.
+fn check_status(
+    doc: &Value,
+    issuer: &str,
+    env: &dyn VerifierEnv,
+    contexts: &Contexts,
+) -> Result<(), Failure> {
+    let unavailable = |url: &str, why: String| Failure::StatusUnavailable(format!("{url}: {why}"));
+    let entries = status::entries(doc).map_err(|e| Failure::StatusUnavailable(e.to_string()))?;
+    for entry in entries.iter().filter(|e| e.blocks()) {
+        let list_vc = match env.status_list(&entry.list) {
+            StatusLookup::NotChecked => continue,
+            StatusLookup::Unavailable(why) => return Err(unavailable(&entry.list, why)),
+            StatusLookup::Fetched(v) => v,
+        };
+        let list = verify_credential(&list_vc, &ListEnv(env), contexts, false)
+            .map_err(|e| unavailable(&entry.list, format!("the list does not verify: {e}")))?;
+        if list.issuer != issuer {
+            return Err(unavailable(
+                &entry.list,
+                format!("the list is issued by {}, not by {issuer}", list.issuer),
+            ));
+        }
+        let status = StatusList::from_credential(&list.credential)
+            .and_then(|l| l.status(entry))
+            .map_err(|e| unavailable(&entry.list, e.to_string()))?;
+        if status != 0 {
+            let at = format!("status list {} index {}", entry.list, entry.index);
+            return Err(if entry.purpose == "revocation" {
+                Failure::Revoked(at)
+            } else {
+                Failure::Suspended(at)
+            });
+        }
+    }
+    Ok(())
 }

@@ -1,12 +1,14 @@
-//! Full verification of knoop credentials: each way a credential can be wrong fails with its
-//! own code, through both cryptosuites.
+//! Full verification of credentials: each way a credential can be wrong fails with its own
+//! code, through both cryptosuites and JOSE; Bitstring Status Lists; JOSE interop with ssi.
 
 use std::collections::{HashMap, HashSet};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use knoop_vc::jose;
 use knoop_vc::proof::{sign, Cryptosuite, ProofOptions};
+use knoop_vc::status::encode_list;
 use knoop_vc::types::{knoop_contexts, unsigned, CareOrganization, Claims, HealthcareProfessional};
-use knoop_vc::verify::{verify_credential, VerifierEnv};
+use knoop_vc::verify::{verify_credential, StatusLookup, VerifierEnv};
 use serde_json::Value;
 
 const RA: &str = "did:knoop:registry";
@@ -19,6 +21,8 @@ struct World {
     keys: HashMap<String, (VerifyingKey, i64, i64)>,
     revoked: HashSet<String>,
     trusted: HashSet<String>,
+    /// Status list credentials by URL, as if fetched.
+    lists: HashMap<String, Value>,
     now: i64,
 }
 
@@ -34,6 +38,12 @@ impl VerifierEnv for World {
         self.revoked
             .contains(id)
             .then(|| "revoked by issuer".into())
+    }
+    fn status_list(&self, url: &str) -> StatusLookup {
+        match self.lists.get(url) {
+            Some(v) => StatusLookup::Fetched(v.clone()),
+            None => StatusLookup::Unavailable("HTTP 404".into()),
+        }
     }
     fn trusted(&self, issuer: &str, _claims: &Claims) -> Result<(), String> {
         if self.trusted.contains(issuer) {
@@ -69,6 +79,7 @@ fn world() -> World {
         keys,
         revoked: HashSet::new(),
         trusted: [RA.to_owned()].into(),
+        lists: HashMap::new(),
         now: JAN_2026 + 20 * DAY,
     }
 }
@@ -176,6 +187,7 @@ fn professional_credentials_carry_their_employer() {
         .into(),
         revoked: HashSet::new(),
         trusted: [HOSPITAL.to_owned()].into(),
+        lists: HashMap::new(),
         now: JAN_2026 + DAY,
     };
     let claims = Claims::HealthcareProfessional(HealthcareProfessional {
@@ -300,5 +312,199 @@ fn presentations_bind_challenge_domain_and_holder() {
             "https://token.example"
         )),
         "revoked"
+    );
+}
+
+/// The organisation credential as a `vc+jwt`, signed with `key` at `valid_from`.
+fn issue_jwt(key: u8, valid_from: &str, until: Option<&str>) -> Value {
+    let vc = unsigned(
+        "urn:uuid:0b2a6b5e-0000-4000-8000-000000000001",
+        RA,
+        &org_claims(),
+        valid_from,
+        until,
+    );
+    let jwt = jose::sign(
+        &vc,
+        &format!("{RA}#key-{key}"),
+        &SigningKey::from_bytes(&[key; 32]),
+    )
+    .unwrap();
+    Value::String(jwt)
+}
+
+#[test]
+fn jose_credentials_fail_for_the_same_reasons() {
+    let w = world();
+    let good = issue_jwt(1, "2026-01-03T00:00:00Z", None);
+    let v = verify_credential(&good, &w, &knoop_contexts(), true).unwrap();
+    assert_eq!(v.claims, org_claims());
+    assert_eq!(v.securing.name(), "jose-eddsa");
+    // Enveloped, as a presentation carries it.
+    let enveloped = jose::envelope(good.as_str().unwrap());
+    assert_eq!(code(&enveloped, &w), "ok");
+    // After the rotation, key-2 is right and key-1 is not.
+    assert_eq!(code(&issue_jwt(2, "2026-01-15T00:00:00Z", None), &w), "ok");
+    assert_eq!(
+        code(&issue_jwt(1, "2026-01-15T00:00:00Z", None), &w),
+        "issuer_key_not_valid_at_issuance"
+    );
+    assert_eq!(
+        code(
+            &issue_jwt(1, "2026-01-03T00:00:00Z", Some("2026-01-05T00:00:00Z")),
+            &w
+        ),
+        "expired"
+    );
+    let mut w2 = world();
+    w2.trusted.clear();
+    assert_eq!(code(&good, &w2), "untrusted_issuer");
+    let mut w3 = world();
+    w3.revoked
+        .insert("urn:uuid:0b2a6b5e-0000-4000-8000-000000000001".into());
+    assert_eq!(code(&good, &w3), "revoked");
+    // Tampered: the payload of another credential under this signature.
+    let other = issue_jwt(1, "2026-01-04T00:00:00Z", None);
+    let (g, o) = (good.as_str().unwrap(), other.as_str().unwrap());
+    let g: Vec<&str> = g.split('.').collect();
+    let o: Vec<&str> = o.split('.').collect();
+    let spliced = Value::String(format!("{}.{}.{}", g[0], o[1], g[2]));
+    assert_eq!(code(&spliced, &w), "bad_proof");
+    assert_eq!(code(&Value::String("not.a.jwt".into()), &w), "malformed");
+}
+
+#[test]
+fn jose_interoperates_with_ssi() {
+    use ssi::claims::jws::{decode_verify, encode_sign_custom_header, Header};
+    use ssi::jwk::{Algorithm, JWK};
+    let w = world();
+    let key = SigningKey::from_bytes(&[1; 32]);
+    // Ours, verified by ssi.
+    let ours = issue_jwt(1, "2026-01-03T00:00:00Z", None);
+    let public = JWK::from(key.verifying_key());
+    let (header, payload) = decode_verify(ours.as_str().unwrap(), &public).unwrap();
+    assert_eq!(header.type_.as_deref(), Some("vc+jwt"));
+    let payload: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(payload["credentialSubject"]["ura"], "87654321");
+    // ssi's, verified by ours.
+    let vc = unsigned(
+        "urn:uuid:0b2a6b5e-0000-4000-8000-000000000001",
+        RA,
+        &org_claims(),
+        "2026-01-03T00:00:00Z",
+        None,
+    );
+    let secret = JWK::from(ssi::jwk::Params::OKP(ssi::jwk::OctetParams {
+        curve: "Ed25519".into(),
+        public_key: ssi::jwk::Base64urlUInt(key.verifying_key().to_bytes().to_vec()),
+        private_key: Some(ssi::jwk::Base64urlUInt(key.to_bytes().to_vec())),
+    }));
+    let header = Header {
+        algorithm: Algorithm::EdDSA,
+        key_id: Some(format!("{RA}#key-1")),
+        type_: Some("vc+jwt".into()),
+        ..Default::default()
+    };
+    let theirs = encode_sign_custom_header(&vc.to_string(), &secret, &header).unwrap();
+    let v = verify_credential(&Value::String(theirs), &w, &knoop_contexts(), true).unwrap();
+    assert_eq!(v.claims, org_claims());
+}
+
+const LIST_URL: &str = "https://registry.example/status/1";
+
+fn with_status(index: usize, purpose: &str) -> Value {
+    let mut vc = unsigned(
+        "urn:uuid:0b2a6b5e-0000-4000-8000-000000000001",
+        RA,
+        &org_claims(),
+        "2026-01-03T00:00:00Z",
+        None,
+    );
+    vc["credentialStatus"] = serde_json::json!({
+        "id": format!("{LIST_URL}#{index}"),
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": purpose,
+        "statusListIndex": index.to_string(),
+        "statusListCredential": LIST_URL,
+    });
+    let mut opts = ProofOptions::new(Cryptosuite::EddsaRdfc2022, format!("{RA}#key-1"));
+    opts.created = Some("2026-01-03T00:00:00Z".into());
+    sign(
+        &vc,
+        &opts,
+        &SigningKey::from_bytes(&[1; 32]),
+        &knoop_contexts(),
+    )
+    .unwrap()
+}
+
+fn status_list(issuer: &str, key: u8, purpose: &str, set: &[usize]) -> Value {
+    let list = serde_json::json!({
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": LIST_URL,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": issuer,
+        "validFrom": "2026-01-02T00:00:00Z",
+        "credentialSubject": {
+            "id": format!("{LIST_URL}#list"),
+            "type": "BitstringStatusList",
+            "statusPurpose": purpose,
+            "encodedList": encode_list(set, 131_072),
+        },
+    });
+    let mut opts = ProofOptions::new(Cryptosuite::EddsaRdfc2022, format!("{issuer}#key-{key}"));
+    opts.created = Some("2026-01-04T00:00:00Z".into());
+    sign(
+        &list,
+        &opts,
+        &SigningKey::from_bytes(&[key; 32]),
+        &knoop_contexts(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn bitstring_status_lists_revoke_and_suspend() {
+    let mut w = world();
+    // No list to be had: the status cannot be checked, and that is a failure.
+    assert_eq!(
+        code(&with_status(42, "revocation"), &w),
+        "status_unavailable"
+    );
+    w.lists
+        .insert(LIST_URL.into(), status_list(RA, 1, "revocation", &[7, 42]));
+    assert_eq!(code(&with_status(41, "revocation"), &w), "ok");
+    assert_eq!(code(&with_status(42, "revocation"), &w), "revoked");
+    // The list is for revocation; a suspension entry pointing at it cannot be read.
+    assert_eq!(
+        code(&with_status(41, "suspension"), &w),
+        "status_unavailable"
+    );
+    w.lists
+        .insert(LIST_URL.into(), status_list(RA, 1, "suspension", &[42]));
+    assert_eq!(code(&with_status(42, "suspension"), &w), "suspended");
+    // A list signed by someone else, or tampered with, does not count.
+    w.keys.insert(
+        "did:knoop:other#key-5".into(),
+        (
+            SigningKey::from_bytes(&[5; 32]).verifying_key(),
+            0,
+            i64::MAX,
+        ),
+    );
+    w.lists.insert(
+        LIST_URL.into(),
+        status_list("did:knoop:other", 5, "revocation", &[]),
+    );
+    assert_eq!(
+        code(&with_status(42, "revocation"), &w),
+        "status_unavailable"
+    );
+    let mut tampered = status_list(RA, 1, "revocation", &[42]);
+    tampered["credentialSubject"]["encodedList"] = encode_list(&[], 131_072).into();
+    w.lists.insert(LIST_URL.into(), tampered);
+    assert_eq!(
+        code(&with_status(42, "revocation"), &w),
+        "status_unavailable"
     );
 }
