@@ -39,7 +39,10 @@ const FILES: &[(&str, Check)] = &[
 ];
 
 /// Vector files another crate's test consumes: `(file, consuming test)`.
-const ELSEWHERE: &[(&str, &str)] = &[("did.json", "did/tests/vectors.rs")];
+const ELSEWHERE: &[(&str, &str)] = &[
+    ("did.json", "did/tests/vectors.rs"),
+    ("status-list.json", "vc/tests/verify.rs"),
+];
 
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -380,3 +380,187 @@ async fn a_credential_signed_with_a_rotated_out_key_fails() {
         assert_eq!(verify_code(node, &before).await, "ok");
     }
 }
+
+/// A JWS made by ssi's JOSE implementation (not ours), as the did:key of `key`.
+fn ssi_jwt(payload: &Value, key: &SigningKey) -> String {
+    use ssi::claims::jws::{encode_sign_custom_header, Header};
+    use ssi::jwk::{Algorithm, Base64urlUInt, OctetParams, Params, JWK};
+    let secret = JWK::from(Params::OKP(OctetParams {
+        curve: "Ed25519".into(),
+        public_key: Base64urlUInt(key.verifying_key().to_bytes().to_vec()),
+        private_key: Some(Base64urlUInt(key.to_bytes().to_vec())),
+    }));
+    let mb = knoop_did::document::ed25519_multibase(&key.verifying_key());
+    let header = Header {
+        algorithm: Algorithm::EdDSA,
+        key_id: Some(format!("did:key:{mb}#{mb}")),
+        type_: Some("vc+jwt".into()),
+        ..Default::default()
+    };
+    encode_sign_custom_header(&payload.to_string(), &secret, &header).unwrap()
+}
+
+/// Polls verification until it gives `want` (a status list change shows after the cache age).
+async fn wait_verify(node: &Node, credential: &Value, want: &str) {
+    let t0 = Instant::now();
+    loop {
+        let got = verify_code(node, credential).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{}: still {got}, want {want}",
+            node.name
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_issuers_jose_and_status_lists() {
+    // A status list server with a throw-away CA, and a node that trusts it.
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let n = Node::start_with_env(
+        "n0",
+        &root.path().join("n0"),
+        &[],
+        vec![
+            (
+                "KNOOP_STATUS_LIST__CA_FILE".into(),
+                web.ca_pem_path().display().to_string(),
+            ),
+            ("KNOOP_STATUS_LIST__MAX_AGE".into(), "1s".into()),
+        ],
+    )
+    .await
+    .unwrap();
+
+    // An issuer outside the network (did:key), whose credential and status list are made by
+    // ssi's JOSE implementation.
+    let key = SigningKey::from_bytes(&[41; 32]);
+    let mb = knoop_did::document::ed25519_multibase(&key.verifying_key());
+    let issuer = format!("did:key:{mb}");
+    let list_url = web.url("/status/1");
+    let list = |set: &[usize]| {
+        ssi_jwt(
+            &json!({
+                "@context": ["https://www.w3.org/ns/credentials/v2"],
+                "id": list_url,
+                "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+                "issuer": issuer,
+                "validFrom": "2026-01-01T00:00:00Z",
+                "credentialSubject": {
+                    "id": format!("{list_url}#list"), "type": "BitstringStatusList",
+                    "statusPurpose": "revocation",
+                    "encodedList": knoop_vc::status::encode_list(set, 131_072),
+                },
+            }),
+            &key,
+        )
+    };
+    web.set("/status/1".into(), list(&[]).into_bytes());
+    let credential = Value::String(ssi_jwt(
+        &json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2", "https://www.w3.org/ns/credentials/examples/v2"],
+            "id": "urn:uuid:5d0c1a6e-2222-4000-8000-000000000001",
+            "type": ["VerifiableCredential", "ExampleDegreeCredential"],
+            "issuer": issuer,
+            "validFrom": "2026-01-01T00:00:00Z",
+            "credentialSubject": {"id": "did:example:graduate", "degree": {"type": "ExampleBachelorDegree", "name": "Bachelor of Science"}},
+            "credentialStatus": {
+                "id": format!("{list_url}#5"), "type": "BitstringStatusListEntry",
+                "statusPurpose": "revocation", "statusListIndex": "5",
+                "statusListCredential": list_url,
+            },
+        }),
+        &key,
+    ));
+    // Everything checks out but trust; then trusted for its type, it verifies.
+    assert_eq!(verify_code(&n, &credential).await, "untrusted_issuer");
+    let (code, body) = n
+        .put(
+            &format!("/v1/trust/ExampleDegreeCredential/{issuer}"),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (_, v) = n
+        .post("/v1/credentials/verify", &json!({"credential": credential}))
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["type"], "ExampleDegreeCredential");
+    assert_eq!(v["cryptosuite"], "jose-eddsa");
+    // The issuer sets its bit in the list: revoked. The list disappears: unknown status.
+    web.set("/status/1".into(), list(&[5]).into_bytes());
+    wait_verify(&n, &credential, "revoked").await;
+    web.set("/status/1".into(), list(&[4, 6]).into_bytes());
+    wait_verify(&n, &credential, "ok").await;
+    web.remove("/status/1");
+    wait_verify(&n, &credential, "status_unavailable").await;
+    // A list signed by another key under the issuer's name does not count.
+    let impostor = SigningKey::from_bytes(&[42; 32]);
+    let forged = {
+        let good = list(&[]);
+        let other = ssi_jwt(&json!({"issuer": issuer}), &impostor);
+        let g: Vec<&str> = good.split('.').collect();
+        let o: Vec<&str> = other.split('.').collect();
+        format!("{}.{}.{}", g[0], g[1], o[2])
+    };
+    web.set("/status/1".into(), forged.into_bytes());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(verify_code(&n, &credential).await, "status_unavailable");
+
+    // The node issues a JOSE organisation credential, publishes it, and finds it in the
+    // directory; the hospital presents it enveloped.
+    let ra = create_did(&n, json!([])).await;
+    let hospital = create_did(&n, json!([])).await;
+    let (code, body) = n
+        .put(
+            &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, issued) = n
+        .post(
+            "/v1/credentials",
+            &json!({
+                "issuer": ra, "type": "CareOrganizationCredential", "cryptosuite": "jose",
+                "subject": {"id": hospital, "legalName": "Maastricht UMC+", "city": "Maastricht",
+                            "organizationType": "hospital", "ura": "11223344"},
+                "publish": true,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{issued}");
+    let jwt = issued["credential"].as_str().expect("a JWT").to_owned();
+    assert_eq!(jwt.split('.').count(), 3);
+    let found = wait_for(&n, "/v1/directory?ura=11223344", |v| {
+        v["organizations"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    assert_eq!(found["organizations"][0]["did"], hospital.as_str());
+    let (code, vp) = n
+        .post(
+            "/v1/presentations",
+            &json!({"holder": hospital, "credentials": [jwt], "challenge": "n-1", "domain": "https://mumc.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{vp}");
+    let (_, checked) = n
+        .post(
+            "/v1/presentations/verify",
+            &json!({"presentation": vp["presentation"], "challenge": "n-1", "domain": "https://mumc.example"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert_eq!(checked["credentials"][0]["subject"], hospital.as_str());
+}

@@ -304,8 +304,11 @@ fn verify_jose(
             vm: j.kid.clone(),
         });
     }
+    // `iat` has whole seconds: the key is looked up at the end of that second, so an issuer
+    // DID created earlier in the same second counts.
     let at = j
         .issued_at_ms
+        .map(|iat| iat.saturating_add(999))
         .or(valid_from)
         .unwrap_or_else(|| env.now_ms());
     let key = env.issuer_key_at(&j.kid, at).map_err(Failure::IssuerKey)?;
