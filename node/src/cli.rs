@@ -266,20 +266,20 @@ pub enum VcCommand {
         subject: String,
         #[arg(long)]
         valid_until: Option<String>,
-        /// eddsa-jcs-2022 (default) or eddsa-rdfc-2022.
+        /// eddsa-jcs-2022 (default), eddsa-rdfc-2022, or jose (a vc+jwt signed with EdDSA).
         #[arg(long)]
         cryptosuite: Option<String>,
         /// Publish it on the network too.
         #[arg(long)]
         publish: bool,
     },
-    /// Verify a credential (a JSON file, or - for stdin).
+    /// Verify a credential (a JSON file or a vc+jwt, or - for stdin).
     Verify {
         #[command(flatten)]
         rpc: RpcArgs,
         file: PathBuf,
     },
-    /// Publish a credential (a JSON file, or - for stdin) on the network.
+    /// Publish a credential (a JSON file or a vc+jwt, or - for stdin) on the network.
     Publish {
         #[command(flatten)]
         rpc: RpcArgs,

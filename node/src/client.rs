@@ -270,13 +270,19 @@ pub async fn did(cmd: DidCommand) -> anyhow::Result<Value> {
     }
 }
 
+/// A credential from a file (or `-`): JSON, or a JOSE credential as a compact JWS.
 fn read_json(path: &std::path::Path) -> anyhow::Result<Value> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
     };
-    let v: Value = serde_json::from_str(&text).context("not JSON")?;
+    let trimmed = text.trim();
+    // A JOSE credential is a bare compact JWS.
+    if !trimmed.starts_with(['{', '[', '"']) && trimmed.split('.').count() == 3 {
+        return Ok(Value::String(trimmed.to_owned()));
+    }
+    let v: Value = serde_json::from_str(&text).context("neither JSON nor a compact JWS")?;
     // Accept the `issue` answer as well as a bare credential.
     Ok(match v.get("credential") {
         Some(c) => c.clone(),

@@ -452,6 +452,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sync_interval"), "{e}");
+        let p = write("[trust.types]\nExampleDegreeCredential = [\"not a did\"]\n");
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trust.types.ExampleDegreeCredential[0]"), "{e}");
+        let p = write("[status_list]\nca_file = \"/no/such/ca.pem\"\n");
+        let e = Config::load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("status_list.ca_file"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Interoperability: credentials signed here with `eddsa-rdfc-2022` verify with ssi's own
-//! Data Integrity verifier (resolving did:key offline), and the W3C vector verifies there too.
+//! Interoperability with ssi, both ways: credentials signed here with `eddsa-rdfc-2022` verify
+//! with ssi's own Data Integrity verifier (resolving did:key offline), the W3C vector verifies
+//! there too, and credentials ssi issues pass knoop's full verification.
 
 use ed25519_dalek::SigningKey;
 use knoop_vc::proof;
