@@ -42,6 +42,7 @@ const FILES: &[(&str, Check)] = &[
 const ELSEWHERE: &[(&str, &str)] = &[
     ("did.json", "did/tests/vectors.rs"),
     ("status-list.json", "vc/tests/verify.rs"),
+    ("private.json", "privacy/tests/vectors.rs"),
 ];
 
 fn vectors_dir() -> PathBuf {
