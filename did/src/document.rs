@@ -253,6 +253,31 @@ impl DidDocument {
         }
     }
 
+    /// Adds an X25519 method `<did>#<fragment>` under `keyAgreement`.
+    pub fn add_x25519(&mut self, fragment: &str, key: &[u8; 32]) {
+        let id = format!("{}#{fragment}", self.id);
+        self.verification_method.push(VerificationMethod {
+            id: id.clone(),
+            type_: MULTIKEY.into(),
+            controller: self.id.clone(),
+            public_key_multibase: x25519_multibase(key),
+        });
+        self.key_agreement.push(id);
+    }
+
+    /// The X25519 keys listed under `keyAgreement`, in document order: `(method id, key)`.
+    pub fn key_agreement_keys(&self) -> Vec<(String, [u8; 32])> {
+        self.key_agreement
+            .iter()
+            .filter_map(|id| {
+                match decode_multibase_key(&self.method(id)?.public_key_multibase).ok()? {
+                    PublicKey::X25519(k) => Some((id.clone(), k)),
+                    PublicKey::Ed25519(_) => None,
+                }
+            })
+            .collect()
+    }
+
     /// Removes method `id` and every reference to it. Returns whether it existed.
     pub fn remove_method(&mut self, id: &str) -> bool {
         let before = self.verification_method.len();

@@ -4,9 +4,11 @@
 //!
 //! Transports and protocols (spec: `specs/sync.md`): TCP + Noise + Yamux; identify; ping;
 //! Kademlia for discovery; gossipsub (topic [`crate::wire::TX_TOPIC`]) to push new transactions;
-//! `/knoop/sync/1` (request/response, CBOR) for range-based set reconciliation and fetching.
+//! `/knoop/sync/1` (request/response, CBOR) for range-based set reconciliation and fetching;
+//! `/knoop/private/1` for the sealed payloads of private transactions ([`blobs`]).
 
 mod behaviour;
+pub mod blobs;
 mod driver;
 pub mod peers;
 
@@ -16,7 +18,8 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
-pub use driver::spawn;
+pub use blobs::{BlobClient, BlobFetchError, BlobServer};
+pub use driver::{spawn, Network};
 pub use peers::PeerLimits;
 
 /// Network settings.

@@ -20,6 +20,36 @@ pub const FETCH_RESPONSE_SOFT_LIMIT: usize = 8 * 1024 * 1024;
 /// Largest pushed (gossipsub) message.
 pub const MAX_PUSH_BYTES: usize = MAX_ENVELOPE_BYTES + MAX_PAYLOAD_BYTES + 1024;
 
+/// Protocol name of the private blob exchange (spec: `specs/private-transactions.md` §6).
+pub const PRIVATE_PROTOCOL: &str = "/knoop/private/1";
+/// Largest blob request accepted, in bytes.
+pub const MAX_BLOB_REQUEST_BYTES: u64 = 256;
+/// Largest blob response accepted, in bytes (a 256 KiB blob, its tag and framing).
+pub const MAX_BLOB_RESPONSE_BYTES: u64 = 262_400;
+
+/// A request for the blob of private transaction `tx`, proving the right to it with the fetch
+/// token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobRequest {
+    #[serde(rename = "i", with = "serde_bytes")]
+    pub tx: Vec<u8>,
+    #[serde(rename = "t", with = "serde_bytes")]
+    pub token: Vec<u8>,
+}
+
+/// The answer to a [`BlobRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlobResponse {
+    #[serde(rename = "c")]
+    Blob(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Not here, or not for the requester: the same bytes either way (`a1 61 6d f6`).
+    #[serde(rename = "m")]
+    Miss(()),
+    #[serde(rename = "x")]
+    Refused(String),
+}
+
 /// A transaction as carried on the wire: the envelope and, unless withheld, the content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireTx {
@@ -89,6 +119,25 @@ mod opt_bytes {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         Option::<serde_bytes::ByteBuf>::deserialize(d).map(|o| o.map(|b| b.into_vec()))
+    }
+}
+
+#[cfg(test)]
+mod blob_wire_tests {
+    use super::*;
+
+    #[test]
+    fn a_miss_is_four_fixed_bytes() {
+        let miss = cbor4ii::serde::to_vec(Vec::new(), &BlobResponse::Miss(())).unwrap();
+        assert_eq!(miss, [0xa1, 0x61, 0x6d, 0xf6]);
+        let back: BlobResponse = cbor4ii::serde::from_slice(&miss).unwrap();
+        assert_eq!(back, BlobResponse::Miss(()));
+        let req = BlobRequest {
+            tx: vec![1; 32],
+            token: vec![2; 32],
+        };
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &req).unwrap();
+        assert!(bytes.len() as u64 <= MAX_BLOB_REQUEST_BYTES);
     }
 }
 

@@ -212,6 +212,11 @@ impl DidOps {
                 type_: HOST_SERVICE_TYPE.into(),
                 service_endpoint: h.into(),
             });
+            // A tenant receives private transactions through its host's X25519 key
+            // (specs/private-transactions.md §2): one trial decryption per node, not per tenant.
+            if let Some((_, pk)) = self.held_key_agreement(h) {
+                doc.add_x25519("ka-1", &pk);
+            }
         }
         if let Some(peer) = binding_key {
             doc.service
@@ -395,6 +400,62 @@ impl DidOps {
                 Err(e)
             }
         }
+    }
+
+    /// The first `keyAgreement` key of `did`'s current document whose X25519 secret this node
+    /// holds: `(keystore id, public key)`.
+    pub fn held_key_agreement(&self, did: &str) -> Option<(String, [u8; 32])> {
+        let (_, doc) = self.state.current(did)?;
+        doc.key_agreement_keys()
+            .into_iter()
+            .find(|(id, _)| self.keys.contains(id).unwrap_or(false))
+    }
+
+    /// Makes sure `did` (the node's own DID) lists an X25519 `keyAgreement` key whose secret
+    /// is held here, generating and publishing one if not.
+    pub async fn ensure_key_agreement(&self, did: &str) -> Result<(), OpsError> {
+        if self.held_key_agreement(did).is_some() {
+            return Ok(());
+        }
+        let number = |id: &str| -> Option<u64> { id.rsplit_once("#ka-")?.1.parse().ok() };
+        let used = self
+            .state
+            .with_history(did, |h| {
+                h.all()
+                    .iter()
+                    .filter_map(|r| r.document())
+                    .flat_map(|d| d.verification_method.iter().filter_map(|m| number(&m.id)))
+                    .max()
+            })
+            .flatten()
+            .unwrap_or(0);
+        let frag = format!("ka-{}", used + 1);
+        let id = format!("{did}#{frag}");
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+        self.keys.put_bytes(&id, &secret)?;
+        zeroize::Zeroize::zeroize(&mut secret);
+        let res = self
+            .update(did, move |d| {
+                d.add_x25519(&frag, public.as_bytes());
+                Ok(())
+            })
+            .await;
+        if res.is_err() {
+            let _ = self.keys.delete(&id);
+        }
+        res.map(|_| ())
+    }
+
+    /// The kid (with the current version) and keystore id of a held assertionMethod key of
+    /// `did`, for signing something other than a transaction.
+    pub fn assertion_kid(&self, did: &str) -> Result<(String, String), OpsError> {
+        let (v, doc) = self.current(did)?;
+        let s = self
+            .own_signer(did, &v, &doc, Relationship::AssertionMethod)?
+            .ok_or_else(|| OpsError::NotHosted(did.to_owned()))?;
+        Ok((s.kid, s.key_id))
     }
 
     /// Signs and publishes content as `did` (with one of its assertionMethod keys held here).

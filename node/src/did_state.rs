@@ -6,7 +6,7 @@ use std::sync::RwLock;
 
 use knoop_did::document::DidDocument;
 use knoop_did::knoop::history::DidHistory;
-use knoop_did::knoop::registry::AuthError;
+use knoop_did::knoop::registry::{AuthError, SignerKid};
 use knoop_did::knoop::services::{find_endpoint, EndpointHit, LookupError};
 use knoop_did::knoop::time::{from_rfc3339, to_rfc3339};
 use knoop_did::knoop::{CausalOracle, DidOp, OpRecord, Registry, TxFacts, VersionId};
@@ -32,6 +32,34 @@ fn binds_node(rec: &OpRecord) -> bool {
         d.service_of_type(knoop_did::binding::NODE_SERVICE_TYPE)
             .is_some()
     })
+}
+
+/// Public validation of a private transaction (specs/private-transactions.md §3.5), the same on
+/// every node: its content is a canonical descriptor, and it is signed by a node DID (a version
+/// that carries a `KnoopNode` binding), which names the node to fetch the blob from.
+fn check_private(f: &TxFacts, reg: &Registry) -> Result<(), TxError> {
+    let payload = f.payload.ok_or(TxError::Malformed(
+        "a private transaction carries its descriptor",
+    ))?;
+    knoop_privacy::Descriptor::from_cbor(payload)
+        .map_err(|_| TxError::Malformed("private transaction: malformed descriptor"))?;
+    let kid = f
+        .kid
+        .and_then(|k| SignerKid::parse(k).ok())
+        .ok_or_else(|| {
+            TxError::Unauthorized("a private transaction is signed by a node DID".into())
+        })?;
+    let by_node = reg
+        .history(&kid.did)
+        .and_then(|h| h.get(&kid.version))
+        .is_some_and(binds_node);
+    if !by_node {
+        return Err(TxError::Unauthorized(format!(
+            "a private transaction is signed by a node DID; {} is not one",
+            kid.did
+        )));
+    }
+    Ok(())
 }
 
 fn vid(id: &TxId) -> VersionId {
@@ -159,6 +187,9 @@ impl DidState {
             .reg
             .write()
             .map_err(|_| TxError::Store("did registry lock".into()))?;
+        if f.cty == knoop_privacy::PRIVATE_CONTENT_TYPE {
+            check_private(f, &reg)?;
+        }
         reg.admit(f, key, &ViewOracle(view)).map_err(|e| {
             tracing::debug!(tx = ?tx.id(), error = %e, "transaction not authorised");
             auth_err(e)

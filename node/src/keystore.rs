@@ -205,19 +205,33 @@ impl KeyStore {
     /// Stores an existing key under `id` (the node identity key, imported once).
     pub fn put(&self, id: &str, key: &SigningKey) -> Result<(), KeyStoreError> {
         let mut secret = key.to_bytes();
-        let sealed = seal(&self.cipher, id.as_bytes(), &secret);
+        let res = self.put_bytes(id, &secret);
         secret.zeroize();
+        res
+    }
+
+    /// Stores a 32-byte secret that is not an Ed25519 key (an X25519 secret, a content key).
+    pub fn put_bytes(&self, id: &str, secret: &[u8; 32]) -> Result<(), KeyStoreError> {
+        let sealed = seal(&self.cipher, id.as_bytes(), secret);
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
         self.db.put_cf_opt(self.cf(), id.as_bytes(), sealed, &wo)?;
         Ok(())
     }
 
-    pub fn contains(&self, id: &str) -> Result<bool, KeyStoreError> {
-        Ok(self.db.get_pinned_cf(self.cf(), id.as_bytes())?.is_some())
+    /// Runs `f` with the 32-byte secret `id`; the secret does not outlive the call.
+    pub fn with_bytes<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&[u8; 32]) -> T,
+    ) -> Result<T, KeyStoreError> {
+        let mut bytes = self.load_bytes(id)?;
+        let out = f(&bytes);
+        bytes.zeroize();
+        Ok(out)
     }
 
-    fn load(&self, id: &str) -> Result<SigningKey, KeyStoreError> {
+    fn load_bytes(&self, id: &str) -> Result<[u8; 32], KeyStoreError> {
         let sealed = self
             .db
             .get_pinned_cf(self.cf(), id.as_bytes())?
@@ -226,7 +240,15 @@ impl KeyStore {
             .ok_or_else(|| KeyStoreError::Unseal(id.to_owned()))?;
         let bytes: Result<[u8; 32], _> = secret.as_slice().try_into();
         secret.zeroize();
-        let mut bytes = bytes.map_err(|_| KeyStoreError::Unseal(id.to_owned()))?;
+        bytes.map_err(|_| KeyStoreError::Unseal(id.to_owned()))
+    }
+
+    pub fn contains(&self, id: &str) -> Result<bool, KeyStoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(), id.as_bytes())?.is_some())
+    }
+
+    fn load(&self, id: &str) -> Result<SigningKey, KeyStoreError> {
+        let mut bytes = self.load_bytes(id)?;
         let key = SigningKey::from_bytes(&bytes);
         bytes.zeroize();
         Ok(key)

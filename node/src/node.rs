@@ -48,6 +48,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     let node_did = node_did(&dids, &key).await?;
     info!(did = %node_did, "node DID");
+    // The node's X25519 key for private transactions (a DID update the first time).
+    dids.ensure_key_agreement(&node_did)
+        .await
+        .context("the node DID's keyAgreement key")?;
+    let private = Arc::new(crate::private::Private::new(
+        dids.clone(),
+        did_state.clone(),
+        store.clone(),
+        node_did.clone(),
+    ));
     let web = if cfg.did.web_enabled {
         Some(
             DidWebClient::new(cfg.did.web_ca_file.as_deref(), cfg.did.web_timeout)
@@ -103,7 +113,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let indexer = spawn_indexer(credentials.clone(), &handle, stop_tx.subscribe());
     let (net, net_task) = if cfg.p2p.enabled {
-        knoop_gossip::net::spawn(key.to_bytes(), cfg.net_config(), handle.clone(), stop_rx)?
+        let n = knoop_gossip::net::spawn(
+            key.to_bytes(),
+            cfg.net_config(),
+            handle.clone(),
+            Some(Arc::new(crate::private::Blobs(private.clone()))),
+            stop_rx,
+        )?;
+        private.attach(n.blobs, n.view.clone());
+        (n.view, n.task)
     } else {
         tracing::warn!("p2p.enabled = false: running offline, not joining the network");
         drop(stop_rx);
@@ -112,6 +130,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             tokio::spawn(async {}),
         )
     };
+    let private_task = crate::private::spawn(private.clone(), &handle, stop_tx.subscribe());
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -130,6 +149,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         resolver,
         credentials,
         status_lists,
+        private,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
@@ -147,6 +167,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("rpc server")?;
     let _ = net_task.await;
     let _ = indexer.await;
+    let _ = private_task.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;

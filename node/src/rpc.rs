@@ -43,6 +43,7 @@ pub struct RpcState {
     pub resolver: Arc<crate::resolver::Resolver>,
     pub credentials: Arc<crate::credentials::Credentials>,
     pub status_lists: Arc<crate::status_list::StatusLists>,
+    pub private: Arc<crate::private::Private>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -63,6 +64,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .route("/openapi.yaml", get(openapi))
         .merge(crate::rpc_did::routes())
         .merge(crate::rpc_vc::routes())
+        .merge(crate::rpc_private::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -7,7 +7,7 @@ use knoop_gossip::{CommitBatch, Hash32, Store, StoreError, StoredTx, TxId};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 /// On-disk format version written in `meta`.
-pub const FORMAT_VERSION: &str = "2";
+pub const FORMAT_VERSION: &str = "3";
 
 const CF_TX: &str = "tx";
 const CF_PAYLOAD: &str = "payload";
@@ -19,10 +19,16 @@ const CF_META: &str = "meta";
 const CF_BY_TYPE: &str = "by_type";
 /// Secrets of the keystore (`crate::keystore`), encrypted.
 pub const CF_KEYS: &str = "keys";
-const ALL_CFS: [&str; 9] = [
+/// Private transactions this node takes part in: sealed blobs and records (format 3).
+const CF_PRIVATE: &str = "private";
+const ALL_CFS: [&str; 10] = [
     CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META, CF_BY_TYPE, CF_KEYS,
+    CF_PRIVATE,
 ];
 const KEY_FORMAT: &[u8] = b"format_version";
+
+/// A raw record: key and value bytes.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +106,14 @@ impl RocksStore {
                     .map_err(rocks)?;
             }
             Some(v) if v == FORMAT_VERSION.as_bytes() => {}
+            // Format 3 only adds the `private` family, created empty at open.
+            Some(b"2") => {
+                store
+                    .db
+                    .put_cf(meta, KEY_FORMAT, FORMAT_VERSION)
+                    .map_err(rocks)?;
+                tracing::info!("store migrated from format 2 to 3 (private family)");
+            }
             Some(b"1") => {
                 store.migrate_1_to_2().map_err(|e| OpenError::Migration {
                     path: p.clone(),
@@ -140,6 +154,36 @@ impl RocksStore {
             "store migrated from format 1 to 2 (by-type index)"
         );
         Ok(())
+    }
+
+    /// A record of the `private` family (fsynced on write).
+    pub fn put_private(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db
+            .put_cf_opt(self.cf(CF_PRIVATE), key, value, &wo)
+            .map_err(err)
+    }
+
+    pub fn get_private(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(CF_PRIVATE), key).map_err(err)
+    }
+
+    /// Every `(key, value)` of the `private` family under `prefix`.
+    pub fn scan_private(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            self.cf(CF_PRIVATE),
+            IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item.map_err(err)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     /// A node setting kept in `meta` under `settings/<key>` (e.g. the trust store).
@@ -421,6 +465,28 @@ mod tests {
     use super::*;
     use knoop_gossip::{EmbeddedKeys, Log, LogConfig, Source, TxBuilder};
     use std::sync::Arc;
+
+    #[test]
+    fn format_2_opens_as_3_with_the_private_family() {
+        let dir = std::env::temp_dir().join(format!("knoop-store-v2-{}", rand::random::<u64>()));
+        {
+            let store = RocksStore::open(&dir).unwrap();
+            store.db.put_cf(store.cf(CF_META), KEY_FORMAT, "2").unwrap();
+        }
+        let store = RocksStore::open(&dir).unwrap();
+        let marker = store.db.get_cf(store.cf(CF_META), KEY_FORMAT).unwrap();
+        assert_eq!(marker.as_deref(), Some(FORMAT_VERSION.as_bytes()));
+        store.put_private(b"r/1", b"x").unwrap();
+        store.put_private(b"r/2", b"y").unwrap();
+        store.put_private(b"s/1", b"z").unwrap();
+        assert_eq!(
+            store.get_private(b"r/1").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+        assert_eq!(store.scan_private(b"r/").unwrap().len(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn survives_reopen_with_the_same_set_and_heads() {

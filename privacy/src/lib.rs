@@ -4,14 +4,16 @@
 //!   a payload sealed for DIDs' X25519 `keyAgreement` keys, with anonymous recipient slots, a
 //!   padded blob, a committed content key and the fetch token that proves a requester can read
 //!   it. The node stores, fetches and routes; this crate only computes.
+//! - [`inner`]: the signed inner message inside the sealed blob (author, recipients, body).
 //!
 //! Consent records and the localisation index (spec: `specs/consent-localisation.md`) will live
 //! here too.
 
+pub mod inner;
 pub mod seal;
 
 pub use seal::{
-    open, open_symmetric, seal, trial_open, Descriptor, PrivateError, Recipient, Sealed,
+    ephemeral, open, open_symmetric, seal, trial_open, Descriptor, PrivateError, Recipient, Sealed,
     PRIVATE_CONTENT_TYPE,
 };
 

@@ -299,23 +299,36 @@ impl Descriptor {
 pub struct Sealed {
     pub descriptor: Descriptor,
     pub blob: Vec<u8>,
-    pub keys: KeySchedule,
+    /// The content key (keep it sealed: it opens the blob).
+    pub cek: zeroize::Zeroizing<[u8; 32]>,
 }
 
-/// Seals `inner` for `recipients` with fresh randomness.
-pub fn seal(inner: &[u8], recipients: &[Recipient]) -> Result<Sealed, PrivateError> {
+/// A fresh ephemeral key pair `(esk, epk)` for one private transaction: the inner message
+/// signs `epk` before the blob is sealed with `esk`.
+pub fn ephemeral() -> (zeroize::Zeroizing<[u8; 32]>, [u8; 32]) {
+    use rand::RngCore;
+    let mut esk = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(esk.as_mut());
+    let epk = PublicKey::from(&StaticSecret::from(*esk)).to_bytes();
+    (esk, epk)
+}
+
+/// Seals `inner` for `recipients` under the ephemeral secret `esk` (from [`ephemeral`]), with a
+/// fresh content key and random padding slots.
+pub fn seal(
+    inner: &[u8],
+    recipients: &[Recipient],
+    esk: &[u8; 32],
+) -> Result<Sealed, PrivateError> {
     use rand::RngCore;
     let mut rng = rand::rngs::OsRng;
-    let mut esk = [0u8; 32];
     let mut cek = [0u8; 32];
-    rng.fill_bytes(&mut esk);
     rng.fill_bytes(&mut cek);
     let mut padding = vec![[0u8; 64]; MAX_SLOTS];
     for p in &mut padding {
         rng.fill_bytes(p);
     }
-    let out = seal_with(inner, recipients, &esk, &cek, &padding);
-    esk.zeroize();
+    let out = seal_with(inner, recipients, esk, &cek, &padding);
     cek.zeroize();
     out
 }
@@ -389,7 +402,7 @@ pub fn seal_with(
             slots,
         },
         blob,
-        keys,
+        cek: zeroize::Zeroizing::new(*cek),
     })
 }
 
@@ -478,6 +491,7 @@ mod tests {
                 Recipient::X25519(pc),
                 Recipient::Symmetric(sym),
             ],
+            &ephemeral().0,
         )
         .unwrap();
         let desc = Descriptor::from_cbor(&sealed.descriptor.to_cbor()).unwrap();
@@ -513,18 +527,30 @@ mod tests {
         assert_eq!(blob_bucket(MAX_INNER), Some(MAX_BLOB_PLAINTEXT));
         assert_eq!(blob_bucket(MAX_INNER + 1), None);
         let (_, p) = x(1);
-        let small = seal(b"a", &[Recipient::X25519(p)]).unwrap();
-        let bigger = seal(&[7u8; 1000], &[Recipient::X25519(p)]).unwrap();
+        let small = seal(b"a", &[Recipient::X25519(p)], &ephemeral().0).unwrap();
+        let bigger = seal(&[7u8; 1000], &[Recipient::X25519(p)], &ephemeral().0).unwrap();
         assert_eq!(small.blob.len(), bigger.blob.len());
         let many: Vec<Recipient> = (1..=5u8).map(|i| Recipient::X25519(x(i).1)).collect();
-        assert_eq!(seal(b"a", &many).unwrap().descriptor.slots.len(), 8);
+        assert_eq!(
+            seal(b"a", &many, &ephemeral().0)
+                .unwrap()
+                .descriptor
+                .slots
+                .len(),
+            8
+        );
         let too_many: Vec<Recipient> = (1..=65u8).map(|i| Recipient::X25519(x(i).1)).collect();
         assert_eq!(
-            seal(b"a", &too_many).err(),
+            seal(b"a", &too_many, &ephemeral().0).err(),
             Some(PrivateError::TooManyRecipients)
         );
         assert_eq!(
-            seal(&vec![0u8; MAX_INNER + 1], &[Recipient::X25519(p)]).err(),
+            seal(
+                &vec![0u8; MAX_INNER + 1],
+                &[Recipient::X25519(p)],
+                &ephemeral().0
+            )
+            .err(),
             Some(PrivateError::TooLarge)
         );
     }
@@ -533,11 +559,13 @@ mod tests {
     fn small_order_keys_and_bad_descriptors_are_refused() {
         // The all-zero point is of small order: its shared secret is all zero.
         assert_eq!(
-            seal(b"a", &[Recipient::X25519([0u8; 32])]).err(),
+            seal(b"a", &[Recipient::X25519([0u8; 32])], &ephemeral().0).err(),
             Some(PrivateError::BadRecipientKey)
         );
         let (_, p) = x(1);
-        let d = seal(b"a", &[Recipient::X25519(p)]).unwrap().descriptor;
+        let d = seal(b"a", &[Recipient::X25519(p)], &ephemeral().0)
+            .unwrap()
+            .descriptor;
         let mut unsorted = d.clone();
         unsorted.slots.reverse();
         assert!(Descriptor::from_cbor(&unsorted.to_cbor()).is_err());
@@ -553,7 +581,7 @@ mod tests {
     #[test]
     fn a_wrong_content_key_fails_the_commitment() {
         let (b, pb) = x(0x12);
-        let sealed = seal(b"x", &[Recipient::X25519(pb)]).unwrap();
+        let sealed = seal(b"x", &[Recipient::X25519(pb)], &ephemeral().0).unwrap();
         let cek = trial_open(&sealed.descriptor, &b).unwrap().unwrap();
         let mut other = cek;
         other[0] ^= 1;

@@ -6,13 +6,16 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity::Keypair, kad, ping, request_response, StreamProtocol};
 
 use crate::wire::{
-    SyncRequest, SyncResponse, MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+    BlobRequest, BlobResponse, SyncRequest, SyncResponse, MAX_BLOB_REQUEST_BYTES,
+    MAX_BLOB_RESPONSE_BYTES, MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    PRIVATE_PROTOCOL, SYNC_PROTOCOL,
 };
 
 pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/knoop/id/1.0.0";
 
 pub(crate) type SyncCodec = request_response::cbor::codec::Codec<SyncRequest, SyncResponse>;
+pub(crate) type BlobCodec = request_response::cbor::codec::Codec<BlobRequest, BlobResponse>;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -21,6 +24,7 @@ pub(crate) struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::Behaviour<SyncCodec>,
+    pub blobs: request_response::Behaviour<BlobCodec>,
 }
 
 impl Behaviour {
@@ -64,12 +68,25 @@ impl Behaviour {
                 .with_request_timeout(Duration::from_secs(30))
                 .with_max_concurrent_streams(128),
         );
+        let blobs = request_response::Behaviour::with_codec(
+            BlobCodec::default()
+                .set_request_size_maximum(MAX_BLOB_REQUEST_BYTES)
+                .set_response_size_maximum(MAX_BLOB_RESPONSE_BYTES),
+            [(
+                StreamProtocol::new(PRIVATE_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(64),
+        );
         Ok(Behaviour {
             identify,
             ping: ping::Behaviour::default(),
             kad,
             gossipsub,
             sync,
+            blobs,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The tokio task that runs the swarm: one `select!` loop over swarm events, stored-transaction
-//! events (to push), finished ingests, finished responder work and timers.
+//! events (to push), finished ingests, finished responder work, blob fetches and timers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::blobs::{BlobAnswer, BlobClient, BlobExchange, BlobServer};
 use super::peers::{PeerBook, Verdict, PENALTY_INVALID_TX, PENALTY_MALFORMED, PENALTY_RATE};
 use super::{keypair_from_secret, NetConfig, NetError, NetView, PeerInfo};
 use crate::log::Source;
@@ -22,7 +23,8 @@ use crate::service::{JobReport, LogHandle};
 use crate::store::Store;
 use crate::tx::{now_ms, Transaction, TxId};
 use crate::wire::{
-    SyncRequest, SyncResponse, WireTx, FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS, TX_TOPIC,
+    BlobRequest, BlobResponse, SyncRequest, SyncResponse, WireTx, FETCH_RESPONSE_SOFT_LIMIT,
+    MAX_FETCH_IDS, TX_TOPIC,
 };
 
 /// Fetch requests in flight per peer.
@@ -55,6 +57,7 @@ enum Done {
         response: SyncResponse,
         fault: bool,
     },
+    RespondBlob(BlobAnswer),
 }
 
 enum Outbound {
@@ -94,6 +97,14 @@ struct Driver<S: Store> {
     remembered: Vec<(PeerId, Vec<Multiaddr>)>,
     last_saved: Instant,
     counters: Counters,
+    blobs: BlobExchange,
+}
+
+/// What [`spawn`] starts: the status view, the blob client and the task.
+pub struct Network {
+    pub view: NetView,
+    pub blobs: BlobClient,
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -107,13 +118,15 @@ struct Counters {
     bytes_out: u64,
 }
 
-/// Starts the network task. It runs until `shutdown` turns true.
+/// Starts the network task. It runs until `shutdown` turns true. `blob_server` answers
+/// `/knoop/private/1` requests (none: every request gets a miss).
 pub fn spawn<S: Store>(
     secret: [u8; 32],
     config: NetConfig,
     log: LogHandle<S>,
+    blob_server: Option<Arc<dyn BlobServer>>,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(NetView, tokio::task::JoinHandle<()>), NetError> {
+) -> Result<Network, NetError> {
     let key = keypair_from_secret(secret)?;
     let local = key.public().to_peer_id();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -150,6 +163,7 @@ pub fn spawn<S: Store>(
     let view = NetView::default();
     view.update(|s| s.peer_id = local.to_string());
     let (done_tx, mut done_rx) = mpsc::channel(4096);
+    let (blob_tx, mut blob_rx) = mpsc::channel(256);
     let mut driver = Driver {
         swarm,
         log: log.clone(),
@@ -168,6 +182,7 @@ pub fn spawn<S: Store>(
         remembered: load_remembered(log.store().as_ref()),
         last_saved: Instant::now(),
         counters: Counters::default(),
+        blobs: BlobExchange::new(blob_server),
     };
     for (peer, addrs) in driver.remembered.clone() {
         for a in addrs {
@@ -184,6 +199,9 @@ pub fn spawn<S: Store>(
             tokio::select! {
                 ev = driver.swarm.select_next_some() => driver.on_swarm(ev),
                 Some(done) = done_rx.recv() => driver.on_done(done),
+                Some(cmd) = blob_rx.recv() => {
+                    driver.blobs.send(&mut driver.swarm.behaviour_mut().blobs, cmd);
+                }
                 s = stored.recv() => match s {
                     Ok(s) if s.source == Source::Local => driver.push(&s.tx),
                     Ok(_) => {}
@@ -199,7 +217,11 @@ pub fn spawn<S: Store>(
         driver.save_peers();
         info!("network stopped");
     }.instrument(span));
-    Ok((view, task))
+    Ok(Network {
+        view,
+        blobs: BlobClient::new(blob_tx),
+        task,
+    })
 }
 
 impl<S: Store> Driver<S> {
@@ -357,6 +379,7 @@ impl<S: Store> Driver<S> {
                 message,
             })) => self.on_push(propagation_source, message_id, &message.data),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(ev)) => self.on_blobs(ev),
             _ => {}
         }
     }
@@ -657,8 +680,50 @@ impl<S: Store> Driver<S> {
         });
     }
 
+    fn on_blobs(&mut self, ev: request_response::Event<BlobRequest, BlobResponse>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if !self.book.allow_request(peer, Instant::now()) {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .blobs
+                            .send_response(channel, BlobResponse::Refused("rate_limited".into()));
+                        self.penalise(peer, PENALTY_RATE, "blob request rate");
+                        return;
+                    }
+                    let done = self.done_tx.clone();
+                    self.blobs.serve(peer, request, channel, move |answer| {
+                        let _ = done.blocking_send(Done::RespondBlob(answer));
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.blobs.on_response(request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => self.blobs.on_failure(request_id, error.to_string()),
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound blob request failed");
+            }
+            _ => {}
+        }
+    }
+
     fn on_done(&mut self, done: Done) {
         match done {
+            Done::RespondBlob(a) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_response(a.channel, a.response);
+            }
             Done::Ingested {
                 peer,
                 push,
