@@ -43,9 +43,10 @@ pub struct BlobRequest {
 pub enum BlobResponse {
     #[serde(rename = "c")]
     Blob(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// Not here, or not for the requester: the same bytes either way (`a1 61 6d f6`).
+    /// Not here, or not for the requester: the same bytes either way (`a1 61 6d f6`,
+    /// `{"m": null}`). Always `None`: a unit would encode as an empty array.
     #[serde(rename = "m")]
-    Miss(()),
+    Miss(Option<()>),
     #[serde(rename = "x")]
     Refused(String),
 }
@@ -128,10 +129,10 @@ mod blob_wire_tests {
 
     #[test]
     fn a_miss_is_four_fixed_bytes() {
-        let miss = cbor4ii::serde::to_vec(Vec::new(), &BlobResponse::Miss(())).unwrap();
+        let miss = cbor4ii::serde::to_vec(Vec::new(), &BlobResponse::Miss(None)).unwrap();
         assert_eq!(miss, [0xa1, 0x61, 0x6d, 0xf6]);
         let back: BlobResponse = cbor4ii::serde::from_slice(&miss).unwrap();
-        assert_eq!(back, BlobResponse::Miss(()));
+        assert_eq!(back, BlobResponse::Miss(None));
         let req = BlobRequest {
             tx: vec![1; 32],
             token: vec![2; 32],

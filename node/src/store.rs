@@ -106,19 +106,13 @@ impl RocksStore {
                     .map_err(rocks)?;
             }
             Some(v) if v == FORMAT_VERSION.as_bytes() => {}
-            // Format 3 only adds the `private` family, created empty at open.
-            Some(b"2") => {
-                store
-                    .db
-                    .put_cf(meta, KEY_FORMAT, FORMAT_VERSION)
-                    .map_err(rocks)?;
-                tracing::info!("store migrated from format 2 to 3 (private family)");
-            }
+            Some(b"2") => store.migrate_2_to_3().map_err(rocks)?,
             Some(b"1") => {
                 store.migrate_1_to_2().map_err(|e| OpenError::Migration {
                     path: p.clone(),
                     reason: e.0,
                 })?;
+                store.migrate_2_to_3().map_err(rocks)?;
             }
             Some(v) => {
                 return Err(OpenError::Version {
@@ -145,7 +139,7 @@ impl RocksStore {
             wb.put_cf(by_type, type_key(&tx.header().cty, t.seq), id.0);
             n += 1;
         }
-        wb.put_cf(self.cf(CF_META), KEY_FORMAT, FORMAT_VERSION);
+        wb.put_cf(self.cf(CF_META), KEY_FORMAT, "2");
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(wb, &wo).map_err(err)?;
@@ -153,6 +147,15 @@ impl RocksStore {
             transactions = n,
             "store migrated from format 1 to 2 (by-type index)"
         );
+        Ok(())
+    }
+
+    /// Format 3 only adds the `private` family, which open created empty: mark the format.
+    fn migrate_2_to_3(&self) -> Result<(), rocksdb::Error> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(self.cf(CF_META), KEY_FORMAT, "3", &wo)?;
+        tracing::info!("store migrated from format 2 to 3 (private family)");
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! one named by `KNOOP_BIN`) on loopback with fresh data directories, and talks to them over
 //! their RPC. Tests live in `tests/tests/`.
 
+pub mod blob_probe;
 pub mod https;
 
 use std::path::{Path, PathBuf};
@@ -390,6 +391,15 @@ pub struct ClientDid {
 impl ClientDid {
     /// Builds the create transaction for `key` (not submitted).
     pub fn new(key: ed25519_dalek::SigningKey) -> Self {
+        Self::with_document(key, |_| {})
+    }
+
+    /// Like [`ClientDid::new`], with the document changed by `edit` before it is signed (to add
+    /// services or keys).
+    pub fn with_document(
+        key: ed25519_dalek::SigningKey,
+        edit: impl FnOnce(&mut knoop_did::document::DidDocument),
+    ) -> Self {
         use knoop_did::document::{DidDocument, Relationship};
         use knoop_did::knoop::{did_for_key, DidOp, DID_OP_CONTENT_TYPE};
         let did = did_for_key(&key.verifying_key());
@@ -403,6 +413,7 @@ impl ClientDid {
                 Relationship::CapabilityInvocation,
             ],
         );
+        edit(&mut doc);
         let root = knoop_gossip::TxBuilder::new(DID_OP_CONTENT_TYPE)
             .sign(&key, DidOp::Create { document: doc }.to_bytes())
             .expect("a create transaction builds");

@@ -101,3 +101,116 @@ async fn only_the_recipients_read_a_private_transaction() {
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["error"], "unknown_recipient");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_here_is_the_same_four_bytes_for_everyone() {
+    use base64::Engine;
+    use knoop_e2e::blob_probe::BlobProbe;
+    use knoop_e2e::{submission, ClientDid};
+
+    const MISS: [u8; 4] = [0xa1, 0x61, 0x6d, 0xf6];
+    let net = Network::start(4).await.unwrap();
+    let [a, b, _, d] = [0, 1, 2, 3].map(|i| &net.nodes[i]);
+    let gp = create_did(a).await;
+    let hospital = create_did(b).await;
+
+    // The probe is a member node of its own: a DID whose KnoopNode service binds the probe's
+    // peer key, with an X25519 key the test holds, so it can be a recipient.
+    let peer_secret = [61u8; 32];
+    let x_secret = x25519_dalek::StaticSecret::from([62u8; 32]);
+    let x_public = x25519_dalek::PublicKey::from(&x_secret).to_bytes();
+    let member =
+        ClientDid::with_document(ed25519_dalek::SigningKey::from_bytes(&[60; 32]), |doc| {
+            let binding = knoop_did::binding::sign_binding(
+                &doc.id,
+                &ed25519_dalek::SigningKey::from_bytes(&peer_secret),
+                Vec::new(),
+            );
+            doc.service.push(binding.service(&doc.id));
+            doc.add_x25519("ka-1", &x_public);
+        });
+    let (code, body) = a
+        .post("/v1/transactions", &submission(&member.root))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    for did in [&hospital, &member.did] {
+        for node in [a, b, d] {
+            wait_for(node, &format!("/v1/dids/{did}"), |code, _| code == 200).await;
+        }
+    }
+    let (code, sent) = a
+        .post(
+            "/v1/private",
+            &json!({"author": gp, "to": [hospital, member.did], "body": {"allergy": "penicillin"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{sent}");
+    let id_hex = sent["id"].as_str().unwrap().to_owned();
+    let id: [u8; 32] = hex::decode(&id_hex).unwrap().try_into().unwrap();
+    wait_for(b, &format!("/v1/private/{id_hex}"), |code, _| code == 200).await;
+
+    // The probe finds its slot in the public descriptor, as any node would.
+    let tx = wait_for(d, &format!("/v1/transactions/{id_hex}"), |code, _| {
+        code == 200
+    })
+    .await;
+    let descriptor = base64::engine::general_purpose::STANDARD
+        .decode(tx["payload"].as_str().unwrap())
+        .unwrap();
+    let descriptor = knoop_privacy::Descriptor::from_cbor(&descriptor).unwrap();
+    let cek = knoop_privacy::trial_open(&descriptor, &x_secret)
+        .unwrap()
+        .expect("a slot for the probe");
+    let token = knoop_privacy::seal::key_schedule(&cek).ft;
+
+    let peer = |n: &Node| -> (libp2p::PeerId, libp2p::Multiaddr) {
+        (n.peer_id.parse().unwrap(), n.p2p.parse().unwrap())
+    };
+    let mut probe = BlobProbe::new(peer_secret).unwrap();
+    // With the token, from the origin: the blob, which opens to the GP's message.
+    let (pa, addr_a) = peer(a);
+    let answer = probe.ask(pa, addr_a.clone(), &id, &token).await.unwrap();
+    assert_eq!(&answer[..3], &[0xa1, 0x61, b'c'], "a blob answer");
+    let blob: serde_bytes::ByteBuf = {
+        #[derive(serde::Deserialize)]
+        struct Blob {
+            c: serde_bytes::ByteBuf,
+        }
+        cbor4ii::serde::from_slice::<Blob>(&answer).unwrap().c
+    };
+    let inner = knoop_privacy::open(&descriptor, &cek, &blob).unwrap();
+    let inner = knoop_privacy::inner::Inner::parse(&inner).unwrap();
+    assert_eq!(inner.signed.author(), gp);
+    // Every other case answers exactly the four bytes of a miss.
+    let (pd, addr_d) = peer(d);
+    let (pb, addr_b) = peer(b);
+    let random = [0x5a; 32];
+    let cases = [
+        (
+            "D holds no blob, right token",
+            pd,
+            addr_d.clone(),
+            id,
+            token,
+        ),
+        ("origin, wrong token", pa, addr_a.clone(), id, random),
+        (
+            "origin, unknown transaction",
+            pa,
+            addr_a.clone(),
+            [7; 32],
+            token,
+        ),
+        ("recipient B, wrong token", pb, addr_b, id, random),
+    ];
+    for (what, p, addr, tx, t) in cases {
+        let answer = probe.ask(p, addr, &tx, &t).await.unwrap();
+        assert_eq!(answer, MISS, "{what}");
+    }
+    // A peer that is no member node gets the miss even with the token.
+    let mut stranger = BlobProbe::new([63; 32]).unwrap();
+    let answer = stranger.ask(pa, addr_a, &id, &token).await.unwrap();
+    assert_eq!(answer, MISS, "a stranger");
+}

@@ -148,7 +148,7 @@ impl BlobExchange {
         tokio::task::spawn_blocking(move || {
             let response = match server.and_then(|s| s.serve(&peer, &Hash32(tx), &token)) {
                 Some(blob) => BlobResponse::Blob(blob),
-                None => BlobResponse::Miss(()),
+                None => BlobResponse::Miss(None),
             };
             done(BlobAnswer { channel, response });
         });
@@ -158,7 +158,7 @@ impl BlobExchange {
         if let Some(reply) = self.pending.remove(&id) {
             let _ = reply.send(match response {
                 BlobResponse::Blob(b) => Ok(b),
-                BlobResponse::Miss(()) => Err(BlobFetchError::Miss),
+                BlobResponse::Miss(_) => Err(BlobFetchError::Miss),
                 BlobResponse::Refused(r) => Err(BlobFetchError::Refused(r)),
             });
         }
