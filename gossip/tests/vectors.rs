@@ -43,6 +43,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("did.json", "did/tests/vectors.rs"),
     ("status-list.json", "vc/tests/verify.rs"),
     ("private.json", "privacy/tests/vectors.rs"),
+    ("localisation.json", "privacy/tests/vectors.rs"),
 ];
 
 fn vectors_dir() -> PathBuf {

@@ -6,10 +6,13 @@
 //!   it. The node stores, fetches and routes; this crate only computes.
 //! - [`inner`]: the signed inner message inside the sealed blob (author, recipients, body).
 //!
-//! Consent records and the localisation index (spec: `specs/consent-localisation.md`) will live
-//! here too.
+//! - [`patient`]: patient identifiers (BSN) and the keys derived from them with a peppered
+//!   Argon2id; [`locator`]: the localisation index's slot tags and encrypted entries (spec:
+//!   `specs/consent-localisation.md`).
 
 pub mod inner;
+pub mod locator;
+pub mod patient;
 pub mod seal;
 
 pub use seal::{

@@ -140,3 +140,98 @@ fn private_vectors() {
     assert_eq!(five.slots.len(), 8);
     assert_eq!(file["miss"], "a1616df6");
 }
+
+const LOC_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../specs/vectors/localisation.json"
+);
+
+fn generate_localisation() -> Value {
+    use knoop_privacy::locator::{encode_content, seal_entry, slot_tag, EntryKind};
+    use knoop_privacy::patient::{NetworkParams, PatientId, PatientKeys};
+    let net = NetworkParams {
+        network_id: "knoop-test".into(),
+        epoch: 1,
+        pepper: zeroize::Zeroizing::new([0x51; 32]),
+        m_kib: 256,
+        t: 1,
+        p: 1,
+    };
+    let keys = PatientKeys::derive(&PatientId::bsn("123456782").unwrap(), &net).unwrap();
+    let signer = "did:knoop:node-01";
+    let kinds = [
+        ("held", EntryKind::Held),
+        (
+            "withdrawn",
+            EntryKind::Withdrawn {
+                tx: [0x71; 32],
+                index: 2,
+            },
+        ),
+        ("consent", EntryKind::Consent { tx: [0x72; 32] }),
+    ];
+    let entries: Vec<[u8; 104]> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (_, k))| seal_entry(&keys, i as u32, signer, k, &[0x61; 24]))
+        .collect();
+    json!({
+        "description": "Patient keys, slot tags and localisation entries (specs/consent-localisation.md §2, §6) with reduced Argon2id parameters. Checked by privacy/tests/vectors.rs; regenerate with KNOOP_REGEN_VECTORS=1.",
+        "derive": {
+            "system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "123456782",
+            "network_id": net.network_id, "epoch": net.epoch, "pepper": hex::encode([0x51; 32]),
+            "argon2": {"m_kib": net.m_kib, "t": net.t, "p": net.p},
+            "salt": hex::encode(net.salt()),
+            "k_tag": hex::encode(*keys.k_tag), "k_ent": hex::encode(*keys.k_ent),
+            "k_pat": hex::encode(*keys.k_pat), "p": hex::encode(keys.p),
+            "reference": keys.reference(),
+        },
+        "tags": (0..4).map(|i| hex::encode(slot_tag(&keys, i))).collect::<Vec<_>>(),
+        "entries": {
+            "signer": signer, "nonce": hex::encode([0x61; 24]),
+            "kinds": kinds.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            "sealed": entries.iter().map(hex::encode).collect::<Vec<_>>(),
+            "content": hex::encode(encode_content(&entries)),
+        },
+        "invalid_identifiers": ["12345678a", "1234567", "1234567890", "123456783"],
+    })
+}
+
+#[test]
+fn localisation_vectors() {
+    use knoop_privacy::locator::{decode_content, open_entry, EntryKind};
+    use knoop_privacy::patient::{PatientId, PatientKeys};
+    let generated = generate_localisation();
+    if std::env::var_os("KNOOP_REGEN_VECTORS").is_some() {
+        std::fs::write(
+            LOC_PATH,
+            serde_json::to_string_pretty(&generated).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(LOC_PATH).unwrap()).unwrap();
+    assert_eq!(
+        file, generated,
+        "specs/vectors/localisation.json differs from the implementation"
+    );
+    let d = &file["derive"];
+    let keys = {
+        let k = |f: &str| -> [u8; 32] { unhex::<32>(&d[f]) };
+        let mut bytes = Vec::new();
+        for f in ["k_tag", "k_ent", "k_pat"] {
+            bytes.extend_from_slice(&k(f));
+        }
+        PatientKeys::from_secret_bytes(&bytes, k("p")).unwrap()
+    };
+    let e = &file["entries"];
+    let sealed = decode_content(&hex::decode(e["content"].as_str().unwrap()).unwrap()).unwrap();
+    let signer = e["signer"].as_str().unwrap();
+    assert!(matches!(
+        open_entry(&keys, &sealed[0], signer),
+        Ok(EntryKind::Held)
+    ));
+    assert!(open_entry(&keys, &sealed[0], "did:knoop:other").is_err());
+    for bad in file["invalid_identifiers"].as_array().unwrap() {
+        assert!(PatientId::bsn(bad.as_str().unwrap()).is_err(), "{bad}");
+    }
+}
