@@ -5,10 +5,10 @@
 //! Transports and protocols (spec: `specs/sync.md`): TCP + Noise + Yamux; identify; ping;
 //! Kademlia for discovery; gossipsub (topic [`crate::wire::TX_TOPIC`]) to push new transactions;
 //! `/knoop/sync/1` (request/response, CBOR) for range-based set reconciliation and fetching;
-//! `/knoop/private/1` for the sealed payloads of private transactions ([`blobs`]).
+//! `/knoop/private/1` and `/knoop/locate/1`, answered by the node ([`ask`]).
 
+pub mod ask;
 mod behaviour;
-pub mod blobs;
 mod driver;
 pub mod peers;
 
@@ -18,7 +18,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
-pub use blobs::{BlobClient, BlobFetchError, BlobServer};
+pub use ask::{AskClient, AskError, AskProtocol, Responder};
 pub use driver::{spawn, Network};
 pub use peers::PeerLimits;
 

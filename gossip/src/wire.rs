@@ -22,10 +22,10 @@ pub const MAX_PUSH_BYTES: usize = MAX_ENVELOPE_BYTES + MAX_PAYLOAD_BYTES + 1024;
 
 /// Protocol name of the private blob exchange (spec: `specs/private-transactions.md` §6).
 pub const PRIVATE_PROTOCOL: &str = "/knoop/private/1";
-/// Largest blob request accepted, in bytes.
-pub const MAX_BLOB_REQUEST_BYTES: u64 = 256;
-/// Largest blob response accepted, in bytes (a 256 KiB blob, its tag and framing).
-pub const MAX_BLOB_RESPONSE_BYTES: u64 = 262_400;
+/// Protocol name of the locate query (spec: `specs/consent-localisation.md` §7).
+pub const LOCATE_PROTOCOL: &str = "/knoop/locate/1";
+/// The answer "not here / not for you" of both node-answered protocols: `{"m": null}`.
+pub const MISS: [u8; 4] = [0xa1, 0x61, 0x6d, 0xf6];
 
 /// A request for the blob of private transaction `tx`, proving the right to it with the fetch
 /// token.
@@ -138,7 +138,8 @@ mod blob_wire_tests {
             token: vec![2; 32],
         };
         let bytes = cbor4ii::serde::to_vec(Vec::new(), &req).unwrap();
-        assert!(bytes.len() as u64 <= MAX_BLOB_REQUEST_BYTES);
+        assert!(bytes.len() <= 256);
+        assert_eq!(miss, MISS);
     }
 }
 

@@ -6,6 +6,7 @@
 //! than `run` talk to a running node over its RPC ([`client`], [`load`]); `bench` measures the
 //! log on this machine ([`bench`]).
 
+mod answers;
 mod bench;
 mod cli;
 mod client;

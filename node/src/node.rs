@@ -117,10 +117,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             key.to_bytes(),
             cfg.net_config(),
             handle.clone(),
-            Some(Arc::new(crate::private::Blobs(private.clone()))),
+            Some(Arc::new(crate::answers::Answers {
+                private: private.clone(),
+            })),
             stop_rx,
         )?;
-        private.attach(n.blobs, n.view.clone());
+        private.attach(n.ask, n.view.clone());
         (n.view, n.task)
     } else {
         tracing::warn!("p2p.enabled = false: running offline, not joining the network");

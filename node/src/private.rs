@@ -6,7 +6,7 @@
 //! - **Receiving**: after each commit, off the ingest path, every new private transaction is
 //!   trial-decrypted with the node's X25519 secrets; a hit becomes a `want` record and its blob
 //!   is fetched from the origin node, else from other peers, over `/knoop/private/1`.
-//! - **Serving** ([`BlobServer`]): a blob goes only to a member node that proves the fetch
+//! - **Serving** ([`Private::answer`]): a blob goes only to a member node that proves the fetch
 //!   token; anyone else gets the same miss as for a blob that is not here.
 //!
 //! Blobs (ciphertext) and records live in the store's `private` family; content keys are
@@ -18,7 +18,8 @@ use std::time::Duration;
 use knoop_did::binding::binding_in;
 use knoop_did::document::Relationship;
 use knoop_did::knoop::registry::SignerKid;
-use knoop_gossip::net::{BlobClient, BlobServer, NetView};
+use knoop_gossip::net::{AskClient, AskProtocol, NetView};
+use knoop_gossip::wire::{BlobRequest, BlobResponse, MISS};
 use knoop_gossip::{Store, Transaction, TxId};
 use knoop_privacy::inner::{Inner, SignedInner};
 use knoop_privacy::seal::{fetch_token_matches, key_schedule};
@@ -123,7 +124,7 @@ pub struct Private {
     dids: Arc<DidState>,
     store: Arc<RocksStore>,
     node_did: String,
-    net: OnceLock<(BlobClient, NetView)>,
+    net: OnceLock<(AskClient, NetView)>,
     /// Last by-type sequence number read.
     seen: Mutex<u64>,
 }
@@ -146,8 +147,8 @@ impl Private {
     }
 
     /// Connects the fetcher to the network (once it runs).
-    pub fn attach(&self, blobs: BlobClient, view: NetView) {
-        let _ = self.net.set((blobs, view));
+    pub fn attach(&self, ask: AskClient, view: NetView) {
+        let _ = self.net.set((ask, view));
     }
 
     fn record(&self, tx: &TxId) -> Option<Record> {
@@ -393,7 +394,7 @@ impl Private {
         }
     }
 
-    async fn fetch_one(&self, client: &BlobClient, id: TxId, mut rec: Record) {
+    async fn fetch_one(&self, client: &AskClient, id: TxId, mut rec: Record) {
         let Some((_, d)) = self.descriptor_of(&id) else {
             return;
         };
@@ -402,13 +403,31 @@ impl Private {
         };
         let ft = key_schedule(&cek).ft;
         let mut got = None;
+        let request = cbor4ii::serde::to_vec(
+            Vec::new(),
+            &BlobRequest {
+                tx: id.0.to_vec(),
+                token: ft.to_vec(),
+            },
+        )
+        .unwrap_or_default();
         for (peer, addrs) in self.sources(&rec.origin) {
-            match client.fetch(peer, addrs, &id, &ft).await {
-                Ok(blob) if knoop_privacy::open(&d, &cek, &blob).is_ok() => {
+            let answer = client
+                .ask(peer, addrs, AskProtocol::Private, request.clone())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    cbor4ii::serde::from_slice::<BlobResponse>(&b).map_err(|e| e.to_string())
+                });
+            match answer {
+                Ok(BlobResponse::Blob(blob)) if knoop_privacy::open(&d, &cek, &blob).is_ok() => {
                     got = Some(blob);
                     break;
                 }
-                Ok(_) => debug!(%peer, "a peer sent a blob that does not open; next source"),
+                Ok(BlobResponse::Blob(_)) => {
+                    debug!(%peer, "a peer sent a blob that does not open; next source")
+                }
+                Ok(other) => debug!(%peer, answer = ?other, "blob not held there"),
                 Err(e) => debug!(%peer, error = %e, "blob not fetched from this peer"),
             }
         }
@@ -534,19 +553,34 @@ fn signer_did(tx: &Transaction) -> Option<String> {
     Some(kid.split(['?', '#']).next()?.to_owned())
 }
 
-/// Answers `/knoop/private/1` (spec §6): only a member node holding the fetch token gets the
-/// blob; every other request, whatever this node holds, gets the same miss.
-pub struct Blobs(pub Arc<Private>);
+impl Private {
+    /// Answers `/knoop/private/1` (spec §6): only a member node holding the fetch token gets
+    /// the blob; every other request, whatever this node holds, gets the same miss.
+    pub fn answer(&self, peer: &PeerId, request: &[u8]) -> Vec<u8> {
+        let encode = |r: &BlobResponse| cbor4ii::serde::to_vec(Vec::new(), r).unwrap_or_default();
+        let Ok(req) = cbor4ii::serde::from_slice::<BlobRequest>(request) else {
+            return encode(&BlobResponse::Refused("bad_request".into()));
+        };
+        let parsed = (
+            <[u8; 32]>::try_from(req.tx.as_slice()),
+            <[u8; 32]>::try_from(req.token.as_slice()),
+        );
+        let (Ok(tx), Ok(token)) = parsed else {
+            return encode(&BlobResponse::Refused("bad_request".into()));
+        };
+        match self.serve(peer, &knoop_gossip::Hash32(tx), &token) {
+            Some(blob) => encode(&BlobResponse::Blob(blob)),
+            None => MISS.to_vec(),
+        }
+    }
 
-impl BlobServer for Blobs {
     fn serve(&self, peer: &PeerId, tx: &TxId, token: &[u8; 32]) -> Option<Vec<u8>> {
-        let p = &self.0;
-        let operator = p.dids.did_of_peer(&peer.to_string())?;
-        let (_, d) = p.descriptor_of(tx)?;
+        let operator = self.dids.did_of_peer(&peer.to_string())?;
+        let (_, d) = self.descriptor_of(tx)?;
         if !fetch_token_matches(token, &d.fth) {
             return None;
         }
-        let blob = p.store.get_private(&blob_key(&d.blob_hash)).ok()??;
+        let blob = self.store.get_private(&blob_key(&d.blob_hash)).ok()??;
         info!(%tx, requester = %operator, "private blob served");
         Some(blob)
     }

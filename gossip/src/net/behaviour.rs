@@ -5,17 +5,15 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, identity::Keypair, kad, ping, request_response, StreamProtocol};
 
+use super::ask::{AskProtocol, RawCodec};
 use crate::wire::{
-    BlobRequest, BlobResponse, SyncRequest, SyncResponse, MAX_BLOB_REQUEST_BYTES,
-    MAX_BLOB_RESPONSE_BYTES, MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
-    PRIVATE_PROTOCOL, SYNC_PROTOCOL,
+    SyncRequest, SyncResponse, MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 
 pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
 pub(crate) const IDENTIFY_PROTOCOL: &str = "/knoop/id/1.0.0";
 
 pub(crate) type SyncCodec = request_response::cbor::codec::Codec<SyncRequest, SyncResponse>;
-pub(crate) type BlobCodec = request_response::cbor::codec::Codec<BlobRequest, BlobResponse>;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -24,7 +22,8 @@ pub(crate) struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::Behaviour<SyncCodec>,
-    pub blobs: request_response::Behaviour<BlobCodec>,
+    pub private: request_response::Behaviour<RawCodec>,
+    pub locate: request_response::Behaviour<RawCodec>,
 }
 
 impl Behaviour {
@@ -68,25 +67,26 @@ impl Behaviour {
                 .with_request_timeout(Duration::from_secs(30))
                 .with_max_concurrent_streams(128),
         );
-        let blobs = request_response::Behaviour::with_codec(
-            BlobCodec::default()
-                .set_request_size_maximum(MAX_BLOB_REQUEST_BYTES)
-                .set_response_size_maximum(MAX_BLOB_RESPONSE_BYTES),
-            [(
-                StreamProtocol::new(PRIVATE_PROTOCOL),
-                request_response::ProtocolSupport::Full,
-            )],
-            request_response::Config::default()
-                .with_request_timeout(Duration::from_secs(30))
-                .with_max_concurrent_streams(64),
-        );
+        let asked = |p: AskProtocol, timeout: u64| {
+            request_response::Behaviour::with_codec(
+                RawCodec::new(p),
+                [(
+                    StreamProtocol::new(p.name()),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(timeout))
+                    .with_max_concurrent_streams(64),
+            )
+        };
         Ok(Behaviour {
             identify,
             ping: ping::Behaviour::default(),
             kad,
             gossipsub,
             sync,
-            blobs,
+            private: asked(AskProtocol::Private, 30),
+            locate: asked(AskProtocol::Locate, 5),
         })
     }
 }

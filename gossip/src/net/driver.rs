@@ -13,8 +13,8 @@ use libp2p::{gossipsub, identify, kad, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::ask::{AskAnswer, AskClient, AskExchange, AskProtocol, RawCodec, Responder};
 use super::behaviour::{Behaviour, BehaviourEvent};
-use super::blobs::{BlobAnswer, BlobClient, BlobExchange, BlobServer};
 use super::peers::{PeerBook, Verdict, PENALTY_INVALID_TX, PENALTY_MALFORMED, PENALTY_RATE};
 use super::{keypair_from_secret, NetConfig, NetError, NetView, PeerInfo};
 use crate::log::Source;
@@ -23,8 +23,8 @@ use crate::service::{JobReport, LogHandle};
 use crate::store::Store;
 use crate::tx::{now_ms, Transaction, TxId};
 use crate::wire::{
-    BlobRequest, BlobResponse, SyncRequest, SyncResponse, WireTx, FETCH_RESPONSE_SOFT_LIMIT,
-    MAX_FETCH_IDS, TX_TOPIC,
+    BlobResponse, SyncRequest, SyncResponse, WireTx, FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS,
+    TX_TOPIC,
 };
 
 /// Fetch requests in flight per peer.
@@ -57,7 +57,7 @@ enum Done {
         response: SyncResponse,
         fault: bool,
     },
-    RespondBlob(BlobAnswer),
+    RespondAsk(AskAnswer),
 }
 
 enum Outbound {
@@ -97,13 +97,14 @@ struct Driver<S: Store> {
     remembered: Vec<(PeerId, Vec<Multiaddr>)>,
     last_saved: Instant,
     counters: Counters,
-    blobs: BlobExchange,
+    asks: AskExchange,
 }
 
-/// What [`spawn`] starts: the status view, the blob client and the task.
+/// What [`spawn`] starts: the status view, the client of the node-answered protocols and the
+/// task.
 pub struct Network {
     pub view: NetView,
-    pub blobs: BlobClient,
+    pub ask: AskClient,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -118,13 +119,13 @@ struct Counters {
     bytes_out: u64,
 }
 
-/// Starts the network task. It runs until `shutdown` turns true. `blob_server` answers
-/// `/knoop/private/1` requests (none: every request gets a miss).
+/// Starts the network task. It runs until `shutdown` turns true. `responder` answers
+/// `/knoop/private/1` and `/knoop/locate/1` (none: empty answers).
 pub fn spawn<S: Store>(
     secret: [u8; 32],
     config: NetConfig,
     log: LogHandle<S>,
-    blob_server: Option<Arc<dyn BlobServer>>,
+    responder: Option<Arc<dyn Responder>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Network, NetError> {
     let key = keypair_from_secret(secret)?;
@@ -163,7 +164,7 @@ pub fn spawn<S: Store>(
     let view = NetView::default();
     view.update(|s| s.peer_id = local.to_string());
     let (done_tx, mut done_rx) = mpsc::channel(4096);
-    let (blob_tx, mut blob_rx) = mpsc::channel(256);
+    let (ask_tx, mut ask_rx) = mpsc::channel::<super::ask::AskCommand>(256);
     let mut driver = Driver {
         swarm,
         log: log.clone(),
@@ -182,7 +183,7 @@ pub fn spawn<S: Store>(
         remembered: load_remembered(log.store().as_ref()),
         last_saved: Instant::now(),
         counters: Counters::default(),
-        blobs: BlobExchange::new(blob_server),
+        asks: AskExchange::new(responder),
     };
     for (peer, addrs) in driver.remembered.clone() {
         for a in addrs {
@@ -199,8 +200,13 @@ pub fn spawn<S: Store>(
             tokio::select! {
                 ev = driver.swarm.select_next_some() => driver.on_swarm(ev),
                 Some(done) = done_rx.recv() => driver.on_done(done),
-                Some(cmd) = blob_rx.recv() => {
-                    driver.blobs.send(&mut driver.swarm.behaviour_mut().blobs, cmd);
+                Some(cmd) = ask_rx.recv() => {
+                    let b = driver.swarm.behaviour_mut();
+                    let rr = match cmd.protocol {
+                        AskProtocol::Private => &mut b.private,
+                        AskProtocol::Locate => &mut b.locate,
+                    };
+                    driver.asks.send(rr, cmd);
                 }
                 s = stored.recv() => match s {
                     Ok(s) if s.source == Source::Local => driver.push(&s.tx),
@@ -219,7 +225,7 @@ pub fn spawn<S: Store>(
     }.instrument(span));
     Ok(Network {
         view,
-        blobs: BlobClient::new(blob_tx),
+        ask: AskClient::new(ask_tx),
         task,
     })
 }
@@ -379,7 +385,12 @@ impl<S: Store> Driver<S> {
                 message,
             })) => self.on_push(propagation_source, message_id, &message.data),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Blobs(ev)) => self.on_blobs(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Private(ev)) => {
+                self.on_ask(AskProtocol::Private, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Locate(ev)) => {
+                self.on_ask(AskProtocol::Locate, ev)
+            }
             _ => {}
         }
     }
@@ -680,36 +691,48 @@ impl<S: Store> Driver<S> {
         });
     }
 
-    fn on_blobs(&mut self, ev: request_response::Event<BlobRequest, BlobResponse>) {
+    fn ask_behaviour(&mut self, p: AskProtocol) -> &mut request_response::Behaviour<RawCodec> {
+        let b = self.swarm.behaviour_mut();
+        match p {
+            AskProtocol::Private => &mut b.private,
+            AskProtocol::Locate => &mut b.locate,
+        }
+    }
+
+    fn on_ask(&mut self, protocol: AskProtocol, ev: request_response::Event<Vec<u8>, Vec<u8>>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
                     if !self.book.allow_request(peer, Instant::now()) {
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .blobs
-                            .send_response(channel, BlobResponse::Refused("rate_limited".into()));
-                        self.penalise(peer, PENALTY_RATE, "blob request rate");
+                        let refused = cbor4ii::serde::to_vec(
+                            Vec::new(),
+                            &BlobResponse::Refused("rate_limited".into()),
+                        )
+                        .unwrap_or_default();
+                        let _ = self.ask_behaviour(protocol).send_response(channel, refused);
+                        self.penalise(peer, PENALTY_RATE, "request rate");
                         return;
                     }
                     let done = self.done_tx.clone();
-                    self.blobs.serve(peer, request, channel, move |answer| {
-                        let _ = done.blocking_send(Done::RespondBlob(answer));
-                    });
+                    self.asks
+                        .serve(peer, protocol, request, channel, move |answer| {
+                            let _ = done.blocking_send(Done::RespondAsk(answer));
+                        });
                 }
                 request_response::Message::Response {
                     request_id,
                     response,
-                } => self.blobs.on_response(request_id, response),
+                } => self.asks.on_response(protocol, request_id, response),
             },
             request_response::Event::OutboundFailure {
                 request_id, error, ..
-            } => self.blobs.on_failure(request_id, error.to_string()),
+            } => self
+                .asks
+                .on_failure(protocol, request_id, error.to_string()),
             request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "inbound blob request failed");
+                debug!(%peer, %error, protocol = protocol.name(), "inbound request failed");
             }
             _ => {}
         }
@@ -717,11 +740,9 @@ impl<S: Store> Driver<S> {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::RespondBlob(a) => {
+            Done::RespondAsk(a) => {
                 let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .blobs
+                    .ask_behaviour(a.protocol)
                     .send_response(a.channel, a.response);
             }
             Done::Ingested {
