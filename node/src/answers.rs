@@ -9,13 +9,14 @@ use libp2p::PeerId;
 /// Dispatches requests to the module that owns the protocol.
 pub struct Answers {
     pub private: Arc<crate::private::Private>,
+    pub localisation: Arc<crate::localisation::Localisation>,
 }
 
 impl Responder for Answers {
     fn respond(&self, peer: &PeerId, protocol: AskProtocol, request: &[u8]) -> Vec<u8> {
         match protocol {
             AskProtocol::Private => self.private.answer(peer, request),
-            AskProtocol::Locate => knoop_gossip::wire::MISS.to_vec(),
+            AskProtocol::Locate => self.localisation.answer(peer, request),
         }
     }
 }

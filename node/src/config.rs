@@ -28,6 +28,9 @@ pub struct Config {
     pub did: DidConfig,
     pub trust: TrustConfig,
     pub status_list: StatusListConfig,
+    pub network: NetworkConfig,
+    pub localisation: LocalisationConfig,
+    pub consent: ConsentConfig,
 }
 
 /// Trusted credential issuers from config (more can be added over RPC; these cannot be removed
@@ -42,6 +45,68 @@ pub struct TrustConfig {
     pub healthcare_professional_issuers: Vec<String>,
     /// Issuers of other credential types, by type: `[trust.types] AlumniCredential = [..]`.
     pub types: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Which network this node belongs to (from the network's governance, with the bootstrap list).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// The network's name: binds patient pseudonyms to this network.
+    pub id: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            id: "knoop-local".into(),
+        }
+    }
+}
+
+/// The localisation index (spec: `specs/consent-localisation.md` §2, §6). Without a pepper the
+/// node takes no part in localisation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalisationConfig {
+    /// The network's secret pepper: 64 hex digits. Best from `KNOOP_LOCALISATION__PEPPER`.
+    pub pepper: Option<String>,
+    /// A file holding the pepper (64 hex digits).
+    pub pepper_file: Option<PathBuf>,
+    /// Pepper generation.
+    pub epoch: u32,
+    /// Argon2id memory (KiB), passes and lanes: every node of a network uses the same.
+    pub argon2_m_kib: u32,
+    pub argon2_t: u32,
+    pub argon2_p: u32,
+}
+
+impl Default for LocalisationConfig {
+    fn default() -> Self {
+        LocalisationConfig {
+            pepper: None,
+            pepper_file: None,
+            epoch: 1,
+            argon2_m_kib: 65_536,
+            argon2_t: 3,
+            argon2_p: 1,
+        }
+    }
+}
+
+/// How consent decides sharing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// `opt-in` (share only with consent) or `opt-out` (share unless the patient objected).
+    pub mode: String,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            mode: "opt-in".into(),
+        }
+    }
 }
 
 /// Bitstring Status Lists of credentials from other issuers, fetched over HTTPS.
@@ -158,6 +223,9 @@ impl Default for Config {
             did: DidConfig::default(),
             trust: TrustConfig::default(),
             status_list: StatusListConfig::default(),
+            network: NetworkConfig::default(),
+            localisation: LocalisationConfig::default(),
+            consent: ConsentConfig::default(),
         }
     }
 }
@@ -332,6 +400,38 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.network.id.is_empty()
+            || self.network.id.len() > 64
+            || !self.network.id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        {
+            return Err(invalid("network.id", "1..64 printable ASCII characters"));
+        }
+        if !matches!(self.consent.mode.as_str(), "opt-in" | "opt-out") {
+            return Err(invalid("consent.mode", "must be \"opt-in\" or \"opt-out\""));
+        }
+        if let Some(p) = &self.localisation.pepper {
+            if p.len() != 64 || hex::decode(p).is_err() {
+                return Err(invalid(
+                    "localisation.pepper",
+                    "must be 64 hex digits (32 bytes)",
+                ));
+            }
+        }
+        if self.localisation.pepper.is_some() && self.localisation.pepper_file.is_some() {
+            return Err(invalid(
+                "localisation.pepper_file",
+                "set either localisation.pepper or localisation.pepper_file, not both",
+            ));
+        }
+        if self.localisation.argon2_m_kib < 8 * self.localisation.argon2_p.max(1)
+            || self.localisation.argon2_t == 0
+            || self.localisation.argon2_p == 0
+        {
+            return Err(invalid(
+                "localisation.argon2_m_kib",
+                "Argon2id needs t >= 1, p >= 1 and m_kib >= 8 * p",
+            ));
         }
         if self.status_list.timeout < Duration::from_millis(100) {
             return Err(invalid("status_list.timeout", "must be at least 100ms"));

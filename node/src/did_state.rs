@@ -34,28 +34,34 @@ fn binds_node(rec: &OpRecord) -> bool {
     })
 }
 
-/// Public validation of a private transaction (specs/private-transactions.md §3.5), the same on
-/// every node: its content is a canonical descriptor, and it is signed by a node DID (a version
-/// that carries a `KnoopNode` binding), which names the node to fetch the blob from.
-fn check_private(f: &TxFacts, reg: &Registry) -> Result<(), TxError> {
+/// Public validation of private and localisation transactions (specs/private-transactions.md
+/// §3.5, specs/consent-localisation.md §6.2), the same on every node: the content travels with
+/// the transaction and is well-formed (`valid`), and the signer is a node DID (a version that
+/// carries a `KnoopNode` binding), which names the node to ask.
+fn check_node_content(
+    f: &TxFacts,
+    reg: &Registry,
+    valid: impl Fn(&[u8]) -> bool,
+) -> Result<(), TxError> {
     let payload = f.payload.ok_or(TxError::Malformed(
-        "a private transaction carries its descriptor",
+        "private and localisation transactions carry their content",
     ))?;
-    knoop_privacy::Descriptor::from_cbor(payload)
-        .map_err(|_| TxError::Malformed("private transaction: malformed descriptor"))?;
+    if !valid(payload) {
+        return Err(TxError::Malformed(
+            "malformed private or localisation content",
+        ));
+    }
     let kid = f
         .kid
         .and_then(|k| SignerKid::parse(k).ok())
-        .ok_or_else(|| {
-            TxError::Unauthorized("a private transaction is signed by a node DID".into())
-        })?;
+        .ok_or_else(|| TxError::Unauthorized("this content is signed by a node DID".into()))?;
     let by_node = reg
         .history(&kid.did)
         .and_then(|h| h.get(&kid.version))
         .is_some_and(binds_node);
     if !by_node {
         return Err(TxError::Unauthorized(format!(
-            "a private transaction is signed by a node DID; {} is not one",
+            "private and localisation transactions are signed by a node DID; {} is not one",
             kid.did
         )));
     }
@@ -188,7 +194,11 @@ impl DidState {
             .write()
             .map_err(|_| TxError::Store("did registry lock".into()))?;
         if f.cty == knoop_privacy::PRIVATE_CONTENT_TYPE {
-            check_private(f, &reg)?;
+            check_node_content(f, &reg, |p| knoop_privacy::Descriptor::from_cbor(p).is_ok())?;
+        } else if f.cty == knoop_privacy::locator::LOC_CONTENT_TYPE {
+            check_node_content(f, &reg, |p| {
+                knoop_privacy::locator::decode_content(p).is_ok()
+            })?;
         }
         reg.admit(f, key, &ViewOracle(view)).map_err(|e| {
             tracing::debug!(tx = ?tx.id(), error = %e, "transaction not authorised");

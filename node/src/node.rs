@@ -106,10 +106,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.status_list.max_age,
     ));
     let resolver = Arc::new(Resolver {
-        knoop: did_state,
+        knoop: did_state.clone(),
         web,
     });
 
+    let loc_params = localisation_params(&cfg)?;
+    if loc_params.is_none() {
+        tracing::info!("localisation.pepper not set: this node takes no part in localisation");
+    }
+    let localisation = Arc::new(crate::localisation::Localisation::new(
+        dids.clone(),
+        did_state.clone(),
+        store.clone(),
+        credentials.clone(),
+        node_did.clone(),
+        loc_params,
+        cfg.consent.mode == "opt-out",
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let indexer = spawn_indexer(credentials.clone(), &handle, stop_tx.subscribe());
     let (net, net_task) = if cfg.p2p.enabled {
@@ -119,9 +132,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             handle.clone(),
             Some(Arc::new(crate::answers::Answers {
                 private: private.clone(),
+                localisation: localisation.clone(),
             })),
             stop_rx,
         )?;
+        localisation.attach(n.ask.clone());
         private.attach(n.ask, n.view.clone());
         (n.view, n.task)
     } else {
@@ -133,6 +148,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         )
     };
     let private_task = crate::private::spawn(private.clone(), &handle, stop_tx.subscribe());
+    let loc_task = crate::localisation::spawn(localisation.clone(), &handle, stop_tx.subscribe());
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -152,6 +168,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         credentials,
         status_lists,
         private,
+        localisation,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
@@ -170,6 +187,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = net_task.await;
     let _ = indexer.await;
     let _ = private_task.await;
+    let _ = loc_task.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;
@@ -200,6 +218,32 @@ fn spawn_indexer(
             let _ = tokio::task::spawn_blocking(move || span.in_scope(|| c.catch_up())).await;
         }
     })
+}
+
+/// The localisation parameters, if a pepper is configured.
+fn localisation_params(
+    cfg: &Config,
+) -> anyhow::Result<Option<knoop_privacy::patient::NetworkParams>> {
+    let l = &cfg.localisation;
+    let hex_pepper = match (&l.pepper, &l.pepper_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading localisation.pepper_file {}", f.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => return Ok(None),
+    };
+    let mut pepper = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(&hex_pepper, pepper.as_mut())
+        .context("localisation.pepper must be 64 hex digits")?;
+    Ok(Some(knoop_privacy::patient::NetworkParams {
+        network_id: cfg.network.id.clone(),
+        epoch: l.epoch,
+        pepper,
+        m_kib: l.argon2_m_kib,
+        t: l.argon2_t,
+        p: l.argon2_p,
+    }))
 }
 
 /// Opens the keystore with the configured master key (creating a development key file when

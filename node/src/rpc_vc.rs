@@ -356,7 +356,7 @@ async fn untrust(
 /// Service types a directory answer resolves for each organisation.
 const ENDPOINT_TYPES: [&str; 2] = ["FHIR", "OAuth2Token"];
 
-fn with_endpoints(st: &RpcState, e: &DirectoryEntry) -> Value {
+pub(crate) fn with_endpoints(st: &RpcState, e: &DirectoryEntry) -> Value {
     let mut endpoints = serde_json::Map::new();
     for t in ENDPOINT_TYPES {
         if let Ok(hit) = st.dids.state.endpoint(&e.did, t) {

@@ -21,9 +21,11 @@ const CF_BY_TYPE: &str = "by_type";
 pub const CF_KEYS: &str = "keys";
 /// Private transactions this node takes part in: sealed blobs and records (format 3).
 const CF_PRIVATE: &str = "private";
-const ALL_CFS: [&str; 10] = [
+/// The localisation index: entries by slot tag (format 3).
+const CF_LOC: &str = "loc";
+const ALL_CFS: [&str; 11] = [
     CF_TX, CF_PAYLOAD, CF_BY_TIME, CF_BY_SEQ, CF_HEADS, CF_PEERS, CF_META, CF_BY_TYPE, CF_KEYS,
-    CF_PRIVATE,
+    CF_PRIVATE, CF_LOC,
 ];
 const KEY_FORMAT: &[u8] = b"format_version";
 
@@ -177,6 +179,32 @@ impl RocksStore {
         let mut out = Vec::new();
         let it = self.db.iterator_cf(
             self.cf(CF_PRIVATE),
+            IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item.map_err(err)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Indexes localisation entries: `(key, value)` pairs of the `loc` family, in one batch.
+    pub fn put_loc(&self, entries: &[KeyValue]) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for (k, v) in entries {
+            wb.put_cf(self.cf(CF_LOC), k, v);
+        }
+        self.db.write(wb).map_err(err)
+    }
+
+    /// The `loc` records under `prefix` (a slot tag).
+    pub fn scan_loc(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            self.cf(CF_LOC),
             IteratorMode::From(prefix, rocksdb::Direction::Forward),
         );
         for item in it {

@@ -199,7 +199,7 @@ pub fn decode_content(bytes: &[u8]) -> Result<Vec<[u8; ENTRY_LEN]>, LocError> {
         return Err(LocError::Malformed("unknown version".into()));
     }
     let n = c.e.len() / ENTRY_LEN;
-    if c.e.len() % ENTRY_LEN != 0 || n == 0 || n > MAX_ENTRIES {
+    if !c.e.len().is_multiple_of(ENTRY_LEN) || n == 0 || n > MAX_ENTRIES {
         return Err(LocError::Malformed(
             "1..1024 entries of 104 bytes each".into(),
         ));

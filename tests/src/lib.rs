@@ -309,14 +309,25 @@ pub struct Network {
 
 impl Network {
     pub async fn start(n: usize) -> anyhow::Result<Network> {
+        Self::start_with_env(n, Vec::new()).await
+    }
+
+    /// Like [`Network::start`], every node with the extra environment `env`.
+    pub async fn start_with_env(n: usize, env: Vec<(String, String)>) -> anyhow::Result<Network> {
         let root = tempfile::Builder::new().prefix("knoop-e2e-").tempdir()?;
         let mut nodes = Vec::with_capacity(n);
-        let first = Node::start("n0", &root.path().join("n0"), &[]).await?;
+        let first = Node::start_with_env("n0", &root.path().join("n0"), &[], env.clone()).await?;
         let boot = vec![first.p2p.clone()];
         nodes.push(first);
         for i in 1..n {
             nodes.push(
-                Node::start(&format!("n{i}"), &root.path().join(format!("n{i}")), &boot).await?,
+                Node::start_with_env(
+                    &format!("n{i}"),
+                    &root.path().join(format!("n{i}")),
+                    &boot,
+                    env.clone(),
+                )
+                .await?,
             );
         }
         Ok(Network { nodes, root })

@@ -133,7 +133,7 @@ pub(crate) struct AskCommand {
     peer: PeerId,
     addrs: Vec<Multiaddr>,
     request: Vec<u8>,
-    reply: oneshot::Sender<Result<Vec<u8>, AskError>>,
+    reply: Reply,
 }
 
 /// Sends requests of the node-answered protocols through the network task.
@@ -185,10 +185,13 @@ pub(crate) struct AskAnswer {
     pub response: Vec<u8>,
 }
 
+/// Where an outbound request's answer goes.
+type Reply = oneshot::Sender<Result<Vec<u8>, AskError>>;
+
 /// The driver's side: outstanding requests and the responder.
 pub(crate) struct AskExchange {
     responder: Option<Arc<dyn Responder>>,
-    pending: HashMap<(AskProtocol, OutboundRequestId), oneshot::Sender<Result<Vec<u8>, AskError>>>,
+    pending: HashMap<(AskProtocol, OutboundRequestId), Reply>,
 }
 
 impl AskExchange {

@@ -1,0 +1,146 @@
+//! RPC endpoints for localisation (spec: `specs/consent-localisation.md` §10): register that a
+//! tenant holds data about a patient, look a patient up, read the locate audit log. Patient
+//! identifiers travel only in request bodies, never in URLs, and are never logged.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use knoop_privacy::patient::{PatientKeys, BSN_SYSTEM};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::localisation::LocError;
+use crate::rpc::{ApiError, RpcState};
+
+type St = State<Arc<RpcState>>;
+
+pub fn routes() -> Router<Arc<RpcState>> {
+    Router::new()
+        .route("/v1/localisation/register", post(register))
+        .route("/v1/localisation/lookup", post(lookup))
+        .route("/v1/localisation/audit", get(audit))
+}
+
+/// A patient identifier. Its `Debug` hides the value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patient {
+    #[serde(default = "bsn")]
+    system: String,
+    value: String,
+}
+
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Patient({}|<redacted>)", self.system)
+    }
+}
+
+fn bsn() -> String {
+    BSN_SYSTEM.into()
+}
+
+fn loc_error(e: LocError) -> ApiError {
+    let (status, code) = match e {
+        LocError::Ops(o) => return o.into(),
+        LocError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
+        LocError::Invalid(ref m) if m.starts_with("invalid_identifier") => {
+            (StatusCode::BAD_REQUEST, "invalid_identifier")
+        }
+        LocError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        LocError::UnknownTenant(_) => (StatusCode::BAD_REQUEST, "unknown_tenant"),
+        LocError::SlotsExhausted => (StatusCode::CONFLICT, "slots_exhausted"),
+        LocError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(t)| t)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))
+}
+
+/// Derives the patient's keys off the async workers (Argon2id: slow by design).
+async fn keys(st: &Arc<RpcState>, p: Patient) -> Result<PatientKeys, ApiError> {
+    let loc = st.localisation.clone();
+    tokio::task::spawn_blocking(move || loc.derive(&p.system, &p.value))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "derivation"))?
+        .map_err(loc_error)
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RegisterReq {
+    holder: String,
+    patient: Patient,
+    categories: Vec<String>,
+}
+
+async fn register(
+    State(st): St,
+    b: Result<Json<RegisterReq>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = body(b)?;
+    let k = keys(&st, req.patient).await?;
+    let published = st
+        .localisation
+        .register(&req.holder, &k, &req.categories)
+        .await
+        .map_err(loc_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"patient": k.reference(), "published": published})),
+    ))
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct LookupReq {
+    requester: String,
+    patient: Patient,
+    purpose: String,
+    /// An opaque reference to the professional asking (logged at the holders).
+    #[serde(default)]
+    who: String,
+}
+
+async fn lookup(
+    State(st): St,
+    b: Result<Json<LookupReq>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(b)?;
+    let k = keys(&st, req.patient).await?;
+    let answers = st
+        .localisation
+        .lookup(&req.requester, &k, &req.purpose, &req.who)
+        .await
+        .map_err(loc_error)?;
+    let holders: Vec<Value> = answers
+        .into_iter()
+        .map(|a| {
+            let organizations: Vec<Value> = a
+                .holdings
+                .iter()
+                .map(|(did, categories)| {
+                    let mut org = match st.credentials.organisation(did) {
+                        Some(e) => crate::rpc_vc::with_endpoints(&st, &e),
+                        None => json!({"did": did}),
+                    };
+                    org["categories"] = json!(categories);
+                    org
+                })
+                .collect();
+            json!({"node": a.node, "status": a.status, "organizations": organizations})
+        })
+        .collect();
+    Ok(Json(json!({"patient": k.reference(), "holders": holders})))
+}
+
+async fn audit(State(st): St) -> Json<Value> {
+    Json(json!({"entries": st.localisation.audit()}))
+}

@@ -1,0 +1,251 @@
+//! Localisation over real node processes (spec: `specs/consent-localisation.md`): a patient with
+//! data at three organisations on three nodes is found from a fourth node, organisations and
+//! categories included; a wrong identifier finds nothing; holders log every locate request and
+//! rate-limit each requester; no node's files contain the identifier.
+
+use std::time::{Duration, Instant};
+
+use knoop_e2e::{Network, Node};
+use serde_json::{json, Value};
+
+const BSN: &str = "123456782";
+const OTHER_BSN: &str = "111222333";
+
+fn env(mode: &str) -> Vec<(String, String)> {
+    [
+        ("KNOOP_NETWORK__ID", "knoop-e2e"),
+        ("KNOOP_LOCALISATION__PEPPER", &"5a".repeat(32)),
+        // Reduced Argon2id cost for the test; the default is 64 MiB, 3 passes.
+        ("KNOOP_LOCALISATION__ARGON2_M_KIB", "1024"),
+        ("KNOOP_LOCALISATION__ARGON2_T", "1"),
+        ("KNOOP_CONSENT__MODE", mode),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+async fn create_did(node: &Node) -> String {
+    let (code, body) = node.post("/v1/dids", &json!({})).await.unwrap();
+    assert_eq!(code, 201, "{body}");
+    body["did"].as_str().unwrap().to_owned()
+}
+
+async fn wait_for(node: &Node, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (_, v) = node.get(path).await.unwrap();
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "{}: {path} never matched; last: {v}",
+            node.name
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn lookup(node: &Node, requester: &str, bsn: &str) -> (u16, Value) {
+    node.post(
+        "/v1/localisation/lookup",
+        &json!({"requester": requester, "patient": {"value": bsn}, "purpose": "emergency",
+                "who": "dr. J. de Wit (SEH)"}),
+    )
+    .await
+    .unwrap()
+}
+
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
+    let net = Network::start_with_env(4, env("opt-out")).await.unwrap();
+    let n = &net.nodes;
+    let ra = create_did(&n[3]).await;
+    let holders = [
+        (
+            create_did(&n[0]).await,
+            "Zuyderland MC",
+            vec!["medication", "allergies"],
+        ),
+        (
+            create_did(&n[1]).await,
+            "Apotheek Kerkrade",
+            vec!["medication"],
+        ),
+        (
+            create_did(&n[2]).await,
+            "Huisarts Heerlen",
+            vec!["problems", "lab"],
+        ),
+    ];
+    let gp = create_did(&n[3]).await;
+    for node in n {
+        let (code, body) = node
+            .put(
+                &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+                &json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    let orgs: Vec<(&str, &str)> = holders
+        .iter()
+        .map(|(d, name, _)| (d.as_str(), *name))
+        .chain([(gp.as_str(), "Huisartsenpost Leiden")])
+        .collect();
+    for (i, (did, name)) in orgs.iter().enumerate() {
+        let (code, body) = n[3]
+            .post(
+                "/v1/credentials",
+                &json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
+                        "subject": {"id": did, "legalName": name, "city": "Heerlen",
+                                    "organizationType": "hospital", "ura": format!("9000000{i}")}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+    }
+    for node in n {
+        wait_for(node, "/v1/directory?city=Heerlen", |v| {
+            v["organizations"].as_array().is_some_and(|a| a.len() == 4)
+        })
+        .await;
+    }
+
+    // Each holder's node registers that it holds data about the patient.
+    for (i, (did, _, cats)) in holders.iter().enumerate() {
+        let (code, body) = n[i]
+            .post(
+                "/v1/localisation/register",
+                &json!({"holder": did, "patient": {"value": BSN}, "categories": cats}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+        assert!(body["patient"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:knoop:patient:"));
+    }
+
+    // From the fourth node the GP finds all three, with their categories.
+    let t0 = Instant::now();
+    let found = loop {
+        let (code, v) = lookup(&n[3], &gp, BSN).await;
+        assert_eq!(code, 200, "{v}");
+        let ok = v["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["status"] == "ok")
+            .count();
+        if ok == 3 {
+            break v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "not all holders found: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut got: Vec<(String, Vec<String>)> = found["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["organizations"].as_array().unwrap().clone())
+        .map(|o| {
+            let cats = o["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
+            (o["legalName"].as_str().unwrap().to_owned(), cats)
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, Vec<String>)> = holders
+        .iter()
+        .map(|(_, name, cats)| {
+            (
+                name.to_string(),
+                cats.iter().map(|c| c.to_string()).collect(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // Another (valid) identifier finds nothing; an invalid one is refused.
+    let (code, v) = lookup(&n[3], &gp, OTHER_BSN).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["holders"], json!([]), "{v}");
+    let (code, v) = lookup(&n[3], &gp, "123456783").await;
+    assert_eq!(
+        (code, v["error"].as_str()),
+        (400, Some("invalid_identifier")),
+        "{v}"
+    );
+
+    // Each holder logged the request: who asked, for what, and the outcome.
+    for node in &n[..3] {
+        let (_, audit) = node.get("/v1/localisation/audit").await.unwrap();
+        let entries = audit["entries"].as_array().unwrap();
+        assert!(
+            entries.iter().any(|e| e["requester"] == gp.as_str()
+                && e["outcome"] == "answered"
+                && e["purpose"] == "emergency"
+                && e["who"] == "dr. J. de Wit (SEH)"),
+            "{}: {audit}",
+            node.name
+        );
+        assert!(!audit.to_string().contains(BSN));
+    }
+
+    // A requester asking too fast is refused by the holders.
+    let mut limited = false;
+    for _ in 0..40 {
+        let (_, v) = lookup(&n[3], &gp, BSN).await;
+        if v["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["status"] == "rate_limited")
+        {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "no holder rate-limited 40 rapid lookups");
+
+    // The identifier is nowhere in any node's files: store (WAL included), keys, logs.
+    for node in n {
+        for needle in [BSN.to_owned(), format!("bsn|{BSN}")] {
+            let hits = files_containing(&node.dir, needle.as_bytes());
+            assert!(hits.is_empty(), "{}: {needle} found in {hits:?}", node.name);
+        }
+    }
+}
