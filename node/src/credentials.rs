@@ -204,6 +204,11 @@ impl Credentials {
         if listed {
             return Ok(());
         }
+        // A consent is registered by a trusted care organisation (or an issuer trusted for
+        // the type, e.g. a patient portal authority).
+        if matches!(claims, Claims::PatientConsent(_)) && self.organisation(issuer).is_some() {
+            return Ok(());
+        }
         if let Claims::HealthcareProfessional(p) = claims {
             if self.organisation(issuer).is_some() {
                 if p.employer == issuer {

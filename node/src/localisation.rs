@@ -33,20 +33,7 @@ use crate::did_ops::{DidOps, OpsError};
 use crate::did_state::DidState;
 use crate::store::RocksStore;
 
-/// Data categories of version 1 (spec §3.2).
-pub const CATEGORIES: [&str; 9] = [
-    "summary",
-    "medication",
-    "allergies",
-    "problems",
-    "lab",
-    "imaging",
-    "care-plan",
-    "encounters",
-    "vital-signs",
-];
-/// Purposes of a request.
-pub const PURPOSES: [&str; 2] = ["regular-care", "emergency"];
+use knoop_vc::types::{DATA_CATEGORIES as CATEGORIES, PURPOSES};
 /// Locate requests per requester organisation: per second, and burst.
 const REQUESTER_RATE: f64 = 1.0;
 const REQUESTER_BURST: f64 = 30.0;
@@ -145,6 +132,7 @@ pub struct Localisation {
     dids: Arc<DidState>,
     store: Arc<RocksStore>,
     credentials: Arc<Credentials>,
+    consents: Arc<crate::consent::Consents>,
     node_did: String,
     params: Option<NetworkParams>,
     opt_out: bool,
@@ -162,6 +150,7 @@ impl Localisation {
         dids: Arc<DidState>,
         store: Arc<RocksStore>,
         credentials: Arc<Credentials>,
+        consents: Arc<crate::consent::Consents>,
         node_did: String,
         params: Option<NetworkParams>,
         opt_out: bool,
@@ -178,6 +167,7 @@ impl Localisation {
             dids,
             store,
             credentials,
+            consents,
             node_did,
             params,
             opt_out,
@@ -420,7 +410,7 @@ impl Localisation {
             Ok(()) => match self.record(&p) {
                 None => ("unknown_patient".to_owned(), MISS.to_vec()),
                 Some(rec) => {
-                    let holdings = self.shared(&rec, &req);
+                    let holdings = self.shared(&p, &rec, &req);
                     audit.categories = holdings
                         .iter()
                         .flat_map(|h| h.categories.iter().cloned())
@@ -463,21 +453,66 @@ impl Localisation {
         Ok(())
     }
 
-    /// The categories each tenant shares for this request. Consent records are not applied
-    /// yet: in `opt-out` mode everything is shared (no objection can have been registered), in
-    /// `opt-in` mode nothing is (no consent can have been registered).
-    fn shared(&self, rec: &PatientRecord, _req: &LocateRequest) -> Vec<Holding> {
-        if !self.opt_out {
-            return Vec::new();
-        }
+    /// The categories each tenant shares for this request, under the consent mode and the
+    /// consents held here about the patient (spec §4).
+    fn shared(&self, p: &[u8; 32], rec: &PatientRecord, req: &LocateRequest) -> Vec<Holding> {
+        let reference = format!(
+            "{}{}",
+            knoop_privacy::patient::PATIENT_REF_PREFIX,
+            base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, p)
+        );
+        let consents = self.consents.applicable(&reference);
+        let type_of = |did: &str| {
+            self.credentials
+                .organisation(did)
+                .map(|e| e.organization_type)
+        };
+        let requester_type = type_of(&req.requester);
+        let now_ms = knoop_gossip::tx::now_ms() as i64;
         rec.tenants
             .iter()
-            .filter(|(_, c)| !c.is_empty())
-            .map(|(h, c)| Holding {
-                holder: h.clone(),
-                categories: c.clone(),
+            .filter_map(|(holder, cats)| {
+                let holder_type = type_of(holder);
+                let categories: Vec<String> = cats
+                    .iter()
+                    .filter(|c| {
+                        crate::consent::shared(
+                            self.opt_out,
+                            &consents,
+                            &crate::consent::Question {
+                                holder,
+                                holder_type: holder_type.as_deref(),
+                                requester: &req.requester,
+                                requester_type: requester_type.as_deref(),
+                                category: c,
+                                purpose: &req.purpose,
+                                now_ms,
+                            },
+                        )
+                    })
+                    .cloned()
+                    .collect();
+                (!categories.is_empty()).then(|| Holding {
+                    holder: holder.clone(),
+                    categories,
+                })
             })
             .collect()
+    }
+
+    /// The holder nodes of a patient, from the local index.
+    pub fn holder_nodes(&self, keys: &PatientKeys) -> Vec<String> {
+        self.catch_up();
+        self.scan(keys)
+            .holders
+            .into_iter()
+            .map(|(node, _, _)| node)
+            .collect()
+    }
+
+    /// Whether localisation is configured here.
+    pub fn network_id(&self) -> Option<&str> {
+        self.params.as_ref().map(|p| p.network_id.as_str())
     }
 
     fn take_token(&self, requester: &str) -> bool {

@@ -114,11 +114,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if loc_params.is_none() {
         tracing::info!("localisation.pepper not set: this node takes no part in localisation");
     }
+    let consents = Arc::new(crate::consent::Consents::new(
+        credentials.clone(),
+        store.clone(),
+    ));
     let localisation = Arc::new(crate::localisation::Localisation::new(
         dids.clone(),
         did_state.clone(),
         store.clone(),
         credentials.clone(),
+        consents.clone(),
         node_did.clone(),
         loc_params,
         cfg.consent.mode == "opt-out",
@@ -149,6 +154,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     let private_task = crate::private::spawn(private.clone(), &handle, stop_tx.subscribe());
     let loc_task = crate::localisation::spawn(localisation.clone(), &handle, stop_tx.subscribe());
+    let consent_task =
+        crate::consent::spawn(consents.clone(), private.clone(), stop_tx.subscribe());
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -169,6 +176,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         status_lists,
         private,
         localisation,
+        consents,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
@@ -188,6 +196,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = indexer.await;
     let _ = private_task.await;
     let _ = loc_task.await;
+    let _ = consent_task.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;

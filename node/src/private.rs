@@ -185,9 +185,22 @@ impl Private {
     pub async fn send(
         &self,
         author: &str,
+        to: Vec<String>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<TxId, SendError> {
+        self.send_with(author, to, content_type, body, None).await
+    }
+
+    /// Like [`Private::send`], with a symmetric slot for readers who know `symmetric` (a
+    /// patient's consent key, spec §3.4).
+    pub async fn send_with(
+        &self,
+        author: &str,
         mut to: Vec<String>,
         content_type: &str,
         body: Vec<u8>,
+        symmetric: Option<[u8; 32]>,
     ) -> Result<TxId, SendError> {
         to.sort();
         to.dedup();
@@ -203,6 +216,9 @@ impl Private {
         // The origin can read back what it sent (after a restore, too).
         if let Some((_, own)) = self.ops.held_key_agreement(&self.node_did) {
             recipients.push(Recipient::X25519(own));
+        }
+        if let Some(k) = symmetric {
+            recipients.push(Recipient::Symmetric(k));
         }
         let (esk, epk) = knoop_privacy::ephemeral();
         let (kid, key_id) = self.ops.assertion_kid(author)?;

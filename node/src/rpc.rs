@@ -45,6 +45,7 @@ pub struct RpcState {
     pub status_lists: Arc<crate::status_list::StatusLists>,
     pub private: Arc<crate::private::Private>,
     pub localisation: Arc<crate::localisation::Localisation>,
+    pub consents: Arc<crate::consent::Consents>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -67,6 +68,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(crate::rpc_vc::routes())
         .merge(crate::rpc_private::routes())
         .merge(crate::rpc_localisation::routes())
+        .merge(crate::rpc_consent::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -60,7 +60,7 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn urn_uuid() -> String {
+pub(crate) fn urn_uuid() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -225,6 +225,37 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
         assert!(!audit.to_string().contains(BSN));
     }
 
+    // Opt-out: the patient objects (at the GP) and the holders stop sharing.
+    let (code, body) = n[3]
+        .post(
+            "/v1/consent",
+            &json!({"issuer": gp, "patient": {"value": BSN}, "decision": "deny",
+                    "purpose": ["regular-care", "emergency"], "dataCategories": ["*"],
+                    "method": "written"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["recipients"].as_array().unwrap().len(), 4, "{body}");
+    let t0 = Instant::now();
+    loop {
+        let (_, v) = lookup(&n[3], &gp, BSN).await;
+        let statuses: Vec<&str> = v["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["status"].as_str().unwrap())
+            .collect();
+        if statuses == ["no_permitted_data"; 3] {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "objection not applied: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
     // A requester asking too fast is refused by the holders.
     let mut limited = false;
     for _ in 0..40 {

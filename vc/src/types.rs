@@ -20,6 +20,24 @@ pub const CREDENTIALS_V2: &str = "https://www.w3.org/ns/credentials/v2";
 
 pub const CARE_ORGANIZATION_CREDENTIAL: &str = "CareOrganizationCredential";
 pub const HEALTHCARE_PROFESSIONAL_CREDENTIAL: &str = "HealthcareProfessionalCredential";
+pub const PATIENT_CONSENT_CREDENTIAL: &str = "PatientConsentCredential";
+
+/// Data categories of version 1 (`specs/consent-localisation.md` §3.2).
+pub const DATA_CATEGORIES: [&str; 9] = [
+    "summary",
+    "medication",
+    "allergies",
+    "problems",
+    "lab",
+    "imaging",
+    "care-plan",
+    "encounters",
+    "vital-signs",
+];
+/// Purposes of a request, and of a consent.
+pub const PURPOSES: [&str; 2] = ["regular-care", "emergency"];
+/// How the patient expressed consent.
+pub const CONSENT_METHODS: [&str; 4] = ["verbal", "written", "portal", "other"];
 
 /// ssi's bundled contexts plus knoop's.
 pub fn knoop_contexts() -> Contexts {
@@ -51,6 +69,41 @@ pub struct HealthcareProfessional {
     pub employer: String,
 }
 
+/// Whom a consent covers: organisations by type and/or by DID.
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Selector {
+    pub organization_types: Vec<String>,
+    pub organizations: Vec<String>,
+}
+
+impl Selector {
+    /// Whether an organisation `did` of type `type_` matches.
+    pub fn matches(&self, did: &str, type_: Option<&str>) -> bool {
+        self.organizations.iter().any(|o| o == did)
+            || type_.is_some_and(|t| self.organization_types.iter().any(|x| x == t))
+    }
+}
+
+/// A patient's consent (`permit`) or objection (`deny`), about a pseudonymous patient
+/// reference (`urn:knoop:patient:...`): never a national identifier.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientConsent {
+    pub patient: String,
+    /// `true`: permit (consent); `false`: deny (objection).
+    pub permit: bool,
+    pub purpose: Vec<String>,
+    /// Categories, or `["*"]` for all.
+    pub data_categories: Vec<String>,
+    /// Absent: every holder / every requester.
+    pub holders: Option<Selector>,
+    pub requesters: Option<Selector>,
+    pub registrar: Option<String>,
+    pub method: String,
+    pub network: String,
+}
+
 /// A credential of another type than knoop's: only the data model is checked, and trust is
 /// decided per type.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +119,7 @@ pub struct OtherClaims {
 pub enum Claims {
     CareOrganization(CareOrganization),
     HealthcareProfessional(HealthcareProfessional),
+    PatientConsent(PatientConsent),
     Other(OtherClaims),
 }
 
@@ -76,6 +130,7 @@ impl Claims {
         match self {
             Claims::CareOrganization(_) => CARE_ORGANIZATION_CREDENTIAL,
             Claims::HealthcareProfessional(_) => HEALTHCARE_PROFESSIONAL_CREDENTIAL,
+            Claims::PatientConsent(_) => PATIENT_CONSENT_CREDENTIAL,
             Claims::Other(o) => o
                 .types
                 .first()
@@ -94,6 +149,7 @@ impl Claims {
         match self {
             Claims::CareOrganization(c) => &c.id,
             Claims::HealthcareProfessional(p) => &p.id,
+            Claims::PatientConsent(c) => &c.patient,
             Claims::Other(o) => o.subject.as_deref().unwrap_or_default(),
         }
     }
@@ -138,9 +194,11 @@ fn types(doc: &Value) -> Vec<&str> {
 
 /// Whether `doc` claims to be a knoop credential type (then [`claims`] must accept it).
 pub fn is_knoop_type(doc: &Value) -> bool {
-    types(doc)
-        .iter()
-        .any(|t| *t == CARE_ORGANIZATION_CREDENTIAL || *t == HEALTHCARE_PROFESSIONAL_CREDENTIAL)
+    types(doc).iter().any(|t| {
+        *t == CARE_ORGANIZATION_CREDENTIAL
+            || *t == HEALTHCARE_PROFESSIONAL_CREDENTIAL
+            || *t == PATIENT_CONSENT_CREDENTIAL
+    })
 }
 
 /// Checks and extracts the claims of a credential: knoop's types strictly, any other type as
@@ -175,6 +233,9 @@ pub fn claims(doc: &Value) -> Result<Claims, SchemaError> {
         .get("credentialSubject")
         .filter(|s| s.is_object())
         .ok_or_else(|| err("credentialSubject", "must be one object"))?;
+    if t.contains(&PATIENT_CONSENT_CREDENTIAL) {
+        return patient_consent(subject).map(Claims::PatientConsent);
+    }
     let id = subject
         .get("id")
         .and_then(Value::as_str)
@@ -223,6 +284,158 @@ pub fn claims(doc: &Value) -> Result<Claims, SchemaError> {
     Err(err("type", "not a knoop credential type"))
 }
 
+fn string_set(
+    subject: &Value,
+    field: &str,
+    allowed: Option<&[&str]>,
+    max: usize,
+) -> Result<Vec<String>, SchemaError> {
+    let path = format!("credentialSubject.{field}");
+    let list = subject
+        .get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(|| err(&path, "must be an array of strings"))?;
+    if list.is_empty() || list.len() > max {
+        return Err(err(&path, format!("must hold 1..{max} values")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for v in list {
+        let s = v
+            .as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(|| err(&path, "values are strings of 1..256 bytes"))?;
+        if allowed.is_some_and(|a| !a.contains(&s)) {
+            return Err(err(&path, format!("{s} is not one of {allowed:?}")));
+        }
+        if out.iter().any(|o| o == s) {
+            return Err(err(&path, format!("{s} is listed twice")));
+        }
+        out.push(s.to_owned());
+    }
+    Ok(out)
+}
+
+fn selector(subject: &Value, field: &str) -> Result<Option<Selector>, SchemaError> {
+    let Some(v) = subject.get(field) else {
+        return Ok(None);
+    };
+    let path = format!("credentialSubject.{field}");
+    let obj = v
+        .as_object()
+        .ok_or_else(|| err(&path, "must be an object"))?;
+    if obj
+        .keys()
+        .any(|k| k != "organizationTypes" && k != "organizations")
+    {
+        return Err(err(&path, "only organizationTypes and organizations"));
+    }
+    let list = |k: &str, max: usize| -> Result<Vec<String>, SchemaError> {
+        match obj.get(k) {
+            None => Ok(Vec::new()),
+            Some(_) => string_set(v, k, None, max).map_err(|e| SchemaError {
+                field: format!("{path}.{k}"),
+                problem: e.problem,
+            }),
+        }
+    };
+    let s = Selector {
+        organization_types: list("organizationTypes", 16)?,
+        organizations: list("organizations", 64)?,
+    };
+    if s.organization_types.is_empty() && s.organizations.is_empty() {
+        return Err(err(&path, "name organizationTypes or organizations"));
+    }
+    if s.organizations.iter().any(|o| !o.starts_with("did:")) {
+        return Err(err(&path, "organizations are DIDs"));
+    }
+    Ok(Some(s))
+}
+
+fn patient_consent(subject: &Value) -> Result<PatientConsent, SchemaError> {
+    if !types(subject).contains(&"PatientConsent") {
+        return Err(err("credentialSubject.type", "must be PatientConsent"));
+    }
+    let patient = subject
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| {
+            s.strip_prefix("urn:knoop:patient:").is_some_and(|r| {
+                r.len() == 43
+                    && r.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        })
+        .ok_or_else(|| {
+            err(
+                "credentialSubject.id",
+                "must be a patient reference urn:knoop:patient:<43 base64url characters>",
+            )
+        })?
+        .to_owned();
+    let permit = match subject.get("decision").and_then(Value::as_str) {
+        Some("permit") => true,
+        Some("deny") => false,
+        _ => return Err(err("credentialSubject.decision", "permit or deny")),
+    };
+    let purpose = string_set(subject, "purpose", Some(&PURPOSES), 2)?;
+    let data_categories = if subject.get("dataCategories") == Some(&serde_json::json!(["*"])) {
+        vec!["*".to_owned()]
+    } else {
+        string_set(subject, "dataCategories", Some(&DATA_CATEGORIES), 16)?
+    };
+    let method = text(subject, "method", 16)?;
+    if !CONSENT_METHODS.contains(&method.as_str()) {
+        return Err(err(
+            "credentialSubject.method",
+            format!("one of {CONSENT_METHODS:?}"),
+        ));
+    }
+    let registrar = match subject.get("registrar") {
+        None => None,
+        Some(_) => Some(text(subject, "registrar", 128)?),
+    };
+    Ok(PatientConsent {
+        patient,
+        permit,
+        purpose,
+        data_categories,
+        holders: selector(subject, "holders")?,
+        requesters: selector(subject, "requesters")?,
+        registrar,
+        method,
+        network: text(subject, "network", 64)?,
+    })
+}
+
+/// The subject of a consent credential, as issued.
+pub fn consent_subject(c: &PatientConsent) -> Value {
+    let mut v = serde_json::json!({
+        "id": c.patient, "type": "PatientConsent",
+        "decision": if c.permit { "permit" } else { "deny" },
+        "purpose": c.purpose, "dataCategories": c.data_categories,
+        "method": c.method, "network": c.network,
+    });
+    for (k, s) in [("holders", &c.holders), ("requesters", &c.requesters)] {
+        if let Some(s) = s {
+            let mut o = serde_json::Map::new();
+            if !s.organization_types.is_empty() {
+                o.insert(
+                    "organizationTypes".into(),
+                    serde_json::json!(s.organization_types),
+                );
+            }
+            if !s.organizations.is_empty() {
+                o.insert("organizations".into(), serde_json::json!(s.organizations));
+            }
+            v[k] = Value::Object(o);
+        }
+    }
+    if let Some(r) = &c.registrar {
+        v["registrar"] = Value::String(r.clone());
+    }
+    v
+}
+
 /// An unsigned credential of a knoop type: `@context`, `type`, `issuer`, validity, subject.
 pub fn unsigned(
     id: &str,
@@ -240,6 +453,7 @@ pub fn unsigned(
             "id": p.id, "type": "HealthcareProfessional", "name": p.name, "roleCode": p.role_code,
             "registerId": p.register_id, "employer": p.employer,
         }),
+        Claims::PatientConsent(c) => consent_subject(c),
         Claims::Other(o) => serde_json::json!({ "id": o.subject }),
     };
     let mut vc = serde_json::json!({
@@ -315,6 +529,49 @@ mod tests {
         );
         vc["@context"] = serde_json::json!([CREDENTIALS_V2]);
         assert_eq!(claims(&vc).unwrap_err().field, "@context");
+    }
+
+    #[test]
+    fn consent_credentials_name_a_pseudonym_never_an_identifier() {
+        let c = PatientConsent {
+            patient: format!("urn:knoop:patient:{}", "A".repeat(43)),
+            permit: true,
+            purpose: vec!["regular-care".into()],
+            data_categories: vec!["medication".into(), "allergies".into()],
+            holders: None,
+            requesters: Some(Selector {
+                organization_types: vec!["hospital".into()],
+                organizations: vec![],
+            }),
+            registrar: Some("portal".into()),
+            method: "written".into(),
+            network: "knoop-test".into(),
+        };
+        let vc = unsigned(
+            "urn:uuid:c1",
+            "did:knoop:gp",
+            &Claims::PatientConsent(c.clone()),
+            "2026-01-01T00:00:00Z",
+            None,
+        );
+        crate::model::check_credential(&vc, crate::Strictness::Issued).unwrap();
+        crate::model::check_semantics(&vc, &knoop_contexts()).unwrap();
+        assert_eq!(claims(&vc).unwrap(), Claims::PatientConsent(c));
+        for (field, value) in [
+            ("id", serde_json::json!("urn:knoop:patient:123456782")),
+            ("purpose", serde_json::json!([])),
+            ("dataCategories", serde_json::json!(["genome"])),
+            ("decision", serde_json::json!("maybe")),
+            ("requesters", serde_json::json!({})),
+        ] {
+            let mut bad = vc.clone();
+            bad["credentialSubject"][field] = value;
+            let e = claims(&bad).unwrap_err();
+            assert!(
+                e.field.starts_with(&format!("credentialSubject.{field}")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
