@@ -30,6 +30,15 @@ pub enum Command {
     /// Issue, verify, publish and revoke credentials; trust issuers; search the directory.
     #[command(subcommand)]
     Vc(VcCommand),
+    /// Send and read private transactions (sealed for the recipients' keys).
+    #[command(subcommand)]
+    Private(PrivateCommand),
+    /// Localisation: register that a tenant holds data about a patient; find the holders.
+    #[command(subcommand)]
+    Loc(LocCommand),
+    /// Register, revoke and list patients' consents and objections.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
     /// Micro-benchmarks of the log on this machine (use a release build).
@@ -73,6 +82,128 @@ pub struct RpcArgs {
     /// Bearer token for the RPC.
     #[arg(long, env = "KNOOP_RPC_TOKEN")]
     pub token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PrivateCommand {
+    /// Send a JSON body from a DID hosted here to recipient DIDs.
+    Send {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        author: String,
+        /// Recipient DIDs.
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        /// The body (JSON).
+        #[arg(long)]
+        body: String,
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+    },
+    /// The private transactions this node takes part in.
+    List(RpcArgs),
+    /// Read one (if this node takes part in it).
+    Read {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        id: String,
+    },
+}
+
+/// A patient identifier for the CLI: `--bsn -` reads it from stdin, keeping it out of shell
+/// history.
+#[derive(Args, Debug)]
+pub struct PatientArg {
+    /// The patient's BSN, or - to read it from stdin.
+    #[arg(long)]
+    pub bsn: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LocCommand {
+    /// Record that a tenant holds data of these categories about a patient.
+    Register {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        holder: String,
+        #[command(flatten)]
+        patient: PatientArg,
+        /// summary, medication, allergies, problems, lab, imaging, care-plan, encounters, vital-signs.
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+    },
+    /// Find the organisations holding data about a patient (asks each holder node).
+    Lookup {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        requester: String,
+        #[command(flatten)]
+        patient: PatientArg,
+        /// regular-care or emergency.
+        #[arg(long, default_value = "regular-care")]
+        purpose: String,
+        /// The professional asking (logged at the holders).
+        #[arg(long, default_value = "")]
+        who: String,
+    },
+    /// The locate requests this node answered as a holder.
+    Audit(RpcArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsentCommand {
+    /// Register a consent (permit) or objection (deny), issued by a tenant organisation.
+    Register {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        issuer: String,
+        #[command(flatten)]
+        patient: PatientArg,
+        /// permit or deny.
+        #[arg(long)]
+        decision: String,
+        /// regular-care and/or emergency.
+        #[arg(long = "purpose", required = true)]
+        purposes: Vec<String>,
+        /// Data categories, or * for all.
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// Requesting organisation types the consent covers (default: all).
+        #[arg(long = "requester-type")]
+        requester_types: Vec<String>,
+        /// Requesting organisations (DIDs) the consent covers.
+        #[arg(long = "requester")]
+        requesters: Vec<String>,
+        /// verbal, written, portal or other.
+        #[arg(long, default_value = "written")]
+        method: String,
+        #[arg(long)]
+        valid_until: Option<String>,
+    },
+    /// Revoke a consent the issuer (a tenant here) registered.
+    Revoke {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        issuer: String,
+        #[command(flatten)]
+        patient: PatientArg,
+        #[arg(long)]
+        credential: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// The consents this node holds about a patient.
+    List {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[command(flatten)]
+        patient: PatientArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]

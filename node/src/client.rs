@@ -389,3 +389,123 @@ pub async fn vc(cmd: VcCommand) -> anyhow::Result<Value> {
         VcCommand::Trusted { rpc } => Client::new(&rpc)?.get("/v1/trust").await,
     }
 }
+
+/// The patient identifier from `--bsn` (or stdin for `-`), as the RPC body's `patient`.
+fn patient(p: &crate::cli::PatientArg) -> anyhow::Result<Value> {
+    let value = if p.bsn == "-" {
+        std::io::read_to_string(std::io::stdin())?.trim().to_owned()
+    } else {
+        p.bsn.clone()
+    };
+    Ok(json!({ "value": value }))
+}
+
+pub async fn private(cmd: crate::cli::PrivateCommand) -> anyhow::Result<Value> {
+    use crate::cli::PrivateCommand;
+    match cmd {
+        PrivateCommand::Send {
+            rpc,
+            author,
+            to,
+            body,
+            content_type,
+        } => {
+            let body: Value = serde_json::from_str(&body).context("--body must be JSON")?;
+            Client::new(&rpc)?
+                .post(
+                    "/v1/private",
+                    &json!({"author": author, "to": to, "body": body, "contentType": content_type}),
+                )
+                .await
+        }
+        PrivateCommand::List(rpc) => Client::new(&rpc)?.get("/v1/private").await,
+        PrivateCommand::Read { rpc, id } => {
+            Client::new(&rpc)?.get(&format!("/v1/private/{id}")).await
+        }
+    }
+}
+
+pub async fn loc(cmd: crate::cli::LocCommand) -> anyhow::Result<Value> {
+    use crate::cli::LocCommand;
+    match cmd {
+        LocCommand::Register {
+            rpc,
+            holder,
+            patient: p,
+            categories,
+        } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/localisation/register",
+                    &json!({"holder": holder, "patient": patient(&p)?, "categories": categories}),
+                )
+                .await
+        }
+        LocCommand::Lookup {
+            rpc,
+            requester,
+            patient: p,
+            purpose,
+            who,
+        } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/localisation/lookup",
+                    &json!({"requester": requester, "patient": patient(&p)?, "purpose": purpose,
+                            "who": who}),
+                )
+                .await
+        }
+        LocCommand::Audit(rpc) => Client::new(&rpc)?.get("/v1/localisation/audit").await,
+    }
+}
+
+pub async fn consent(cmd: crate::cli::ConsentCommand) -> anyhow::Result<Value> {
+    use crate::cli::ConsentCommand;
+    match cmd {
+        ConsentCommand::Register {
+            rpc,
+            issuer,
+            patient: p,
+            decision,
+            purposes,
+            categories,
+            requester_types,
+            requesters,
+            method,
+            valid_until,
+        } => {
+            let mut body = json!({"issuer": issuer, "patient": patient(&p)?, "decision": decision,
+                                  "purpose": purposes, "dataCategories": categories,
+                                  "method": method});
+            if !requester_types.is_empty() || !requesters.is_empty() {
+                body["requesters"] =
+                    json!({"organizationTypes": requester_types, "organizations": requesters});
+            }
+            if let Some(u) = valid_until {
+                body["validUntil"] = Value::String(u);
+            }
+            Client::new(&rpc)?.post("/v1/consent", &body).await
+        }
+        ConsentCommand::Revoke {
+            rpc,
+            issuer,
+            patient: p,
+            credential,
+            reason,
+        } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/consent/revoke",
+                    &json!({"issuer": issuer, "patient": patient(&p)?, "credential": credential,
+                            "reason": reason}),
+                )
+                .await
+        }
+        ConsentCommand::List { rpc, patient: p } => {
+            Client::new(&rpc)?
+                .post("/v1/consent/list", &json!({"patient": patient(&p)?}))
+                .await
+        }
+    }
+}

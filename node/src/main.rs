@@ -73,6 +73,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
         Command::Did(cmd) => print_json(rt.block_on(client::did(cmd))?),
         Command::Vc(cmd) => print_json(rt.block_on(client::vc(cmd))?),
+        Command::Private(cmd) => print_json(rt.block_on(client::private(cmd))?),
+        Command::Loc(cmd) => print_json(rt.block_on(client::loc(cmd))?),
+        Command::Consent(cmd) => print_json(rt.block_on(client::consent(cmd))?),
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }

@@ -197,6 +197,49 @@ async fn consent_reaches_the_holder_and_revocation_takes_effect() {
         hospital_answer(gp_node, &gp).await,
         ("no_permitted_data".into(), Vec::new())
     );
+
+    // The CLI reads the identifier from stdin (out of shell history) and lists the same.
+    let listed = cli(&hospital_node.rpc, &["consent", "list", "--bsn", "-"], BSN);
+    assert_eq!(listed["consents"][0]["status"], "revoked", "{listed}");
+    let lookup = cli(
+        &gp_node.rpc,
+        &[
+            "loc",
+            "lookup",
+            "--requester",
+            &gp,
+            "--bsn",
+            "-",
+            "--who",
+            "cli",
+        ],
+        BSN,
+    );
+    assert_eq!(
+        lookup["holders"][0]["status"], "no_permitted_data",
+        "{lookup}"
+    );
+}
+
+/// Runs the `knoop` CLI against `rpc` with `stdin`; returns its JSON output.
+fn cli(rpc: &str, args: &[&str], stdin: &str) -> Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(knoop_e2e::knoop_bin())
+        .args(args)
+        .args(["--rpc", rpc])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "knoop {args:?} failed");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 async fn hospital_node_did(node: &Node) -> String {
