@@ -42,6 +42,16 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
         d: Vec<usize>,
     },
+    /// Privacy costs: patient key derivation (Argon2id, default parameters), trial decryption
+    /// of a private transaction per local key, sealing, and a localisation slot scan.
+    Privacy {
+        /// Derivations to time.
+        #[arg(long, default_value_t = 8)]
+        derivations: usize,
+        /// Private transactions to trial-decrypt.
+        #[arg(long, default_value_t = 2000)]
+        transactions: usize,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
@@ -54,6 +64,10 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
             embedded_keys,
         } => ingest(count, group, payload_size, authors, embedded_keys),
         BenchCommand::Reconcile { n, d } => Ok(reconcile(n, &d)),
+        BenchCommand::Privacy {
+            derivations,
+            transactions,
+        } => privacy(derivations, transactions),
     }
 }
 
@@ -229,4 +243,112 @@ fn reconcile(n: usize, ds: &[usize]) -> Value {
         }
     }
     json!({"bench": "reconcile", "rows": rows})
+}
+
+/// Times the privacy primitives (see [`BenchCommand::Privacy`]).
+fn privacy(derivations: usize, transactions: usize) -> anyhow::Result<Value> {
+    use knoop_privacy::locator::{scan, seal_entry, slot_tag, EntryKind, StoredEntry};
+    use knoop_privacy::patient::{NetworkParams, PatientId, PatientKeys};
+    use knoop_privacy::{seal, trial_open, Recipient};
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    let net = NetworkParams {
+        network_id: "knoop-bench".into(),
+        epoch: 1,
+        pepper: zeroize::Zeroizing::new([7; 32]),
+        m_kib: 65_536,
+        t: 3,
+        p: 1,
+    };
+    let ids: Vec<String> = (0..derivations.max(1))
+        .map(|i| {
+            // 9-digit numbers passing the 11-test.
+            (100_000_000u64 + i as u64 * 7919..)
+                .map(|n| n.to_string())
+                .find(|s| PatientId::bsn(s).is_ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut keys = Vec::new();
+    for id in &ids {
+        keys.push(PatientKeys::derive(&PatientId::bsn(id)?, &net)?);
+    }
+    let derive_ms = t0.elapsed().as_secs_f64() * 1000.0 / ids.len() as f64;
+
+    // Private transactions for 3 recipients (4 slots), none of them ours.
+    let others: Vec<Recipient> = (1..=3u8)
+        .map(|i| Recipient::X25519(PublicKey::from(&StaticSecret::from([i; 32])).to_bytes()))
+        .collect();
+    let t0 = Instant::now();
+    let sealed: Vec<_> = (0..transactions)
+        .map(|_| seal(&[0u8; 512], &others, &knoop_privacy::ephemeral().0))
+        .collect::<Result<_, _>>()?;
+    let seal_us = t0.elapsed().as_secs_f64() * 1e6 / transactions as f64;
+    let mut per_key = serde_json::Map::new();
+    for local_keys in [1usize, 16] {
+        let secrets: Vec<StaticSecret> = (0..local_keys)
+            .map(|i| StaticSecret::from([100 + i as u8; 32]))
+            .collect();
+        let t0 = Instant::now();
+        let mut hits = 0;
+        for s in &sealed {
+            for k in &secrets {
+                if trial_open(&s.descriptor, k)?.is_some() {
+                    hits += 1;
+                }
+            }
+        }
+        anyhow::ensure!(hits == 0, "a slot opened for a key it was not sealed for");
+        per_key.insert(
+            format!("local_keys_{local_keys}_us_per_tx"),
+            json!(t0.elapsed().as_secs_f64() * 1e6 / transactions as f64),
+        );
+    }
+
+    // A slot scan over an index with the patient's entries among 100,000 others.
+    let k = &keys[0];
+    let mut index: std::collections::HashMap<[u8; 16], Vec<StoredEntry>> = Default::default();
+    for i in 0..3u32 {
+        let e = seal_entry(k, i, "did:knoop:holder", &EntryKind::Held, &[i as u8; 24]);
+        index.entry(slot_tag(k, i)).or_default().push(StoredEntry {
+            tx: [i as u8; 32],
+            index: 0,
+            signer: "did:knoop:holder".into(),
+            entry: e,
+        });
+    }
+    for i in 0..100_000u32 {
+        let mut tag = [0u8; 16];
+        tag[..4].copy_from_slice(&i.to_be_bytes());
+        index.entry(tag).or_default();
+    }
+    let lookup = |t: &[u8; 16]| -> Vec<StoredEntry> {
+        index
+            .get(t)
+            .map(|v| {
+                v.iter()
+                    .map(|e| StoredEntry {
+                        tx: e.tx,
+                        index: e.index,
+                        signer: e.signer.clone(),
+                        entry: e.entry,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let t0 = Instant::now();
+    let rounds = 1000;
+    for _ in 0..rounds {
+        anyhow::ensure!(scan(k, &lookup).holders.len() == 1);
+    }
+    let scan_us = t0.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    Ok(json!({
+        "derive_ms_per_patient": derive_ms,
+        "argon2": {"m_kib": net.m_kib, "t": net.t, "p": net.p},
+        "seal_us_per_tx": seal_us,
+        "trial_decryption": per_key,
+        "slot_scan_us": scan_us,
+    }))
 }
