@@ -31,6 +31,7 @@ use tracing::{info, warn};
 use crate::credentials::Credentials;
 use crate::did_ops::{DidOps, OpsError};
 use crate::did_state::DidState;
+use crate::private::signer_did;
 use crate::store::RocksStore;
 
 use knoop_vc::types::{DATA_CATEGORIES as CATEGORIES, PURPOSES};
@@ -606,29 +607,11 @@ fn holder_answer(node: &str, answer: Result<Vec<u8>, String>) -> HolderAnswer {
     out
 }
 
-/// The DID that signed `tx` (its `kid`).
-fn signer_did(tx: &Transaction) -> Option<String> {
-    let kid = tx.header().kid.as_deref()?;
-    Some(kid.split(['?', '#']).next()?.to_owned())
-}
-
 /// Indexes localisation entries after commits, until `stop`.
 pub fn spawn(
     loc: Arc<Localisation>,
     log: &knoop_gossip::LogHandle<RocksStore>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut events = log.subscribe();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = events.recv() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => break,
-            }
-            while events.try_recv().is_ok() {}
-            let l = loc.clone();
-            let _ = tokio::task::spawn_blocking(move || l.catch_up()).await;
-        }
-    })
+    crate::node::after_commits(log, stop, "index_localisation", move || loc.catch_up())
 }

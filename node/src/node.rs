@@ -210,9 +210,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 fn spawn_indexer(
     credentials: Arc<crate::credentials::Credentials>,
     log: &LogHandle<RocksStore>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    after_commits(log, stop, "index_credentials", move || {
+        credentials.catch_up()
+    })
+}
+
+/// Runs `work` (blocking) after each batch of commits, and at least every second, until
+/// `stop`: the pattern of every indexer that reads the log after the fact.
+pub(crate) fn after_commits(
+    log: &LogHandle<RocksStore>,
     mut stop: watch::Receiver<bool>,
+    name: &'static str,
+    work: impl Fn() + Send + Sync + 'static,
 ) -> tokio::task::JoinHandle<()> {
     let mut events = log.subscribe();
+    let work = Arc::new(work);
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -220,11 +234,11 @@ fn spawn_indexer(
                 _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 _ = stop.changed() => break,
             }
-            // Drain what queued meanwhile; one catch-up reads all of it from the store.
+            // Drain what queued meanwhile; one round reads all of it from the store.
             while events.try_recv().is_ok() {}
-            let c = credentials.clone();
-            let span = tracing::debug_span!("index_credentials");
-            let _ = tokio::task::spawn_blocking(move || span.in_scope(|| c.catch_up())).await;
+            let w = work.clone();
+            let span = tracing::debug_span!("after_commits", task = name);
+            let _ = tokio::task::spawn_blocking(move || span.in_scope(|| w())).await;
         }
     })
 }

@@ -13,7 +13,6 @@
 //! sealed in the keystore (`private/<tx id>`), so the store alone reveals no payload.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use knoop_did::binding::binding_in;
 use knoop_did::document::Relationship;
@@ -564,7 +563,7 @@ impl Private {
 }
 
 /// The DID that signed `tx` (its `kid`).
-fn signer_did(tx: &Transaction) -> Option<String> {
+pub(crate) fn signer_did(tx: &Transaction) -> Option<String> {
     let kid = tx.header().kid.as_deref()?;
     Some(kid.split(['?', '#']).next()?.to_owned())
 }
@@ -606,20 +605,13 @@ impl Private {
 pub fn spawn(
     private: Arc<Private>,
     log: &knoop_gossip::LogHandle<RocksStore>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut events = log.subscribe();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = events.recv() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => break,
-            }
-            while events.try_recv().is_ok() {}
-            let p = private.clone();
-            let _ = tokio::task::spawn_blocking(move || p.catch_up()).await;
-            private.fetch_round().await;
-        }
+    let p = private.clone();
+    let handle = tokio::runtime::Handle::current();
+    crate::node::after_commits(log, stop, "private_transactions", move || {
+        p.catch_up();
+        // Fetching is async: run it to completion from this blocking task.
+        handle.block_on(p.fetch_round());
     })
 }

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use knoop_did::knoop::time::to_rfc3339_ms;
-use knoop_privacy::patient::{PatientKeys, BSN_SYSTEM};
 use knoop_vc::proof::{sign, Cryptosuite, ProofOptions};
 use knoop_vc::types::{claims, knoop_contexts, unsigned, Claims, PatientConsent, Selector};
 use serde::Deserialize;
@@ -19,6 +18,7 @@ use serde_json::{json, Value};
 use crate::consent::{ConsentRevocation, CONSENT_CONTENT_TYPE};
 use crate::credentials::{Revocation, REVOCATION_CONTENT_TYPE};
 use crate::rpc::{ApiError, RpcState};
+use crate::rpc_localisation::{body, keys, Patient};
 
 type St = State<Arc<RpcState>>;
 
@@ -29,40 +29,8 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/v1/consent/list", post(list))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Patient {
-    #[serde(default = "bsn")]
-    system: String,
-    value: String,
-}
-
-fn bsn() -> String {
-    BSN_SYSTEM.into()
-}
-
 fn bad(code: &str, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, msg)
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t)
-        .map_err(|e| bad("bad_request", e.body_text()))
-}
-
-async fn keys(st: &Arc<RpcState>, p: Patient) -> Result<PatientKeys, ApiError> {
-    let loc = st.localisation.clone();
-    tokio::task::spawn_blocking(move || loc.derive(&p.system, &p.value))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "derivation"))?
-        .map_err(|e| match e {
-            crate::localisation::LocError::NotConfigured => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_configured",
-                e.to_string(),
-            ),
-            e => bad("invalid_identifier", e.to_string()),
-        })
 }
 
 #[derive(Deserialize)]

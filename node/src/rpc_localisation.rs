@@ -28,7 +28,7 @@ pub fn routes() -> Router<Arc<RpcState>> {
 /// A patient identifier. Its `Debug` hides the value.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Patient {
+pub(crate) struct Patient {
     #[serde(default = "bsn")]
     system: String,
     value: String,
@@ -59,13 +59,13 @@ fn loc_error(e: LocError) -> ApiError {
     ApiError::new(status, code, e.to_string())
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(t)| t)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))
 }
 
 /// Derives the patient's keys off the async workers (Argon2id: slow by design).
-async fn keys(st: &Arc<RpcState>, p: Patient) -> Result<PatientKeys, ApiError> {
+pub(crate) async fn keys(st: &Arc<RpcState>, p: Patient) -> Result<PatientKeys, ApiError> {
     let loc = st.localisation.clone();
     tokio::task::spawn_blocking(move || loc.derive(&p.system, &p.value))
         .await

@@ -176,9 +176,13 @@ impl RocksStore {
 
     /// Every `(key, value)` of the `private` family under `prefix`.
     pub fn scan_private(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_prefix(CF_PRIVATE, prefix)
+    }
+
+    fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let it = self.db.iterator_cf(
-            self.cf(CF_PRIVATE),
+            self.cf(cf),
             IteratorMode::From(prefix, rocksdb::Direction::Forward),
         );
         for item in it {
@@ -202,19 +206,7 @@ impl RocksStore {
 
     /// The `loc` records under `prefix` (a slot tag).
     pub fn scan_loc(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        let it = self.db.iterator_cf(
-            self.cf(CF_LOC),
-            IteratorMode::From(prefix, rocksdb::Direction::Forward),
-        );
-        for item in it {
-            let (k, v) = item.map_err(err)?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        self.scan_prefix(CF_LOC, prefix)
     }
 
     /// A node setting kept in `meta` under `settings/<key>` (e.g. the trust store).

@@ -500,3 +500,18 @@ pub fn load_spawn(
         .stderr(Stdio::piped())
         .spawn()?)
 }
+
+/// Node environment for the privacy tests: a network id, a pepper, a reduced Argon2id cost (the
+/// default is 64 MiB and 3 passes) and the consent mode.
+pub fn privacy_env(consent_mode: &str) -> Vec<(String, String)> {
+    [
+        ("KNOOP_NETWORK__ID", "knoop-e2e"),
+        ("KNOOP_LOCALISATION__PEPPER", &"5a".repeat(32)),
+        ("KNOOP_LOCALISATION__ARGON2_M_KIB", "1024"),
+        ("KNOOP_LOCALISATION__ARGON2_T", "1"),
+        ("KNOOP_CONSENT__MODE", consent_mode),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}

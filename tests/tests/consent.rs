@@ -11,19 +11,6 @@ use serde_json::{json, Value};
 
 const BSN: &str = "123456782";
 
-fn env(mode: &str) -> Vec<(String, String)> {
-    [
-        ("KNOOP_NETWORK__ID", "knoop-e2e"),
-        ("KNOOP_LOCALISATION__PEPPER", &"5a".repeat(32)),
-        ("KNOOP_LOCALISATION__ARGON2_M_KIB", "1024"),
-        ("KNOOP_LOCALISATION__ARGON2_T", "1"),
-        ("KNOOP_CONSENT__MODE", mode),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 async fn create_did(node: &Node) -> String {
     let (code, body) = node.post("/v1/dids", &json!({})).await.unwrap();
     assert_eq!(code, 201, "{body}");
@@ -65,7 +52,9 @@ async fn hospital_answer(node: &Node, requester: &str) -> (String, Vec<String>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_reaches_the_holder_and_revocation_takes_effect() {
-    let net = Network::start_with_env(3, env("opt-in")).await.unwrap();
+    let net = Network::start_with_env(3, knoop_e2e::privacy_env("opt-in"))
+        .await
+        .unwrap();
     let n = &net.nodes;
     let (gp_node, hospital_node, pharmacy_node) = (&n[0], &n[1], &n[2]);
     let ra = create_did(pharmacy_node).await;

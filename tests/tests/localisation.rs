@@ -11,20 +11,6 @@ use serde_json::{json, Value};
 const BSN: &str = "123456782";
 const OTHER_BSN: &str = "111222333";
 
-fn env(mode: &str) -> Vec<(String, String)> {
-    [
-        ("KNOOP_NETWORK__ID", "knoop-e2e"),
-        ("KNOOP_LOCALISATION__PEPPER", &"5a".repeat(32)),
-        // Reduced Argon2id cost for the test; the default is 64 MiB, 3 passes.
-        ("KNOOP_LOCALISATION__ARGON2_M_KIB", "1024"),
-        ("KNOOP_LOCALISATION__ARGON2_T", "1"),
-        ("KNOOP_CONSENT__MODE", mode),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 async fn create_did(node: &Node) -> String {
     let (code, body) = node.post("/v1/dids", &json!({})).await.unwrap();
     assert_eq!(code, 201, "{body}");
@@ -80,7 +66,9 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
-    let net = Network::start_with_env(4, env("opt-out")).await.unwrap();
+    let net = Network::start_with_env(4, knoop_e2e::privacy_env("opt-out"))
+        .await
+        .unwrap();
     let n = &net.nodes;
     let ra = create_did(&n[3]).await;
     let holders = [
