@@ -207,33 +207,50 @@ impl Consents {
         }
     }
 
-    /// Reads consents and revocations that arrived as private transactions.
+    /// Reads consents and revocations that arrived as private transactions: consents first,
+    /// so a revocation read in the same round finds its consent; a revocation whose consent is
+    /// not here yet is tried again next round.
     pub fn catch_up(&self, private: &Private) {
-        for (id, rec) in private.list() {
-            if rec.state != State::Have || rec.origin.is_empty() {
-                continue;
-            }
-            let ct = rec.content_type.as_deref().unwrap_or_default();
-            if ct != CONSENT_CONTENT_TYPE && ct != REVOCATION_CONTENT_TYPE {
-                continue;
-            }
-            if self.processed.lock().is_ok_and(|p| p.contains(&id)) {
-                continue;
-            }
+        let mut todo: Vec<(TxId, bool)> = private
+            .list()
+            .into_iter()
+            .filter(|(id, rec)| {
+                rec.state == State::Have && !self.processed.lock().is_ok_and(|p| p.contains(id))
+            })
+            .filter_map(|(id, rec)| match rec.content_type.as_deref() {
+                Some(CONSENT_CONTENT_TYPE) => Some((id, true)),
+                Some(REVOCATION_CONTENT_TYPE) => Some((id, false)),
+                _ => None,
+            })
+            .collect();
+        todo.sort_by_key(|(_, consent)| !consent);
+        for (id, is_consent) in todo {
             let Some(m) = private.read(&id) else {
                 continue;
             };
-            let outcome = if ct == CONSENT_CONTENT_TYPE {
+            let outcome = if is_consent {
                 serde_json::from_slice::<Value>(&m.body)
                     .map_err(|e| e.to_string())
                     .and_then(|vc| self.ingest(&vc, &m.author, Vec::new()).map(|_| ()))
             } else {
-                serde_json::from_slice::<ConsentRevocation>(&m.body)
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| self.revoke(&r.patient, &r.revocation, &m.author))
+                let r =
+                    serde_json::from_slice::<ConsentRevocation>(&m.body).map_err(|e| e.to_string());
+                match r {
+                    Ok(r)
+                        if self
+                            .of_patient(&r.patient)
+                            .iter()
+                            .all(|s| s.id != r.revocation.credential) =>
+                    {
+                        debug!(tx = %id, "revocation before its consent; tried again later");
+                        continue;
+                    }
+                    Ok(r) => self.revoke(&r.patient, &r.revocation, &m.author),
+                    Err(e) => Err(e),
+                }
             };
             match outcome {
-                Ok(()) => info!(tx = %id, kind = ct, "consent record received"),
+                Ok(()) => info!(tx = %id, consent = is_consent, "consent record received"),
                 Err(e) => warn!(tx = %id, error = %e, "consent record refused"),
             }
             if let Ok(mut p) = self.processed.lock() {

@@ -134,6 +134,7 @@ pub struct Localisation {
     store: Arc<RocksStore>,
     credentials: Arc<Credentials>,
     consents: Arc<crate::consent::Consents>,
+    private: Arc<crate::private::Private>,
     node_did: String,
     params: Option<NetworkParams>,
     opt_out: bool,
@@ -152,6 +153,7 @@ impl Localisation {
         store: Arc<RocksStore>,
         credentials: Arc<Credentials>,
         consents: Arc<crate::consent::Consents>,
+        private: Arc<crate::private::Private>,
         node_did: String,
         params: Option<NetworkParams>,
         opt_out: bool,
@@ -169,6 +171,7 @@ impl Localisation {
             store,
             credentials,
             consents,
+            private,
             node_did,
             params,
             opt_out,
@@ -297,24 +300,59 @@ impl Localisation {
         }
         let mut published = None;
         if rec.own.is_none() {
-            self.catch_up();
-            let slot = self.scan(keys).free_slot.ok_or(LocError::SlotsExhausted)?;
-            let mut nonce = [0u8; 24];
-            rand::rngs::OsRng.fill_bytes(&mut nonce);
-            let entry = seal_entry(keys, slot, &self.node_did, &EntryKind::Held, &nonce);
-            let id = self
-                .ops
-                .publish_as(&self.node_did, LOC_CONTENT_TYPE, encode_content(&[entry]))
-                .await?;
-            info!(tx = %id, slot, "localisation entry published");
+            let id = self.publish_entry(keys, &EntryKind::Held).await?;
             rec.own = Some((id.to_hex(), 0));
             published = Some(id.to_hex());
+            // Consents registered before this node held data on the patient: found through
+            // their pointers, opened with the patient's key (spec §5.4).
+            for tx in self.scan(keys).consents {
+                match self
+                    .private
+                    .adopt_symmetric(&knoop_gossip::Hash32(tx), &keys.k_pat)
+                {
+                    Ok(true) => info!("an earlier consent record found for a new patient"),
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "a consent pointer could not be followed"),
+                }
+            }
         }
         let v = serde_json::to_vec(&rec).map_err(|e| LocError::Store(e.to_string()))?;
         self.store
             .put_private(&record_key(&keys.p), &v)
             .map_err(|e| LocError::Store(e.to_string()))?;
         Ok(published)
+    }
+
+    /// Publishes one entry of `kind` in the patient's first free slot.
+    async fn publish_entry(
+        &self,
+        keys: &PatientKeys,
+        kind: &EntryKind,
+    ) -> Result<knoop_gossip::TxId, LocError> {
+        self.catch_up();
+        let slot = self.scan(keys).free_slot.ok_or(LocError::SlotsExhausted)?;
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let entry = seal_entry(keys, slot, &self.node_did, kind, &nonce);
+        let id = self
+            .ops
+            .publish_as(&self.node_did, LOC_CONTENT_TYPE, encode_content(&[entry]))
+            .await?;
+        info!(tx = %id, slot, "localisation entry published");
+        Ok(id)
+    }
+
+    /// Publishes a pointer to private transaction `tx` about the patient (a consent or its
+    /// revocation), so holders that come later find it (spec §5.4).
+    pub async fn point_to(
+        &self,
+        keys: &PatientKeys,
+        tx: &knoop_gossip::TxId,
+    ) -> Result<(), LocError> {
+        let _guard = self.register_lock.lock().await;
+        self.publish_entry(keys, &EntryKind::Consent { tx: tx.0 })
+            .await
+            .map(|_| ())
     }
 
     /// Finds the holders of a patient: the holder nodes from the index, each asked which of its

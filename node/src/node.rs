@@ -124,6 +124,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store.clone(),
         credentials.clone(),
         consents.clone(),
+        private.clone(),
         node_did.clone(),
         loc_params,
         cfg.consent.mode == "opt-out",

@@ -72,6 +72,10 @@ pub struct Record {
     pub attempts: u32,
     #[serde(default)]
     pub next_ms: u64,
+    /// Opened through a patient-key (symmetric) slot, found by a pointer: not addressed to
+    /// this node by DID.
+    #[serde(default)]
+    pub symmetric: bool,
 }
 
 /// A message read from a private transaction.
@@ -261,6 +265,7 @@ impl Private {
                 error: None,
                 attempts: 0,
                 next_ms: 0,
+                symmetric: false,
             },
         )?;
         info!(tx = %id, recipients = recipients.len(), "private transaction sent");
@@ -327,7 +332,36 @@ impl Private {
         found
     }
 
+    /// Takes part in private transaction `id` through its symmetric slot, if `key` opens one
+    /// (a patient's consent key, found through a localisation pointer). Returns whether it is
+    /// new here.
+    pub fn adopt_symmetric(&self, id: &TxId, key: &[u8; 32]) -> Result<bool, SendError> {
+        if self.record(id).is_some() {
+            return Ok(false);
+        }
+        let Some((tx, d)) = self.descriptor_of(id) else {
+            return Ok(false);
+        };
+        match knoop_privacy::open_symmetric(&d, key)? {
+            Some(cek) => {
+                self.want_via(id, &tx, &cek, true)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     fn want(&self, id: &TxId, tx: &Transaction, cek: &[u8; 32]) -> Result<(), SendError> {
+        self.want_via(id, tx, cek, false)
+    }
+
+    fn want_via(
+        &self,
+        id: &TxId,
+        tx: &Transaction,
+        cek: &[u8; 32],
+        symmetric: bool,
+    ) -> Result<(), SendError> {
         self.ops
             .keys
             .put_bytes(&cek_id(id), cek)
@@ -346,6 +380,7 @@ impl Private {
                 error: None,
                 attempts: 0,
                 next_ms: 0,
+                symmetric,
             },
         )
     }
@@ -489,7 +524,8 @@ impl Private {
                     .iter()
                     .any(|(_, k)| ours.contains(k))
             })
-        }) || rec.origin == self.node_did;
+        }) || rec.origin == self.node_did
+            || rec.symmetric;
         if !addressed {
             return Err("misaddressed: no recipient receives through this node".into());
         }

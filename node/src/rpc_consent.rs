@@ -139,6 +139,11 @@ async fn register(
     st.consents
         .ingest(&vc, &req.issuer, recipients.clone())
         .map_err(|e| bad("consent_refused", e))?;
+    // A pointer in the patient's slots, for holders that come later.
+    st.localisation
+        .point_to(&k, &tx)
+        .await
+        .map_err(|e| bad("pointer", e.to_string()))?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -198,6 +203,10 @@ async fn revoke(
     st.consents
         .revoke(&reference, &revocation, &req.issuer)
         .map_err(|e| bad("bad_request", e))?;
+    st.localisation
+        .point_to(&k, &tx)
+        .await
+        .map_err(|e| bad("pointer", e.to_string()))?;
     Ok((StatusCode::CREATED, Json(json!({"tx": tx.to_hex()}))))
 }
 

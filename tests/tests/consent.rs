@@ -160,6 +160,32 @@ async fn consent_reaches_the_holder_and_revocation_takes_effect() {
         "no_permitted_data"
     );
 
+    // The pharmacy starts holding data on the patient after the consent was registered: it
+    // finds the consent through its pointer in the patient's slots.
+    let (code, body) = pharmacy_node
+        .post(
+            "/v1/localisation/register",
+            &json!({"holder": pharmacy, "patient": {"value": BSN}, "categories": ["medication"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    eventually(
+        "the pharmacy's node finds the earlier consent",
+        async || {
+            let (_, v) = pharmacy_node
+                .post("/v1/consent/list", &json!({"patient": {"value": BSN}}))
+                .await
+                .unwrap();
+            v["consents"]
+                .as_array()?
+                .iter()
+                .any(|c| c["id"] == credential.as_str() && c["status"] == "active")
+                .then_some(v)
+        },
+    )
+    .await;
+
     // Revoked at the GP: the hospital stops sharing.
     let (code, body) = gp_node
         .post(
@@ -170,18 +196,20 @@ async fn consent_reaches_the_holder_and_revocation_takes_effect() {
         .await
         .unwrap();
     assert_eq!(code, 201, "{body}");
-    eventually("the revocation reaches the hospital's node", async || {
-        let (_, v) = hospital_node
-            .post("/v1/consent/list", &json!({"patient": {"value": BSN}}))
-            .await
-            .unwrap();
-        v["consents"]
-            .as_array()?
-            .iter()
-            .any(|c| c["id"] == credential.as_str() && c["status"] == "revoked")
-            .then_some(v)
-    })
-    .await;
+    for node in [hospital_node, pharmacy_node] {
+        eventually("the revocation reaches the holders' nodes", async || {
+            let (_, v) = node
+                .post("/v1/consent/list", &json!({"patient": {"value": BSN}}))
+                .await
+                .unwrap();
+            v["consents"]
+                .as_array()?
+                .iter()
+                .any(|c| c["id"] == credential.as_str() && c["status"] == "revoked")
+                .then_some(v)
+        })
+        .await;
+    }
     assert_eq!(
         hospital_answer(gp_node, &gp).await,
         ("no_permitted_data".into(), Vec::new())
