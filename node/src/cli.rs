@@ -134,6 +134,18 @@ pub enum LocCommand {
         #[arg(long = "category", required = true)]
         categories: Vec<String>,
     },
+    /// Record that a tenant no longer holds (some) data about a patient.
+    Withdraw {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        holder: String,
+        #[command(flatten)]
+        patient: PatientArg,
+        /// Categories no longer held (default: all).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+    },
     /// Find the organisations holding data about a patient (asks each holder node).
     Lookup {
         #[command(flatten)]

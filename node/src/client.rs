@@ -456,6 +456,19 @@ pub async fn loc(cmd: crate::cli::LocCommand) -> anyhow::Result<Value> {
                 )
                 .await
         }
+        LocCommand::Withdraw {
+            rpc,
+            holder,
+            patient: p,
+            categories,
+        } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/localisation/withdraw",
+                    &json!({"holder": holder, "patient": patient(&p)?, "categories": categories}),
+                )
+                .await
+        }
         LocCommand::Audit(rpc) => Client::new(&rpc)?.get("/v1/localisation/audit").await,
     }
 }

@@ -323,6 +323,44 @@ impl Localisation {
         Ok(published)
     }
 
+    /// Records that `holder` no longer holds `categories` (all, if empty) about the patient;
+    /// when no tenant here holds anything any more, withdraws this node's entry (spec §6.3).
+    /// Returns the withdrawal's transaction, if one was published.
+    pub async fn withdraw(
+        &self,
+        holder: &str,
+        keys: &PatientKeys,
+        categories: &[String],
+    ) -> Result<Option<String>, LocError> {
+        if !self.ops.hosted()?.iter().any(|d| d == holder) {
+            return Err(LocError::UnknownTenant(holder.to_owned()));
+        }
+        let _guard = self.register_lock.lock().await;
+        let mut rec = self.record(&keys.p).unwrap_or_default();
+        if let Some(cats) = rec.tenants.get_mut(holder) {
+            cats.retain(|c| !categories.is_empty() && !categories.contains(c));
+            if cats.is_empty() {
+                rec.tenants.remove(holder);
+            }
+        }
+        let mut published = None;
+        if rec.tenants.is_empty() {
+            if let Some((tx_hex, index)) = rec.own.take() {
+                let tx = knoop_gossip::Hash32::from_hex(&tx_hex)
+                    .map_err(|e| LocError::Store(e.to_string()))?;
+                let id = self
+                    .publish_entry(keys, &EntryKind::Withdrawn { tx: tx.0, index })
+                    .await?;
+                published = Some(id.to_hex());
+            }
+        }
+        let v = serde_json::to_vec(&rec).map_err(|e| LocError::Store(e.to_string()))?;
+        self.store
+            .put_private(&record_key(&keys.p), &v)
+            .map_err(|e| LocError::Store(e.to_string()))?;
+        Ok(published)
+    }
+
     /// Publishes one entry of `kind` in the patient's first free slot.
     async fn publish_entry(
         &self,

@@ -21,6 +21,7 @@ type St = State<Arc<RpcState>>;
 pub fn routes() -> Router<Arc<RpcState>> {
     Router::new()
         .route("/v1/localisation/register", post(register))
+        .route("/v1/localisation/withdraw", post(withdraw))
         .route("/v1/localisation/lookup", post(lookup))
         .route("/v1/localisation/audit", get(audit))
 }
@@ -95,6 +96,32 @@ async fn register(
     Ok((
         StatusCode::CREATED,
         Json(json!({"patient": k.reference(), "published": published})),
+    ))
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct WithdrawReq {
+    holder: String,
+    patient: Patient,
+    /// The categories no longer held; all when absent.
+    #[serde(default)]
+    categories: Vec<String>,
+}
+
+async fn withdraw(
+    State(st): St,
+    b: Result<Json<WithdrawReq>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(b)?;
+    let k = keys(&st, req.patient).await?;
+    let published = st
+        .localisation
+        .withdraw(&req.holder, &k, &req.categories)
+        .await
+        .map_err(loc_error)?;
+    Ok(Json(
+        json!({"patient": k.reference(), "withdrawn": published}),
     ))
 }
 
