@@ -39,6 +39,9 @@ pub enum Command {
     /// Register, revoke and list patients' consents and objections.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Read the node's audit log, check its hash chain, export it as FHIR AuditEvents.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
     /// Micro-benchmarks of the log on this machine (use a release build).
@@ -161,8 +164,21 @@ pub enum LocCommand {
         #[arg(long, default_value = "")]
         who: String,
     },
-    /// The locate requests this node answered as a holder.
-    Audit(RpcArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Entries from `--after` on.
+    List {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+    /// Recompute the hash chain; name the first entry that does not verify.
+    Verify(RpcArgs),
+    /// The log as a FHIR Bundle of AuditEvent resources.
+    Fhir(RpcArgs),
 }
 
 #[derive(Subcommand, Debug)]

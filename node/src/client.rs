@@ -469,7 +469,6 @@ pub async fn loc(cmd: crate::cli::LocCommand) -> anyhow::Result<Value> {
                 )
                 .await
         }
-        LocCommand::Audit(rpc) => Client::new(&rpc)?.get("/v1/localisation/audit").await,
     }
 }
 
@@ -520,5 +519,18 @@ pub async fn consent(cmd: crate::cli::ConsentCommand) -> anyhow::Result<Value> {
                 .post("/v1/consent/list", &json!({"patient": patient(&p)?}))
                 .await
         }
+    }
+}
+
+pub async fn audit(cmd: crate::cli::AuditCommand) -> anyhow::Result<Value> {
+    use crate::cli::AuditCommand;
+    match cmd {
+        AuditCommand::List { rpc, after } => {
+            Client::new(&rpc)?
+                .get(&format!("/v1/audit?after={after}"))
+                .await
+        }
+        AuditCommand::Verify(rpc) => Client::new(&rpc)?.get("/v1/audit/verify").await,
+        AuditCommand::Fhir(rpc) => Client::new(&rpc)?.get("/fhir/AuditEvent").await,
     }
 }

@@ -105,20 +105,6 @@ pub struct HolderAnswer {
     pub holdings: Vec<(String, Vec<String>)>,
 }
 
-/// One line of the locate audit log.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub time_ms: u64,
-    pub peer: String,
-    pub operator: Option<String>,
-    pub requester: String,
-    pub who: String,
-    pub purpose: String,
-    pub patient: String,
-    pub outcome: String,
-    pub categories: Vec<String>,
-}
-
 fn record_key(p: &[u8; 32]) -> Vec<u8> {
     [b"p/".as_slice(), p].concat()
 }
@@ -135,6 +121,7 @@ pub struct Localisation {
     credentials: Arc<Credentials>,
     consents: Arc<crate::consent::Consents>,
     private: Arc<crate::private::Private>,
+    audit: Arc<crate::audit::AuditLog>,
     node_did: String,
     params: Option<NetworkParams>,
     opt_out: bool,
@@ -154,6 +141,7 @@ impl Localisation {
         credentials: Arc<Credentials>,
         consents: Arc<crate::consent::Consents>,
         private: Arc<crate::private::Private>,
+        audit: Arc<crate::audit::AuditLog>,
         node_did: String,
         params: Option<NetworkParams>,
         opt_out: bool,
@@ -172,6 +160,7 @@ impl Localisation {
             credentials,
             consents,
             private,
+            audit,
             node_did,
             params,
             opt_out,
@@ -463,8 +452,8 @@ impl Localisation {
         let Ok(p) = <[u8; 32]>::try_from(req.patient.as_slice()) else {
             return encode(&LocateResponse::Refused("bad_request".into()));
         };
-        let mut audit = AuditEntry {
-            time_ms: knoop_gossip::tx::now_ms(),
+        let mut audit = crate::audit::Event {
+            kind: "locate".into(),
             peer: peer.to_owned(),
             operator: operator.clone(),
             requester: req.requester.clone(),
@@ -505,7 +494,7 @@ impl Localisation {
             },
         };
         audit.outcome = outcome;
-        self.write_audit(&audit);
+        self.audit.append(audit);
         response
     }
 
@@ -612,35 +601,6 @@ impl Localisation {
         } else {
             false
         }
-    }
-
-    fn write_audit(&self, a: &AuditEntry) {
-        let mut suffix = [0u8; 4];
-        rand::rngs::OsRng.fill_bytes(&mut suffix);
-        let key = [b"a/".as_slice(), &a.time_ms.to_be_bytes(), &suffix].concat();
-        match serde_json::to_vec(a) {
-            Ok(v) => {
-                if let Err(e) = self.store.put_private(&key, &v) {
-                    warn!(error = %e, "cannot write a locate audit entry");
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot encode a locate audit entry"),
-        }
-        info!(
-            target: "audit",
-            requester = %a.requester, operator = ?a.operator, purpose = %a.purpose,
-            patient = %a.patient, outcome = %a.outcome, "locate request"
-        );
-    }
-
-    /// The locate audit log, oldest first.
-    pub fn audit(&self) -> Vec<AuditEntry> {
-        self.store
-            .scan_private(b"a/")
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .collect()
     }
 }
 

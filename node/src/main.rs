@@ -7,6 +7,7 @@
 //! log on this machine ([`bench`]).
 
 mod answers;
+mod audit;
 mod bench;
 mod cli;
 mod client;
@@ -24,6 +25,7 @@ mod node;
 mod private;
 mod resolver;
 mod rpc;
+mod rpc_audit;
 mod rpc_consent;
 mod rpc_did;
 mod rpc_localisation;
@@ -76,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Private(cmd) => print_json(rt.block_on(client::private(cmd))?),
         Command::Loc(cmd) => print_json(rt.block_on(client::loc(cmd))?),
         Command::Consent(cmd) => print_json(rt.block_on(client::consent(cmd))?),
+        Command::Audit(cmd) => print_json(rt.block_on(client::audit(cmd))?),
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }

@@ -118,6 +118,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         credentials.clone(),
         store.clone(),
     ));
+    let audit = Arc::new(crate::audit::AuditLog::open(store.clone()));
     let localisation = Arc::new(crate::localisation::Localisation::new(
         dids.clone(),
         did_state.clone(),
@@ -125,6 +126,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         credentials.clone(),
         consents.clone(),
         private.clone(),
+        audit.clone(),
         node_did.clone(),
         loc_params,
         cfg.consent.mode == "opt-out",
@@ -178,6 +180,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         private,
         localisation,
         consents,
+        audit,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),

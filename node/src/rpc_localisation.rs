@@ -1,5 +1,5 @@
 //! RPC endpoints for localisation (spec: `specs/consent-localisation.md` §10): register that a
-//! tenant holds data about a patient, look a patient up, read the locate audit log. Patient
+//! tenant holds data about a patient, withdraw that, look a patient up. Patient
 //! identifiers travel only in request bodies, never in URLs, and are never logged.
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use knoop_privacy::patient::{PatientKeys, BSN_SYSTEM};
 use serde::Deserialize;
@@ -23,7 +23,6 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/v1/localisation/register", post(register))
         .route("/v1/localisation/withdraw", post(withdraw))
         .route("/v1/localisation/lookup", post(lookup))
-        .route("/v1/localisation/audit", get(audit))
 }
 
 /// A patient identifier. Its `Debug` hides the value.
@@ -166,8 +165,4 @@ async fn lookup(
         })
         .collect();
     Ok(Json(json!({"patient": k.reference(), "holders": holders})))
-}
-
-async fn audit(State(st): St) -> Json<Value> {
-    Json(json!({"entries": st.localisation.audit()}))
 }

@@ -200,7 +200,7 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
 
     // Each holder logged the request: who asked, for what, and the outcome.
     for node in &n[..3] {
-        let (_, audit) = node.get("/v1/localisation/audit").await.unwrap();
+        let (_, audit) = node.get("/v1/audit").await.unwrap();
         let entries = audit["entries"].as_array().unwrap();
         assert!(
             entries.iter().any(|e| e["requester"] == gp.as_str()
@@ -211,6 +211,10 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
             node.name
         );
         assert!(!audit.to_string().contains(BSN));
+        let (_, verdict) = node.get("/v1/audit/verify").await.unwrap();
+        assert_eq!(verdict["valid"], true, "{verdict}");
+        let (_, bundle) = node.get("/fhir/AuditEvent").await.unwrap();
+        assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "AuditEvent");
     }
 
     // The pharmacy no longer holds data on the patient: its node withdraws its entry, and the
