@@ -31,6 +31,8 @@ pub struct Config {
     pub network: NetworkConfig,
     pub localisation: LocalisationConfig,
     pub consent: ConsentConfig,
+    /// Token policies per scope (`[[policy]]`); none: the built-in ones.
+    pub policy: Vec<crate::tokens::Policy>,
 }
 
 /// Trusted credential issuers from config (more can be added over RPC; these cannot be removed
@@ -226,6 +228,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             localisation: LocalisationConfig::default(),
             consent: ConsentConfig::default(),
+            policy: Vec::new(),
         }
     }
 }
@@ -432,6 +435,29 @@ impl Config {
                 "localisation.argon2_m_kib",
                 "Argon2id needs t >= 1, p >= 1 and m_kib >= 8 * p",
             ));
+        }
+        for (i, p) in self.policy.iter().enumerate() {
+            let field = |f: &str| format!("policy[{i}].{f}");
+            if p.scope.is_empty() {
+                return Err(invalid(&field("scope"), "required"));
+            }
+            if let Some(c) = p
+                .categories
+                .iter()
+                .find(|c| !knoop_vc::types::DATA_CATEGORIES.contains(&c.as_str()))
+            {
+                return Err(invalid(
+                    &field("categories"),
+                    format!("unknown category {c}"),
+                ));
+            }
+            if let Some(u) = p
+                .purposes
+                .iter()
+                .find(|u| !knoop_vc::types::PURPOSES.contains(&u.as_str()))
+            {
+                return Err(invalid(&field("purposes"), format!("unknown purpose {u}")));
+            }
         }
         if self.status_list.timeout < Duration::from_millis(100) {
             return Err(invalid("status_list.timeout", "must be at least 100ms"));

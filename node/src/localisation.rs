@@ -476,7 +476,11 @@ impl Localisation {
             Ok(()) => match self.record(&p) {
                 None => ("unknown_patient".to_owned(), MISS.to_vec()),
                 Some(rec) => {
-                    let holdings = self.shared(&p, &rec, &req);
+                    let holdings: Vec<Holding> = self
+                        .shared(&p, &rec, &req.requester, &req.purpose, self.opt_out)
+                        .into_iter()
+                        .map(|(holder, categories)| Holding { holder, categories })
+                        .collect();
                     audit.categories = holdings
                         .iter()
                         .flat_map(|h| h.categories.iter().cloned())
@@ -519,9 +523,37 @@ impl Localisation {
         Ok(())
     }
 
+    /// What each tenant holding data on patient `p` shares with `requester` for `purpose`
+    /// under the consents held here (spec §4); `opt_out` as the network's mode, or `true` for
+    /// "everything not objected to" (break the glass).
+    pub fn holdings_for(
+        &self,
+        p: &[u8; 32],
+        requester: &str,
+        purpose: &str,
+        opt_out: bool,
+    ) -> Vec<(String, Vec<String>)> {
+        match self.record(p) {
+            Some(rec) => self.shared(p, &rec, requester, purpose, opt_out),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether the network runs opt-out.
+    pub fn opt_out(&self) -> bool {
+        self.opt_out
+    }
+
     /// The categories each tenant shares for this request, under the consent mode and the
     /// consents held here about the patient (spec §4).
-    fn shared(&self, p: &[u8; 32], rec: &PatientRecord, req: &LocateRequest) -> Vec<Holding> {
+    fn shared(
+        &self,
+        p: &[u8; 32],
+        rec: &PatientRecord,
+        requester: &str,
+        purpose: &str,
+        opt_out: bool,
+    ) -> Vec<(String, Vec<String>)> {
         let reference = format!(
             "{}{}",
             knoop_privacy::patient::PATIENT_REF_PREFIX,
@@ -533,7 +565,7 @@ impl Localisation {
                 .organisation(did)
                 .map(|e| e.organization_type)
         };
-        let requester_type = type_of(&req.requester);
+        let requester_type = type_of(requester);
         let now_ms = knoop_gossip::tx::now_ms() as i64;
         rec.tenants
             .iter()
@@ -543,25 +575,22 @@ impl Localisation {
                     .iter()
                     .filter(|c| {
                         crate::consent::shared(
-                            self.opt_out,
+                            opt_out,
                             &consents,
                             &crate::consent::Question {
                                 holder,
                                 holder_type: holder_type.as_deref(),
-                                requester: &req.requester,
+                                requester,
                                 requester_type: requester_type.as_deref(),
                                 category: c,
-                                purpose: &req.purpose,
+                                purpose,
                                 now_ms,
                             },
                         )
                     })
                     .cloned()
                     .collect();
-                (!categories.is_empty()).then(|| Holding {
-                    holder: holder.clone(),
-                    categories,
-                })
+                (!categories.is_empty()).then(|| (holder.clone(), categories))
             })
             .collect()
     }

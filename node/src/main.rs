@@ -30,9 +30,11 @@ mod rpc_consent;
 mod rpc_did;
 mod rpc_localisation;
 mod rpc_private;
+mod rpc_tokens;
 mod rpc_vc;
 mod status_list;
 mod store;
+mod tokens;
 
 use clap::Parser;
 

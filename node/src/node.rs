@@ -131,6 +131,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         loc_params,
         cfg.consent.mode == "opt-out",
     ));
+    let tokens = Arc::new(crate::tokens::Tokens::new(
+        credentials.clone(),
+        localisation.clone(),
+        audit.clone(),
+        node_did.clone(),
+        if cfg.policy.is_empty() {
+            crate::tokens::default_policies()
+        } else {
+            cfg.policy.clone()
+        },
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let indexer = spawn_indexer(credentials.clone(), &handle, stop_tx.subscribe());
     let (net, net_task) = if cfg.p2p.enabled {
@@ -181,6 +192,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         localisation,
         consents,
         audit,
+        tokens,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),

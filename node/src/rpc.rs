@@ -47,6 +47,7 @@ pub struct RpcState {
     pub localisation: Arc<crate::localisation::Localisation>,
     pub consents: Arc<crate::consent::Consents>,
     pub audit: Arc<crate::audit::AuditLog>,
+    pub tokens: Arc<crate::tokens::Tokens>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -71,6 +72,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(crate::rpc_localisation::routes())
         .merge(crate::rpc_consent::routes())
         .merge(crate::rpc_audit::routes())
+        .merge(crate::rpc_tokens::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
