@@ -117,7 +117,14 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
             .iter()
             .map(|m| m["id"].as_str().unwrap())
             .collect();
-        assert_eq!(keys, vec![format!("{did}#key-2")], "{}", n.name);
+        // key-1 is gone, key-2 replaced it; ka-1 (the host's X25519 key for private
+        // transactions, specs/private-transactions.md §2) stays.
+        assert_eq!(
+            keys,
+            vec![format!("{did}#ka-1"), format!("{did}#key-2")],
+            "{}",
+            n.name
+        );
         assert_eq!(
             service_endpoint(&r, "FHIR").as_deref(),
             Some("https://leiden.example/fhir/r4")
