@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use knoop_gossip::TxId;
 use knoop_vc::types::{Claims, PatientConsent};
@@ -266,29 +265,6 @@ impl Consents {
 pub struct ConsentRevocation {
     pub patient: String,
     pub revocation: Revocation,
-}
-
-/// Reads received consents after private transactions are read, until `stop`.
-pub fn spawn(
-    consents: Arc<Consents>,
-    private: Arc<Private>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.changed() => break,
-            }
-            let (c, p) = (consents.clone(), private.clone());
-            if tokio::task::spawn_blocking(move || c.catch_up(&p))
-                .await
-                .is_err()
-            {
-                debug!("consent reader task failed; retried");
-            }
-        }
-    })
 }
 
 #[cfg(test)]

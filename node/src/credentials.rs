@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use ed25519_dalek::VerifyingKey;
 use knoop_did::document::Relationship;
-use knoop_gossip::{Store, Transaction, TxId};
+use knoop_gossip::Transaction;
 use knoop_vc::types::{knoop_contexts, Claims};
 use knoop_vc::verify::{verify_credential, Failure, StatusLookup, Verified, VerifierEnv};
 use knoop_vc::Contexts;
@@ -280,8 +280,9 @@ impl Credentials {
             Err(_) => return,
         };
         // Revocations first, so a credential and its revocation in one round index correctly.
-        let revs = read_all(self.store.as_ref(), REVOCATION_CONTENT_TYPE, after_rev);
-        let vcs = read_all(self.store.as_ref(), VC_CONTENT_TYPE, after_vc);
+        let revs =
+            crate::store::read_by_type(self.store.as_ref(), REVOCATION_CONTENT_TYPE, after_rev);
+        let vcs = crate::store::read_by_type(self.store.as_ref(), VC_CONTENT_TYPE, after_vc);
         let mut new_revocations = Vec::new();
         for (_, tx, payload) in &revs.1 {
             match check_revocation(tx, payload) {
@@ -487,36 +488,6 @@ pub struct Query {
     pub organization_type: Option<String>,
     pub ura: Option<String>,
     pub limit: Option<usize>,
-}
-
-/// All transactions of `cty` after `after`: `(last seq, [(seq, tx, payload)])`.
-type Page = (u64, Vec<(u64, Transaction, Vec<u8>)>);
-
-fn read_all<S: Store + ?Sized>(store: &S, cty: &str, after: u64) -> Page {
-    let mut out = Vec::new();
-    let mut last = after;
-    while let Some(ids) = match store.list_by_type(cty, last, 1000) {
-        Ok(ids) if !ids.is_empty() => Some(ids),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, cty, "reading the by-type index failed; retried next round");
-            None
-        }
-    } {
-        for (seq, id) in ids {
-            last = seq;
-            if let Some((tx, payload)) = read(store, &id) {
-                out.push((seq, tx, payload));
-            }
-        }
-    }
-    (last, out)
-}
-
-fn read<S: Store + ?Sized>(store: &S, id: &TxId) -> Option<(Transaction, Vec<u8>)> {
-    let (t, payload) = knoop_gossip::log::read_tx(store, id).ok()??;
-    let tx = Transaction::parse(&t.envelope, None).ok()?;
-    Some((tx, payload?))
 }
 
 /// A revocation counts only when the issuer's own DID signed its transaction.

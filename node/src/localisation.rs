@@ -16,7 +16,6 @@ use knoop_did::binding::binding_in;
 use knoop_did::knoop::services::HOST_SERVICE_TYPE;
 use knoop_gossip::net::{AskClient, AskProtocol};
 use knoop_gossip::wire::MISS;
-use knoop_gossip::{Store, Transaction};
 use knoop_privacy::locator::{
     decode_content, encode_content, scan, seal_entry, EntryKind, ScanResult, StoredEntry,
     ENTRY_LEN, LOC_CONTENT_TYPE,
@@ -39,6 +38,8 @@ use knoop_vc::types::{DATA_CATEGORIES as CATEGORIES, PURPOSES};
 const REQUESTER_RATE: f64 = 1.0;
 const REQUESTER_BURST: f64 = 30.0;
 const LOC_SEEN_KEY: &[u8] = b"loc_seen";
+/// Tries per holder node in one lookup.
+const LOCATE_TRIES: u32 = 4;
 
 /// Why a localisation call failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,45 +188,25 @@ impl Localisation {
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
-        loop {
-            let ids = match self.store.list_by_type(LOC_CONTENT_TYPE, *seen, 1000) {
-                Ok(ids) if !ids.is_empty() => ids,
-                Ok(_) => break,
-                Err(e) => {
-                    warn!(error = %e, "reading localisation transactions failed; retried");
-                    break;
-                }
+        let (last, txs) = crate::store::read_by_type(self.store.as_ref(), LOC_CONTENT_TYPE, *seen);
+        let mut batch = Vec::new();
+        for (seq, tx, payload) in txs {
+            let signer = signer_did(&tx).unwrap_or_default();
+            let Ok(entries) = decode_content(&payload) else {
+                continue;
             };
-            let mut batch = Vec::new();
-            let mut last = *seen;
-            for (seq, id) in ids {
-                last = seq;
-                let Some((t, Some(payload))) = knoop_gossip::log::read_tx(self.store.as_ref(), &id)
-                    .ok()
-                    .flatten()
-                else {
-                    continue;
-                };
-                let Ok(tx) = Transaction::parse(&t.envelope, None) else {
-                    continue;
-                };
-                let signer = signer_did(&tx).unwrap_or_default();
-                let Ok(entries) = decode_content(&payload) else {
-                    continue;
-                };
-                for (i, e) in entries.iter().enumerate() {
-                    let key = [&e[..16], &seq.to_be_bytes(), &(i as u16).to_be_bytes()].concat();
-                    let value = [&id.0[..], &e[..], signer.as_bytes()].concat();
-                    batch.push((key, value));
-                }
+            for (i, e) in entries.iter().enumerate() {
+                let key = [&e[..16], &seq.to_be_bytes(), &(i as u16).to_be_bytes()].concat();
+                let value = [&tx.id().0[..], &e[..], signer.as_bytes()].concat();
+                batch.push((key, value));
             }
-            if let Err(e) = self.store.put_loc(&batch) {
-                warn!(error = %e, "indexing localisation entries failed; retried");
-                break;
-            }
-            *seen = last;
-            let _ = self.store.put_meta(LOC_SEEN_KEY, &last.to_be_bytes());
         }
+        if let Err(e) = self.store.put_loc(&batch) {
+            warn!(error = %e, "indexing localisation entries failed; retried");
+            return;
+        }
+        *seen = last;
+        let _ = self.store.put_meta(LOC_SEEN_KEY, &last.to_be_bytes());
     }
 
     /// Reads a patient's slots from the index.
@@ -415,10 +396,25 @@ impl Localisation {
                     Ok(self.decide("local", Some(self.node_did.clone()), &bytes))
                 } else {
                     match (self.peer_of(node), self.ask.get()) {
-                        (Some((peer, addrs)), Some(client)) => client
-                            .ask(peer, addrs, AskProtocol::Locate, bytes)
-                            .await
-                            .map_err(|e| e.to_string()),
+                        (Some((peer, addrs)), Some(client)) => {
+                            // A holder node not yet connected may take a moment to be found
+                            // through discovery: a few tries, 0.3 s apart, within the 5 s
+                            // answer budget.
+                            let mut res = Err(String::new());
+                            for attempt in 0..LOCATE_TRIES {
+                                if attempt > 0 {
+                                    tokio::time::sleep(Duration::from_millis(300)).await;
+                                }
+                                res = client
+                                    .ask(peer, addrs.clone(), AskProtocol::Locate, bytes.clone())
+                                    .await
+                                    .map_err(|e| e.to_string());
+                                if res.is_ok() {
+                                    break;
+                                }
+                            }
+                            res
+                        }
                         _ => Err("no address for this node".into()),
                     }
                 };

@@ -166,10 +166,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             tokio::spawn(async {}),
         )
     };
-    let private_task = crate::private::spawn(private.clone(), &handle, stop_tx.subscribe());
+    // Private transactions after each commit: trial decryption, blob fetches, then the
+    // consents and revocations that arrived that way.
+    let private_task = {
+        let (p, c) = (private.clone(), consents.clone());
+        let rt = tokio::runtime::Handle::current();
+        after_commits(
+            &handle,
+            stop_tx.subscribe(),
+            "private_transactions",
+            move || {
+                p.catch_up();
+                // Fetching is async: run it to completion from this blocking task.
+                rt.block_on(p.fetch_round());
+                c.catch_up(&p);
+            },
+        )
+    };
     let loc_task = crate::localisation::spawn(localisation.clone(), &handle, stop_tx.subscribe());
-    let consent_task =
-        crate::consent::spawn(consents.clone(), private.clone(), stop_tx.subscribe());
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -212,7 +226,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = indexer.await;
     let _ = private_task.await;
     let _ = loc_task.await;
-    let _ = consent_task.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;

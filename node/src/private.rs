@@ -19,7 +19,7 @@ use knoop_did::document::Relationship;
 use knoop_did::knoop::registry::SignerKid;
 use knoop_gossip::net::{AskClient, AskProtocol, NetView};
 use knoop_gossip::wire::{BlobRequest, BlobResponse, MISS};
-use knoop_gossip::{Store, Transaction, TxId};
+use knoop_gossip::{Transaction, TxId};
 use knoop_privacy::inner::{Inner, SignedInner};
 use knoop_privacy::seal::{fetch_token_matches, key_schedule};
 use knoop_privacy::{Descriptor, Recipient, PRIVATE_CONTENT_TYPE};
@@ -293,37 +293,28 @@ impl Private {
     /// newly for this node.
     pub fn catch_up(&self) -> usize {
         let after = self.seen.lock().map(|s| *s).unwrap_or(0);
-        let mut last = after;
+        let (last, txs) =
+            crate::store::read_by_type(self.store.as_ref(), PRIVATE_CONTENT_TYPE, after);
         let mut found = 0;
         let mut secrets: Option<Vec<StaticSecret>> = None;
-        loop {
-            let ids = match self.store.list_by_type(PRIVATE_CONTENT_TYPE, last, 1000) {
-                Ok(ids) if !ids.is_empty() => ids,
-                Ok(_) => break,
-                Err(e) => {
-                    warn!(error = %e, "reading private transactions failed; retried");
-                    break;
-                }
+        for (_, tx, payload) in txs {
+            let id = tx.id();
+            if self.record(&id).is_some() {
+                continue;
+            }
+            let Ok(d) = Descriptor::from_cbor(&payload) else {
+                continue;
             };
-            for (seq, id) in ids {
-                last = seq;
-                if self.record(&id).is_some() {
+            let secrets = secrets.get_or_insert_with(|| self.local_secrets());
+            if let Some(cek) = secrets
+                .iter()
+                .find_map(|s| knoop_privacy::trial_open(&d, s).ok().flatten())
+            {
+                if let Err(e) = self.want(&id, &tx, &cek) {
+                    warn!(tx = %id, error = %e, "cannot record a private transaction");
                     continue;
                 }
-                let Some((tx, d)) = self.descriptor_of(&id) else {
-                    continue;
-                };
-                let secrets = secrets.get_or_insert_with(|| self.local_secrets());
-                if let Some(cek) = secrets
-                    .iter()
-                    .find_map(|s| knoop_privacy::trial_open(&d, s).ok().flatten())
-                {
-                    if let Err(e) = self.want(&id, &tx, &cek) {
-                        warn!(tx = %id, error = %e, "cannot record a private transaction");
-                        continue;
-                    }
-                    found += 1;
-                }
+                found += 1;
             }
         }
         if let Ok(mut s) = self.seen.lock() {
@@ -635,19 +626,4 @@ impl Private {
         info!(%tx, requester = %operator, "private blob served");
         Some(blob)
     }
-}
-
-/// Runs trial decryption and fetching after commits, until `stop`.
-pub fn spawn(
-    private: Arc<Private>,
-    log: &knoop_gossip::LogHandle<RocksStore>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let p = private.clone();
-    let handle = tokio::runtime::Handle::current();
-    crate::node::after_commits(log, stop, "private_transactions", move || {
-        p.catch_up();
-        // Fetching is async: run it to completion from this blocking task.
-        handle.block_on(p.fetch_round());
-    })
 }

@@ -32,6 +32,36 @@ const KEY_FORMAT: &[u8] = b"format_version";
 /// A raw record: key and value bytes.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// Transactions of one content type read from the by-type index: `(last seq read,
+/// [(seq, transaction, content)])`.
+pub type ByTypePage = (u64, Vec<(u64, knoop_gossip::Transaction, Vec<u8>)>);
+
+/// Every transaction of content type `cty` after by-type sequence number `after`, with its
+/// content (transactions without content are skipped): what the node's indexers read.
+pub fn read_by_type<S: Store + ?Sized>(store: &S, cty: &str, after: u64) -> ByTypePage {
+    let mut out = Vec::new();
+    let mut last = after;
+    while let Some(ids) = match store.list_by_type(cty, last, 1000) {
+        Ok(ids) if !ids.is_empty() => Some(ids),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, cty, "reading the by-type index failed; retried next round");
+            None
+        }
+    } {
+        for (seq, id) in ids {
+            last = seq;
+            let read = knoop_gossip::log::read_tx(store, &id).ok().flatten();
+            if let Some((t, Some(payload))) = read {
+                if let Ok(tx) = knoop_gossip::Transaction::parse(&t.envelope, None) {
+                    out.push((seq, tx, payload));
+                }
+            }
+        }
+    }
+    (last, out)
+}
+
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
