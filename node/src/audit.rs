@@ -1,5 +1,5 @@
-//! The node's audit log (spec: `specs/audit.md`): every access decision (locate requests so
-//! far; token requests, grants, refusals and data access follow) as an append-only,
+//! The node's audit log (spec: `specs/audit.md`): every access decision (locate requests,
+//! token requests, grants and refusals, data served and data fetched) as an append-only,
 //! hash-chained sequence, so a changed, removed or reordered entry is detected. Exported as FHIR
 //! R4 `AuditEvent` resources.
 //!
@@ -21,7 +21,7 @@ const HEAD_KEY: &[u8] = b"audit_head";
 /// One audited event.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// `locate` (more kinds follow: `token`, `data`).
+    /// `locate`, `token`, `data` (served by the proxy) or `fetch` (asked by this node).
     pub kind: String,
     /// The libp2p peer that asked, if over the network.
     pub peer: String,
@@ -32,6 +32,9 @@ pub struct Event {
     /// The professional (opaque reference).
     pub who: String,
     pub purpose: String,
+    /// The token scope (use case), where one applies.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
     /// The patient reference (pseudonym), never an identifier.
     pub patient: String,
     /// `answered`, `no_permitted_data`, `rate_limited`, or the reason of a refusal.
@@ -200,11 +203,12 @@ impl AuditLog {
 
 /// An entry as a FHIR R4 `AuditEvent`.
 pub fn to_fhir(e: &Entry, node_did: &str) -> Value {
-    let outcome = if e.event.outcome == "answered" {
-        "0"
-    } else {
-        "4"
-    };
+    let o = &e.event.outcome;
+    let success = o == "answered"
+        || o == "granted"
+        || o == "granted_break_the_glass"
+        || (o.starts_with("served ") && !o.contains("failed"));
+    let outcome = if success { "0" } else { "4" };
     let mut agents = vec![json!({
         "type": {"text": "requesting organisation"},
         "who": {"identifier": {"system": "urn:ietf:rfc:3986", "value": e.event.requester}},
@@ -233,6 +237,7 @@ pub fn to_fhir(e: &Entry, node_did: &str) -> Value {
             "what": {"identifier": {"system": "urn:knoop:patient", "value": e.event.patient}},
             "detail": [
                 {"type": "categories", "valueString": e.event.categories.join(",")},
+                {"type": "scope", "valueString": e.event.scope},
                 {"type": "hash", "valueString": e.hash},
             ],
         }],

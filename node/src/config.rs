@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_RPC: &str = "127.0.0.1:7474";
 /// Default p2p listen address.
 pub const DEFAULT_P2P: &str = "/ip4/0.0.0.0/tcp/7475";
+/// Default public API address (loopback until TLS is configured).
+pub const DEFAULT_PUBLIC: &str = "127.0.0.1:7476";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -33,6 +35,86 @@ pub struct Config {
     pub consent: ConsentConfig,
     /// Token policies per scope (`[[policy]]`); none: the built-in ones.
     pub policy: Vec<crate::tokens::Policy>,
+    pub public: PublicConfig,
+    pub source: SourceConfig,
+    pub tokens: TokensConfig,
+}
+
+/// The public API (spec: `specs/data-fetch.md`): token endpoint and data proxy, for other
+/// nodes. HTTPS with rustls; plain HTTP only on loopback.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicConfig {
+    /// Listen address; `""` turns the public API off (the node then serves no data).
+    pub listen: String,
+    /// The base URL other nodes use (published in the node DID as a `KnoopPublicApi`
+    /// service). Default: `https://<listen address>` (`http://` without TLS). Required when
+    /// listening on an unspecified address (`0.0.0.0`).
+    pub url: Option<String>,
+    /// Certificate chain and private key (PEM) of the public API.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM) for calling other nodes' public APIs.
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed for one call to another node's public API.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for PublicConfig {
+    fn default() -> Self {
+        PublicConfig {
+            listen: DEFAULT_PUBLIC.into(),
+            url: None,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The source systems (FHIR R4 REST) of the organisations hosted here.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// FHIR base URL for every tenant without its own entry in `tenants`.
+    pub fhir: Option<String>,
+    /// FHIR base URL per tenant DID: `[source.tenants] "did:knoop:..." = "https://ehr/fhir"`.
+    pub tenants: std::collections::BTreeMap<String, String>,
+    /// Extra trusted root certificates (PEM) for the source systems.
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed for one call to a source system.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            fhir: None,
+            tenants: Default::default(),
+            ca_file: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Access tokens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Lifetime of an access token (1 s .. 1 h).
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            lifetime: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Trusted credential issuers from config (more can be added over RPC; these cannot be removed
@@ -229,6 +311,9 @@ impl Default for Config {
             localisation: LocalisationConfig::default(),
             consent: ConsentConfig::default(),
             policy: Vec::new(),
+            public: PublicConfig::default(),
+            source: SourceConfig::default(),
+            tokens: TokensConfig::default(),
         }
     }
 }
@@ -325,6 +410,69 @@ impl Config {
     }
 
     /// Checks every value and names the field at fault.
+    /// The public API and source settings.
+    fn validate_public(&self) -> Result<(), ConfigError> {
+        let p = &self.public;
+        if !p.listen.is_empty() {
+            let addr: SocketAddr = p
+                .listen
+                .parse()
+                .map_err(|e| invalid("public.listen", format!("not a socket address: {e}")))?;
+            let tls = match (&p.tls_cert, &p.tls_key) {
+                (Some(_), Some(_)) => true,
+                (None, None) => false,
+                (Some(_), None) => return Err(invalid("public.tls_key", "required with public.tls_cert")),
+                (None, Some(_)) => return Err(invalid("public.tls_cert", "required with public.tls_key")),
+            };
+            if !tls && !addr.ip().is_loopback() {
+                return Err(invalid(
+                    "public.tls_cert",
+                    "a certificate is required when public.listen is not loopback",
+                ));
+            }
+            if addr.ip().is_unspecified() && p.url.is_none() {
+                return Err(invalid(
+                    "public.url",
+                    "required when public.listen is an unspecified address",
+                ));
+            }
+        }
+        if let Some(u) = &p.url {
+            let parsed = reqwest::Url::parse(u)
+                .map_err(|e| invalid("public.url", format!("{u:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+                return Err(invalid("public.url", "must be an http(s) URL with a host"));
+            }
+        }
+        if p.timeout < Duration::from_millis(100) {
+            return Err(invalid("public.timeout", "must be at least 100ms"));
+        }
+        let fhir_url = |field: &str, u: &str| -> Result<(), ConfigError> {
+            let parsed =
+                reqwest::Url::parse(u).map_err(|e| invalid(field, format!("{u:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+                return Err(invalid(field, "must be an http(s) URL with a host"));
+            }
+            Ok(())
+        };
+        if let Some(u) = &self.source.fhir {
+            fhir_url("source.fhir", u)?;
+        }
+        for (did, u) in &self.source.tenants {
+            knoop_did::url::Did::parse(did)
+                .map_err(|e| invalid(&format!("source.tenants.{did}"), e.to_string()))?;
+            fhir_url(&format!("source.tenants.{did}"), u)?;
+        }
+        if self.source.timeout < Duration::from_millis(100) {
+            return Err(invalid("source.timeout", "must be at least 100ms"));
+        }
+        let life = self.tokens.lifetime;
+        if life < Duration::from_secs(1) || life > Duration::from_secs(3600) {
+            return Err(invalid("tokens.lifetime", "must be between 1s and 1h"));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rpc: SocketAddr = self
             .rpc
@@ -394,6 +542,10 @@ impl Config {
         for (field, file) in [
             ("did.web_ca_file", &self.did.web_ca_file),
             ("status_list.ca_file", &self.status_list.ca_file),
+            ("public.tls_cert", &self.public.tls_cert),
+            ("public.tls_key", &self.public.tls_key),
+            ("public.ca_file", &self.public.ca_file),
+            ("source.ca_file", &self.source.ca_file),
         ] {
             if let Some(f) = file {
                 if !f.is_file() {
@@ -459,6 +611,7 @@ impl Config {
                 return Err(invalid(&field("purposes"), format!("unknown purpose {u}")));
             }
         }
+        self.validate_public()?;
         if self.status_list.timeout < Duration::from_millis(100) {
             return Err(invalid("status_list.timeout", "must be at least 100ms"));
         }

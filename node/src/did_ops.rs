@@ -448,6 +448,35 @@ impl DidOps {
         res.map(|_| ())
     }
 
+    /// Makes sure `did`'s current document has exactly one service of `type_`, with
+    /// `endpoint` (a DID update when it has none or another endpoint).
+    pub async fn ensure_service(
+        &self,
+        did: &str,
+        type_: &str,
+        endpoint: &str,
+    ) -> Result<(), OpsError> {
+        let (_, doc) = self.current(did)?;
+        let same: Vec<_> = doc.service.iter().filter(|s| s.type_ == type_).collect();
+        if same.len() == 1 && same[0].service_endpoint == endpoint {
+            return Ok(());
+        }
+        let service = ServiceSpec {
+            id: None,
+            type_: type_.to_owned(),
+            endpoint: endpoint.into(),
+        }
+        .to_service(did);
+        let t = type_.to_owned();
+        self.update(did, move |d| {
+            d.service.retain(|s| s.type_ != t);
+            d.service.push(service);
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// The kid (with the current version) and keystore id of a held assertionMethod key of
     /// `did`, for signing something other than a transaction.
     pub fn assertion_kid(&self, did: &str) -> Result<(String, String), OpsError> {

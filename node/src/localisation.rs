@@ -65,6 +65,9 @@ struct PatientRecord {
     tenants: BTreeMap<String, Vec<String>>,
     /// This node's live `held` entry: (tx id hex, index).
     own: Option<(String, u32)>,
+    /// Tenant DID → the patient's local id at its source system (`specs/data-fetch.md` §4).
+    #[serde(default)]
+    sources: BTreeMap<String, String>,
 }
 
 /// The locate query (spec §7).
@@ -245,6 +248,7 @@ impl Localisation {
         holder: &str,
         keys: &PatientKeys,
         categories: &[String],
+        source_patient: Option<String>,
     ) -> Result<Option<String>, LocError> {
         check_categories(categories)?;
         if !self.ops.hosted()?.iter().any(|d| d == holder) {
@@ -252,6 +256,9 @@ impl Localisation {
         }
         let _guard = self.register_lock.lock().await;
         let mut rec = self.record(&keys.p).unwrap_or_default();
+        if let Some(id) = source_patient {
+            rec.sources.insert(holder.to_owned(), id);
+        }
         let cats = rec.tenants.entry(holder.to_owned()).or_default();
         for c in categories {
             if !cats.contains(c) {
@@ -311,6 +318,7 @@ impl Localisation {
             cats.retain(|c| !categories.is_empty() && !categories.contains(c));
             if cats.is_empty() {
                 rec.tenants.remove(holder);
+                rec.sources.remove(holder);
             }
         }
         let mut published = None;
@@ -462,6 +470,7 @@ impl Localisation {
             ),
             outcome: String::new(),
             categories: Vec::new(),
+            scope: String::new(),
         };
         let (outcome, response) = match self.allowed(operator.as_deref(), &req) {
             Err(why) => (why, MISS.to_vec()),
@@ -533,6 +542,11 @@ impl Localisation {
             Some(rec) => self.shared(p, &rec, requester, purpose, opt_out),
             None => Vec::new(),
         }
+    }
+
+    /// The patient's local id at `tenant`'s source system, recorded at registration.
+    pub fn source_patient(&self, p: &[u8; 32], tenant: &str) -> Option<String> {
+        self.record(p)?.sources.get(tenant).cloned()
     }
 
     /// Whether the network runs opt-out.

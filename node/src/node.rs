@@ -141,7 +141,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         } else {
             cfg.policy.clone()
         },
+        cfg.tokens.lifetime,
     ));
+    let sources = Arc::new(crate::source::Sources::new(&cfg.source).context("source")?);
+    let http = crate::public::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)
+        .context("public API client")?;
+    // The public API: bound now, so its URL goes into the node DID before anyone asks.
+    let public = crate::public::bind(&cfg.public).await?;
+    let public_url = public.as_ref().map(|p| p.url.clone());
+    match &public_url {
+        Some(url) => {
+            dids.ensure_service(&node_did, crate::public::PUBLIC_API_SERVICE_TYPE, url)
+                .await
+                .context("publishing the public API URL in the node DID")?;
+            if let Some(p) = &public {
+                std::fs::write(cfg.data_dir.join("public.addr"), p.local_addr()?.to_string())?;
+            }
+        }
+        None => tracing::warn!("public.listen is empty: this node serves no tokens and no data"),
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let indexer = spawn_indexer(credentials.clone(), &handle, stop_tx.subscribe());
     let (net, net_task) = if cfg.p2p.enabled {
@@ -207,11 +225,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         consents,
         audit,
         tokens,
+        sources,
+        http,
+        public_url,
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
     });
     drop(handle);
+    let public_task = match public {
+        Some(p) => tokio::spawn(p.serve(crate::public::router(state.clone()), stop_tx.subscribe())),
+        None => tokio::spawn(async {}),
+    };
     // One signal stops everything: RPC stops accepting (and event streams end), the network
     // task leaves its loop.
     axum::serve(listener, router(state))
@@ -222,6 +247,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         })
         .await
         .context("rpc server")?;
+    let _ = public_task.await;
     let _ = net_task.await;
     let _ = indexer.await;
     let _ = private_task.await;
@@ -230,6 +256,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = log_task.await;
     store.flush()?;
     let _ = std::fs::remove_file(cfg.data_dir.join("rpc.addr"));
+    let _ = std::fs::remove_file(cfg.data_dir.join("public.addr"));
     info!("stopped");
     Ok(())
 }

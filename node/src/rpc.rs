@@ -48,6 +48,12 @@ pub struct RpcState {
     pub consents: Arc<crate::consent::Consents>,
     pub audit: Arc<crate::audit::AuditLog>,
     pub tokens: Arc<crate::tokens::Tokens>,
+    /// The source systems of the tenants (FHIR).
+    pub sources: Arc<crate::source::Sources>,
+    /// Client for other nodes' public APIs.
+    pub http: reqwest::Client,
+    /// This node's public API base URL, if it serves one.
+    pub public_url: Option<String>,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -73,6 +79,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(crate::rpc_consent::routes())
         .merge(crate::rpc_audit::routes())
         .merge(crate::rpc_tokens::routes())
+        .merge(crate::fetch::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -175,6 +182,7 @@ async fn status(State(st): St) -> Json<Value> {
         "credentials_indexed": credentials,
         "revocations": revocations,
         "listen_addrs": net.listen_addrs,
+        "public_url": st.public_url,
         "peers": net.peers.len(),
         "transactions": idx.len(),
         "pending": st.log.pending(),

@@ -30,8 +30,8 @@ pub fn routes() -> Router<Arc<RpcState>> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Patient {
     #[serde(default = "bsn")]
-    system: String,
-    value: String,
+    pub(crate) system: String,
+    pub(crate) value: String,
 }
 
 impl std::fmt::Debug for Patient {
@@ -44,7 +44,7 @@ fn bsn() -> String {
     BSN_SYSTEM.into()
 }
 
-fn loc_error(e: LocError) -> ApiError {
+pub(crate) fn loc_error(e: LocError) -> ApiError {
     let (status, code) = match e {
         LocError::Ops(o) => return o.into(),
         LocError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
@@ -79,6 +79,9 @@ struct RegisterReq {
     holder: String,
     patient: Patient,
     categories: Vec<String>,
+    /// The patient's id at the holder's FHIR source; found there by identifier when absent.
+    #[serde(default)]
+    source_patient: Option<String>,
 }
 
 async fn register(
@@ -86,15 +89,42 @@ async fn register(
     b: Result<Json<RegisterReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    if let Some(id) = &req.source_patient {
+        if !crate::data_proxy::is_fhir_id(id) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "source_patient must be a FHIR id ([A-Za-z0-9-.]{1,64})",
+            ));
+        }
+    }
+    // The patient's id at the source, found by identifier while the identifier is in memory.
+    let (source_patient, source_note) = match req.source_patient {
+        Some(id) => (Some(id), None),
+        None if st.sources.configured(&req.holder) => match st
+            .sources
+            .find_patient(&req.holder, &req.patient.system, &req.patient.value)
+            .await
+        {
+            Ok(Some(id)) if crate::data_proxy::is_fhir_id(&id) => (Some(id), None),
+            Ok(_) => (None, Some("the patient was not found at the source system".to_owned())),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, Some("no source system is configured for this holder".to_owned())),
+    };
+    if let Some(note) = &source_note {
+        tracing::warn!(holder = %req.holder, note = %note, "registered without a source link");
+    }
     let k = keys(&st, req.patient).await?;
     let published = st
         .localisation
-        .register(&req.holder, &k, &req.categories)
+        .register(&req.holder, &k, &req.categories, source_patient.clone())
         .await
         .map_err(loc_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"patient": k.reference(), "published": published})),
+        Json(json!({"patient": k.reference(), "published": published,
+                    "source_patient": source_patient, "source_note": source_note})),
     ))
 }
 

@@ -13,15 +13,20 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::rpc::RpcState;
-use crate::tokens::{TokenRequest, TOKEN_TTL};
+use crate::tokens::TokenRequest;
 
 type St = State<Arc<RpcState>>;
 
+/// On the internal RPC: all three (introspection is for the node's own operators).
 pub fn routes() -> Router<Arc<RpcState>> {
+    public_routes().route("/oauth2/introspect", post(introspect))
+}
+
+/// On the public API: nonce and token.
+pub fn public_routes() -> Router<Arc<RpcState>> {
     Router::new()
         .route("/oauth2/nonce", get(nonce))
         .route("/oauth2/token", post(token))
-        .route("/oauth2/introspect", post(introspect))
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -51,8 +56,9 @@ async fn token(State(st): St, form: Result<Form<TokenRequest>, FormRejection>) -
         Ok(Ok((token, grant))) => Json(json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": TOKEN_TTL.as_secs(),
+            "expires_in": st.tokens.lifetime().as_secs(),
             "scope": grant.scope,
+            "holdings": grant.holdings,
         }))
         .into_response(),
         Ok(Err(e)) => {

@@ -254,47 +254,62 @@ struct PresentReq {
     ttl_s: Option<u64>,
 }
 
-async fn present(
-    State(st): St,
-    b: Result<Json<PresentReq>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req = body(b)?;
-    if req.challenge.is_empty() || req.domain.is_empty() {
+/// A presentation by `holder` (hosted here) of `credentials` for `challenge` and `domain`,
+/// valid `ttl_s` seconds (at most a day). JOSE credentials travel enveloped (VC 2.0).
+pub(crate) fn make_presentation(
+    dids: &crate::did_ops::DidOps,
+    holder: &str,
+    credentials: Vec<Value>,
+    challenge: &str,
+    domain: &str,
+    ttl_s: u64,
+) -> Result<Value, ApiError> {
+    if challenge.is_empty() || domain.is_empty() {
         return Err(bad("challenge and domain are required"));
     }
     let now = knoop_gossip::tx::now_ms();
-    let expires = to_rfc3339_ms(now + req.ttl_s.unwrap_or(300).min(86_400) * 1000);
+    let expires = to_rfc3339_ms(now + ttl_s.min(86_400) * 1000);
     let contexts = knoop_contexts();
-    let holder = req.holder.clone();
-    // A JOSE credential travels enveloped (VC 2.0).
-    let credentials: Vec<Value> = req
-        .credentials
+    let credentials: Vec<Value> = credentials
         .into_iter()
         .map(|c| match c {
             Value::String(jwt) => knoop_vc::jose::envelope(&jwt),
             c => c,
         })
         .collect();
-    let vp = st
-        .dids
-        .with_key_for(
-            &req.holder,
-            knoop_did::document::Relationship::Authentication,
-            |vm, key| {
-                knoop_vc::presentation::present(
-                    &holder,
-                    vm,
-                    key,
-                    credentials,
-                    &req.challenge,
-                    &req.domain,
-                    &to_rfc3339_ms(now),
-                    Some(&expires),
-                    &contexts,
-                )
-            },
-        )?
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "proof", e.to_string()))?;
+    dids.with_key_for(
+        holder,
+        knoop_did::document::Relationship::Authentication,
+        |vm, key| {
+            knoop_vc::presentation::present(
+                holder,
+                vm,
+                key,
+                credentials,
+                challenge,
+                domain,
+                &to_rfc3339_ms(now),
+                Some(&expires),
+                &contexts,
+            )
+        },
+    )?
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "proof", e.to_string()))
+}
+
+async fn present(
+    State(st): St,
+    b: Result<Json<PresentReq>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = body(b)?;
+    let vp = make_presentation(
+        &st.dids,
+        &req.holder,
+        req.credentials,
+        &req.challenge,
+        &req.domain,
+        req.ttl_s.unwrap_or(300),
+    )?;
     Ok((StatusCode::CREATED, Json(json!({"presentation": vp}))))
 }
 

@@ -21,8 +21,6 @@ use crate::localisation::Localisation;
 const NONCE_TTL: Duration = Duration::from_secs(300);
 /// Most nonces outstanding.
 const MAX_NONCES: usize = 100_000;
-/// Lifetime of an access token.
-pub const TOKEN_TTL: Duration = Duration::from_secs(300);
 
 /// A use case and what it allows (config `[[policy]]`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -123,6 +121,7 @@ pub struct Tokens {
     audit: Arc<AuditLog>,
     node_did: String,
     policies: Vec<Policy>,
+    lifetime: Duration,
     nonces: Mutex<HashMap<String, Instant>>,
     tokens: Mutex<HashMap<String, Grant>>,
 }
@@ -140,6 +139,7 @@ impl Tokens {
         audit: Arc<AuditLog>,
         node_did: String,
         policies: Vec<Policy>,
+        lifetime: Duration,
     ) -> Self {
         Tokens {
             credentials,
@@ -147,9 +147,15 @@ impl Tokens {
             audit,
             node_did,
             policies,
+            lifetime,
             nonces: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lifetime of the tokens issued here.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
     /// The audience a presentation must name (`domain`): this node's DID.
@@ -184,6 +190,7 @@ impl Tokens {
             kind: "token".into(),
             peer: "http".into(),
             purpose: req.purpose.clone(),
+            scope: req.scope.clone(),
             patient: req.patient.clone(),
             ..Default::default()
         };
@@ -318,7 +325,7 @@ impl Tokens {
             purpose: req.purpose.clone(),
             holdings: granted,
             break_the_glass: btg,
-            expires_ms: knoop_gossip::tx::now_ms() + TOKEN_TTL.as_millis() as u64,
+            expires_ms: knoop_gossip::tx::now_ms() + self.lifetime.as_millis() as u64,
         })
     }
 

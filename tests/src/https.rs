@@ -126,6 +126,52 @@ impl Drop for TestHttps {
     }
 }
 
+/// A throw-away CA with one server certificate for `localhost` and `127.0.0.1`, written as PEM
+/// files into a temporary directory: what the nodes' public APIs (`public.tls_cert`,
+/// `public.tls_key`) and their clients (`public.ca_file`) use in tests.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> anyhow::Result<TestCa> {
+        let (ca_pem, leaf, key) = test_certificates()?;
+        let dir = tempfile::Builder::new().prefix("knoop-e2e-ca-").tempdir()?;
+        std::fs::write(dir.path().join("ca.pem"), ca_pem)?;
+        let pem = |label: &str, der: &[u8]| {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+        };
+        std::fs::write(dir.path().join("server.pem"), pem("CERTIFICATE", leaf.as_ref()))?;
+        std::fs::write(
+            dir.path().join("server.key"),
+            pem("PRIVATE KEY", key.secret_pkcs8_der()),
+        )?;
+        Ok(TestCa { dir })
+    }
+
+    pub fn ca_pem_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Node environment serving the public API over HTTPS with this CA's certificate and
+    /// trusting the CA for calls to other nodes.
+    pub fn public_env(&self) -> Vec<(String, String)> {
+        let p = |f: &str| self.dir.path().join(f).display().to_string();
+        vec![
+            ("KNOOP_PUBLIC__TLS_CERT".into(), p("server.pem")),
+            ("KNOOP_PUBLIC__TLS_KEY".into(), p("server.key")),
+            ("KNOOP_PUBLIC__CA_FILE".into(), p("ca.pem")),
+        ]
+    }
+}
+
 /// A fresh CA (PEM) and a leaf certificate and key for `localhost` and `127.0.0.1`.
 fn test_certificates(
 ) -> anyhow::Result<(String, CertificateDer<'static>, PrivatePkcs8KeyDer<'static>)> {

@@ -5,6 +5,8 @@
 //! their RPC. Tests live in `tests/tests/`.
 
 pub mod blob_probe;
+pub mod care;
+pub mod fhir;
 pub mod https;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +100,8 @@ impl Node {
                 "/ip4/127.0.0.1/tcp/0",
             ])
             .env("KNOOP_LOG", "info,knoop_gossip=info")
+            // Many nodes on one machine: the public API on any free port.
+            .env("KNOOP_PUBLIC__LISTEN", "127.0.0.1:0")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
@@ -326,6 +330,25 @@ impl Network {
                     &root.path().join(format!("n{i}")),
                     &boot,
                     env.clone(),
+                )
+                .await?,
+            );
+        }
+        Ok(Network { nodes, root })
+    }
+
+    /// A network of one node per entry of `envs`, each with its own extra environment.
+    pub async fn start_each(envs: Vec<Vec<(String, String)>>) -> anyhow::Result<Network> {
+        let root = tempfile::Builder::new().prefix("knoop-e2e-").tempdir()?;
+        let mut nodes: Vec<Node> = Vec::with_capacity(envs.len());
+        for (i, env) in envs.into_iter().enumerate() {
+            let boot: Vec<String> = nodes.first().map(|n| n.p2p.clone()).into_iter().collect();
+            nodes.push(
+                Node::start_with_env(
+                    &format!("n{i}"),
+                    &root.path().join(format!("n{i}")),
+                    &boot,
+                    env,
                 )
                 .await?,
             );

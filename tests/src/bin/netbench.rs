@@ -4,6 +4,7 @@
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- catchup`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- dids`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- directory`
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- story2`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,9 +41,11 @@ async fn main() -> anyhow::Result<()> {
         Some("catchup") => catchup(arg("--txs", 100_000)).await?,
         Some("dids") => dids(arg("--dids", 1_000), arg("--rounds", 5)).await?,
         Some("directory") => directory(arg("--orgs", 10_000), arg("--queries", 1_000)).await?,
+        Some("story2") => story2(arg("--fetches", 50)).await?,
         _ => anyhow::bail!(
             "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N] \
-             | dids [--dids N --rounds R] | directory [--orgs N --queries Q]"
+             | dids [--dids N --rounds R] | directory [--orgs N --queries Q] \
+             | story2 [--fetches N]"
         ),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
@@ -378,5 +381,56 @@ async fn catchup(txs: u64) -> anyhow::Result<Value> {
         "rss_kib_newcomer_after": rss_b,
         "restart_to_rpc_ready_ms": boot.as_secs_f64() * 1000.0,
         "note": "sync_bytes_received counts reconciliation messages and fetched envelopes + content; Noise/Yamux framing adds a few percent",
+    }))
+}
+
+/// Story 2's emergency fetch (`specs/data-fetch.md` §5) with three holders, each on its own
+/// node in front of its own FHIR source, over HTTPS: the emergency department's node
+/// localises the patient (the default Argon2id cost), gets three tokens and fetches
+/// medication and allergies from all three in parallel. `fetches` answers are timed one at a
+/// time, after the first complete one.
+async fn story2(fetches: u64) -> anyhow::Result<Value> {
+    use knoop_e2e::care::{prepare_story_2, resources, world, PIETER, VELUWE};
+    let full_cost: Vec<(usize, (&str, String))> = (0..VELUWE.len())
+        .flat_map(|i| {
+            [
+                (i, ("KNOOP_LOCALISATION__ARGON2_M_KIB", "65536".to_owned())),
+                (i, ("KNOOP_LOCALISATION__ARGON2_T", "3".to_owned())),
+            ]
+        })
+        .collect();
+    let w = world("opt-out", &VELUWE, &full_cost).await;
+    prepare_story_2(&w).await;
+    let reason = Some("TIA, aphasic; CT angiography with contrast planned");
+    let complete = |v: &Value| {
+        v["sources"]
+            .as_array()
+            .is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["status"] == "ok"))
+    };
+    let t0 = Instant::now();
+    let first = w
+        .fetch_until("three holders", 0, PIETER, "medication-overview", &["medication", "allergies"], "emergency", reason, complete)
+        .await;
+    let first_s = t0.elapsed().as_secs_f64();
+    let mut lat = Vec::new();
+    let mut server_ms = Vec::new();
+    for _ in 0..fetches {
+        let t = Instant::now();
+        let v = w
+            .fetch(0, PIETER, "medication-overview", &["medication", "allergies"], "emergency", reason)
+            .await;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(complete(&v), "incomplete answer: {v}");
+        server_ms.push(v["ms"].as_f64().unwrap_or(0.0));
+    }
+    lat.sort_by(f64::total_cmp);
+    let q = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    Ok(json!({
+        "holders": 3,
+        "resources_per_answer": resources(&first).len(),
+        "first_complete_answer_s": first_s,
+        "fetches": fetches,
+        "latency_ms": {"p50": q(0.5), "p99": q(0.99), "max": lat.last()},
+        "mean_node_ms": server_ms.iter().sum::<f64>() / server_ms.len().max(1) as f64,
     }))
 }
