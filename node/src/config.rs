@@ -421,8 +421,12 @@ impl Config {
             let tls = match (&p.tls_cert, &p.tls_key) {
                 (Some(_), Some(_)) => true,
                 (None, None) => false,
-                (Some(_), None) => return Err(invalid("public.tls_key", "required with public.tls_cert")),
-                (None, Some(_)) => return Err(invalid("public.tls_cert", "required with public.tls_key")),
+                (Some(_), None) => {
+                    return Err(invalid("public.tls_key", "required with public.tls_cert"))
+                }
+                (None, Some(_)) => {
+                    return Err(invalid("public.tls_cert", "required with public.tls_key"))
+                }
             };
             if !tls && !addr.ip().is_loopback() {
                 return Err(invalid(
@@ -438,8 +442,8 @@ impl Config {
             }
         }
         if let Some(u) = &p.url {
-            let parsed = reqwest::Url::parse(u)
-                .map_err(|e| invalid("public.url", format!("{u:?}: {e}")))?;
+            let parsed =
+                reqwest::Url::parse(u).map_err(|e| invalid("public.url", format!("{u:?}: {e}")))?;
             if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
                 return Err(invalid("public.url", "must be an http(s) URL with a host"));
             }

@@ -152,7 +152,10 @@ async fn serve(
     event.purpose = grant.purpose.clone();
     event.patient = grant.patient.clone();
     event.scope = grant.scope.clone();
-    if !RESOURCE_CATEGORIES.iter().any(|(t, _, _)| *t == resource_type) {
+    if !RESOURCE_CATEGORIES
+        .iter()
+        .any(|(t, _, _)| *t == resource_type)
+    {
         return Err((
             StatusCode::NOT_FOUND,
             "not-supported",
@@ -188,7 +191,10 @@ async fn serve(
         let local = st.localisation.source_patient(&p, &holder);
         async move {
             let Some(local) = local else {
-                return (holder, Err("the patient is not linked to this holder's source".to_owned()));
+                return (
+                    holder,
+                    Err("the patient is not linked to this holder's source".to_owned()),
+                );
             };
             let found = st
                 .sources
@@ -276,7 +282,11 @@ fn caller_params(query: Option<&str>) -> Result<Vec<(String, String)>, Refusal> 
             ));
         }
         if v.len() > 256 {
-            return Err((StatusCode::BAD_REQUEST, "too-long", format!("{k} is too long")));
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "too-long",
+                format!("{k} is too long"),
+            ));
         }
         out.push((k.into_owned(), v.into_owned()));
     }
@@ -334,15 +344,25 @@ mod tests {
         }
         assert_eq!(
             types_of("medication"),
-            ["MedicationStatement", "MedicationRequest", "MedicationDispense"]
+            [
+                "MedicationStatement",
+                "MedicationRequest",
+                "MedicationDispense"
+            ]
         );
     }
 
     #[test]
     fn holders_get_only_types_of_their_granted_categories() {
         let g = grant(vec![("did:a", vec!["lab"]), ("did:b", vec!["medication"])]);
-        assert_eq!(holders_for(&g, "Observation"), vec![("did:a".to_owned(), vec!["laboratory"])]);
-        assert_eq!(holders_for(&g, "MedicationStatement"), vec![("did:b".to_owned(), vec![])]);
+        assert_eq!(
+            holders_for(&g, "Observation"),
+            vec![("did:a".to_owned(), vec!["laboratory"])]
+        );
+        assert_eq!(
+            holders_for(&g, "MedicationStatement"),
+            vec![("did:b".to_owned(), vec![])]
+        );
         assert!(holders_for(&g, "Condition").is_empty());
         let both = grant(vec![("did:a", vec!["lab", "vital-signs"])]);
         assert_eq!(
@@ -353,13 +373,22 @@ mod tests {
 
     #[test]
     fn callers_cannot_choose_the_patient_or_include_more() {
-        for q in ["patient=Patient/1", "subject=Patient/1", "_include=*", "identifier=x",
-                  "patient.identifier=x", "_has:Condition:patient:code=1"] {
+        for q in [
+            "patient=Patient/1",
+            "subject=Patient/1",
+            "_include=*",
+            "identifier=x",
+            "patient.identifier=x",
+            "_has:Condition:patient:code=1",
+        ] {
             assert!(caller_params(Some(q)).is_err(), "{q}");
         }
         assert_eq!(
             caller_params(Some("_count=5&status=active")).unwrap(),
-            vec![("_count".to_owned(), "5".to_owned()), ("status".to_owned(), "active".to_owned())]
+            vec![
+                ("_count".to_owned(), "5".to_owned()),
+                ("status".to_owned(), "active".to_owned())
+            ]
         );
         assert!(caller_params(None).unwrap().is_empty());
     }

@@ -201,7 +201,10 @@ async fn fetch(
         for e in resources {
             entries.push(e);
         }
-        if !matches!(report.status.as_str(), "ok" | "nothing_in_scope" | "no_permitted_data") {
+        if !matches!(
+            report.status.as_str(),
+            "ok" | "nothing_in_scope" | "no_permitted_data"
+        ) {
             entries.push(json!({
                 "resource": {
                     "resourceType": "OperationOutcome",

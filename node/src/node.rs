@@ -155,7 +155,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 .await
                 .context("publishing the public API URL in the node DID")?;
             if let Some(p) = &public {
-                std::fs::write(cfg.data_dir.join("public.addr"), p.local_addr()?.to_string())?;
+                std::fs::write(
+                    cfg.data_dir.join("public.addr"),
+                    p.local_addr()?.to_string(),
+                )?;
             }
         }
         None => tracing::warn!("public.listen is empty: this node serves no tokens and no data"),

@@ -81,7 +81,12 @@ fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("public.tls_cert {}", cert.display()))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("public.tls_cert {}: not a PEM certificate chain", cert.display()))?;
+        .with_context(|| {
+            format!(
+                "public.tls_cert {}: not a PEM certificate chain",
+                cert.display()
+            )
+        })?;
     if certs.is_empty() {
         anyhow::bail!("public.tls_cert {}: no certificate in it", cert.display());
     }

@@ -107,10 +107,16 @@ async fn register(
             .await
         {
             Ok(Some(id)) if crate::data_proxy::is_fhir_id(&id) => (Some(id), None),
-            Ok(_) => (None, Some("the patient was not found at the source system".to_owned())),
+            Ok(_) => (
+                None,
+                Some("the patient was not found at the source system".to_owned()),
+            ),
             Err(e) => (None, Some(e.to_string())),
         },
-        None => (None, Some("no source system is configured for this holder".to_owned())),
+        None => (
+            None,
+            Some("no source system is configured for this holder".to_owned()),
+        ),
     };
     if let Some(note) = &source_note {
         tracing::warn!(holder = %req.holder, note = %note, "registered without a source link");

@@ -222,13 +222,22 @@ mod tests {
 
     #[test]
     fn is_about_matches_relative_and_absolute_references_only_of_that_patient() {
-        assert!(is_about(&json!({"subject": {"reference": "Patient/p1"}}), "p1"));
+        assert!(is_about(
+            &json!({"subject": {"reference": "Patient/p1"}}),
+            "p1"
+        ));
         assert!(is_about(
             &json!({"patient": {"reference": "https://ehr/fhir/Patient/p1"}}),
             "p1"
         ));
-        assert!(!is_about(&json!({"subject": {"reference": "Patient/p10"}}), "p1"));
-        assert!(!is_about(&json!({"subject": {"reference": "Group/p1"}}), "p1"));
+        assert!(!is_about(
+            &json!({"subject": {"reference": "Patient/p10"}}),
+            "p1"
+        ));
+        assert!(!is_about(
+            &json!({"subject": {"reference": "Group/p1"}}),
+            "p1"
+        ));
         assert!(!is_about(&json!({"resourceType": "Condition"}), "p1"));
     }
 
@@ -238,7 +247,11 @@ mod tests {
             {"resource": {"id": "a"}, "search": {"mode": "match"}},
             {"resource": {"id": "b"}, "search": {"mode": "include"}},
             {"resource": {"id": "c"}}]});
-        let ids: Vec<_> = entries(&b).unwrap().iter().map(|r| r["id"].clone()).collect();
+        let ids: Vec<_> = entries(&b)
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect();
         assert_eq!(ids, vec![json!("a"), json!("c")]);
         assert!(entries(&json!({"resourceType": "Bundle", "type": "collection"})).is_err());
     }

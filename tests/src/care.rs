@@ -59,7 +59,7 @@ pub async fn world(mode: &str, specs: &[OrgSpec], extra: &[(usize, (&str, String
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let mut env = knoop_e2e::privacy_env(mode);
+            let mut env = crate::privacy_env(mode);
             env.extend(ca.public_env());
             env.push(("KNOOP_SOURCE__FHIR".into(), fhir.base(s.dataset)));
             for (j, (k, v)) in extra {
@@ -74,7 +74,10 @@ pub async fn world(mode: &str, specs: &[OrgSpec], extra: &[(usize, (&str, String
     let ra = create_did(&net.nodes[0]).await;
     for node in &net.nodes {
         let (code, body) = node
-            .put(&format!("/v1/trust/CareOrganizationCredential/{ra}"), &json!({}))
+            .put(
+                &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+                &json!({}),
+            )
             .await
             .unwrap();
         assert_eq!(code, 200, "{body}");
@@ -265,10 +268,42 @@ pub async fn node_did(node: &Node) -> String {
 pub const VELUWE: [OrgSpec; 4] = [
     // The emergency department on the Veluwe holds nothing on him: its dataset is
     // another hospital's, unused here.
-    OrgSpec { dataset: "leiden-hospital", name: "Ziekenhuis Veluwe SEH", city: "Apeldoorn", kind: "hospital", ura: "99990088", professional: "Dr. S. Bos (SEH-arts)", role: "01.010" },
-    OrgSpec { dataset: "zwolle-gp", name: "Huisartsenpraktijk Assendorp", city: "Zwolle", kind: "gp", ura: "99990055", professional: "Dr. H. Visser", role: "01.015" },
-    OrgSpec { dataset: "zwolle-pharmacy", name: "Apotheek Zwolle-Zuid", city: "Zwolle", kind: "pharmacy", ura: "99990066", professional: "K. Smit, apotheker", role: "17.000" },
-    OrgSpec { dataset: "zwolle-hospital", name: "Ziekenhuis Zwolle", city: "Zwolle", kind: "hospital", ura: "99990077", professional: "Dr. R. Jansen", role: "01.010" },
+    OrgSpec {
+        dataset: "leiden-hospital",
+        name: "Ziekenhuis Veluwe SEH",
+        city: "Apeldoorn",
+        kind: "hospital",
+        ura: "99990088",
+        professional: "Dr. S. Bos (SEH-arts)",
+        role: "01.010",
+    },
+    OrgSpec {
+        dataset: "zwolle-gp",
+        name: "Huisartsenpraktijk Assendorp",
+        city: "Zwolle",
+        kind: "gp",
+        ura: "99990055",
+        professional: "Dr. H. Visser",
+        role: "01.015",
+    },
+    OrgSpec {
+        dataset: "zwolle-pharmacy",
+        name: "Apotheek Zwolle-Zuid",
+        city: "Zwolle",
+        kind: "pharmacy",
+        ura: "99990066",
+        professional: "K. Smit, apotheker",
+        role: "17.000",
+    },
+    OrgSpec {
+        dataset: "zwolle-hospital",
+        name: "Ziekenhuis Zwolle",
+        city: "Zwolle",
+        kind: "hospital",
+        ura: "99990077",
+        professional: "Dr. R. Jansen",
+        role: "01.010",
+    },
 ];
 
 /// Story 2's patient, Pieter de Groot.
@@ -279,9 +314,12 @@ pub const PIETER: &str = "999900171";
 /// hospitals and GPs, also in emergencies.
 pub async fn prepare_story_2(w: &World) {
     let (gp, pharmacy, hospital) = (1, 2, 3);
-    w.register(gp, PIETER, &["medication", "allergies", "problems"]).await;
-    w.register(pharmacy, PIETER, &["medication", "allergies"]).await;
-    w.register(hospital, PIETER, &["allergies", "problems", "imaging"]).await;
+    w.register(gp, PIETER, &["medication", "allergies", "problems"])
+        .await;
+    w.register(pharmacy, PIETER, &["medication", "allergies"])
+        .await;
+    w.register(hospital, PIETER, &["allergies", "problems", "imaging"])
+        .await;
     // Earlier, at his GP, he consented to sharing medication and allergies in emergencies.
     let (code, c) = w
         .node(gp)
@@ -295,5 +333,4 @@ pub async fn prepare_story_2(w: &World) {
         .await
         .unwrap();
     assert_eq!(code, 201, "{c}");
-
 }

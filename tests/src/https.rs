@@ -146,9 +146,15 @@ impl TestCa {
                 .chunks(64)
                 .map(|c| std::str::from_utf8(c).unwrap_or_default())
                 .collect();
-            format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                lines.join("\n")
+            )
         };
-        std::fs::write(dir.path().join("server.pem"), pem("CERTIFICATE", leaf.as_ref()))?;
+        std::fs::write(
+            dir.path().join("server.pem"),
+            pem("CERTIFICATE", leaf.as_ref()),
+        )?;
         std::fs::write(
             dir.path().join("server.key"),
             pem("PRIVATE KEY", key.secret_pkcs8_der()),

@@ -22,30 +22,86 @@ async fn story_1_discharge_leiden_to_kerkrade() {
     let w = world(
         "opt-in",
         &[
-            OrgSpec { dataset: "leiden-hospital", name: "Ziekenhuis Leiden", city: "Leiden", kind: "hospital", ura: "99990011", professional: "Dr. M. Verbeek (geriatrics)", role: "01.010" },
-            OrgSpec { dataset: "kerkrade-gp", name: "Huisartsenpraktijk Kerkrade-West", city: "Kerkrade", kind: "gp", ura: "99990022", professional: "Dr. L. Crombach", role: "01.015" },
-            OrgSpec { dataset: "kerkrade-homecare", name: "Wijkverpleging Kerkrade", city: "Kerkrade", kind: "homecare", ura: "99990033", professional: "E. Schmeitz, wijkverpleegkundige", role: "30.000" },
-            OrgSpec { dataset: "kerkrade-pharmacy", name: "Apotheek Kerkrade Noord", city: "Kerkrade", kind: "pharmacy", ura: "99990044", professional: "J. Brouns, apotheker", role: "17.000" },
+            OrgSpec {
+                dataset: "leiden-hospital",
+                name: "Ziekenhuis Leiden",
+                city: "Leiden",
+                kind: "hospital",
+                ura: "99990011",
+                professional: "Dr. M. Verbeek (geriatrics)",
+                role: "01.010",
+            },
+            OrgSpec {
+                dataset: "kerkrade-gp",
+                name: "Huisartsenpraktijk Kerkrade-West",
+                city: "Kerkrade",
+                kind: "gp",
+                ura: "99990022",
+                professional: "Dr. L. Crombach",
+                role: "01.015",
+            },
+            OrgSpec {
+                dataset: "kerkrade-homecare",
+                name: "Wijkverpleging Kerkrade",
+                city: "Kerkrade",
+                kind: "homecare",
+                ura: "99990033",
+                professional: "E. Schmeitz, wijkverpleegkundige",
+                role: "30.000",
+            },
+            OrgSpec {
+                dataset: "kerkrade-pharmacy",
+                name: "Apotheek Kerkrade Noord",
+                city: "Kerkrade",
+                kind: "pharmacy",
+                ura: "99990044",
+                professional: "J. Brouns, apotheker",
+                role: "17.000",
+            },
         ],
         &[],
     )
     .await;
     let (hospital, gp, homecare, pharmacy) = (0, 1, 2, 3);
     let (p_hospital, local_hospital) = w
-        .register(hospital, ANNA, &["summary", "problems", "care-plan", "medication", "lab", "encounters"])
+        .register(
+            hospital,
+            ANNA,
+            &[
+                "summary",
+                "problems",
+                "care-plan",
+                "medication",
+                "lab",
+                "encounters",
+            ],
+        )
         .await;
     assert_eq!(local_hospital, "zl-104872");
-    let (p_gp, local_gp) = w.register(gp, ANNA, &["medication", "allergies", "problems"]).await;
+    let (p_gp, local_gp) = w
+        .register(gp, ANNA, &["medication", "allergies", "problems"])
+        .await;
     assert_eq!(local_gp, "gp-0391");
-    assert_eq!(p_gp, p_hospital, "one pseudonym per patient across the network");
+    assert_eq!(
+        p_gp, p_hospital,
+        "one pseudonym per patient across the network"
+    );
     w.register(pharmacy, ANNA, &["medication"]).await;
 
     // Opt-in: before her consent, nothing flows.
     let hospital_did = w.orgs[hospital].did.clone();
     let hospital_node = node_did(w.node(hospital)).await;
     let v = w
-        .fetch_until("the hospital is found", gp, ANNA, "discharge-summary", &["summary", "problems", "care-plan"], "regular-care", None,
-            |v| status_of(v, &hospital_node) != "absent")
+        .fetch_until(
+            "the hospital is found",
+            gp,
+            ANNA,
+            "discharge-summary",
+            &["summary", "problems", "care-plan"],
+            "regular-care",
+            None,
+            |v| status_of(v, &hospital_node) != "absent",
+        )
         .await;
     assert_eq!(status_of(&v, &hospital_node), "no_permitted_data", "{v}");
     assert!(resources(&v).is_empty(), "{v}");
@@ -67,24 +123,53 @@ async fn story_1_discharge_leiden_to_kerkrade() {
 
     // The GP pulls the discharge summary, diagnoses and care plan from the hospital's system.
     let v = w
-        .fetch_until("the GP gets the discharge summary", gp, ANNA, "discharge-summary", &["summary", "problems", "care-plan"], "regular-care", None,
-            |v| status_of(v, &hospital_node) == "ok")
+        .fetch_until(
+            "the GP gets the discharge summary",
+            gp,
+            ANNA,
+            "discharge-summary",
+            &["summary", "problems", "care-plan"],
+            "regular-care",
+            None,
+            |v| status_of(v, &hospital_node) == "ok",
+        )
         .await;
     assert_eq!(count(&v, "Composition", &hospital_did), 1, "{v}");
     assert_eq!(count(&v, "Condition", &hospital_did), 3, "{v}");
     assert_eq!(count(&v, "CarePlan", &hospital_did), 1, "{v}");
     // Only what was asked: no lab, no medication, no other patient.
-    assert!(kinds(&v).iter().all(|(t, _)| ["Composition", "Condition", "CarePlan"].contains(&t.as_str())), "{v}");
-    all_about(&v, &[(hospital_did.as_str(), "zl-104872"), (w.orgs[gp].did.as_str(), "gp-0391")]);
+    assert!(
+        kinds(&v)
+            .iter()
+            .all(|(t, _)| ["Composition", "Condition", "CarePlan"].contains(&t.as_str())),
+        "{v}"
+    );
+    all_about(
+        &v,
+        &[
+            (hospital_did.as_str(), "zl-104872"),
+            (w.orgs[gp].did.as_str(), "gp-0391"),
+        ],
+    );
     let composition = resources(&v)
         .into_iter()
         .find(|r| r["resourceType"] == "Composition")
         .unwrap();
-    assert_eq!(composition["type"]["coding"][0]["code"], "18842-5", "{composition}");
+    assert_eq!(
+        composition["type"]["coding"][0]["code"], "18842-5",
+        "{composition}"
+    );
 
     // The home-care nurse pulls the diagnoses and the care plan.
     let v = w
-        .fetch(homecare, ANNA, "discharge-summary", &["problems", "care-plan"], "regular-care", None)
+        .fetch(
+            homecare,
+            ANNA,
+            "discharge-summary",
+            &["problems", "care-plan"],
+            "regular-care",
+            None,
+        )
         .await;
     assert_eq!(status_of(&v, &hospital_node), "ok", "{v}");
     assert_eq!(count(&v, "Condition", &hospital_did), 3, "{v}");
@@ -94,36 +179,73 @@ async fn story_1_discharge_leiden_to_kerkrade() {
 
     // The pharmacist pulls the discharge medication.
     let v = w
-        .fetch(pharmacy, ANNA, "medication-overview", &["medication"], "regular-care", None)
+        .fetch(
+            pharmacy,
+            ANNA,
+            "medication-overview",
+            &["medication"],
+            "regular-care",
+            None,
+        )
         .await;
     assert_eq!(count(&v, "MedicationRequest", &hospital_did), 5, "{v}");
     assert_eq!(count(&v, "MedicationStatement", &w.orgs[gp].did), 4, "{v}");
 
     // The hospital pulls the GP's medication list and allergies from the GP's system.
     let v = w
-        .fetch(hospital, ANNA, "medication-overview", &["medication", "allergies"], "regular-care", None)
+        .fetch(
+            hospital,
+            ANNA,
+            "medication-overview",
+            &["medication", "allergies"],
+            "regular-care",
+            None,
+        )
         .await;
     let gp_node = node_did(w.node(gp)).await;
     assert_eq!(status_of(&v, &gp_node), "ok", "{v}");
     assert_eq!(count(&v, "MedicationStatement", &w.orgs[gp].did), 4, "{v}");
     assert_eq!(count(&v, "AllergyIntolerance", &w.orgs[gp].did), 1, "{v}");
-    all_about(&v, &[(hospital_did.as_str(), "zl-104872"), (w.orgs[gp].did.as_str(), "gp-0391"),
-                    (w.orgs[pharmacy].did.as_str(), "ph-20714")]);
+    all_about(
+        &v,
+        &[
+            (hospital_did.as_str(), "zl-104872"),
+            (w.orgs[gp].did.as_str(), "gp-0391"),
+            (w.orgs[pharmacy].did.as_str(), "ph-20714"),
+        ],
+    );
 
     // The hospital's audit log holds the grants and the data served to the GP, the chain
     // verifies, and no BSN is in it.
     let (_, audit) = w.node(hospital).get("/v1/audit?limit=1000").await.unwrap();
     let entries = audit["entries"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["kind"] == "token" && e["requester"] == w.orgs[gp].did.as_str()
-        && e["outcome"] == "granted" && e["scope"] == "discharge-summary"), "{audit}");
-    assert!(entries.iter().any(|e| e["kind"] == "data" && e["requester"] == w.orgs[gp].did.as_str()
-        && e["outcome"] == "served 1 Composition" && e["patient"] == p_hospital.as_str()), "{audit}");
+    assert!(
+        entries.iter().any(|e| e["kind"] == "token"
+            && e["requester"] == w.orgs[gp].did.as_str()
+            && e["outcome"] == "granted"
+            && e["scope"] == "discharge-summary"),
+        "{audit}"
+    );
+    assert!(
+        entries.iter().any(|e| e["kind"] == "data"
+            && e["requester"] == w.orgs[gp].did.as_str()
+            && e["outcome"] == "served 1 Composition"
+            && e["patient"] == p_hospital.as_str()),
+        "{audit}"
+    );
     assert!(!audit.to_string().contains(ANNA));
     let (_, verdict) = w.node(hospital).get("/v1/audit/verify").await.unwrap();
     assert_eq!(verdict["valid"], true, "{verdict}");
     // The requester's node audits its own fetches too.
     let (_, audit) = w.node(gp).get("/v1/audit?limit=1000").await.unwrap();
-    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["kind"] == "fetch"), "{audit}");
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "fetch"),
+        "{audit}"
+    );
 }
 
 /// Story 2: Mr De Groot has a TIA on holiday and cannot speak. The emergency physician's
@@ -133,12 +255,7 @@ async fn story_1_discharge_leiden_to_kerkrade() {
 /// emergency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_2_emergency_on_the_veluwe() {
-    let mut w = world(
-        "opt-out",
-        &VELUWE,
-        &[],
-    )
-    .await;
+    let mut w = world("opt-out", &VELUWE, &[]).await;
     let (ed, gp, pharmacy, hospital) = (0, 1, 2, 3);
     prepare_story_2(&w).await;
 
@@ -148,8 +265,20 @@ async fn story_2_emergency_on_the_veluwe() {
         .collect();
     let reason = Some("TIA, aphasic; CT angiography with contrast planned");
     let v = w
-        .fetch_until("all three holders answer", ed, PIETER, "medication-overview", &["medication", "allergies"], "emergency", reason,
-            |v| v["sources"].as_array().is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["status"] == "ok")))
+        .fetch_until(
+            "all three holders answer",
+            ed,
+            PIETER,
+            "medication-overview",
+            &["medication", "allergies"],
+            "emergency",
+            reason,
+            |v| {
+                v["sources"]
+                    .as_array()
+                    .is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["status"] == "ok"))
+            },
+        )
         .await;
     // His medication from the GP and the pharmacy, the contrast allergy from all three.
     assert_eq!(count(&v, "MedicationStatement", &holders[0]), 3, "{v}");
@@ -157,32 +286,75 @@ async fn story_2_emergency_on_the_veluwe() {
     for h in &holders {
         let allergy = resources(&v)
             .into_iter()
-            .find(|r| r["resourceType"] == "AllergyIntolerance" && r["meta"]["source"] == h.as_str())
+            .find(|r| {
+                r["resourceType"] == "AllergyIntolerance" && r["meta"]["source"] == h.as_str()
+            })
             .unwrap_or_else(|| panic!("no allergy from {h}: {v}"));
-        assert!(allergy.to_string().to_lowercase().contains("contrast"), "{allergy}");
+        assert!(
+            allergy.to_string().to_lowercase().contains("contrast"),
+            "{allergy}"
+        );
     }
     // Imaging and problems were not asked for; the hospital shares nothing else.
-    assert!(kinds(&v).iter().all(|(t, _)| ["MedicationStatement", "MedicationDispense", "MedicationRequest", "AllergyIntolerance"].contains(&t.as_str())), "{v}");
-    all_about(&v, &[(holders[0].as_str(), "gp-1188"), (holders[1].as_str(), "ph-31007"), (holders[2].as_str(), "isl-2245190")]);
+    assert!(
+        kinds(&v).iter().all(|(t, _)| [
+            "MedicationStatement",
+            "MedicationDispense",
+            "MedicationRequest",
+            "AllergyIntolerance"
+        ]
+        .contains(&t.as_str())),
+        "{v}"
+    );
+    all_about(
+        &v,
+        &[
+            (holders[0].as_str(), "gp-1188"),
+            (holders[1].as_str(), "ph-31007"),
+            (holders[2].as_str(), "isl-2245190"),
+        ],
+    );
 
     // The pharmacy's node goes down: the answer still comes, with the two others, and says so.
     let pharmacy_node = node_did(w.node(pharmacy)).await;
     w.net.nodes[pharmacy].stop().await.unwrap();
     let v = w
-        .fetch(ed, PIETER, "medication-overview", &["medication", "allergies"], "emergency", reason)
+        .fetch(
+            ed,
+            PIETER,
+            "medication-overview",
+            &["medication", "allergies"],
+            "emergency",
+            reason,
+        )
         .await;
     assert_eq!(status_of(&v, &pharmacy_node), "unreachable", "{v}");
     assert_eq!(count(&v, "MedicationStatement", &holders[0]), 3, "{v}");
     assert_eq!(count(&v, "AllergyIntolerance", &holders[2]), 1, "{v}");
-    assert!(v["bundle"]["entry"].as_array().unwrap().iter().any(|e| e["search"]["mode"] == "outcome"
-        && e["resource"]["resourceType"] == "OperationOutcome"), "{v}");
+    assert!(
+        v["bundle"]["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["search"]["mode"] == "outcome"
+                && e["resource"]["resourceType"] == "OperationOutcome"),
+        "{v}"
+    );
 
     // Another patient of the GP objects: nothing of hers is shared, not even in an emergency.
     w.register(gp, INGRID, &["medication", "problems"]).await;
     let gp_node = node_did(w.node(gp)).await;
     let v = w
-        .fetch_until("opt-out shares before the objection", ed, INGRID, "medication-overview", &["medication"], "regular-care", None,
-            |v| status_of(v, &gp_node) == "ok")
+        .fetch_until(
+            "opt-out shares before the objection",
+            ed,
+            INGRID,
+            "medication-overview",
+            &["medication"],
+            "regular-care",
+            None,
+            |v| status_of(v, &gp_node) == "ok",
+        )
         .await;
     assert_eq!(count(&v, "MedicationStatement", &w.orgs[gp].did), 1, "{v}");
     let (code, c) = w
@@ -197,21 +369,56 @@ async fn story_2_emergency_on_the_veluwe() {
         .unwrap();
     assert_eq!(code, 201, "{c}");
     let v = w
-        .fetch_until("the objection holds", ed, INGRID, "medication-overview", &["medication"], "emergency",
-            Some("unconscious"), |v| resources(v).is_empty() && status_of(v, &gp_node) != "ok")
+        .fetch_until(
+            "the objection holds",
+            ed,
+            INGRID,
+            "medication-overview",
+            &["medication"],
+            "emergency",
+            Some("unconscious"),
+            |v| resources(v).is_empty() && status_of(v, &gp_node) != "ok",
+        )
         .await;
     assert!(resources(&v).is_empty(), "{v}");
     let (_, audit) = w.node(gp).get("/v1/audit?limit=1000").await.unwrap();
-    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["kind"] == "token"
-        && e["outcome"].as_str().unwrap_or_default().starts_with("access_denied")), "{audit}");
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "token"
+                && e["outcome"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("access_denied")),
+        "{audit}"
+    );
 }
 
 /// A token at the hospital's public API for `org`'s professional, straight through the OAuth2
 /// endpoints: `(status, body)`.
-async fn token(w: &World, org: usize, at: &Node, scope: &str, patient: &str, purpose: &str) -> (u16, Value) {
-    let public = at.status().await.unwrap()["public_url"].as_str().unwrap().to_owned();
+async fn token(
+    w: &World,
+    org: usize,
+    at: &Node,
+    scope: &str,
+    patient: &str,
+    purpose: &str,
+) -> (u16, Value) {
+    let public = at.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let http = public_client(w);
-    let n: Value = http.get(format!("{public}/oauth2/nonce")).send().await.unwrap().json().await.unwrap();
+    let n: Value = http
+        .get(format!("{public}/oauth2/nonce"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let o = &w.orgs[org];
     let (code, vp) = w
         .node(org)
@@ -226,7 +433,10 @@ async fn token(w: &World, org: usize, at: &Node, scope: &str, patient: &str, pur
     let resp = http
         .post(format!("{public}/oauth2/token"))
         .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:vp_token-bearer"),
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:vp_token-bearer",
+            ),
             ("assertion", &vp["presentation"].to_string()),
             ("scope", scope),
             ("patient", patient),
@@ -248,7 +458,10 @@ fn public_client(w: &World) -> reqwest::Client {
 }
 
 async fn data(w: &World, at: &Node, token: &str, path: &str) -> (u16, Value) {
-    let public = at.status().await.unwrap()["public_url"].as_str().unwrap().to_owned();
+    let public = at.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let resp = public_client(w)
         .get(format!("{public}{path}"))
         .bearer_auth(token)
@@ -291,9 +504,33 @@ break_the_glass = true
     let w = world(
         "opt-in",
         &[
-            OrgSpec { dataset: "leiden-hospital", name: "Ziekenhuis Leiden", city: "Leiden", kind: "hospital", ura: "99990011", professional: "Dr. M. Verbeek", role: "01.010" },
-            OrgSpec { dataset: "kerkrade-gp", name: "Huisartsenpraktijk Kerkrade-West", city: "Kerkrade", kind: "gp", ura: "99990022", professional: "Dr. L. Crombach", role: "01.015" },
-            OrgSpec { dataset: "kerkrade-homecare", name: "Wijkverpleging Kerkrade", city: "Kerkrade", kind: "gp", ura: "99990033", professional: "E. Schmeitz, verpleegkundige", role: "30.000" },
+            OrgSpec {
+                dataset: "leiden-hospital",
+                name: "Ziekenhuis Leiden",
+                city: "Leiden",
+                kind: "hospital",
+                ura: "99990011",
+                professional: "Dr. M. Verbeek",
+                role: "01.010",
+            },
+            OrgSpec {
+                dataset: "kerkrade-gp",
+                name: "Huisartsenpraktijk Kerkrade-West",
+                city: "Kerkrade",
+                kind: "gp",
+                ura: "99990022",
+                professional: "Dr. L. Crombach",
+                role: "01.015",
+            },
+            OrgSpec {
+                dataset: "kerkrade-homecare",
+                name: "Wijkverpleging Kerkrade",
+                city: "Kerkrade",
+                kind: "gp",
+                ura: "99990033",
+                professional: "E. Schmeitz, verpleegkundige",
+                role: "30.000",
+            },
         ],
         &[(0, ("KNOOP_CONFIG", policy.display().to_string()))],
     )
@@ -301,15 +538,39 @@ break_the_glass = true
     let (hospital, gp, nurse_org) = (0, 1, 2);
     let hospital_node = node_did(w.node(hospital)).await;
     let (patient, _) = w
-        .register(hospital, ANNA, &["summary", "problems", "care-plan", "medication", "lab"])
+        .register(
+            hospital,
+            ANNA,
+            &["summary", "problems", "care-plan", "medication", "lab"],
+        )
         .await;
 
     // No consent (opt-in): the token endpoint refuses, and the fetch reports it.
-    let (code, t) = token(&w, gp, w.node(hospital), "discharge-summary", &patient, "regular-care").await;
-    assert_eq!((code, t["error"].as_str()), (403, Some("access_denied")), "{t}");
+    let (code, t) = token(
+        &w,
+        gp,
+        w.node(hospital),
+        "discharge-summary",
+        &patient,
+        "regular-care",
+    )
+    .await;
+    assert_eq!(
+        (code, t["error"].as_str()),
+        (403, Some("access_denied")),
+        "{t}"
+    );
     let v = w
-        .fetch_until("the hospital is found", gp, ANNA, "discharge-summary", &["problems"], "regular-care", None,
-            |v| status_of(v, &hospital_node) != "absent")
+        .fetch_until(
+            "the hospital is found",
+            gp,
+            ANNA,
+            "discharge-summary",
+            &["problems"],
+            "regular-care",
+            None,
+            |v| status_of(v, &hospital_node) != "absent",
+        )
         .await;
     assert_eq!(status_of(&v, &hospital_node), "no_permitted_data", "{v}");
 
@@ -325,16 +586,51 @@ break_the_glass = true
         .await
         .unwrap();
     assert_eq!(code, 201, "{c}");
-    let consent = c["credential"].clone();
-    w.fetch_until("consent reaches the hospital", gp, ANNA, "discharge-summary", &["problems"], "regular-care", None,
-        |v| status_of(v, &hospital_node) == "ok")
-        .await;
+    let consent = c["credential"]["id"].as_str().unwrap().to_owned();
+    w.fetch_until(
+        "consent reaches the hospital",
+        gp,
+        ANNA,
+        "discharge-summary",
+        &["problems"],
+        "regular-care",
+        None,
+        |v| status_of(v, &hospital_node) == "ok",
+    )
+    .await;
 
     // A professional whose role the scope does not allow.
-    let (code, t) = token(&w, nurse_org, w.node(hospital), "discharge-summary", &patient, "regular-care").await;
-    assert_eq!((code, t["error"].as_str()), (403, Some("access_denied")), "{t}");
-    assert!(t["error_description"].as_str().unwrap().contains("role 30.000"), "{t}");
-    let v = w.fetch(nurse_org, ANNA, "discharge-summary", &["problems"], "regular-care", None).await;
+    let (code, t) = token(
+        &w,
+        nurse_org,
+        w.node(hospital),
+        "discharge-summary",
+        &patient,
+        "regular-care",
+    )
+    .await;
+    assert_eq!(
+        (code, t["error"].as_str()),
+        (403, Some("access_denied")),
+        "{t}"
+    );
+    assert!(
+        t["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("role 30.000"),
+        "{t}"
+    );
+    let v = w
+        .fetch(
+            nurse_org,
+            ANNA,
+            "discharge-summary",
+            &["problems"],
+            "regular-care",
+            None,
+        )
+        .await;
     assert_eq!(status_of(&v, &hospital_node), "refused", "{v}");
     assert!(resources(&v).is_empty(), "{v}");
 
@@ -346,32 +642,81 @@ break_the_glass = true
     let rogue_person = create_did(w.node(gp)).await;
     let rogue_pro = issue(w.node(gp), json!({"issuer": rogue, "type": "HealthcareProfessionalCredential",
         "subject": {"id": rogue_person, "name": "Dr. Niemand", "roleCode": "01.015", "registerId": "1", "employer": rogue}})).await;
-    let public = w.node(hospital).status().await.unwrap()["public_url"].as_str().unwrap().to_owned();
+    let public = w.node(hospital).status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let http = public_client(&w);
-    let n: Value = http.get(format!("{public}/oauth2/nonce")).send().await.unwrap().json().await.unwrap();
-    let (_, vp) = w.node(gp).post("/v1/presentations", &json!({"holder": rogue, "credentials": [rogue_cred, rogue_pro],
-        "challenge": n["nonce"], "domain": n["audience"]})).await.unwrap();
-    let resp = http.post(format!("{public}/oauth2/token")).form(&[
-        ("grant_type", "urn:ietf:params:oauth:grant-type:vp_token-bearer"),
-        ("assertion", &vp["presentation"].to_string()),
-        ("scope", "discharge-summary"), ("patient", &patient), ("purpose", "regular-care")]).send().await.unwrap();
+    let n: Value = http
+        .get(format!("{public}/oauth2/nonce"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, vp) = w
+        .node(gp)
+        .post(
+            "/v1/presentations",
+            &json!({"holder": rogue, "credentials": [rogue_cred, rogue_pro],
+        "challenge": n["nonce"], "domain": n["audience"]}),
+        )
+        .await
+        .unwrap();
+    let resp = http
+        .post(format!("{public}/oauth2/token"))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:vp_token-bearer",
+            ),
+            ("assertion", &vp["presentation"].to_string()),
+            ("scope", "discharge-summary"),
+            ("patient", &patient),
+            ("purpose", "regular-care"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let t: Value = resp.json().await.unwrap();
     assert_eq!(t["error"], "invalid_grant", "{t}");
-    assert!(t["error_description"].as_str().unwrap().contains("untrusted_issuer"), "{t}");
+    assert!(
+        t["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("untrusted_issuer"),
+        "{t}"
+    );
 
     // A token for Anna cannot reach another patient, nor types outside its scope.
-    let (code, t) = token(&w, gp, w.node(hospital), "discharge-summary", &patient, "regular-care").await;
+    let (code, t) = token(
+        &w,
+        gp,
+        w.node(hospital),
+        "discharge-summary",
+        &patient,
+        "regular-care",
+    )
+    .await;
     assert_eq!(code, 200, "{t}");
     let access = t["access_token"].as_str().unwrap().to_owned();
     let (code, b) = data(&w, w.node(hospital), &access, "/fhir/Condition").await;
     assert_eq!(code, 200, "{b}");
     assert_eq!(b["total"], 3, "{b}");
     for e in b["entry"].as_array().unwrap() {
-        assert_eq!(e["resource"]["subject"]["reference"], "Patient/zl-104872", "{e}");
+        assert_eq!(
+            e["resource"]["subject"]["reference"], "Patient/zl-104872",
+            "{e}"
+        );
     }
-    for path in ["/fhir/Condition?patient=Patient/zl-104873", "/fhir/Condition?subject=Patient/zl-104873",
-                 "/fhir/Condition?_include=Condition:subject", "/fhir/Condition?patient.identifier=999900249"] {
+    for path in [
+        "/fhir/Condition?patient=Patient/zl-104873",
+        "/fhir/Condition?subject=Patient/zl-104873",
+        "/fhir/Condition?_include=Condition:subject",
+        "/fhir/Condition?patient.identifier=999900249",
+    ] {
         let (code, b) = data(&w, w.node(hospital), &access, path).await;
         assert_eq!(code, 400, "{path}: {b}");
         assert_eq!(b["resourceType"], "OperationOutcome", "{b}");
@@ -388,29 +733,63 @@ break_the_glass = true
     // The consent is revoked: no more tokens.
     let (code, body) = w
         .node(gp)
-        .post("/v1/consent/revoke", &json!({"issuer": w.orgs[gp].did, "patient": {"value": ANNA},
-            "credential": consent, "reason": "patient withdrew"}))
+        .post(
+            "/v1/consent/revoke",
+            &json!({"issuer": w.orgs[gp].did, "patient": {"value": ANNA},
+            "credential": consent, "reason": "patient withdrew"}),
+        )
         .await
         .unwrap();
     assert_eq!(code, 201, "{body}");
     let t0 = Instant::now();
     loop {
-        let (code, t) = token(&w, gp, w.node(hospital), "discharge-summary", &patient, "regular-care").await;
+        let (code, t) = token(
+            &w,
+            gp,
+            w.node(hospital),
+            "discharge-summary",
+            &patient,
+            "regular-care",
+        )
+        .await;
         if code == 403 {
             assert_eq!(t["error"], "access_denied", "{t}");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "revocation never reached the hospital: {t}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "revocation never reached the hospital: {t}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     // Every refusal is in the hospital's audit log, and the chain holds.
     let (_, audit) = w.node(hospital).get("/v1/audit?limit=1000").await.unwrap();
-    let outcomes: Vec<String> = audit["entries"].as_array().unwrap().iter()
-        .map(|e| format!("{} {}", e["kind"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or(""))).collect();
-    for want in ["token access_denied: no data", "token access_denied: role 30.000", "token invalid_grant: untrusted_issuer",
-                 "data not-supported: search parameter patient", "data forbidden:", "data expired:", "data served 3 Condition"] {
-        assert!(outcomes.iter().any(|o| o.starts_with(want)), "no {want:?} in {outcomes:#?}");
+    let outcomes: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for want in [
+        "token access_denied: no data",
+        "token access_denied: role 30.000",
+        "token invalid_grant: untrusted_issuer",
+        "data not-supported: search parameter patient",
+        "data forbidden:",
+        "data expired:",
+        "data served 3 Condition",
+    ] {
+        assert!(
+            outcomes.iter().any(|o| o.starts_with(want)),
+            "no {want:?} in {outcomes:#?}"
+        );
     }
     let (_, verdict) = w.node(hospital).get("/v1/audit/verify").await.unwrap();
     assert_eq!(verdict["valid"], true, "{verdict}");
