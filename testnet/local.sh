@@ -6,7 +6,12 @@
 #   testnet/local.sh down       stop them (SIGTERM, clean shutdown)
 #
 # Env: KNOOP_BIN (default: target/debug/knoop, built if missing), KNOOP_TESTNET_DIR (default:
-# testnet/.run), KNOOP_TESTNET_BASE_PORT (default 7400: node i uses RPC base+2i, p2p base+2i+1).
+# testnet/.run), KNOOP_TESTNET_BASE_PORT (default 7400: node i uses RPC base+2i, p2p base+2i+1,
+# public API base+50+i; the FHIR source server base+99).
+#
+# The FHIR source (testnet/fhir: Medplum's R4 engine with synthetic patients) starts first;
+# node i fronts dataset i (mod 7) of it as its organisations' source system. All nodes share a
+# testnet-only localisation pepper (never use it elsewhere) and run consent opt-in.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -39,13 +44,28 @@ up() {
     exit 1
   fi
   : > "$dir/pids"; : > "$dir/rpc"
+  local fhir_port=$((base + 99))
+  "$here/fhir/install.sh"
+  "$here/fhir/serve" --port "$fhir_port" >"$dir/fhir.out" 2>"$dir/fhir.log" &
+  echo $! >> "$dir/pids"
+  for _ in $(seq 1 150); do
+    grep -q "listening" "$dir/fhir.out" 2>/dev/null && break
+    sleep 0.2
+  done
+  grep -q "listening" "$dir/fhir.out" || { echo "the FHIR server did not start; see $dir/fhir.log" >&2; exit 1; }
+  local datasets=(leiden-hospital kerkrade-gp kerkrade-homecare kerkrade-pharmacy zwolle-gp zwolle-pharmacy zwolle-hospital)
+  export KNOOP_NETWORK__ID=knoop-local-testnet
+  export KNOOP_LOCALISATION__PEPPER=746573746e65742d6f6e6c792d7065707065722d646f2d6e6f742d7573652121
+  export KNOOP_CONSENT__MODE=opt-in
   local boot=""
   for i in $(seq 0 $((n - 1))); do
     local rpc_port=$((base + 2 * i)) p2p_port=$((base + 2 * i + 1))
     mkdir -p "$dir/n$i"
     local args=(run --data-dir "$dir/n$i" --rpc-listen "127.0.0.1:$rpc_port" --p2p-listen "/ip4/127.0.0.1/tcp/$p2p_port")
     if [ -n "$boot" ]; then args+=(--bootstrap "$boot"); fi
-    "$bin" "${args[@]}" >>"$dir/n$i/node.log" 2>&1 &
+    KNOOP_PUBLIC__LISTEN="127.0.0.1:$((base + 50 + i))" \
+    KNOOP_SOURCE__FHIR="http://127.0.0.1:$fhir_port/${datasets[$((i % 7))]}" \
+      "$bin" "${args[@]}" >>"$dir/n$i/node.log" 2>&1 &
     echo $! >> "$dir/pids"
     echo "http://127.0.0.1:$rpc_port" >> "$dir/rpc"
     wait_rpc "http://127.0.0.1:$rpc_port"
@@ -55,6 +75,7 @@ up() {
       boot="/ip4/127.0.0.1/tcp/$p2p_port/p2p/$pid"
     fi
   done
+  echo "FHIR source: http://127.0.0.1:$fhir_port/<dataset> (testnet/fhir/data/README.md)"
   echo "testnet of $n nodes is up; bootstrap peer: $boot"
   echo "RPC URLs (also in $dir/rpc):"
   cat "$dir/rpc"
@@ -67,7 +88,8 @@ status() {
     curl -fsS "$url/status" 2>/dev/null | python3 -c '
 import json,sys
 s=json.load(sys.stdin)
-print(f"{sys.argv[1]}  peers={s[\"peers\"]:<3} transactions={s[\"transactions\"]:<8} pending={s[\"pending\"]:<5} digest={s[\"digest\"][:24]}")' "$url" \
+p, t, q, d = s["peers"], s["transactions"], s["pending"], s["digest"][:24]
+print(f"{sys.argv[1]}  peers={p:<3} transactions={t:<8} pending={q:<5} digest={d}")' "$url" \
       || echo "$url  down"
   done < "$dir/rpc"
 }

@@ -748,6 +748,33 @@ mod tests {
     }
 
     #[test]
+    fn public_api_and_sources_name_the_field() {
+        for (text, field) in [
+            ("[public]\nlisten = \"0.0.0.0:7476\"\n", "public.tls_cert"),
+            ("[public]\nlisten = \"nowhere\"\n", "public.listen"),
+            (
+                "[public]\ntls_cert = \"/no/such/cert.pem\"\n",
+                "public.tls_cert",
+            ),
+            ("[public]\nurl = \"ftp://x\"\n", "public.url"),
+            ("[source]\nfhir = \"not a url\"\n", "source.fhir"),
+            (
+                "[source.tenants]\n\"did:knoop:x\" = \"mailto:a@b\"\n",
+                "source.tenants.did:knoop:x",
+            ),
+            ("[tokens]\nlifetime = \"2h\"\n", "tokens.lifetime"),
+        ] {
+            let p = write(text);
+            let e = Config::load(Some(&p), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+        let p = write("[public]\nlisten = \"\"\n[source]\nfhir = \"https://ehr.example/fhir\"\n");
+        Config::load(Some(&p), &Overrides::default()).unwrap();
+    }
+
+    #[test]
     fn environment_overrides_nested_fields() {
         std::env::set_var("KNOOP_P2P__MAX_PEERS", "20");
         std::env::set_var("KNOOP_RPC_URL", "http://ignored");

@@ -62,8 +62,19 @@ impl Node {
         name: &str,
         dir: &Path,
         bootstrap: &[String],
-        env: Vec<(String, String)>,
+        mut env: Vec<(String, String)>,
     ) -> anyhow::Result<Node> {
+        // Many nodes on one machine: the public API on a free port, kept across restarts (its
+        // URL is in the node's DID; a new one would be a DID update).
+        if !env.iter().any(|(k, _)| k == "KNOOP_PUBLIC__LISTEN") {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            env.insert(
+                0,
+                ("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")),
+            );
+        }
         let mut node = Node {
             name: name.into(),
             dir: dir.to_path_buf(),
@@ -100,8 +111,6 @@ impl Node {
                 "/ip4/127.0.0.1/tcp/0",
             ])
             .env("KNOOP_LOG", "info,knoop_gossip=info")
-            // Many nodes on one machine: the public API on any free port.
-            .env("KNOOP_PUBLIC__LISTEN", "127.0.0.1:0")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
