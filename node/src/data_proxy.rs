@@ -183,12 +183,13 @@ async fn serve(
         })
         .map(|(_, c, _)| (*c).to_owned())
         .collect();
+    let locals = st.localisation.source_patients(&p);
     let searches = holders.into_iter().map(|(holder, obs)| {
         let mut params = params.clone();
         if !obs.is_empty() {
             params.push(("category".into(), obs.join(",")));
         }
-        let local = st.localisation.source_patient(&p, &holder);
+        let local = locals.get(&holder).cloned();
         async move {
             let Some(local) = local else {
                 return (

@@ -74,7 +74,7 @@ impl From<ExternalError> for DidWebError {
 }
 
 /// The error and its causes on one line: reqwest's own message hides the TLS or IO reason.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -202,7 +202,7 @@ impl DidWebClient {
     }
 }
 
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, DidWebError> {
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, DidWebError> {
     use std::io::Read as _;
     let read_err = |source| DidWebError::ReadCa {
         path: path.to_path_buf(),

@@ -265,7 +265,7 @@ async fn from_node(
         "the node publishes no public API".to_owned(),
     ))?;
     let http = &st.http;
-    let unreachable = |e: reqwest::Error| ("unreachable", crate::source::error_chain(&e));
+    let unreachable = |e: reqwest::Error| ("unreachable", crate::didweb::chain(&e));
     let nonce: Value = http
         .get(format!("{base}/oauth2/nonce"))
         .send()
@@ -373,7 +373,7 @@ async fn from_node(
                 "{t}: {s}: {}",
                 v["issue"][0]["diagnostics"].as_str().unwrap_or("")
             )),
-            Err(e) => failed.push(format!("{t}: {}", crate::source::error_chain(&e))),
+            Err(e) => failed.push(format!("{t}: {}", crate::didweb::chain(&e))),
         }
     }
     Ok((entries, failed))

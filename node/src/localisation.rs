@@ -544,9 +544,10 @@ impl Localisation {
         }
     }
 
-    /// The patient's local id at `tenant`'s source system, recorded at registration.
-    pub fn source_patient(&self, p: &[u8; 32], tenant: &str) -> Option<String> {
-        self.record(p)?.sources.get(tenant).cloned()
+    /// The patient's local id at each tenant's source system (tenant DID → id), recorded at
+    /// registration.
+    pub fn source_patients(&self, p: &[u8; 32]) -> BTreeMap<String, String> {
+        self.record(p).map(|r| r.sources).unwrap_or_default()
     }
 
     /// Whether the network runs opt-out.

@@ -171,10 +171,7 @@ pub fn client(ca_file: Option<&Path>, timeout: Duration) -> anyhow::Result<reqwe
         .timeout(timeout)
         .connect_timeout(timeout);
     if let Some(f) = ca_file {
-        let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        for c in reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{}: not PEM certificates", f.display()))?
-        {
+        for c in crate::didweb::read_ca_file(f)? {
             b = b.add_root_certificate(c);
         }
     }

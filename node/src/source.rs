@@ -78,7 +78,7 @@ impl Sources {
             .header(reqwest::header::ACCEPT, "application/fhir+json")
             .send()
             .await
-            .map_err(|e| SourceError::Unreachable(error_chain(&e)))?;
+            .map_err(|e| SourceError::Unreachable(crate::didweb::chain(&e)))?;
         let status = resp.status().as_u16();
         let body = read_capped(resp).await?;
         let v: Value = serde_json::from_slice(&body)
@@ -182,7 +182,7 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| SourceError::Unreachable(error_chain(&e)))?
+        .map_err(|e| SourceError::Unreachable(crate::didweb::chain(&e)))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE {
             return Err(SourceError::Malformed(format!(
@@ -192,17 +192,6 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Whether `resource` is about local patient `patient` (its `subject` or `patient`).

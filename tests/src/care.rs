@@ -245,6 +245,13 @@ pub fn all_about(v: &Value, locals: &[(&str, &str)]) {
     }
 }
 
+/// Whether a fetch answer has exactly `n` holder nodes, all `ok`.
+pub fn all_ok(v: &Value, n: usize) -> bool {
+    v["sources"]
+        .as_array()
+        .is_some_and(|s| s.len() == n && s.iter().all(|s| s["status"] == "ok"))
+}
+
 pub fn status_of<'a>(v: &'a Value, node_did: &str) -> &'a str {
     v["sources"]
         .as_array()

@@ -273,11 +273,7 @@ async fn story_2_emergency_on_the_veluwe() {
             &["medication", "allergies"],
             "emergency",
             reason,
-            |v| {
-                v["sources"]
-                    .as_array()
-                    .is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["status"] == "ok"))
-            },
+            |v| all_ok(v, 3),
         )
         .await;
     // His medication from the GP and the pharmacy, the contrast allergy from all three.
@@ -406,6 +402,33 @@ async fn token(
     patient: &str,
     purpose: &str,
 ) -> (u16, Value) {
+    let o = &w.orgs[org];
+    let credentials = [o.credential.clone(), o.professional.clone()];
+    token_as(
+        w,
+        w.node(org),
+        &o.did,
+        &credentials,
+        at,
+        scope,
+        patient,
+        purpose,
+    )
+    .await
+}
+
+/// Like [`token`], presented by `holder` (hosted on `presenter`) with `credentials`.
+#[allow(clippy::too_many_arguments)]
+async fn token_as(
+    w: &World,
+    presenter: &Node,
+    holder: &str,
+    credentials: &[Value],
+    at: &Node,
+    scope: &str,
+    patient: &str,
+    purpose: &str,
+) -> (u16, Value) {
     let public = at.status().await.unwrap()["public_url"]
         .as_str()
         .unwrap()
@@ -419,12 +442,10 @@ async fn token(
         .json()
         .await
         .unwrap();
-    let o = &w.orgs[org];
-    let (code, vp) = w
-        .node(org)
+    let (code, vp) = presenter
         .post(
             "/v1/presentations",
-            &json!({"holder": o.did, "credentials": [o.credential, o.professional],
+            &json!({"holder": holder, "credentials": credentials,
                     "challenge": n["nonce"], "domain": n["audience"]}),
         )
         .await
@@ -642,45 +663,18 @@ break_the_glass = true
     let rogue_person = create_did(w.node(gp)).await;
     let rogue_pro = issue(w.node(gp), json!({"issuer": rogue, "type": "HealthcareProfessionalCredential",
         "subject": {"id": rogue_person, "name": "Dr. Niemand", "roleCode": "01.015", "registerId": "1", "employer": rogue}})).await;
-    let public = w.node(hospital).status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let http = public_client(&w);
-    let n: Value = http
-        .get(format!("{public}/oauth2/nonce"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (_, vp) = w
-        .node(gp)
-        .post(
-            "/v1/presentations",
-            &json!({"holder": rogue, "credentials": [rogue_cred, rogue_pro],
-        "challenge": n["nonce"], "domain": n["audience"]}),
-        )
-        .await
-        .unwrap();
-    let resp = http
-        .post(format!("{public}/oauth2/token"))
-        .form(&[
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:vp_token-bearer",
-            ),
-            ("assertion", &vp["presentation"].to_string()),
-            ("scope", "discharge-summary"),
-            ("patient", &patient),
-            ("purpose", "regular-care"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
-    let t: Value = resp.json().await.unwrap();
+    let (code, t) = token_as(
+        &w,
+        w.node(gp),
+        &rogue,
+        &[rogue_cred, rogue_pro],
+        w.node(hospital),
+        "discharge-summary",
+        &patient,
+        "regular-care",
+    )
+    .await;
+    assert_eq!(code, 400);
     assert_eq!(t["error"], "invalid_grant", "{t}");
     assert!(
         t["error_description"]

@@ -391,7 +391,7 @@ async fn catchup(txs: u64) -> anyhow::Result<Value> {
 /// time, after the first complete one, 1.1 s apart (holders allow one locate per second per
 /// requester, burst 30).
 async fn story2(fetches: u64) -> anyhow::Result<Value> {
-    use knoop_e2e::care::{prepare_story_2, resources, world, PIETER, VELUWE};
+    use knoop_e2e::care::{all_ok, prepare_story_2, resources, world, PIETER, VELUWE};
     let full_cost: Vec<(usize, (&str, String))> = (0..VELUWE.len())
         .flat_map(|i| {
             [
@@ -403,11 +403,7 @@ async fn story2(fetches: u64) -> anyhow::Result<Value> {
     let w = world("opt-out", &VELUWE, &full_cost).await;
     prepare_story_2(&w).await;
     let reason = Some("TIA, aphasic; CT angiography with contrast planned");
-    let complete = |v: &Value| {
-        v["sources"]
-            .as_array()
-            .is_some_and(|s| s.len() == 3 && s.iter().all(|s| s["status"] == "ok"))
-    };
+    let complete = |v: &Value| all_ok(v, 3);
     let t0 = Instant::now();
     let first = w
         .fetch_until(
