@@ -77,18 +77,38 @@ pub struct NetStatus {
     pub fetch_queue: usize,
     pub received_push: u64,
     pub received_fetched: u64,
+    /// Transactions from peers that were refused (invalid, or over a peer's push rate).
     pub rejected: u64,
+    /// `rejected` by reason code (`bad_signature`, `malformed`, `rate_limited`, ...).
+    pub rejected_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Transactions this node pushed to the gossip topic.
+    pub pushed: u64,
+    /// Transactions this node sent to peers that fetched them after reconciliation.
+    pub served_fetched: u64,
+    /// Reconciliation bytes (queries, answers and fetched transactions).
     pub bytes_sync_in: u64,
     pub bytes_sync_out: u64,
+    /// Gossip push bytes (transactions as published; gossipsub's own framing and forwarding
+    /// of others' messages are not counted).
+    pub bytes_push_in: u64,
+    pub bytes_push_out: u64,
 }
 
 /// Shared, read-mostly view of the network state.
 #[derive(Clone, Default)]
-pub struct NetView(Arc<RwLock<NetStatus>>);
+pub struct NetView(
+    Arc<RwLock<NetStatus>>,
+    Arc<std::sync::OnceLock<libp2p::metrics::Registry>>,
+);
 
 impl NetView {
     pub fn get(&self) -> NetStatus {
         self.0.read().map(|g| g.clone()).unwrap_or_default()
+    }
+    /// libp2p's wire counters (bytes in and out per protocol stack, every byte on every
+    /// connection), once the network runs; Prometheus text via `prometheus_client`.
+    pub fn wire_metrics(&self) -> Option<&libp2p::metrics::Registry> {
+        self.1.get()
     }
     pub(crate) fn update(&self, f: impl FnOnce(&mut NetStatus)) {
         if let Ok(mut g) = self.0.write() {

@@ -92,6 +92,7 @@ pub struct Verdict {
 /// The audit log.
 pub struct AuditLog {
     store: Arc<RocksStore>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// `(next seq, last hash)`.
     head: Mutex<(u64, [u8; 32])>,
 }
@@ -110,8 +111,20 @@ impl AuditLog {
             .unwrap_or((0, [0; 32]));
         AuditLog {
             store,
+            metrics: None,
             head: Mutex::new(head),
         }
+    }
+
+    /// Counts every appended decision in `metrics` too.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Entries written so far.
+    pub fn len(&self) -> u64 {
+        self.head.lock().map(|h| h.0).unwrap_or(0)
     }
 
     /// Appends an event (and logs it under the `audit` target).
@@ -146,6 +159,9 @@ impl AuditLog {
                     .put_meta(HEAD_KEY, &head_value)
                     .map_err(|e| e.to_string())
             });
+        if let Some(m) = &self.metrics {
+            m.decision(&entry.event.kind, &entry.event.outcome);
+        }
         match res {
             Ok(()) => *head = (seq + 1, hash),
             Err(e) => warn!(error = %e, "cannot write an audit entry"),

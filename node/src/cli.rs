@@ -19,6 +19,30 @@ pub struct Cli {
 pub enum Command {
     /// Run a node (defaults: data in ./data, RPC on 127.0.0.1:7474, p2p on tcp/7475).
     Run(RunArgs),
+    /// Set up a node: write a config file (if missing), create the data directory, the keys
+    /// and the node DID, print the DID and peer id, and stop.
+    Init(InitArgs),
+    /// Back up a running node's store (one consistent checkpoint) into a new directory on the
+    /// node's machine.
+    Backup {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        /// Directory to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty data directory (the node stopped); checks the set digest.
+    Restore {
+        /// The backup directory (with backup.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// The node's config file, for its data_dir (also KNOOP_CONFIG).
+        #[arg(long, short, env = "KNOOP_CONFIG")]
+        config: Option<PathBuf>,
+        /// Data directory to restore into (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Show a running node's status.
     Status(RpcArgs),
     /// Submit, publish, read and list transactions.
@@ -75,6 +99,25 @@ pub struct RunArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub dump_config: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Config file to write (kept when it exists: then init uses it).
+    #[arg(long, short, env = "KNOOP_CONFIG", default_value = "knoop.toml")]
+    pub config: PathBuf,
+    /// Data directory (store and keystore).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// RPC listen address to write into a new config.
+    #[arg(long)]
+    pub rpc_listen: Option<String>,
+    /// p2p listen multiaddr to write into a new config (repeatable).
+    #[arg(long)]
+    pub p2p_listen: Vec<String>,
+    /// Bootstrap peer multiaddr to write into a new config (repeatable).
+    #[arg(long)]
+    pub bootstrap: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -534,3 +534,10 @@ pub async fn audit(cmd: crate::cli::AuditCommand) -> anyhow::Result<Value> {
         AuditCommand::Fhir(rpc) => Client::new(&rpc)?.get("/fhir/AuditEvent").await,
     }
 }
+
+/// Asks the node for a backup of its store into `out` (a path on the node's machine).
+pub async fn backup(rpc: &RpcArgs, out: &std::path::Path) -> anyhow::Result<Value> {
+    Client::new(rpc)?
+        .post("/v1/admin/backup", &serde_json::json!({ "dir": out }))
+        .await
+}

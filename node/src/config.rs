@@ -59,6 +59,10 @@ pub struct PublicConfig {
     /// Time allowed for one call to another node's public API.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Requests per second each client IP address may make (0: no limit). Over it: 429.
+    pub rate_limit: u32,
+    /// Requests a client may make at once before the rate applies (at least `rate_limit`).
+    pub rate_burst: u32,
 }
 
 impl Default for PublicConfig {
@@ -70,6 +74,8 @@ impl Default for PublicConfig {
             tls_key: None,
             ca_file: None,
             timeout: Duration::from_secs(10),
+            rate_limit: 50,
+            rate_burst: 200,
         }
     }
 }
@@ -676,7 +682,7 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    fn apply(&self, c: &mut Config) {
+    pub(crate) fn apply(&self, c: &mut Config) {
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();
         }

@@ -8,6 +8,7 @@
 
 mod answers;
 mod audit;
+mod backup;
 mod bench;
 mod cli;
 mod client;
@@ -23,11 +24,14 @@ mod keys;
 mod keystore;
 mod load;
 mod localisation;
+mod metrics;
 mod node;
 mod private;
 mod public;
+mod rate_limit;
 mod resolver;
 mod rpc;
+mod rpc_admin;
 mod rpc_audit;
 mod rpc_consent;
 mod rpc_did;
@@ -77,6 +81,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(&cfg.log);
             rt.block_on(node::run(cfg))
         }
+        Command::Init(args) => print_json(init(&rt, args)?),
+        Command::Backup { rpc, out } => {
+            let out = std::path::absolute(&out)?;
+            print_json(rt.block_on(client::backup(&rpc, &out))?)
+        }
+        Command::Restore {
+            from,
+            config,
+            data_dir,
+        } => {
+            let overrides = config::Overrides {
+                data_dir,
+                ..Default::default()
+            };
+            let cfg = config::Config::load(config.as_deref(), &overrides)?;
+            let manifest = backup::restore(&from, &cfg.data_dir)?;
+            print_json(serde_json::json!({
+                "restored_into": cfg.data_dir,
+                "manifest": manifest,
+            }))
+        }
         Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
         Command::Did(cmd) => print_json(rt.block_on(client::did(cmd))?),
@@ -88,6 +113,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }
+}
+
+/// `knoop init`: the config file first (so the node later starts from exactly what init
+/// used), then the data directory, keys and node DID.
+fn init(rt: &tokio::runtime::Runtime, args: cli::InitArgs) -> anyhow::Result<serde_json::Value> {
+    let overrides = config::Overrides {
+        data_dir: args.data_dir,
+        rpc_listen: args.rpc_listen,
+        p2p_listen: args.p2p_listen,
+        bootstrap: args.bootstrap,
+        ..Default::default()
+    };
+    let wrote_config = !args.config.exists();
+    if wrote_config {
+        // Defaults and the command line only: secrets from the environment stay out of it.
+        let mut cfg = config::Config::default();
+        overrides.apply(&mut cfg);
+        let text = format!(
+            "# knoop node configuration, written by `knoop init`. Every setting is listed with \
+             its value;\n# see README.md (\"Configuration\") for what each does. Secrets \
+             (keys.master_key,\n# rpc.token, localisation.pepper) belong in the environment \
+             (KNOOP_<SECTION>__<KEY>)\n# or in files named by *_file settings, not here.\n\n{}",
+            toml::to_string_pretty(&cfg)?
+        );
+        std::fs::write(&args.config, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.config.display()))?;
+    }
+    let cfg = config::Config::load(Some(&args.config), &overrides)?;
+    init_tracing(&config::LogSettings {
+        level: "warn".into(),
+        ..cfg.log.clone()
+    });
+    let mut out = rt.block_on(node::init(&cfg))?;
+    if let Some(o) = out.as_object_mut() {
+        o.insert("config".into(), serde_json::json!(args.config));
+        o.insert("config_written".into(), serde_json::json!(wrote_config));
+        o.insert(
+            "next".into(),
+            serde_json::json!(format!("knoop run --config {}", args.config.display())),
+        );
+    }
+    Ok(out)
 }
 
 fn print_json(v: serde_json::Value) -> anyhow::Result<()> {

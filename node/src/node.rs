@@ -17,13 +17,24 @@ use crate::resolver::Resolver;
 use crate::rpc::{router, RpcState};
 use crate::store::RocksStore;
 
-/// Runs a node until SIGINT/SIGTERM.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// What every start opens: the store, the keystore, the node key and DID, the DID state and
+/// the log service.
+struct Core {
+    store: Arc<RocksStore>,
+    key: ed25519_dalek::SigningKey,
+    did_state: Arc<DidState>,
+    handle: LogHandle<RocksStore>,
+    log_task: tokio::task::JoinHandle<()>,
+    dids: Arc<DidOps>,
+    node_did: String,
+}
+
+async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let t0 = Instant::now();
     let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
-    let keys = Arc::new(open_keystore(&cfg, &store)?);
+    let keys = Arc::new(open_keystore(cfg, &store)?);
     let key = crate::keys::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
     let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);
     let log = Log::open(
@@ -52,6 +63,54 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     dids.ensure_key_agreement(&node_did)
         .await
         .context("the node DID's keyAgreement key")?;
+    Ok(Core {
+        store,
+        key,
+        did_state,
+        handle,
+        log_task,
+        dids,
+        node_did,
+    })
+}
+
+/// `knoop init`: creates the data directory, the keys and the node DID, then stops. The node
+/// DID is published to the network when the node first runs.
+pub async fn init(cfg: &Config) -> anyhow::Result<serde_json::Value> {
+    let core = open_core(cfg).await?;
+    let peer_id = knoop_did::binding::peer_id_of(&core.key.verifying_key());
+    let transactions = core.handle.index().len();
+    let Core {
+        store,
+        handle,
+        log_task,
+        dids,
+        node_did,
+        ..
+    } = core;
+    drop(dids);
+    drop(handle);
+    let _ = log_task.await;
+    store.flush()?;
+    Ok(serde_json::json!({
+        "did": node_did,
+        "peer_id": peer_id,
+        "data_dir": cfg.data_dir,
+        "transactions": transactions,
+    }))
+}
+
+/// Runs a node until SIGINT/SIGTERM.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let Core {
+        store,
+        key,
+        did_state,
+        handle,
+        log_task,
+        dids,
+        node_did,
+    } = open_core(&cfg).await?;
     let private = Arc::new(crate::private::Private::new(
         dids.clone(),
         did_state.clone(),
@@ -118,7 +177,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         credentials.clone(),
         store.clone(),
     ));
-    let audit = Arc::new(crate::audit::AuditLog::open(store.clone()));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let audit = Arc::new(crate::audit::AuditLog::open(store.clone()).with_metrics(metrics.clone()));
     let localisation = Arc::new(crate::localisation::Localisation::new(
         dids.clone(),
         did_state.clone(),
@@ -231,13 +291,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         sources,
         http,
         public_url,
+        metrics,
+        data_dir: cfg.data_dir.clone(),
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
     });
     drop(handle);
+    let limiter = crate::rate_limit::ClientLimiter::new(
+        cfg.public.rate_limit,
+        cfg.public.rate_burst,
+        state.metrics.clone(),
+    );
+    let pruner = limiter
+        .as_ref()
+        .map(|l| l.spawn_pruner(stop_tx.subscribe()));
     let public_task = match public {
-        Some(p) => tokio::spawn(p.serve(crate::public::router(state.clone()), stop_tx.subscribe())),
+        Some(p) => tokio::spawn(p.serve(
+            crate::public::router(state.clone(), limiter),
+            stop_tx.subscribe(),
+        )),
         None => tokio::spawn(async {}),
     };
     // One signal stops everything: RPC stops accepting (and event streams end), the network
@@ -251,6 +324,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .context("rpc server")?;
     let _ = public_task.await;
+    if let Some(p) = pruner {
+        let _ = p.await;
+    }
     let _ = net_task.await;
     let _ = indexer.await;
     let _ = private_task.await;

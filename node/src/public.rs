@@ -35,11 +35,22 @@ const MAX_PUBLIC_BODY: usize = 256 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The public routes.
-pub fn router(state: Arc<RpcState>) -> Router {
-    Router::new()
+pub fn router(
+    state: Arc<RpcState>,
+    limiter: Option<Arc<crate::rate_limit::ClientLimiter>>,
+) -> Router {
+    let mut routes = Router::new()
         .merge(crate::rpc_tokens::public_routes())
         .merge(crate::data_proxy::routes())
-        .layer(middleware::from_fn(span))
+        .layer(middleware::from_fn(span));
+    if let Some(l) = limiter {
+        routes = routes.layer(middleware::from_fn_with_state(l, crate::rate_limit::limit));
+    }
+    routes
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_public,
+        ))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_PUBLIC_BODY))
         .with_state(state)
@@ -110,7 +121,6 @@ impl PublicListener {
 
     /// Serves `app` until `stop` turns true.
     pub async fn serve(self, app: Router, mut stop: watch::Receiver<bool>) {
-        let service = TowerToHyperService::new(app);
         info!(url = %self.url, tls = self.tls.is_some(), "public API listening");
         loop {
             let (tcp, peer) = tokio::select! {
@@ -125,7 +135,16 @@ impl PublicListener {
                 },
                 _ = stop.changed() => break,
             };
-            let service = service.clone();
+            // The client's address, for the rate limit and the logs.
+            let service = TowerToHyperService::new(
+                tower::ServiceBuilder::new()
+                    .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        req
+                    })
+                    .service(app.clone()),
+            );
             let tls = self.tls.clone();
             let mut stop = stop.clone();
             tokio::spawn(async move {

@@ -54,6 +54,9 @@ pub struct RpcState {
     pub http: reqwest::Client,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The node's data directory (for backups).
+    pub data_dir: std::path::PathBuf,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
@@ -71,6 +74,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .route("/v1/transactions/{id}", get(get_tx))
         .route("/v1/publish", post(publish))
         .route("/v1/events", get(events))
+        .route("/metrics", get(metrics))
         .route("/openapi.yaml", get(openapi))
         .merge(crate::rpc_did::routes())
         .merge(crate::rpc_vc::routes())
@@ -80,7 +84,12 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(crate::rpc_audit::routes())
         .merge(crate::rpc_tokens::routes())
         .merge(crate::fetch::routes())
+        .merge(crate::rpc_admin::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_rpc,
+        ))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -189,6 +198,7 @@ async fn status(State(st): St) -> Json<Value> {
         "digest": idx.digest(),
         "uptime_s": st.started.elapsed().as_secs(),
         "store_bytes": st.log.store().disk_bytes(),
+        "audit_entries": st.audit.len(),
         "sync": {
             "peers_in_sync": in_sync,
             "last_sync_ago_ms": last_sync.map(|t| now.saturating_sub(t)),
@@ -198,6 +208,11 @@ async fn status(State(st): St) -> Json<Value> {
             "received_push": net.received_push,
             "received_fetched": net.received_fetched,
             "rejected": net.rejected,
+            "rejected_by_reason": net.rejected_by_reason,
+            "pushed": net.pushed,
+            "served_fetched": net.served_fetched,
+            "bytes_push_in": net.bytes_push_in,
+            "bytes_push_out": net.bytes_push_out,
             "bytes_in": net.bytes_sync_in,
             "bytes_out": net.bytes_sync_out,
         },
@@ -210,6 +225,65 @@ async fn status(State(st): St) -> Json<Value> {
             v
         }).collect::<Vec<_>>(),
     }))
+}
+
+/// Prometheus metrics (OpenMetrics text).
+async fn metrics(State(st): St) -> Result<Response, ApiError> {
+    let net = st.net.get();
+    let now = knoop_gossip::tx::now_ms();
+    let (credentials, _) = st.credentials.counts();
+    let snapshot = crate::metrics::Snapshot {
+        transactions: st.log.index().len() as u64,
+        pending: st.log.pending() as u64,
+        peers: net.peers.len() as u64,
+        peers_in_sync: net
+            .peers
+            .iter()
+            .filter(|p| p.last_sync_differences == Some(0))
+            .count() as u64,
+        banned_peers: net.banned as u64,
+        last_sync_age_seconds: net
+            .peers
+            .iter()
+            .filter_map(|p| p.last_sync_ms)
+            .max()
+            .map(|t| now.saturating_sub(t) as f64 / 1000.0),
+        received_push: net.received_push,
+        received_fetched: net.received_fetched,
+        pushed: net.pushed,
+        served_fetched: net.served_fetched,
+        rejected_by_reason: net.rejected_by_reason.clone().into_iter().collect(),
+        sync_rounds: net.sync_rounds,
+        sync_sessions: net.sync_sessions,
+        fetch_queue: net.fetch_queue as u64,
+        bytes_sync_in: net.bytes_sync_in,
+        bytes_sync_out: net.bytes_sync_out,
+        bytes_push_in: net.bytes_push_in,
+        bytes_push_out: net.bytes_push_out,
+        store_bytes: st.log.store().disk_bytes(),
+        dids: st.dids.state.len() as u64,
+        credentials: credentials as u64,
+        audit_entries: st.audit.len(),
+        uptime_seconds: st.started.elapsed().as_secs(),
+    };
+    let text = st
+        .metrics
+        .encode(&snapshot, st.net.wire_metrics())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics",
+                "cannot encode the metrics",
+            )
+        })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// A signed transaction as submitted: the envelope and the content (standard base64).

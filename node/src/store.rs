@@ -280,6 +280,14 @@ impl RocksStore {
             .sum()
     }
 
+    /// A consistent copy of the whole store at `path` (a rocksdb checkpoint: memtables are
+    /// flushed first, SST files hard-linked where the file system allows).
+    pub fn checkpoint(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(path))
+            .map_err(err)
+    }
+
     /// Flushes memtables (used at shutdown so the next start reads no WAL).
     pub fn flush(&self) -> Result<(), StoreError> {
         for n in ALL_CFS {

@@ -115,8 +115,20 @@ struct Counters {
     received_push: u64,
     received_fetched: u64,
     rejected: u64,
+    rejected_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    pushed: u64,
+    served_fetched: u64,
     bytes_in: u64,
     bytes_out: u64,
+    bytes_push_in: u64,
+    bytes_push_out: u64,
+}
+
+impl Counters {
+    fn reject(&mut self, reason: &'static str, n: u64) {
+        self.rejected += n;
+        *self.rejected_by_reason.entry(reason).or_default() += n;
+    }
 }
 
 /// Starts the network task. It runs until `shutdown` turns true. `responder` answers
@@ -130,6 +142,7 @@ pub fn spawn<S: Store>(
 ) -> Result<Network, NetError> {
     let key = keypair_from_secret(secret)?;
     let local = key.public().to_peer_id();
+    let mut wire = libp2p::metrics::Registry::with_prefix("knoop_p2p");
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -140,6 +153,7 @@ pub fn spawn<S: Store>(
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_dns()
         .map_err(|e| NetError::Setup(e.to_string()))?
+        .with_bandwidth_metrics(&mut wire)
         .with_behaviour(|k| {
             Behaviour::new(k).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
@@ -162,6 +176,7 @@ pub fn spawn<S: Store>(
         .map_err(|e| NetError::Setup(e.to_string()))?;
 
     let view = NetView::default();
+    let _ = view.1.set(wire);
     view.update(|s| s.peer_id = local.to_string());
     let (done_tx, mut done_rx) = mpsc::channel(4096);
     let (ask_tx, mut ask_rx) = mpsc::channel::<super::ask::AskCommand>(256);
@@ -407,8 +422,9 @@ impl<S: Store> Driver<S> {
     }
 
     fn on_push(&mut self, peer: PeerId, id: gossipsub::MessageId, data: &[u8]) {
-        let reject = |d: &mut Self, why: &str| {
-            d.counters.rejected += 1;
+        self.counters.bytes_push_in += data.len() as u64;
+        let reject = |d: &mut Self, why: &'static str| {
+            d.counters.reject(why, 1);
             d.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -420,6 +436,7 @@ impl<S: Store> Driver<S> {
                 .behaviour_mut()
                 .gossipsub
                 .report_message_validation_result(&id, &peer, gossipsub::MessageAcceptance::Ignore);
+            self.counters.reject("rate_limited", 1);
             self.penalise(peer, PENALTY_RATE, "push rate");
             return;
         }
@@ -617,6 +634,7 @@ impl<S: Store> Driver<S> {
                 let asked: HashSet<TxId> = asked.into_iter().collect();
                 let mut parsed = Vec::with_capacity(txs.len());
                 let mut bad = 0;
+                let mut bad_reason = "unasked";
                 for w in txs {
                     self.counters.bytes_in +=
                         (w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())) as u64;
@@ -625,6 +643,7 @@ impl<S: Store> Driver<S> {
                         Ok(_) => bad += 1,
                         Err(e) => {
                             debug!(%peer, reason = e.code(), "fetched transaction malformed");
+                            bad_reason = e.code();
                             bad += 1;
                         }
                     }
@@ -637,7 +656,7 @@ impl<S: Store> Driver<S> {
                     self.wanted.remove(id);
                 }
                 if bad > 0 {
-                    self.counters.rejected += bad as u64;
+                    self.counters.reject(bad_reason, bad as u64);
                     self.penalise(
                         peer,
                         PENALTY_INVALID_TX * bad.min(5),
@@ -760,7 +779,7 @@ impl<S: Store> Driver<S> {
                     match r {
                         Ok(_) => accepted = true,
                         Err(e) if e.is_peer_fault() => {
-                            self.counters.rejected += 1;
+                            self.counters.reject(e.code(), 1);
                             warn!(%peer, reason = e.code(), "rejected transaction from peer: {e}");
                             fault = Some(e.code());
                         }
@@ -797,6 +816,7 @@ impl<S: Store> Driver<S> {
                     self.counters.bytes_out += m.len() as u64;
                 }
                 if let SyncResponse::Txs(t) = &response {
+                    self.counters.served_fetched += t.len() as u64;
                     self.counters.bytes_out += t
                         .iter()
                         .map(|w| w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len()))
@@ -862,13 +882,17 @@ impl<S: Store> Driver<S> {
 
     fn push(&mut self, tx: &Transaction) {
         let data = WireTx::from_tx(tx).encode();
+        let len = data.len() as u64;
         match self
             .swarm
             .behaviour_mut()
             .gossipsub
             .publish(self.topic.clone(), data)
         {
-            Ok(_) => {}
+            Ok(_) => {
+                self.counters.pushed += 1;
+                self.counters.bytes_push_out += len;
+            }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
             | Err(gossipsub::PublishError::Duplicate) => {}
             Err(e) => debug!(error = %e, "push failed; reconciliation will carry it"),
@@ -970,6 +994,15 @@ impl<S: Store> Driver<S> {
             v.received_push = c.received_push;
             v.received_fetched = c.received_fetched;
             v.rejected = c.rejected;
+            v.rejected_by_reason = c
+                .rejected_by_reason
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect();
+            v.pushed = c.pushed;
+            v.served_fetched = c.served_fetched;
+            v.bytes_push_in = c.bytes_push_in;
+            v.bytes_push_out = c.bytes_push_out;
             v.bytes_sync_in = c.bytes_in;
             v.bytes_sync_out = c.bytes_out;
         });

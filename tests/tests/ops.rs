@@ -1,0 +1,235 @@
+//! Running a node: `knoop init`, backup and restore, Prometheus metrics and the public API's
+//! rate limit, over real node processes.
+
+use std::process::Command;
+use std::time::Duration;
+
+use knoop_e2e::{knoop_bin, load, Network, Node};
+use serde_json::Value;
+
+fn knoop(args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(knoop_bin())
+        .args(args)
+        .output()
+        .expect("running knoop");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.success(), json, format!("{stdout}{stderr}"))
+}
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sum of a metric over all its label sets.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn metrics_text(node: &Node) -> String {
+    reqwest::get(format!("{}/metrics", node.rpc))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_a_config_and_the_node_runs_with_the_same_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("knoop.toml");
+    let data = dir.path().join("data");
+    let (ok, init, text) = knoop(&[
+        "init",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--rpc-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(ok, "init failed: {text}");
+    assert_eq!(init["config_written"], true);
+    let did = init["did"].as_str().unwrap().to_owned();
+    assert!(did.starts_with("did:knoop:"), "{init}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        written.contains("[public]") && written.contains("rate_limit"),
+        "{written}"
+    );
+
+    // A second init keeps the config and the identity.
+    let (ok, again, text) = knoop(&["init", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert_eq!(again["config_written"], false);
+    assert_eq!(again["did"], did.as_str());
+    assert_eq!(again["transactions"], init["transactions"]);
+
+    // The node starts from that config with that DID and publishes nothing new for it.
+    let mut node = Node::start_with_env(
+        "init",
+        &data,
+        &[],
+        vec![("KNOOP_CONFIG".into(), config.to_string_lossy().into_owned())],
+    )
+    .await
+    .unwrap();
+    let status = node.status().await.unwrap();
+    assert_eq!(status["did"], did.as_str());
+    // Only the public API's URL may be new (init does not bind it).
+    let t = status["transactions"].as_u64().unwrap();
+    let before = init["transactions"].as_u64().unwrap();
+    assert!(t == before || t == before + 1, "{t} vs {before}");
+    assert!(node.stop().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_wipe_restore_gives_the_same_digest_and_identity() {
+    let mut net = Network::start(2).await.unwrap();
+    load(&net.rpc_urls(&[0]), 150, 0.0, &[]).unwrap();
+    net.wait_converged(&[0, 1], 150, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let before = net.nodes[1].status().await.unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let out = backup.path().join("b1");
+    let (ok, made, text) = knoop(&[
+        "backup",
+        "--rpc",
+        &net.nodes[1].rpc,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "backup failed: {text}");
+    assert_eq!(made["manifest"]["digest"], before["digest"], "{made}");
+    // A backup never overwrites one.
+    let (ok, _, text) = knoop(&[
+        "backup",
+        "--rpc",
+        &net.nodes[1].rpc,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("not empty"), "{text}");
+
+    // Stop, wipe, restore, start: same set, same node DID (its keys came back too).
+    assert!(net.nodes[1].stop().await.unwrap());
+    let data = net.nodes[1].dir.clone();
+    std::fs::remove_dir_all(&data).unwrap();
+    let (ok, restored, text) = knoop(&[
+        "restore",
+        "--from",
+        out.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "restore failed: {text}");
+    assert_eq!(restored["manifest"]["digest"], before["digest"]);
+    // Restoring over a store is refused.
+    let (ok, _, text) = knoop(&[
+        "restore",
+        "--from",
+        out.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("already holds a store"), "{text}");
+    net.nodes[1].restart().await.unwrap();
+    let after = net.nodes[1].status().await.unwrap();
+    assert_eq!(after["digest"], before["digest"]);
+    assert_eq!(after["did"], before["did"]);
+    assert_eq!(after["peer_id"], before["peer_id"]);
+    // And it keeps up with the network afterwards.
+    load(&net.rpc_urls(&[0]), 20, 0.0, &[]).unwrap();
+    net.wait_converged(&[0, 1], 170, Duration::from_secs(30))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
+    let limit = vec![
+        ("KNOOP_PUBLIC__RATE_LIMIT".to_owned(), "1".to_owned()),
+        ("KNOOP_PUBLIC__RATE_BURST".to_owned(), "3".to_owned()),
+    ];
+    let net = Network::start_with_env(2, limit).await.unwrap();
+    load(&net.rpc_urls(&[0]), 100, 0.0, &[]).unwrap();
+    net.wait_converged(&[0, 1], 100, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    // The public API: a made-up token is refused and audited; past the burst, 429.
+    let public = net.nodes[1].status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let r = http
+            .get(format!("{public}/fhir/Condition"))
+            .bearer_auth("made-up")
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 429 {
+            let retry = r.headers().get("retry-after").cloned();
+            assert!(retry.is_some(), "429 without Retry-After");
+        }
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(&codes[..3], &[401, 401, 401], "{codes:?}");
+    assert!(
+        codes[3..].contains(&429),
+        "no 429 past the burst: {codes:?}"
+    );
+    let health = http.get(format!("{public}/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "/health is rate limited");
+
+    let text = metrics_text(&net.nodes[1]).await;
+    assert!(text.ends_with("# EOF\n"), "not OpenMetrics text");
+    assert_eq!(
+        metric(&text, "knoop_transactions"),
+        Some(
+            net.nodes[1].status().await.unwrap()["transactions"]
+                .as_u64()
+                .unwrap() as f64
+        )
+    );
+    let received = metric(&text, "knoop_transactions_received_push_total").unwrap_or(0.0)
+        + metric(&text, "knoop_transactions_received_fetched_total").unwrap_or(0.0);
+    assert!(received >= 100.0, "received {received}\n{text}");
+    assert!(metric(&text, "knoop_sync_rounds_total").is_some());
+    // libp2p's wire counters: every byte on the connection, more than the payload alone.
+    let wire_in = metric_sum(&text, "knoop_p2p_libp2p_bandwidth_bytes_total");
+    assert!(wire_in > 0.0, "no wire bytes\n{text}");
+    assert_eq!(
+        metric(
+            &text,
+            "knoop_audit_decisions_total{kind=\"data\",outcome=\"expired\"}"
+        ),
+        Some(3.0),
+        "\n{text}"
+    );
+    assert!(metric(&text, "knoop_public_rate_limited_total").unwrap_or(0.0) >= 1.0);
+    assert!(
+        text.contains("knoop_http_request_duration_seconds_count{api=\"public\",method=\"get\",route=\"/fhir/{resource_type}\",status=\"4xx\"} 6"),
+        "\n{text}"
+    );
+    // The sender pushed them.
+    let sender = metrics_text(&net.nodes[0]).await;
+    assert!(
+        metric(&sender, "knoop_transactions_pushed_total").unwrap_or(0.0) >= 100.0,
+        "\n{sender}"
+    );
+}
