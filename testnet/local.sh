@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local knoop testnet: N node processes on loopback, all bootstrapped from node 0.
 #
-#   testnet/local.sh up [N]     start N nodes (default 5); prints their RPC URLs
+#   testnet/local.sh up [N]     start N nodes (default 7) and seed the stories' care network
+#                               (testnet/seed.sh; KNOOP_TESTNET_SEED=0 skips it)
 #   testnet/local.sh status     one line per node: peers, transactions, digest
 #   testnet/local.sh down       stop them (SIGTERM, clean shutdown)
 #
@@ -36,7 +37,7 @@ wait_rpc() { # url
 }
 
 up() {
-  local n="${1:-5}"
+  local n="${1:-7}"
   ensure_bin
   mkdir -p "$dir"
   if [ -f "$dir/pids" ] && [ -s "$dir/pids" ]; then
@@ -80,6 +81,10 @@ up() {
   echo "RPC URLs (also in $dir/rpc):"
   cat "$dir/rpc"
   echo "try: $bin load --rpc $(paste -sd, "$dir/rpc") --count 1000 --rate 500"
+  if [ "${KNOOP_TESTNET_SEED:-1}" != 0 ]; then
+    KNOOP_TESTNET_DIR="$dir" KNOOP_BIN="$bin" "$here/seed.sh"
+    echo "seeded: play the stories with testnet/stories.sh (the walkthrough: testnet/README.md)"
+  fi
 }
 
 status() {
@@ -109,7 +114,7 @@ down() {
 }
 
 case "${1:-}" in
-  up) up "${2:-5}" ;;
+  up) up "${2:-7}" ;;
   status) status ;;
   down) down ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;

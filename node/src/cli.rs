@@ -66,6 +66,9 @@ pub enum Command {
     /// Read the node's audit log, check its hash chain, export it as FHIR AuditEvents.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Fetch a patient's data from every organisation that holds it, as one FHIR Bundle.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
     /// Micro-benchmarks of the log on this machine (use a release build).
@@ -206,6 +209,40 @@ pub enum LocCommand {
         /// The professional asking (logged at the holders).
         #[arg(long, default_value = "")]
         who: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Localise the patient, get a token from each holder's node (a presentation of the
+    /// credentials) and search its FHIR data proxy; one searchset Bundle plus a status per
+    /// holder node.
+    Fetch {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        /// The requesting organisation (a DID hosted on this node).
+        #[arg(long)]
+        requester: String,
+        /// The organisation's and the professional's credentials: files (JSON or vc+jwt).
+        #[arg(long = "credential", required = true)]
+        credentials: Vec<PathBuf>,
+        #[command(flatten)]
+        patient: PatientArg,
+        /// The use case (a policy scope), e.g. discharge-summary or medication-overview.
+        #[arg(long)]
+        scope: String,
+        /// summary, medication, allergies, problems, lab, imaging, care-plan, encounters, vital-signs.
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// regular-care or emergency.
+        #[arg(long, default_value = "regular-care")]
+        purpose: String,
+        /// Why (required to break the glass in an emergency; logged at the holders).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print the holders' statuses and resource counts instead of the whole Bundle.
+        #[arg(long)]
+        summary: bool,
     },
 }
 

@@ -541,3 +541,62 @@ pub async fn backup(rpc: &RpcArgs, out: &std::path::Path) -> anyhow::Result<Valu
         .post("/v1/admin/backup", &serde_json::json!({ "dir": out }))
         .await
 }
+
+pub async fn data(cmd: crate::cli::DataCommand) -> anyhow::Result<Value> {
+    use crate::cli::DataCommand;
+    match cmd {
+        DataCommand::Fetch {
+            rpc,
+            requester,
+            credentials,
+            patient: p,
+            scope,
+            categories,
+            purpose,
+            reason,
+            summary,
+        } => {
+            let credentials = credentials
+                .iter()
+                .map(|f| read_json(f))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut body = json!({"requester": requester, "credentials": credentials,
+                "patient": patient(&p)?, "scope": scope, "categories": categories,
+                "purpose": purpose});
+            if let Some(r) = reason {
+                body["reason"] = json!(r);
+            }
+            let answer = Client::new(&rpc)?.post("/v1/data/fetch", &body).await?;
+            Ok(if summary {
+                fetch_summary(&answer)
+            } else {
+                answer
+            })
+        }
+    }
+}
+
+/// The holders' statuses and, per resource type, how many came from each source.
+fn fetch_summary(answer: &Value) -> Value {
+    let mut counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    let mut total = 0u64;
+    for e in answer["bundle"]["entry"].as_array().into_iter().flatten() {
+        let r = &e["resource"];
+        let Some(t) = r["resourceType"].as_str() else {
+            continue;
+        };
+        let source = r["meta"]["source"].as_str().unwrap_or("?").to_owned();
+        *counts
+            .entry(t.to_owned())
+            .or_default()
+            .entry(source)
+            .or_default() += 1;
+        total += 1;
+    }
+    json!({
+        "sources": answer["sources"],
+        "resources": counts,
+        "total": total,
+    })
+}

@@ -110,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Loc(cmd) => print_json(rt.block_on(client::loc(cmd))?),
         Command::Consent(cmd) => print_json(rt.block_on(client::consent(cmd))?),
         Command::Audit(cmd) => print_json(rt.block_on(client::audit(cmd))?),
+        Command::Data(cmd) => print_json(rt.block_on(client::data(cmd))?),
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }

@@ -233,3 +233,87 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
         "\n{sender}"
     );
 }
+
+/// The one-command local testnet (`testnet/local.sh up 7`: the FHIR source, seven nodes, the
+/// registry authority, organisations, professionals, patients and a consent, all through the
+/// CLI) plays both stories through the CLI (`testnet/stories.sh`) and shuts down cleanly.
+#[test]
+fn the_local_testnet_plays_both_stories_through_the_cli_and_stops_cleanly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_range(100);
+    let run = |script: &str, args: &[&str]| {
+        let out = Command::new(root.join("testnet").join(script))
+            .args(args)
+            .env("KNOOP_BIN", knoop_bin())
+            .env("KNOOP_TESTNET_DIR", dir.path())
+            .env("KNOOP_TESTNET_BASE_PORT", base.to_string())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    struct Down<F: Fn()>(F);
+    impl<F: Fn()> Drop for Down<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let down = Down(|| {
+        run("local.sh", &["down"]);
+    });
+    let (ok, text) = run("local.sh", &["up", "7"]);
+    assert!(ok, "local.sh up 7 failed:\n{text}");
+    assert!(text.contains("seed: done"), "{text}");
+    let (ok, text) = run("stories.sh", &[]);
+    assert!(ok, "the stories did not play:\n{text}");
+    assert!(text.contains("both stories played as told"), "{text}");
+    let pids: Vec<u32> = std::fs::read_to_string(dir.path().join("pids"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 8, "the FHIR server and seven nodes");
+    let (ok, text) = run("local.sh", &["down"]);
+    assert!(ok && text.contains("testnet stopped"), "{text}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true),
+            "process {pid} still runs after down"
+        );
+    }
+    for i in 0..7 {
+        let log = std::fs::read_to_string(dir.path().join(format!("n{i}/node.log"))).unwrap();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        assert!(
+            last.contains("stopped"),
+            "node {i} did not stop cleanly: {last}"
+        );
+    }
+    drop(down);
+}
+
+/// A base port with `n` free ports above it (the testnet takes base..base+100).
+fn free_port_range(n: u16) -> u16 {
+    for _ in 0..50 {
+        let base = 20_000 + (rand::random::<u16>() % 400) * 100;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free range of {n} ports");
+}
