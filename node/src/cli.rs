@@ -81,18 +81,8 @@ pub struct RunArgs {
     /// TOML config file (also KNOOP_CONFIG).
     #[arg(long, short, env = "KNOOP_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (store and keystore).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// RPC listen address, e.g. 127.0.0.1:7474 (port 0 picks a free port, written to <data_dir>/rpc.addr).
-    #[arg(long)]
-    pub rpc_listen: Option<String>,
-    /// p2p listen multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7475.
-    #[arg(long)]
-    pub p2p_listen: Vec<String>,
-    /// Bootstrap peer multiaddr (repeatable), e.g. /ip4/10.0.0.1/tcp/7475/p2p/12D3Koo...
-    #[arg(long)]
-    pub bootstrap: Vec<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// Log format: text or json.
     #[arg(long)]
     pub log_format: Option<String>,
@@ -109,18 +99,37 @@ pub struct InitArgs {
     /// Config file to write (kept when it exists: then init uses it).
     #[arg(long, short, env = "KNOOP_CONFIG", default_value = "knoop.toml")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Where a node keeps its data and listens; these flags win over file and environment.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
     /// Data directory (store and keystore).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// RPC listen address to write into a new config.
+    /// RPC listen address, e.g. 127.0.0.1:7474 (port 0 picks a free port, written to <data_dir>/rpc.addr).
     #[arg(long)]
     pub rpc_listen: Option<String>,
-    /// p2p listen multiaddr to write into a new config (repeatable).
+    /// p2p listen multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7475.
     #[arg(long)]
     pub p2p_listen: Vec<String>,
-    /// Bootstrap peer multiaddr to write into a new config (repeatable).
+    /// Bootstrap peer multiaddr (repeatable), e.g. /ip4/10.0.0.1/tcp/7475/p2p/12D3Koo...
     #[arg(long)]
     pub bootstrap: Vec<String>,
+}
+
+impl NodeArgs {
+    pub fn overrides(self) -> crate::config::Overrides {
+        crate::config::Overrides {
+            data_dir: self.data_dir,
+            rpc_listen: self.rpc_listen,
+            p2p_listen: self.p2p_listen,
+            bootstrap: self.bootstrap,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

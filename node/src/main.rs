@@ -66,12 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             let overrides = config::Overrides {
-                data_dir: args.data_dir,
-                rpc_listen: args.rpc_listen,
-                p2p_listen: args.p2p_listen,
-                bootstrap: args.bootstrap,
                 log_format: args.log_format,
                 log_level: args.log_level,
+                ..args.node.overrides()
             };
             let cfg = config::Config::load(args.config.as_deref(), &overrides)?;
             if args.dump_config {
@@ -119,13 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `knoop init`: the config file first (so the node later starts from exactly what init
 /// used), then the data directory, keys and node DID.
 fn init(rt: &tokio::runtime::Runtime, args: cli::InitArgs) -> anyhow::Result<serde_json::Value> {
-    let overrides = config::Overrides {
-        data_dir: args.data_dir,
-        rpc_listen: args.rpc_listen,
-        p2p_listen: args.p2p_listen,
-        bootstrap: args.bootstrap,
-        ..Default::default()
-    };
+    let overrides = args.node.overrides();
     let wrote_config = !args.config.exists();
     if wrote_config {
         // Defaults and the command line only: secrets from the environment stay out of it.

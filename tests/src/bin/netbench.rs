@@ -245,8 +245,8 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Records when each transaction id shows up in a node's event stream.
-fn watch(node: &Node, seen: Arc<Mutex<HashMap<String, Vec<Instant>>>>) {
+/// Calls `on_line(arrival, line)` for every line of a node's event stream, in a task.
+fn each_event_line(node: &Node, mut on_line: impl FnMut(Instant, &str) + Send + 'static) {
     let url = format!("{}/v1/events", node.rpc);
     tokio::spawn(async move {
         let Ok(resp) = reqwest::get(&url).await else {
@@ -259,16 +259,23 @@ fn watch(node: &Node, seen: Arc<Mutex<HashMap<String, Vec<Instant>>>>) {
             buf.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(i) = buf.find('\n') {
                 let line: String = buf.drain(..=i).collect();
-                if let Some(data) = line.strip_prefix("data: ") {
-                    if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                        if let Some(id) = v["id"].as_str() {
-                            seen.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .entry(id.to_owned())
-                                .or_default()
-                                .push(now);
-                        }
-                    }
+                on_line(now, &line);
+            }
+        }
+    });
+}
+
+/// Records when each transaction id shows up in a node's event stream.
+fn watch(node: &Node, seen: Arc<Mutex<HashMap<String, Vec<Instant>>>>) {
+    each_event_line(node, move |now, line| {
+        if let Some(data) = line.strip_prefix("data: ") {
+            if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                if let Some(id) = v["id"].as_str() {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(id.to_owned())
+                        .or_default()
+                        .push(now);
                 }
             }
         }
@@ -493,31 +500,15 @@ async fn sample(node: &Node) -> NodeSample {
 /// Records, per transaction id, how many nodes stored it and when the first and the last did.
 /// Reads only the id out of each event: at 1,000 tx/s on 20 nodes this is 20,000 events/s.
 fn watch_arrivals(node: &Node, seen: Arc<Mutex<HashMap<String, (usize, Instant, Instant)>>>) {
-    let url = format!("{}/v1/events", node.rpc);
-    tokio::spawn(async move {
-        let Ok(resp) = reqwest::get(&url).await else {
+    each_event_line(node, move |now, line| {
+        let Some(at) = line.find("\"id\":\"") else {
             return;
         };
-        let mut stream = resp.bytes_stream();
-        let mut buf = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            let now = Instant::now();
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            let mut ids = Vec::new();
-            while let Some(i) = buf.find('\n') {
-                let line: String = buf.drain(..=i).collect();
-                if let Some(at) = line.find("\"id\":\"") {
-                    if let Some(id) = line.get(at + 6..at + 6 + 64) {
-                        ids.push(id.to_owned());
-                    }
-                }
-            }
+        if let Some(id) = line.get(at + 6..at + 6 + 64) {
             let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            for id in ids {
-                let e = seen.entry(id).or_insert((0, now, now));
-                e.0 += 1;
-                e.2 = now;
-            }
+            let e = seen.entry(id.to_owned()).or_insert((0, now, now));
+            e.0 += 1;
+            e.2 = now;
         }
     });
 }
