@@ -499,7 +499,10 @@ async fn sample(node: &Node) -> NodeSample {
 
 /// Records, per transaction id, how many nodes stored it and when the first and the last did.
 /// Reads only the id out of each event: at 1,000 tx/s on 20 nodes this is 20,000 events/s.
-fn watch_arrivals(node: &Node, seen: Arc<Mutex<HashMap<String, (usize, Instant, Instant)>>>) {
+/// Per transaction id: how many nodes stored it, when the first and the last did.
+type Arrivals = Arc<Mutex<HashMap<String, (usize, Instant, Instant)>>>;
+
+fn watch_arrivals(node: &Node, seen: Arrivals) {
     each_event_line(node, move |now, line| {
         let Some(at) = line.find("\"id\":\"") else {
             return;
@@ -535,7 +538,7 @@ async fn sustained(n: usize, rate: u64, secs: u64) -> anyhow::Result<Value> {
     }
     // Let the gossipsub mesh settle.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let seen: Arrivals = Arc::new(Mutex::new(HashMap::new()));
     for node in &net.nodes {
         watch_arrivals(node, seen.clone());
     }
