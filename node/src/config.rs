@@ -720,6 +720,23 @@ mod tests {
     }
 
     #[test]
+    fn the_testnet_example_config_is_valid() {
+        let text = include_str!("../../testnet/knoop-testnet.toml");
+        // Its certificate paths are the vendor's: stand in files for them.
+        let cert = write("certificate");
+        let key = write("key");
+        let text = text
+            .replace("/etc/knoop/tls/fullchain.pem", &cert.to_string_lossy())
+            .replace("/etc/knoop/tls/privkey.pem", &key.to_string_lossy())
+            .replace("<knoop.vendor.example>", "knoop.vendor.example")
+            .replace("<ehr.vendor.example>", "ehr.vendor.example");
+        let cfg = Config::load(Some(&write(&text)), &Overrides::default()).unwrap();
+        assert_eq!(cfg.p2p.bootstrap.len(), 2);
+        assert_eq!(cfg.network.id, "knoop-testnet");
+        assert_eq!(cfg.public.rate_limit, 50);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_the_field() {
         let p = write("[p2p]\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nbogus = 1\n");
         let e = Config::load(Some(&p), &Overrides::default())
