@@ -253,6 +253,23 @@ async fn fetch(
 
 /// Token and data from one holder node: the merged search entries, and the resource types
 /// that failed (a partial answer). Errors: (status, reason).
+/// A holder over its rate limit (`429`, data-fetch.md §2) is reported as `rate_limited`, with
+/// the wait it asked for, rather than as a refusal.
+fn not_rate_limited(resp: &reqwest::Response) -> Result<(), (&'static str, String)> {
+    if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Ok(());
+    }
+    let wait = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?");
+    Err((
+        "rate_limited",
+        format!("the node is over its request rate for this address; retry after {wait} s"),
+    ))
+}
+
 async fn from_node(
     st: &Arc<RpcState>,
     req: &Ask,
@@ -266,14 +283,13 @@ async fn from_node(
     ))?;
     let http = &st.http;
     let unreachable = |e: reqwest::Error| ("unreachable", crate::didweb::chain(&e));
-    let nonce: Value = http
+    let resp = http
         .get(format!("{base}/oauth2/nonce"))
         .send()
         .await
-        .map_err(unreachable)?
-        .json()
-        .await
         .map_err(unreachable)?;
+    not_rate_limited(&resp)?;
+    let nonce: Value = resp.json().await.map_err(unreachable)?;
     let (Some(challenge), Some(audience)) = (nonce["nonce"].as_str(), nonce["audience"].as_str())
     else {
         return Err(("error", "the nonce endpoint gave no nonce".into()));
@@ -309,6 +325,7 @@ async fn from_node(
         .send()
         .await
         .map_err(unreachable)?;
+    not_rate_limited(&resp)?;
     let status = resp.status();
     let token: Value = resp.json().await.map_err(unreachable)?;
     if !status.is_success() {

@@ -788,3 +788,53 @@ break_the_glass = true
     let (_, verdict) = w.node(hospital).get("/v1/audit/verify").await.unwrap();
     assert_eq!(verdict["valid"], true, "{verdict}");
 }
+
+/// A holder whose public API is over its per-client rate (`public.rate_limit`) is reported as
+/// `rate_limited`, naming the wait it asked for, in an answer that still comes (200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_over_its_rate_limit_is_reported_as_such() {
+    let (ed, gp) = (0, 1);
+    let w = world(
+        "opt-out",
+        &VELUWE[..2],
+        &[
+            (gp, ("KNOOP_PUBLIC__RATE_LIMIT", "1".into())),
+            (gp, ("KNOOP_PUBLIC__RATE_BURST", "1".into())),
+        ],
+    )
+    .await;
+    w.register(gp, PIETER, &["medication", "allergies"]).await;
+    let gp_node = node_did(w.node(gp)).await;
+    // One request (the nonce) fits the bucket; the token request is over it.
+    let v = w
+        .fetch_until(
+            "the GP is found",
+            ed,
+            PIETER,
+            "medication-overview",
+            &["medication", "allergies"],
+            "regular-care",
+            None,
+            |v| status_of(v, &gp_node) != "absent",
+        )
+        .await;
+    assert_eq!(status_of(&v, &gp_node), "rate_limited", "{v}");
+    let error = v["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["node"] == gp_node.as_str()))
+        .map(|s| s["error"].to_string())
+        .unwrap_or_default();
+    assert!(error.contains("retry after"), "{error}");
+    assert!(resources(&v).is_empty(), "{v}");
+    let text = reqwest::get(format!("{}/metrics", w.node(gp).rpc))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("knoop_public_rate_limited_total ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+}
