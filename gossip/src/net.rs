@@ -33,8 +33,12 @@ pub struct NetConfig {
     pub max_peers: usize,
     /// Discovered peers are dialled until this many are connected.
     pub target_peers: usize,
-    /// Each peer is reconciled with at least this often.
+    /// A peer is reconciled with at most this often.
     pub sync_interval: Duration,
+    /// Sessions a node starts per `sync_interval` at most, least recently synced peers first:
+    /// the cost of reconciliation stays the same however many peers a node has, and every peer
+    /// still comes round every `sync_interval × ⌈peers / sync_fanout⌉`.
+    pub sync_fanout: usize,
     /// Per-peer rate limits.
     pub limits: PeerLimits,
 }
@@ -47,6 +51,7 @@ impl Default for NetConfig {
             max_peers: 50,
             target_peers: 8,
             sync_interval: Duration::from_secs(2),
+            sync_fanout: 3,
             limits: PeerLimits::default(),
         }
     }

@@ -285,6 +285,9 @@ pub struct P2pConfig {
     pub target_peers: usize,
     #[serde(with = "humantime_serde")]
     pub sync_interval: Duration,
+    /// Reconciliation sessions started per `sync_interval` at most (least recently synced
+    /// peers first).
+    pub sync_fanout: usize,
     /// Sync requests per second allowed from one peer.
     pub peer_request_rate: f64,
     /// Pushed transactions per second allowed from one peer.
@@ -343,6 +346,7 @@ impl Default for P2pConfig {
             max_peers: net.max_peers,
             target_peers: net.target_peers,
             sync_interval: net.sync_interval,
+            sync_fanout: net.sync_fanout,
             peer_request_rate: net.limits.requests_per_sec,
             peer_push_rate: net.limits.pushes_per_sec,
             max_pending: knoop_gossip::LogConfig::default().max_pending,
@@ -518,6 +522,9 @@ impl Config {
         if self.p2p.sync_interval < Duration::from_millis(100) {
             return Err(invalid("p2p.sync_interval", "must be at least 100ms"));
         }
+        if self.p2p.sync_fanout == 0 {
+            return Err(invalid("p2p.sync_fanout", "must be at least 1"));
+        }
         if self.p2p.peer_request_rate <= 0.0 || self.p2p.peer_push_rate <= 0.0 {
             return Err(invalid("p2p.peer_request_rate", "rates must be positive"));
         }
@@ -660,6 +667,7 @@ impl Config {
             max_peers: self.p2p.max_peers,
             target_peers: self.p2p.target_peers,
             sync_interval: self.p2p.sync_interval,
+            sync_fanout: self.p2p.sync_fanout,
             limits: knoop_gossip::net::PeerLimits {
                 requests_per_sec: self.p2p.peer_request_rate,
                 request_burst: self.p2p.peer_request_rate * 4.0,

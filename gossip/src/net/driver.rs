@@ -92,6 +92,8 @@ struct Driver<S: Store> {
     push_slots: Arc<Semaphore>,
     topic: gossipsub::IdentTopic,
     last_discovery: Instant,
+    /// When the sessions of the last `sync_interval` started (at most `sync_fanout`).
+    session_starts: std::collections::VecDeque<Instant>,
     /// Peers known from earlier runs: dialled like bootstrap peers, so a node finds the network
     /// again when its bootstrap peers are gone.
     remembered: Vec<(PeerId, Vec<Multiaddr>)>,
@@ -195,6 +197,7 @@ pub fn spawn<S: Store>(
         last_discovery: Instant::now()
             .checked_sub(DISCOVERY_INTERVAL)
             .unwrap_or_else(Instant::now),
+        session_starts: std::collections::VecDeque::new(),
         remembered: load_remembered(log.store().as_ref()),
         last_saved: Instant::now(),
         counters: Counters::default(),
@@ -901,8 +904,22 @@ impl<S: Store> Driver<S> {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        // Reconcile with every peer whose last round is older than the interval.
-        let due: Vec<PeerId> = self
+        // Reconcile with the peers whose last round is older than the interval, least recently
+        // synced first, at most `sync_fanout` new sessions per interval.
+        let interval = self.config.sync_interval;
+        while self
+            .session_starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= interval)
+        {
+            self.session_starts.pop_front();
+        }
+        let budget = self
+            .config
+            .sync_fanout
+            .max(1)
+            .saturating_sub(self.session_starts.len());
+        let mut due: Vec<(Option<Instant>, PeerId)> = self
             .peers
             .iter()
             .filter(|(_, s)| {
@@ -911,11 +928,13 @@ impl<S: Store> Driver<S> {
                     && s.fetch_queue.is_empty()
                     && s.fetch_inflight == 0
                     && s.last_sync
-                        .is_none_or(|t| now.duration_since(t) >= self.config.sync_interval)
+                        .is_none_or(|t| now.duration_since(t) >= interval)
             })
-            .map(|(p, _)| *p)
+            .map(|(p, s)| (s.last_sync, *p))
             .collect();
-        for peer in due {
+        due.sort_unstable();
+        for (_, peer) in due.into_iter().take(budget) {
+            self.session_starts.push_back(now);
             let snapshot = self.log.index().snapshot();
             match Session::start(snapshot) {
                 Ok((session, first)) => {
