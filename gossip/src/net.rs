@@ -99,6 +99,25 @@ pub struct NetStatus {
     pub bytes_push_out: u64,
 }
 
+impl NetStatus {
+    /// Peers whose last reconciliation found no difference.
+    pub fn peers_in_sync(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|p| p.last_sync_differences == Some(0))
+            .count()
+    }
+
+    /// Milliseconds since the last finished reconciliation with any peer (the sync lag).
+    pub fn last_sync_age_ms(&self, now_ms: u64) -> Option<u64> {
+        self.peers
+            .iter()
+            .filter_map(|p| p.last_sync_ms)
+            .max()
+            .map(|t| now_ms.saturating_sub(t))
+    }
+}
+
 /// Shared, read-mostly view of the network state.
 #[derive(Clone, Default)]
 pub struct NetView(

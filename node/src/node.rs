@@ -77,19 +77,19 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
 /// `knoop init`: creates the data directory, the keys and the node DID, then stops. The node
 /// DID is published to the network when the node first runs.
 pub async fn init(cfg: &Config) -> anyhow::Result<serde_json::Value> {
-    let core = open_core(cfg).await?;
-    let peer_id = knoop_did::binding::peer_id_of(&core.key.verifying_key());
-    let transactions = core.handle.index().len();
     let Core {
         store,
+        key,
         handle,
         log_task,
         dids,
         node_did,
         ..
-    } = core;
-    drop(dids);
-    drop(handle);
+    } = open_core(cfg).await?;
+    let peer_id = knoop_did::binding::peer_id_of(&key.verifying_key());
+    let transactions = handle.index().len();
+    // The log task ends with its last handle (the DID operations hold one).
+    drop((dids, handle));
     let _ = log_task.await;
     store.flush()?;
     Ok(serde_json::json!({

@@ -175,12 +175,6 @@ async fn status(State(st): St) -> Json<Value> {
     let net = st.net.get();
     let idx = st.log.index();
     let now = knoop_gossip::tx::now_ms();
-    let in_sync = net
-        .peers
-        .iter()
-        .filter(|p| p.last_sync_differences == Some(0))
-        .count();
-    let last_sync = net.peers.iter().filter_map(|p| p.last_sync_ms).max();
     let (credentials, revocations) = st.credentials.counts();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -200,8 +194,8 @@ async fn status(State(st): St) -> Json<Value> {
         "store_bytes": st.log.store().disk_bytes(),
         "audit_entries": st.audit.len(),
         "sync": {
-            "peers_in_sync": in_sync,
-            "last_sync_ago_ms": last_sync.map(|t| now.saturating_sub(t)),
+            "peers_in_sync": net.peers_in_sync(),
+            "last_sync_ago_ms": net.last_sync_age_ms(now),
             "sessions": net.sync_sessions,
             "rounds": net.sync_rounds,
             "fetch_queue": net.fetch_queue,
@@ -236,18 +230,9 @@ async fn metrics(State(st): St) -> Result<Response, ApiError> {
         transactions: st.log.index().len() as u64,
         pending: st.log.pending() as u64,
         peers: net.peers.len() as u64,
-        peers_in_sync: net
-            .peers
-            .iter()
-            .filter(|p| p.last_sync_differences == Some(0))
-            .count() as u64,
+        peers_in_sync: net.peers_in_sync() as u64,
         banned_peers: net.banned as u64,
-        last_sync_age_seconds: net
-            .peers
-            .iter()
-            .filter_map(|p| p.last_sync_ms)
-            .max()
-            .map(|t| now.saturating_sub(t) as f64 / 1000.0),
+        last_sync_age_seconds: net.last_sync_age_ms(now).map(|ms| ms as f64 / 1000.0),
         received_push: net.received_push,
         received_fetched: net.received_fetched,
         pushed: net.pushed,

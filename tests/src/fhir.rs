@@ -4,7 +4,7 @@
 //! system, at `<url>/<dataset>`.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,10 +21,7 @@ pub struct FhirServer {
 
 /// `testnet/fhir` in this repository.
 pub fn fhir_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.join("testnet").join("fhir"))
-        .unwrap_or_default()
+    crate::testnet_dir().join("fhir")
 }
 
 impl FhirServer {

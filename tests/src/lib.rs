@@ -16,15 +16,34 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 
+/// The repository's top directory.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// The repository's `testnet/` directory (its scripts and the FHIR source).
+pub fn testnet_dir() -> PathBuf {
+    repo_root().join("testnet")
+}
+
+/// Runs its closure when dropped: tears down what a test started, also when the test fails.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 /// The `knoop` binary under test.
 pub fn knoop_bin() -> PathBuf {
     if let Ok(p) = std::env::var("KNOOP_BIN") {
         return PathBuf::from(p);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let root = repo_root();
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or(root.join("target"));
@@ -205,6 +224,18 @@ impl Node {
             .await?
             .error_for_status()?
             .json()
+            .await?)
+    }
+
+    /// The node's Prometheus metrics (OpenMetrics text).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.rpc))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
             .await?)
     }
 

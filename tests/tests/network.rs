@@ -371,11 +371,7 @@ async fn restarted_node_finds_the_network_without_its_bootstrap_node() {
 /// machine cannot create namespaces (needs root: CAP_NET_ADMIN and CAP_SYS_ADMIN).
 #[test]
 fn nodes_in_separate_network_namespaces_converge() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let script = root.join("testnet/netns.sh");
+    let script = knoop_e2e::testnet_dir().join("netns.sh");
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("knt{}-", std::process::id());
     let run = |args: &[&str]| {
@@ -391,13 +387,7 @@ fn nodes_in_separate_network_namespaces_converge() {
         eprintln!("skipping: this machine cannot create network namespaces");
         return;
     }
-    struct Down<F: Fn()>(F);
-    impl<F: Fn()> Drop for Down<F> {
-        fn drop(&mut self) {
-            (self.0)()
-        }
-    }
-    let _down = Down(|| {
+    let _down = knoop_e2e::OnDrop(|| {
         run(&["down"]);
     });
     let text = |o: &std::process::Output| {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use knoop_e2e::{knoop_bin, load, Network, Node};
+use knoop_e2e::{knoop_bin, load, testnet_dir, Network, Node, OnDrop};
 use serde_json::Value;
 
 fn knoop(args: &[&str]) -> (bool, Value, String) {
@@ -33,15 +33,6 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-async fn metrics_text(node: &Node) -> String {
-    reqwest::get(format!("{}/metrics", node.rpc))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +187,7 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     let health = http.get(format!("{public}/health")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200, "/health is rate limited");
 
-    let text = metrics_text(&net.nodes[1]).await;
+    let text = net.nodes[1].metrics().await.unwrap();
     assert!(text.ends_with("# EOF\n"), "not OpenMetrics text");
     assert_eq!(
         metric(&text, "knoop_transactions"),
@@ -227,7 +218,7 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
         "\n{text}"
     );
     // The sender pushed them.
-    let sender = metrics_text(&net.nodes[0]).await;
+    let sender = net.nodes[0].metrics().await.unwrap();
     assert!(
         metric(&sender, "knoop_transactions_pushed_total").unwrap_or(0.0) >= 100.0,
         "\n{sender}"
@@ -239,14 +230,11 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
 /// CLI) plays both stories through the CLI (`testnet/stories.sh`) and shuts down cleanly.
 #[test]
 fn the_local_testnet_plays_both_stories_through_the_cli_and_stops_cleanly() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let testnet = testnet_dir();
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_range(100);
     let run = |script: &str, args: &[&str]| {
-        let out = Command::new(root.join("testnet").join(script))
+        let out = Command::new(testnet.join(script))
             .args(args)
             .env("KNOOP_BIN", knoop_bin())
             .env("KNOOP_TESTNET_DIR", dir.path())
@@ -260,13 +248,7 @@ fn the_local_testnet_plays_both_stories_through_the_cli_and_stops_cleanly() {
         );
         (out.status.success(), text)
     };
-    struct Down<F: Fn()>(F);
-    impl<F: Fn()> Drop for Down<F> {
-        fn drop(&mut self) {
-            (self.0)()
-        }
-    }
-    let down = Down(|| {
+    let down = OnDrop(|| {
         run("local.sh", &["down"]);
     });
     let (ok, text) = run("local.sh", &["up", "7"]);

@@ -826,12 +826,7 @@ async fn a_holder_over_its_rate_limit_is_reported_as_such() {
         .unwrap_or_default();
     assert!(error.contains("retry after"), "{error}");
     assert!(resources(&v).is_empty(), "{v}");
-    let text = reqwest::get(format!("{}/metrics", w.node(gp).rpc))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = w.node(gp).metrics().await.unwrap();
     assert!(
         text.lines()
             .any(|l| l.starts_with("knoop_public_rate_limited_total ") && !l.ends_with(" 0")),

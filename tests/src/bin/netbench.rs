@@ -482,10 +482,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 async fn sample(node: &Node) -> NodeSample {
-    let text = match reqwest::get(format!("{}/metrics", node.rpc)).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+    let text = node.metrics().await.unwrap_or_default();
     let wire_bytes = text
         .lines()
         .filter(|l| l.starts_with("knoop_p2p_libp2p_bandwidth_bytes_total{"))
