@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and simulation tests, spec vectors, and the
-# end-to-end tests over real node processes. Run from anywhere; needs libclang-dev (for rocksdb)
-# and cargo-nextest (falls back to `cargo test` when nextest is missing).
+# The whole test suite: formatting, lints, unit and simulation tests, spec vectors, the layer
+# check of the node library, and the end-to-end tests over real node processes. Run from
+# anywhere; needs libclang-dev (for rocksdb), clippy, and cargo-nextest (falls back to
+# `cargo test` when nextest is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== rustfmt"
 cargo fmt --all -- --check
 
-echo "== build (the knoop binary the end-to-end tests run)"
+# Clippy lints inside the one build: clippy-driver compiles the workspace's own crates (what
+# `cargo clippy` does, but producing the real artifacts), so every dependency, rocksdb's C++
+# included, is compiled once for the build, the lints and the tests. Warnings, clippy's among
+# them, are errors in knoop's crates ([workspace.lints] in Cargo.toml).
+CLIPPY_DRIVER="$(command -v clippy-driver || true)"
+if [ -z "$CLIPPY_DRIVER" ]; then
+  echo "clippy-driver not found: rustup component add clippy" >&2
+  exit 1
+fi
+export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER"
+
+echo "== build and clippy (all targets; the knoop binary the end-to-end tests run among them)"
 cargo build --workspace --all-targets
-cargo build -p knoop-node --bin knoop
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
@@ -18,8 +29,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast -- --test-threads=1
 fi
-
-echo "== clippy"
-cargo clippy --workspace --all-targets -- -D warnings
 
 echo "all tests passed"

@@ -8,13 +8,14 @@ use knoop_gossip::{Log, LogConfig, LogHandle};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::api::rpc::router;
+use crate::api::rpc::state::RpcState;
 use crate::config::Config;
-use crate::did_ops::DidOps;
-use crate::did_state::DidState;
-use crate::didweb::DidWebClient;
-use crate::keystore::{KeyStore, MasterKey};
-use crate::resolver::Resolver;
-use crate::rpc::{router, RpcState};
+use crate::identity::did_ops::DidOps;
+use crate::identity::did_state::DidState;
+use crate::identity::didweb::DidWebClient;
+use crate::identity::keystore::{KeyStore, MasterKey};
+use crate::identity::resolver::Resolver;
 use crate::store::RocksStore;
 
 /// What every start opens: the store, the keystore, the node key and DID, the DID state and
@@ -35,7 +36,7 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     let t0 = Instant::now();
     let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
     let keys = Arc::new(open_keystore(cfg, &store)?);
-    let key = crate::keys::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
+    let key = crate::identity::node_key::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
     let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);
     let log = Log::open(
         store.clone(),
@@ -111,7 +112,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         dids,
         node_did,
     } = open_core(&cfg).await?;
-    let private = Arc::new(crate::private::Private::new(
+    let private = Arc::new(crate::care::private::Private::new(
         dids.clone(),
         did_state.clone(),
         store.clone(),
@@ -125,7 +126,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut trust = crate::credentials::Trust::default();
+    let mut trust = crate::identity::credentials::Trust::default();
     trust.0.insert(
         knoop_vc::types::CARE_ORGANIZATION_CREDENTIAL.into(),
         cfg.trust
@@ -150,10 +151,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .extend(issuers.iter().cloned());
     }
     let credentials = Arc::new(
-        crate::credentials::Credentials::open(did_state.clone(), store.clone(), trust)
+        crate::identity::credentials::Credentials::open(did_state.clone(), store.clone(), trust)
             .context("credentials")?,
     );
-    let status_lists = Arc::new(crate::status_list::StatusLists::new(
+    let status_lists = Arc::new(crate::identity::status_list::StatusLists::new(
         if cfg.status_list.enabled {
             Some(
                 DidWebClient::new(cfg.status_list.ca_file.as_deref(), cfg.status_list.timeout)
@@ -173,13 +174,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if loc_params.is_none() {
         tracing::info!("localisation.pepper not set: this node takes no part in localisation");
     }
-    let consents = Arc::new(crate::consent::Consents::new(
+    let consents = Arc::new(crate::care::consent::Consents::new(
         credentials.clone(),
         store.clone(),
     ));
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let audit = Arc::new(crate::audit::AuditLog::open(store.clone()).with_metrics(metrics.clone()));
-    let localisation = Arc::new(crate::localisation::Localisation::new(
+    let metrics = Arc::new(crate::ops::metrics::Metrics::new());
+    let audit =
+        Arc::new(crate::care::audit::AuditLog::open(store.clone()).with_metrics(metrics.clone()));
+    let localisation = Arc::new(crate::care::localisation::Localisation::new(
         dids.clone(),
         did_state.clone(),
         store.clone(),
@@ -191,27 +193,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         loc_params,
         cfg.consent.mode == "opt-out",
     ));
-    let tokens = Arc::new(crate::tokens::Tokens::new(
+    let tokens = Arc::new(crate::care::tokens::Tokens::new(
         credentials.clone(),
         localisation.clone(),
         audit.clone(),
         node_did.clone(),
         if cfg.policy.is_empty() {
-            crate::tokens::default_policies()
+            crate::care::tokens::default_policies()
         } else {
             cfg.policy.clone()
         },
         cfg.tokens.lifetime,
     ));
-    let sources = Arc::new(crate::source::Sources::new(&cfg.source).context("source")?);
-    let http = crate::public::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)
+    let sources = Arc::new(crate::care::source::Sources::new(&cfg.source).context("source")?);
+    let http = crate::https::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)
         .context("public API client")?;
     // The public API: bound now, so its URL goes into the node DID before anyone asks.
-    let public = crate::public::bind(&cfg.public).await?;
+    let public = crate::api::public::bind(&cfg.public).await?;
     let public_url = public.as_ref().map(|p| p.url.clone());
     match &public_url {
         Some(url) => {
-            dids.ensure_service(&node_did, crate::public::PUBLIC_API_SERVICE_TYPE, url)
+            dids.ensure_service(&node_did, crate::care::fetch::PUBLIC_API_SERVICE_TYPE, url)
                 .await
                 .context("publishing the public API URL in the node DID")?;
             if let Some(p) = &public {
@@ -230,7 +232,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             key.to_bytes(),
             cfg.net_config(),
             handle.clone(),
-            Some(Arc::new(crate::answers::Answers {
+            Some(Arc::new(crate::api::answers::Answers {
                 private: private.clone(),
                 localisation: localisation.clone(),
             })),
@@ -252,7 +254,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let private_task = {
         let (p, c) = (private.clone(), consents.clone());
         let rt = tokio::runtime::Handle::current();
-        after_commits(
+        crate::indexing::after_commits(
             &handle,
             stop_tx.subscribe(),
             "private_transactions",
@@ -264,7 +266,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             },
         )
     };
-    let loc_task = crate::localisation::spawn(localisation.clone(), &handle, stop_tx.subscribe());
+    let loc_task =
+        crate::care::localisation::spawn(localisation.clone(), &handle, stop_tx.subscribe());
 
     let listener = tokio::net::TcpListener::bind(&cfg.rpc.listen)
         .await
@@ -274,6 +277,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::write(cfg.data_dir.join("rpc.addr"), rpc_addr.to_string())?;
     info!(%rpc_addr, data_dir = %cfg.data_dir.display(), "rpc listening");
 
+    let fetcher = Arc::new(crate::care::fetch::Fetcher::new(
+        dids.clone(),
+        localisation.clone(),
+        audit.clone(),
+        http,
+    ));
+    let proxy = Arc::new(crate::care::data_proxy::DataProxy::new(
+        tokens.clone(),
+        localisation.clone(),
+        sources.clone(),
+        audit.clone(),
+        public_url.clone(),
+    ));
+    let directory = Arc::new(crate::directory::Directory::new(
+        credentials.clone(),
+        did_state.clone(),
+    ));
+    let consent_registration =
+        Arc::new(crate::care::consent_registration::ConsentRegistration::new(
+            dids.clone(),
+            consents.clone(),
+            localisation.clone(),
+            private.clone(),
+            node_did.clone(),
+        ));
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
@@ -289,7 +317,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         audit,
         tokens,
         sources,
-        http,
+        consent_registration,
+        directory,
+        fetcher,
         public_url,
         metrics,
         data_dir: cfg.data_dir.clone(),
@@ -298,7 +328,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         stop: stop_tx.subscribe(),
     });
     drop(handle);
-    let limiter = crate::rate_limit::ClientLimiter::new(
+    let limiter = crate::ops::rate_limit::ClientLimiter::new(
         cfg.public.rate_limit,
         cfg.public.rate_burst,
         state.metrics.clone(),
@@ -308,7 +338,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .map(|l| l.spawn_pruner(stop_tx.subscribe()));
     let public_task = match public {
         Some(p) => tokio::spawn(p.serve(
-            crate::public::router(state.clone(), limiter),
+            crate::api::public::router(state.tokens.clone(), proxy, state.metrics.clone(), limiter),
             stop_tx.subscribe(),
         )),
         None => tokio::spawn(async {}),
@@ -343,38 +373,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 /// Indexes published credentials and revocations whenever the log stores something (and every
 /// second, so nothing is missed when the event stream lags), off the ingest path.
 fn spawn_indexer(
-    credentials: Arc<crate::credentials::Credentials>,
+    credentials: Arc<crate::identity::credentials::Credentials>,
     log: &LogHandle<RocksStore>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    after_commits(log, stop, "index_credentials", move || {
+    crate::indexing::after_commits(log, stop, "index_credentials", move || {
         credentials.catch_up()
-    })
-}
-
-/// Runs `work` (blocking) after each batch of commits, and at least every second, until
-/// `stop`: the pattern of every indexer that reads the log after the fact.
-pub(crate) fn after_commits(
-    log: &LogHandle<RocksStore>,
-    mut stop: watch::Receiver<bool>,
-    name: &'static str,
-    work: impl Fn() + Send + Sync + 'static,
-) -> tokio::task::JoinHandle<()> {
-    let mut events = log.subscribe();
-    let work = Arc::new(work);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = events.recv() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                _ = stop.changed() => break,
-            }
-            // Drain what queued meanwhile; one round reads all of it from the store.
-            while events.try_recv().is_ok() {}
-            let w = work.clone();
-            let span = tracing::debug_span!("after_commits", task = name);
-            let _ = tokio::task::spawn_blocking(move || span.in_scope(|| w())).await;
-        }
     })
 }
 

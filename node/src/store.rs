@@ -17,7 +17,7 @@ const CF_HEADS: &str = "heads";
 const CF_PEERS: &str = "peers";
 const CF_META: &str = "meta";
 const CF_BY_TYPE: &str = "by_type";
-/// Secrets of the keystore (`crate::keystore`), encrypted.
+/// Secrets of the keystore (`crate::identity::keystore`), encrypted.
 pub const CF_KEYS: &str = "keys";
 /// Private transactions this node takes part in: sealed blobs and records (format 3).
 const CF_PRIVATE: &str = "private";

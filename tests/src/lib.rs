@@ -1,6 +1,6 @@
 //! # knoop-e2e: the harness for end-to-end tests over real processes
 //!
-//! Starts real `knoop` node processes (the binary built by `cargo build -p knoop-node`, or the
+//! Starts real `knoop` node processes (the binary built by `cargo build --workspace`, or the
 //! one named by `KNOOP_BIN`) on loopback with fresh data directories, and talks to them over
 //! their RPC. Tests live in `tests/tests/`.
 
@@ -50,7 +50,7 @@ pub fn knoop_bin() -> PathBuf {
     let bin = target.join("debug").join("knoop");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p knoop-node` first (tests/run.sh does)",
+        "{} is missing: run `cargo build --workspace` first (tests/run.sh does)",
         bin.display()
     );
     bin

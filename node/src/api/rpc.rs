@@ -1,0 +1,130 @@
+//! The internal HTTP JSON RPC (loopback by default, a bearer token beyond it). Its routes are
+//! grouped by concern in the modules below; every endpoint is documented in `api/openapi.yaml`,
+//! served at `/openapi.yaml`. Errors are [`error::ApiError`].
+
+pub mod admin;
+pub mod audit;
+pub mod consent;
+pub mod data;
+pub mod did;
+pub mod error;
+pub mod localisation;
+pub mod log;
+pub mod private;
+pub mod state;
+pub mod tokens;
+pub mod vc;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tracing::Instrument;
+
+use error::ApiError;
+use state::RpcState;
+
+/// Largest RPC request body.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+type St = State<Arc<RpcState>>;
+
+pub fn router(state: Arc<RpcState>) -> Router {
+    Router::new()
+        .route("/openapi.yaml", get(openapi))
+        .merge(log::routes())
+        .merge(did::routes())
+        .merge(vc::routes())
+        .merge(private::routes())
+        .merge(localisation::routes())
+        .merge(consent::routes())
+        .merge(audit::routes())
+        .merge(tokens::routes(state.tokens.clone()))
+        .merge(data::routes())
+        .merge(admin::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::ops::metrics::track_rpc,
+        ))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn auth(State(st): St, req: Request, next: Next) -> Response {
+    if let Some(token) = &st.token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token",
+            )
+            .into_response();
+        }
+    }
+    let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path());
+    next.run(req).instrument(span).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An RPC error: `{"error": code, "message": text}`.
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/yaml")],
+        include_str!("openapi.yaml"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route the RPC serves is documented in the OpenAPI document.
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = include_str!("openapi.yaml");
+        // Every file whose routes the RPC serves: the router, every file under `rpc/`, and the
+        // OAuth2 routes it shares with the public API.
+        let api = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+        let mut files = vec![api.join("rpc.rs"), api.join("public/oauth.rs")];
+        for e in std::fs::read_dir(api.join("rpc")).unwrap() {
+            files.push(e.unwrap().path());
+        }
+        assert!(files.len() >= 12, "found only {} files", files.len());
+        let sources: Vec<String> = files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect();
+        let mut n = 0;
+        for src in &sources {
+            let code = src.split("#[cfg(test)]").next().unwrap_or_default();
+            for part in code.split(".route(").skip(1) {
+                let Some(path) = part
+                    .trim_start()
+                    .strip_prefix('"')
+                    .and_then(|p| p.split('"').next())
+                else {
+                    continue;
+                };
+                assert!(
+                    doc.contains(&format!("\n  {path}:\n")),
+                    "{path} is served but not in openapi.yaml"
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 30, "found only {n} routes");
+    }
+}

@@ -1,0 +1,46 @@
+//! What the RPC handlers reach: the services of the node, built by the builder
+//! ([`crate::node`]). Handlers take what they need from here and pass it to one service call.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use knoop_gossip::net::NetView;
+use knoop_gossip::LogHandle;
+
+use crate::store::RocksStore;
+
+/// The RPC's shared state.
+pub struct RpcState {
+    pub log: LogHandle<RocksStore>,
+    pub net: NetView,
+    /// The node's own DID.
+    pub node_did: String,
+    /// The node's libp2p peer id (also when offline).
+    pub peer_id: String,
+    pub dids: Arc<crate::identity::did_ops::DidOps>,
+    pub resolver: Arc<crate::identity::resolver::Resolver>,
+    pub credentials: Arc<crate::identity::credentials::Credentials>,
+    pub status_lists: Arc<crate::identity::status_list::StatusLists>,
+    pub private: Arc<crate::care::private::Private>,
+    pub localisation: Arc<crate::care::localisation::Localisation>,
+    pub consents: Arc<crate::care::consent::Consents>,
+    pub audit: Arc<crate::care::audit::AuditLog>,
+    pub tokens: Arc<crate::care::tokens::Tokens>,
+    /// The source systems of the tenants (FHIR).
+    pub sources: Arc<crate::care::source::Sources>,
+    /// Registering and revoking consents as tenants.
+    pub consent_registration: Arc<crate::care::consent_registration::ConsentRegistration>,
+    /// The care directory (organisations and their endpoints).
+    pub directory: Arc<crate::directory::Directory>,
+    /// Data fetch from every holder node.
+    pub fetcher: Arc<crate::care::fetch::Fetcher>,
+    /// This node's public API base URL, if it serves one.
+    pub public_url: Option<String>,
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
+    /// The node's data directory (for backups).
+    pub data_dir: std::path::PathBuf,
+    pub token: Option<String>,
+    pub started: Instant,
+    /// Turns true at shutdown; long-lived responses end then.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}

@@ -1,0 +1,14 @@
+//! Care services: what organisations do about patients. Private transactions (the sealed
+//! channel between nodes), localisation (who holds data about whom), consent, access tokens
+//! and their policies, the source systems, the data proxy and the fetch from every holder, and
+//! the audit log that records each decision. No HTTP here: `api` calls these.
+
+pub mod audit;
+pub mod consent;
+pub mod consent_registration;
+pub mod data_proxy;
+pub mod fetch;
+pub mod localisation;
+pub mod private;
+pub mod source;
+pub mod tokens;

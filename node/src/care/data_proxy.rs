@@ -1,0 +1,402 @@
+//! The data proxy (spec: `specs/data-fetch.md` §3): on the public API, `GET /fhir/{type}` with
+//! an access token from this node. The proxy, not the caller, decides what is asked of the
+//! source: the token's patient (as each holder's local id), the resource types of the granted
+//! categories, and a short list of harmless search parameters. What comes back is filtered
+//! again (right type, right patient), stamped with the holder it came from, and audited.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::care::audit::{AuditLog, Event};
+use crate::care::localisation::Localisation;
+use crate::care::source::{is_about, Sources};
+use crate::care::tokens::{Grant, Tokens};
+
+/// Resource types served, with the data category each belongs to and, for `Observation`, the
+/// FHIR observation category that selects it.
+pub const RESOURCE_CATEGORIES: [(&str, &str, Option<&str>); 11] = [
+    ("Composition", "summary", None),
+    ("MedicationStatement", "medication", None),
+    ("MedicationRequest", "medication", None),
+    ("MedicationDispense", "medication", None),
+    ("AllergyIntolerance", "allergies", None),
+    ("Condition", "problems", None),
+    ("Observation", "lab", Some("laboratory")),
+    ("Observation", "vital-signs", Some("vital-signs")),
+    ("ImagingStudy", "imaging", None),
+    ("CarePlan", "care-plan", None),
+    ("Encounter", "encounters", None),
+];
+
+/// Search parameters a caller may add (everything else, `patient`, `subject`, `_include` and
+/// chains among them, is refused).
+pub const ALLOWED_PARAMS: [&str; 6] = [
+    "_count",
+    "_lastUpdated",
+    "date",
+    "status",
+    "clinical-status",
+    "code",
+];
+
+/// The resource types of `category`.
+pub fn types_of(category: &str) -> Vec<&'static str> {
+    let mut out: Vec<&str> = RESOURCE_CATEGORIES
+        .iter()
+        .filter(|(_, c, _)| *c == category)
+        .map(|(t, _, _)| *t)
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Why a proxy request was refused. [`ProxyError::code`] is the FHIR issue type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    #[error("an access token from this node is required (Authorization: Bearer)")]
+    NoToken,
+    #[error("the access token is unknown or expired")]
+    Expired,
+    #[error("resource type {0} is not served")]
+    NotServed(String),
+    #[error(
+        "search parameter {0} is not allowed here (the token fixes the patient; allowed: \
+         {ALLOWED_PARAMS:?})"
+    )]
+    ParamNotAllowed(String),
+    #[error("{0} is too long")]
+    ParamTooLong(String),
+    #[error("the token does not cover {0}")]
+    NotCovered(String),
+    #[error("the token's patient is not a reference")]
+    TokenPatient,
+}
+
+impl ProxyError {
+    /// The FHIR `OperationOutcome.issue.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::NoToken => "login",
+            ProxyError::Expired => "expired",
+            ProxyError::NotServed(_) | ProxyError::ParamNotAllowed(_) => "not-supported",
+            ProxyError::ParamTooLong(_) => "too-long",
+            ProxyError::NotCovered(_) => "forbidden",
+            ProxyError::TokenPatient => "exception",
+        }
+    }
+}
+
+/// What one proxy request served.
+#[derive(Debug)]
+pub struct Served {
+    /// The searchset Bundle.
+    pub bundle: Value,
+    /// Resources in it.
+    pub resources: usize,
+    /// Holders whose source failed (an `OperationOutcome` entry each).
+    pub failed: usize,
+}
+
+/// The data proxy of this node's public API.
+pub struct DataProxy {
+    tokens: Arc<Tokens>,
+    localisation: Arc<Localisation>,
+    sources: Arc<Sources>,
+    audit: Arc<AuditLog>,
+    /// This node's public API base URL (for `fullUrl`).
+    public_url: Option<String>,
+}
+
+impl DataProxy {
+    pub fn new(
+        tokens: Arc<Tokens>,
+        localisation: Arc<Localisation>,
+        sources: Arc<Sources>,
+        audit: Arc<AuditLog>,
+        public_url: Option<String>,
+    ) -> Self {
+        DataProxy {
+            tokens,
+            localisation,
+            sources,
+            audit,
+            public_url,
+        }
+    }
+
+    /// `GET /fhir/{resource_type}?{query}` with bearer `token`: checked, searched at each
+    /// granted holder's source, merged, and audited (served or refused).
+    pub async fn search(
+        &self,
+        token: Option<&str>,
+        resource_type: &str,
+        query: Option<&str>,
+    ) -> Result<Served, ProxyError> {
+        let mut event = Event {
+            kind: "data".into(),
+            peer: "http".into(),
+            ..Default::default()
+        };
+        let res = self.serve(token, resource_type, query, &mut event).await;
+        event.outcome = match &res {
+            Ok(s) if s.failed == 0 => format!("served {} {resource_type}", s.resources),
+            Ok(s) => format!(
+                "served {} {resource_type}; {} source(s) failed",
+                s.resources, s.failed
+            ),
+            Err(e) => format!("{}: {e}", e.code()),
+        };
+        self.audit.append(event);
+        res
+    }
+
+    /// Checks the token and the request, searches each granted holder's source, and merges.
+    async fn serve(
+        &self,
+        token: Option<&str>,
+        resource_type: &str,
+        query: Option<&str>,
+        event: &mut Event,
+    ) -> Result<Served, ProxyError> {
+        let token = token.ok_or(ProxyError::NoToken)?;
+        let grant = self.tokens.introspect(token).ok_or(ProxyError::Expired)?;
+        event.requester = grant.requester.clone();
+        event.who = grant.professional.clone();
+        event.purpose = grant.purpose.clone();
+        event.patient = grant.patient.clone();
+        event.scope = grant.scope.clone();
+        if !RESOURCE_CATEGORIES
+            .iter()
+            .any(|(t, _, _)| *t == resource_type)
+        {
+            return Err(ProxyError::NotServed(resource_type.to_owned()));
+        }
+        let params = caller_params(query)?;
+        let holders = holders_for(&grant, resource_type);
+        if holders.is_empty() {
+            return Err(ProxyError::NotCovered(resource_type.to_owned()));
+        }
+        let p = knoop_privacy::patient::parse_reference(&grant.patient)
+            .ok_or(ProxyError::TokenPatient)?;
+        event.categories = RESOURCE_CATEGORIES
+            .iter()
+            .filter(|(t, c, _)| {
+                *t == resource_type && grant.holdings.iter().any(|(_, g)| g.iter().any(|x| x == c))
+            })
+            .map(|(_, c, _)| (*c).to_owned())
+            .collect();
+        let locals = self.localisation.source_patients(&p);
+        let searches = holders.into_iter().map(|(holder, obs)| {
+            let mut params = params.clone();
+            if !obs.is_empty() {
+                params.push(("category".into(), obs.join(",")));
+            }
+            let local = locals.get(&holder).cloned();
+            async move {
+                let Some(local) = local else {
+                    return (
+                        holder,
+                        Err("the patient is not linked to this holder's source".to_owned()),
+                    );
+                };
+                let found = self
+                    .sources
+                    .search(&holder, resource_type, &local, &params)
+                    .await
+                    .map_err(|e| e.to_string());
+                let found = found.map(|rs| {
+                    rs.into_iter()
+                        // The source is trusted to search, and checked anyway.
+                        .filter(|r| r["resourceType"] == resource_type && is_about(r, &local))
+                        .filter(|r| obs.is_empty() || in_observation_category(r, &obs))
+                        .collect::<Vec<_>>()
+                });
+                (holder, found)
+            }
+        });
+        let results = futures::future::join_all(searches).await;
+        let mut entries = Vec::new();
+        let mut failed = 0;
+        for (holder, res) in results {
+            match res {
+                Ok(resources) => {
+                    for mut r in resources {
+                        let id = r["id"].as_str().unwrap_or_default().to_owned();
+                        if let Some(o) = r.as_object_mut() {
+                            let meta = o.entry("meta").or_insert_with(|| json!({}));
+                            if let Some(m) = meta.as_object_mut() {
+                                m.insert("source".into(), json!(holder));
+                            }
+                        }
+                        entries.push(json!({
+                            "fullUrl": format!("{}/fhir/{resource_type}/{id}", self.public_url.as_deref().unwrap_or("")),
+                            "resource": r,
+                            "search": {"mode": "match"},
+                        }));
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(%holder, error = %e, "source search failed");
+                    entries.push(json!({
+                        "resource": {
+                            "resourceType": "OperationOutcome",
+                            "issue": [{"severity": "error", "code": "transient",
+                                       "diagnostics": format!("{holder}: {e}")}],
+                        },
+                        "search": {"mode": "outcome"},
+                    }));
+                }
+            }
+        }
+        let served = entries.len() - failed;
+        let bundle = json!({
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": served,
+            "entry": entries,
+        });
+        Ok(Served {
+            bundle,
+            resources: served,
+            failed,
+        })
+    }
+}
+
+/// Whether an Observation has one of the FHIR observation categories `codes`.
+fn in_observation_category(r: &Value, codes: &[&str]) -> bool {
+    r["category"].as_array().into_iter().flatten().any(|c| {
+        c["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|x| x["code"].as_str().is_some_and(|code| codes.contains(&code)))
+    })
+}
+
+/// The query a caller sent, checked against [`ALLOWED_PARAMS`].
+fn caller_params(query: Option<&str>) -> Result<Vec<(String, String)>, ProxyError> {
+    let mut out = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if !ALLOWED_PARAMS.contains(&k.as_ref()) {
+            return Err(ProxyError::ParamNotAllowed(k.into_owned()));
+        }
+        if v.len() > 256 {
+            return Err(ProxyError::ParamTooLong(k.into_owned()));
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(out)
+}
+
+/// The grant's holders that may share `resource_type`, with the FHIR observation categories
+/// to restrict to (empty: no restriction).
+fn holders_for(grant: &Grant, resource_type: &str) -> Vec<(String, Vec<&'static str>)> {
+    let rows: Vec<_> = RESOURCE_CATEGORIES
+        .iter()
+        .filter(|(t, _, _)| *t == resource_type)
+        .collect();
+    grant
+        .holdings
+        .iter()
+        .filter_map(|(holder, cats)| {
+            let allowed: Vec<_> = rows
+                .iter()
+                .filter(|(_, c, _)| cats.iter().any(|g| g == c))
+                .collect();
+            if allowed.is_empty() {
+                return None;
+            }
+            let obs: Vec<&'static str> = allowed.iter().filter_map(|(_, _, o)| *o).collect();
+            Some((holder.clone(), obs))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(holdings: Vec<(&str, Vec<&str>)>) -> Grant {
+        Grant {
+            requester: "did:r".into(),
+            professional: "did:p".into(),
+            scope: "s".into(),
+            patient: "urn:knoop:patient:x".into(),
+            purpose: "regular-care".into(),
+            holdings: holdings
+                .into_iter()
+                .map(|(h, c)| (h.to_owned(), c.into_iter().map(str::to_owned).collect()))
+                .collect(),
+            break_the_glass: false,
+            expires_ms: 0,
+        }
+    }
+
+    #[test]
+    fn every_category_has_resource_types_and_they_are_known() {
+        for c in knoop_vc::types::DATA_CATEGORIES {
+            assert!(!types_of(c).is_empty(), "{c} has no resource type");
+        }
+        assert_eq!(
+            types_of("medication"),
+            [
+                "MedicationStatement",
+                "MedicationRequest",
+                "MedicationDispense"
+            ]
+        );
+    }
+
+    #[test]
+    fn holders_get_only_types_of_their_granted_categories() {
+        let g = grant(vec![("did:a", vec!["lab"]), ("did:b", vec!["medication"])]);
+        assert_eq!(
+            holders_for(&g, "Observation"),
+            vec![("did:a".to_owned(), vec!["laboratory"])]
+        );
+        assert_eq!(
+            holders_for(&g, "MedicationStatement"),
+            vec![("did:b".to_owned(), vec![])]
+        );
+        assert!(holders_for(&g, "Condition").is_empty());
+        let both = grant(vec![("did:a", vec!["lab", "vital-signs"])]);
+        assert_eq!(
+            holders_for(&both, "Observation"),
+            vec![("did:a".to_owned(), vec!["laboratory", "vital-signs"])]
+        );
+    }
+
+    #[test]
+    fn callers_cannot_choose_the_patient_or_include_more() {
+        for q in [
+            "patient=Patient/1",
+            "subject=Patient/1",
+            "_include=*",
+            "identifier=x",
+            "patient.identifier=x",
+            "_has:Condition:patient:code=1",
+        ] {
+            assert!(caller_params(Some(q)).is_err(), "{q}");
+        }
+        assert_eq!(
+            caller_params(Some("_count=5&status=active")).unwrap(),
+            vec![
+                ("_count".to_owned(), "5".to_owned()),
+                ("status".to_owned(), "active".to_owned())
+            ]
+        );
+        assert!(caller_params(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn observation_categories_are_checked_on_the_result() {
+        let lab = json!({"category": [{"coding": [{"code": "laboratory"}]}]});
+        assert!(in_observation_category(&lab, &["laboratory"]));
+        assert!(!in_observation_category(&lab, &["vital-signs"]));
+        assert!(!in_observation_category(&json!({}), &["laboratory"]));
+    }
+}

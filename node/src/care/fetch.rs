@@ -1,0 +1,427 @@
+//! "Get category C for patient P from every holder" (spec: `specs/data-fetch.md` §5): the
+//! requester side in one RPC call, `POST /v1/data/fetch`. It localises the patient, finds each
+//! holder node's public API in its DID, asks each for a nonce and a token (presenting the
+//! requesting organisation's and the professional's credentials), fetches the resource types
+//! of the granted categories, and merges everything into one FHIR searchset Bundle. Holder
+//! nodes are asked in parallel, and a node that is down or refuses becomes an
+//! `OperationOutcome` entry and a line in `sources`, never a failed answer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use knoop_privacy::patient::PatientKeys;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::care::audit::{AuditLog, Event};
+use crate::care::data_proxy::types_of;
+use crate::care::localisation::{LocError, Localisation};
+use crate::identity::did_ops::DidOps;
+
+/// The DID service type naming a node's public API base URL.
+pub const PUBLIC_API_SERVICE_TYPE: &str = "KnoopPublicApi";
+/// Seconds a presentation made for one holder node stays valid.
+const PRESENTATION_TTL_S: u64 = 60;
+
+/// Why a fetch could not start (a holder node that fails is reported in the answer instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("unknown category {0}")]
+    UnknownCategory(String),
+    #[error(transparent)]
+    Lookup(#[from] LocError),
+}
+
+/// What to fetch, and as whom.
+#[derive(Debug)]
+pub struct FetchRequest {
+    /// The requesting organisation (a tenant here).
+    pub requester: String,
+    /// Its organisation credential and the professional's credential.
+    pub credentials: Vec<Value>,
+    /// The use case, as the holders' policies name it.
+    pub scope: String,
+    /// Categories wanted; all the scope's categories a holder grants when absent.
+    pub categories: Option<Vec<String>>,
+    pub purpose: String,
+    /// Why, for an emergency (break the glass).
+    pub reason: Option<String>,
+}
+
+impl FetchRequest {
+    /// Refuses categories nobody serves, before any work (key derivation included).
+    pub fn check(&self) -> Result<(), FetchError> {
+        match self
+            .categories
+            .iter()
+            .flatten()
+            .find(|c| !knoop_vc::types::DATA_CATEGORIES.contains(&c.as_str()))
+        {
+            Some(c) => Err(FetchError::UnknownCategory(c.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The requester side of data fetch.
+pub struct Fetcher {
+    dids: Arc<DidOps>,
+    localisation: Arc<Localisation>,
+    audit: Arc<AuditLog>,
+    /// Client for other nodes' public APIs.
+    http: reqwest::Client,
+}
+
+/// What every holder node is asked.
+struct Ask {
+    requester: String,
+    credentials: Vec<Value>,
+    scope: String,
+    purpose: String,
+    reason: Option<String>,
+}
+
+/// What one holder node gave.
+#[derive(Debug, Clone, Serialize)]
+struct SourceReport {
+    node: String,
+    /// `ok`, `partial`, `refused`, `unreachable`, `no_permitted_data`, `not_here`,
+    /// `rate_limited`, `no_public_api` or `error`.
+    status: String,
+    holders: Vec<String>,
+    resources: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    ms: u64,
+}
+
+/// The professional's name in the presented credentials, for the holders' audit logs.
+fn professional_name(credentials: &[Value]) -> String {
+    credentials
+        .iter()
+        .find(|c| {
+            c["type"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "HealthcareProfessionalCredential"))
+        })
+        .and_then(|c| c["credentialSubject"]["name"].as_str())
+        .unwrap_or("unknown professional")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// The public API base URL a node publishes in its DID.
+fn public_url(dids: &DidOps, node: &str) -> Option<String> {
+    let (_, doc) = dids.state.current(node)?;
+    doc.service
+        .iter()
+        .find(|s| s.type_ == PUBLIC_API_SERVICE_TYPE)
+        .and_then(|s| s.service_endpoint.as_str())
+        .map(|u| u.trim_end_matches('/').to_owned())
+}
+
+/// A holder over its rate limit (`429`, data-fetch.md §2) is reported as `rate_limited`, with
+/// the wait it asked for, rather than as a refusal.
+fn not_rate_limited(resp: &reqwest::Response) -> Result<(), (&'static str, String)> {
+    if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Ok(());
+    }
+    let wait = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?");
+    Err((
+        "rate_limited",
+        format!("the node is over its request rate for this address; retry after {wait} s"),
+    ))
+}
+
+impl Fetcher {
+    pub fn new(
+        dids: Arc<DidOps>,
+        localisation: Arc<Localisation>,
+        audit: Arc<AuditLog>,
+        http: reqwest::Client,
+    ) -> Self {
+        Fetcher {
+            dids,
+            localisation,
+            audit,
+            http,
+        }
+    }
+
+    /// Localises the patient of `k`, asks every holder node for a token and the data, and
+    /// merges the answers: `{patient, bundle, sources, ms}`. Audited as a `fetch` entry.
+    pub async fn fetch(&self, req: FetchRequest, k: &PatientKeys) -> Result<Value, FetchError> {
+        req.check()?;
+        let t0 = Instant::now();
+        let wanted: Option<BTreeSet<String>> =
+            req.categories.clone().map(|c| c.into_iter().collect());
+        let who = professional_name(&req.credentials);
+        let FetchRequest {
+            requester,
+            credentials,
+            scope,
+            categories: _,
+            purpose,
+            reason,
+        } = req;
+        let req = Ask {
+            requester,
+            credentials,
+            scope,
+            purpose,
+            reason,
+        };
+        let patient_ref = k.reference();
+        let answers = self
+            .localisation
+            .lookup(&req.requester, k, &req.purpose, &who)
+            .await?;
+        let asks = answers.into_iter().map(|a| {
+            let req_ref = &req;
+            let patient_ref = patient_ref.clone();
+            let wanted = wanted.clone();
+            let span = tracing::info_span!("fetch_from", node = %a.node);
+            async move {
+                let t = Instant::now();
+                let holders: Vec<String> = a.holdings.iter().map(|h| h.0.clone()).collect();
+                let mut report = SourceReport {
+                    node: a.node.clone(),
+                    status: a.status.clone(),
+                    holders,
+                    resources: 0,
+                    error: None,
+                    ms: 0,
+                };
+                // Categories this node's holders share, narrowed to what was asked.
+                let offered: BTreeSet<String> = a
+                    .holdings
+                    .iter()
+                    .flat_map(|h| h.1.iter().cloned())
+                    .filter(|c| wanted.as_ref().is_none_or(|w| w.contains(c)))
+                    .collect();
+                // In an emergency the holder may break the glass though the lookup found no
+                // permitted data: ask for a token anyway.
+                let emergency = req_ref.purpose == "emergency" && req_ref.reason.is_some();
+                let ask_anyway = emergency && a.status == "no_permitted_data";
+                let mut resources = Vec::new();
+                if (a.status == "ok" && !offered.is_empty()) || ask_anyway {
+                    match self
+                        .ask_node(req_ref, &a.node, &patient_ref, wanted.as_ref())
+                        .await
+                    {
+                        Ok((rs, partial)) => {
+                            report.status =
+                                if partial.is_empty() { "ok" } else { "partial" }.into();
+                            if !partial.is_empty() {
+                                report.error = Some(partial.join("; "));
+                            }
+                            resources = rs;
+                        }
+                        Err((status, e)) => {
+                            report.status = status.into();
+                            report.error = Some(e);
+                        }
+                    }
+                } else if a.status == "ok" {
+                    report.status = "nothing_in_scope".into();
+                }
+                report.resources = resources.len();
+                report.ms = t.elapsed().as_millis() as u64;
+                (report, resources)
+            }
+            .instrument(span)
+        });
+        let results = futures::future::join_all(asks).await;
+        let mut entries = Vec::new();
+        let mut sources = Vec::new();
+        for (report, resources) in results {
+            for e in resources {
+                entries.push(e);
+            }
+            if !matches!(
+                report.status.as_str(),
+                "ok" | "nothing_in_scope" | "no_permitted_data"
+            ) {
+                entries.push(json!({
+                    "resource": {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": if report.status == "partial" { "warning" } else { "error" },
+                                   "code": "incomplete",
+                                   "diagnostics": format!("{}: {}: {}", report.node, report.status,
+                                                          report.error.as_deref().unwrap_or(""))}],
+                    },
+                    "search": {"mode": "outcome"},
+                }));
+            }
+            sources.push(report);
+        }
+        let matches = entries
+            .iter()
+            .filter(|e| e["search"]["mode"] == "match")
+            .count();
+        let ok = sources.iter().filter(|s| s.status == "ok").count();
+        self.audit.append(Event {
+            kind: "fetch".into(),
+            peer: "local".into(),
+            requester: req.requester.clone(),
+            who,
+            purpose: req.purpose.clone(),
+            scope: req.scope.clone(),
+            patient: patient_ref.clone(),
+            outcome: format!(
+                "{matches} resources from {ok} of {} holder nodes",
+                sources.len()
+            ),
+            categories: wanted.map(|w| w.into_iter().collect()).unwrap_or_default(),
+            ..Default::default()
+        });
+        Ok(json!({
+            "patient": patient_ref,
+            "bundle": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": matches,
+                "entry": entries,
+            },
+            "sources": sources,
+            "ms": t0.elapsed().as_millis() as u64,
+        }))
+    }
+
+    /// Token and data from one holder node: the merged search entries, and the resource types
+    /// that failed (a partial answer). Errors: (status, reason).
+    async fn ask_node(
+        &self,
+        req: &Ask,
+        node: &str,
+        patient_ref: &str,
+        wanted: Option<&BTreeSet<String>>,
+    ) -> Result<(Vec<Value>, Vec<String>), (&'static str, String)> {
+        let base = public_url(&self.dids, node).ok_or((
+            "no_public_api",
+            "the node publishes no public API".to_owned(),
+        ))?;
+        let http = &self.http;
+        let unreachable = |e: reqwest::Error| ("unreachable", crate::https::error_chain(&e));
+        let resp = http
+            .get(format!("{base}/oauth2/nonce"))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        not_rate_limited(&resp)?;
+        let nonce: Value = resp.json().await.map_err(unreachable)?;
+        let (Some(challenge), Some(audience)) =
+            (nonce["nonce"].as_str(), nonce["audience"].as_str())
+        else {
+            return Err(("error", "the nonce endpoint gave no nonce".into()));
+        };
+        if audience != node {
+            return Err((
+                "error",
+                format!("the node at {base} answers as {audience}, not {node}"),
+            ));
+        }
+        let vp = crate::identity::issuing::present(
+            &self.dids,
+            &req.requester,
+            req.credentials.clone(),
+            challenge,
+            audience,
+            PRESENTATION_TTL_S,
+        )
+        .map_err(|e| ("error", format!("{e:?}")))?;
+        let mut form = vec![
+            ("grant_type", crate::care::tokens::GRANT_TYPE.to_owned()),
+            ("assertion", vp.to_string()),
+            ("scope", req.scope.clone()),
+            ("patient", patient_ref.to_owned()),
+            ("purpose", req.purpose.clone()),
+        ];
+        if let Some(r) = &req.reason {
+            form.push(("reason", r.clone()));
+        }
+        let resp = http
+            .post(format!("{base}/oauth2/token"))
+            .form(&form)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        not_rate_limited(&resp)?;
+        let status = resp.status();
+        let token: Value = resp.json().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err((
+                "refused",
+                format!(
+                    "{}: {}",
+                    token["error"].as_str().unwrap_or("error"),
+                    token["error_description"].as_str().unwrap_or("")
+                ),
+            ));
+        }
+        let access = token["access_token"]
+            .as_str()
+            .ok_or(("error", "no access_token in the token response".to_owned()))?
+            .to_owned();
+        let granted: BTreeSet<String> = token["holdings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.get(1)?.as_array().cloned())
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .filter(|c| wanted.is_none_or(|w| w.contains(c)))
+            .collect();
+        let mut types: Vec<&str> = granted.iter().flat_map(|c| types_of(c)).collect();
+        types.sort_unstable();
+        types.dedup();
+        let gets = types.into_iter().map(|t| {
+            let url = format!("{base}/fhir/{t}");
+            let access = access.clone();
+            async move {
+                let res = async {
+                    let resp = http.get(&url).bearer_auth(&access).send().await?;
+                    let status = resp.status();
+                    let v: Value = resp.json().await?;
+                    Ok::<_, reqwest::Error>((status, v))
+                }
+                .await;
+                (t, res)
+            }
+        });
+        let mut entries = Vec::new();
+        let mut failed = Vec::new();
+        for (t, res) in futures::future::join_all(gets).await {
+            match res {
+                Ok((s, bundle)) if s.is_success() && bundle["resourceType"] == "Bundle" => {
+                    for e in bundle["entry"].as_array().into_iter().flatten() {
+                        if e["search"]["mode"] == "outcome" {
+                            failed.push(format!(
+                                "{t}: {}",
+                                e["resource"]["issue"][0]["diagnostics"]
+                                    .as_str()
+                                    .unwrap_or("source failed")
+                            ));
+                        } else {
+                            entries.push(e.clone());
+                        }
+                    }
+                }
+                Ok((s, v)) => failed.push(format!(
+                    "{t}: {s}: {}",
+                    v["issue"][0]["diagnostics"].as_str().unwrap_or("")
+                )),
+                Err(e) => failed.push(format!("{t}: {}", crate::https::error_chain(&e))),
+            }
+        }
+        Ok((entries, failed))
+    }
+}

@@ -1,0 +1,305 @@
+//! The source systems of the organisations hosted here: FHIR R4 REST servers (spec:
+//! `specs/data-fetch.md` §4). The node finds a patient's local id there once, at
+//! registration (by identifier), and later searches one resource type for that patient on
+//! behalf of a token holder. Responses are bounded; only `searchset` Bundles are accepted.
+
+use std::collections::BTreeMap;
+
+use reqwest::Url;
+use serde_json::Value;
+
+use crate::config::SourceConfig;
+
+/// Largest response read from a source system.
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Pages of one search followed at most.
+const MAX_PAGES: usize = 10;
+/// Entries asked per page.
+const PAGE_SIZE: &str = "100";
+
+/// Why a source call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("no source system is configured for {0}")]
+    NotConfigured(String),
+    #[error("source unreachable: {0}")]
+    Unreachable(String),
+    #[error("source answered {status}: {detail}")]
+    Status { status: u16, detail: String },
+    #[error("source answered something other than FHIR: {0}")]
+    Malformed(String),
+    #[error("the identifier matches {0} patients at the source")]
+    Ambiguous(usize),
+}
+
+/// Whether `s` is a FHIR logical id.
+pub fn is_fhir_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// How a registration links the patient to the holder's source: the local id, or why none.
+#[derive(Debug, Clone, Default)]
+pub struct SourceLink {
+    pub patient: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The source systems, by tenant.
+pub struct Sources {
+    default: Option<Url>,
+    tenants: BTreeMap<String, Url>,
+    http: reqwest::Client,
+}
+
+fn base_url(u: &str) -> Option<Url> {
+    // A base without a trailing slash would lose its last segment when joined.
+    Url::parse(&format!("{}/", u.trim_end_matches('/'))).ok()
+}
+
+impl Sources {
+    pub fn new(cfg: &SourceConfig) -> Result<Self, crate::https::ClientError> {
+        let http = crate::https::client(cfg.ca_file.as_deref(), cfg.timeout)?;
+        Ok(Sources {
+            default: cfg.fhir.as_deref().and_then(base_url),
+            tenants: cfg
+                .tenants
+                .iter()
+                .filter_map(|(d, u)| Some((d.clone(), base_url(u)?)))
+                .collect(),
+            http,
+        })
+    }
+
+    /// The FHIR base of `tenant`'s source system.
+    pub fn base(&self, tenant: &str) -> Result<&Url, SourceError> {
+        self.tenants
+            .get(tenant)
+            .or(self.default.as_ref())
+            .ok_or_else(|| SourceError::NotConfigured(tenant.to_owned()))
+    }
+
+    /// Finds the patient (`system|value`) at `holder`'s source system, while the identifier is
+    /// in memory; a patient not found, an ambiguous match or a failing source is a note, not an
+    /// error (the registration goes ahead without a link).
+    pub async fn link(&self, holder: &str, system: &str, value: &str) -> SourceLink {
+        if !self.configured(holder) {
+            return SourceLink {
+                patient: None,
+                note: Some("no source system is configured for this holder".to_owned()),
+            };
+        }
+        match self.find_patient(holder, system, value).await {
+            Ok(Some(id)) if is_fhir_id(&id) => SourceLink {
+                patient: Some(id),
+                note: None,
+            },
+            Ok(_) => SourceLink {
+                patient: None,
+                note: Some("the patient was not found at the source system".to_owned()),
+            },
+            Err(e) => SourceLink {
+                patient: None,
+                note: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// Whether `tenant` has a source system.
+    pub fn configured(&self, tenant: &str) -> bool {
+        self.base(tenant).is_ok()
+    }
+
+    async fn get(&self, url: Url) -> Result<Value, SourceError> {
+        let resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/fhir+json")
+            .send()
+            .await
+            .map_err(|e| SourceError::Unreachable(crate::https::error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| SourceError::Malformed(format!("not JSON: {e}")))?;
+        if status != 200 {
+            let detail = v["issue"][0]["diagnostics"]
+                .as_str()
+                .or(v["issue"][0]["details"]["text"].as_str())
+                .unwrap_or("no details")
+                .chars()
+                .take(200)
+                .collect();
+            return Err(SourceError::Status { status, detail });
+        }
+        Ok(v)
+    }
+
+    /// The local id of the patient with identifier `system|value` at `tenant`'s source.
+    pub async fn find_patient(
+        &self,
+        tenant: &str,
+        system: &str,
+        value: &str,
+    ) -> Result<Option<String>, SourceError> {
+        let mut url = self
+            .base(tenant)?
+            .join("Patient")
+            .map_err(|e| SourceError::Malformed(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("identifier", &format!("{system}|{value}"));
+        let bundle = self.get(url).await?;
+        let ids: Vec<String> = entries(&bundle)?
+            .iter()
+            .filter(|r| r["resourceType"] == "Patient")
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect();
+        match ids.len() {
+            0 => Ok(None),
+            1 => Ok(ids.into_iter().next()),
+            n => Err(SourceError::Ambiguous(n)),
+        }
+    }
+
+    /// Every `resource_type` resource of `patient` (a local id) at `tenant`'s source that
+    /// matches `params`, following the source's `next` links on the same origin.
+    pub async fn search(
+        &self,
+        tenant: &str,
+        resource_type: &str,
+        patient: &str,
+        params: &[(String, String)],
+    ) -> Result<Vec<Value>, SourceError> {
+        let base = self.base(tenant)?;
+        let mut url = base
+            .join(resource_type)
+            .map_err(|e| SourceError::Malformed(e.to_string()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("patient", &format!("Patient/{patient}"));
+            q.append_pair("_count", PAGE_SIZE);
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+        }
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let bundle = self.get(url.clone()).await?;
+            out.extend(entries(&bundle)?);
+            let next = bundle["link"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|l| l["relation"] == "next")
+                .and_then(|l| l["url"].as_str())
+                .and_then(|u| Url::parse(u).ok());
+            match next {
+                Some(n) if n.origin() == base.origin() => url = n,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The resources of a searchset Bundle.
+fn entries(bundle: &Value) -> Result<Vec<Value>, SourceError> {
+    if bundle["resourceType"] != "Bundle" || bundle["type"] != "searchset" {
+        return Err(SourceError::Malformed("expected a searchset Bundle".into()));
+    }
+    Ok(bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"].as_str().unwrap_or("match") == "match")
+        .filter_map(|e| e.get("resource").cloned())
+        .collect())
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| SourceError::Unreachable(crate::https::error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Err(SourceError::Malformed(format!(
+                "response larger than {MAX_RESPONSE} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Whether `resource` is about local patient `patient` (its `subject` or `patient`).
+pub fn is_about(resource: &Value, patient: &str) -> bool {
+    let want = format!("Patient/{patient}");
+    ["subject", "patient"].iter().any(|f| {
+        resource[f]["reference"]
+            .as_str()
+            .is_some_and(|r| r == want || r.ends_with(&format!("/{want}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fhir_ids() {
+        assert!(is_fhir_id("abc-1.2"));
+        assert!(!is_fhir_id(""));
+        assert!(!is_fhir_id("a/b"));
+        assert!(!is_fhir_id(&"a".repeat(65)));
+    }
+
+    use serde_json::json;
+
+    #[test]
+    fn is_about_matches_relative_and_absolute_references_only_of_that_patient() {
+        assert!(is_about(
+            &json!({"subject": {"reference": "Patient/p1"}}),
+            "p1"
+        ));
+        assert!(is_about(
+            &json!({"patient": {"reference": "https://ehr/fhir/Patient/p1"}}),
+            "p1"
+        ));
+        assert!(!is_about(
+            &json!({"subject": {"reference": "Patient/p10"}}),
+            "p1"
+        ));
+        assert!(!is_about(
+            &json!({"subject": {"reference": "Group/p1"}}),
+            "p1"
+        ));
+        assert!(!is_about(&json!({"resourceType": "Condition"}), "p1"));
+    }
+
+    #[test]
+    fn entries_take_matches_of_searchsets_only() {
+        let b = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+            {"resource": {"id": "a"}, "search": {"mode": "match"}},
+            {"resource": {"id": "b"}, "search": {"mode": "include"}},
+            {"resource": {"id": "c"}}]});
+        let ids: Vec<_> = entries(&b)
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect();
+        assert_eq!(ids, vec![json!("a"), json!("c")]);
+        assert!(entries(&json!({"resourceType": "Bundle", "type": "collection"})).is_err());
+    }
+
+    #[test]
+    fn base_urls_keep_their_last_segment() {
+        let b = base_url("http://h:1/leiden-hospital").unwrap();
+        assert_eq!(
+            b.join("Patient").unwrap().as_str(),
+            "http://h:1/leiden-hospital/Patient"
+        );
+    }
+}

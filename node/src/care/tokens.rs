@@ -1,0 +1,345 @@
+//! The token endpoint (spec: `specs/tokens.md`): a requesting organisation presents its
+//! organisation credential and its professional's credential in a verifiable presentation
+//! bound to a nonce from this node and to this node's DID, names a scope (a use case), the
+//! patient (by reference) and the purpose, and gets a short-lived access token bound to all of
+//! that, if the scope's policy and the patient's consent allow. Every request is audited.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use knoop_vc::types::Claims;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::care::audit::{AuditLog, Event};
+use crate::care::localisation::Localisation;
+use crate::identity::credentials::{Credentials, FetchedLists};
+
+/// How long a nonce may be used.
+const NONCE_TTL: Duration = Duration::from_secs(300);
+/// Most nonces outstanding.
+const MAX_NONCES: usize = 100_000;
+
+pub use crate::config::Policy;
+
+/// The policies a node starts with when its config names none.
+pub fn default_policies() -> Vec<Policy> {
+    vec![
+        Policy {
+            scope: "medication-overview".into(),
+            categories: vec!["medication".into(), "allergies".into()],
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into(), "emergency".into()],
+            break_the_glass: true,
+        },
+        Policy {
+            scope: "discharge-summary".into(),
+            categories: vec![
+                "summary".into(),
+                "problems".into(),
+                "medication".into(),
+                "allergies".into(),
+                "care-plan".into(),
+            ],
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into()],
+            break_the_glass: false,
+        },
+    ]
+}
+
+/// A token request (form fields of `POST /oauth2/token`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub grant_type: String,
+    /// The verifiable presentation (JSON).
+    pub assertion: String,
+    pub scope: String,
+    /// The patient reference, `urn:knoop:patient:...`.
+    pub patient: String,
+    pub purpose: String,
+    /// Why, for an emergency (break the glass).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The grant type knoop accepts.
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:vp_token-bearer";
+
+/// What a token allows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Grant {
+    pub requester: String,
+    pub professional: String,
+    pub scope: String,
+    pub patient: String,
+    pub purpose: String,
+    /// Tenant (holder DID) → categories it may share under this token.
+    pub holdings: Vec<(String, Vec<String>)>,
+    pub break_the_glass: bool,
+    pub expires_ms: u64,
+}
+
+/// An OAuth2 error (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError {
+    pub error: &'static str,
+    pub description: String,
+}
+
+fn refuse(error: &'static str, description: impl Into<String>) -> TokenError {
+    TokenError {
+        error,
+        description: description.into(),
+    }
+}
+
+/// The token service of this node.
+pub struct Tokens {
+    credentials: Arc<Credentials>,
+    localisation: Arc<Localisation>,
+    audit: Arc<AuditLog>,
+    node_did: String,
+    policies: Vec<Policy>,
+    lifetime: Duration,
+    nonces: Mutex<HashMap<String, Instant>>,
+    tokens: Mutex<HashMap<String, Grant>>,
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, b)
+}
+
+impl Tokens {
+    pub fn new(
+        credentials: Arc<Credentials>,
+        localisation: Arc<Localisation>,
+        audit: Arc<AuditLog>,
+        node_did: String,
+        policies: Vec<Policy>,
+        lifetime: Duration,
+    ) -> Self {
+        Tokens {
+            credentials,
+            localisation,
+            audit,
+            node_did,
+            policies,
+            lifetime,
+            nonces: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lifetime of the tokens issued here.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The audience a presentation must name (`domain`): this node's DID.
+    pub fn audience(&self) -> &str {
+        &self.node_did
+    }
+
+    /// A fresh single-use nonce for a presentation's `challenge`.
+    pub fn nonce(&self) -> String {
+        let n = random_token();
+        if let Ok(mut m) = self.nonces.lock() {
+            let now = Instant::now();
+            if m.len() >= MAX_NONCES {
+                m.retain(|_, t| now.duration_since(*t) < NONCE_TTL);
+            }
+            m.insert(n.clone(), now);
+        }
+        n
+    }
+
+    fn take_nonce(&self, n: &str) -> bool {
+        self.nonces
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(n))
+            .is_some_and(|t| t.elapsed() < NONCE_TTL)
+    }
+
+    /// Decides a token request; audits the outcome either way.
+    pub fn request(&self, req: &TokenRequest) -> Result<(String, Grant), TokenError> {
+        let mut event = Event {
+            kind: "token".into(),
+            peer: "http".into(),
+            purpose: req.purpose.clone(),
+            scope: req.scope.clone(),
+            patient: req.patient.clone(),
+            ..Default::default()
+        };
+        let res = self.decide(req, &mut event);
+        event.outcome = match &res {
+            Ok(g) if g.break_the_glass => "granted_break_the_glass".into(),
+            Ok(_) => "granted".into(),
+            Err(e) => format!("{}: {}", e.error, e.description),
+        };
+        if let Ok(g) = &res {
+            event.categories = g.holdings.iter().flat_map(|h| h.1.clone()).collect();
+        }
+        self.audit.append(event);
+        let grant = res?;
+        let token = random_token();
+        if let Ok(mut t) = self.tokens.lock() {
+            let now = knoop_gossip::tx::now_ms();
+            t.retain(|_, g| g.expires_ms > now);
+            t.insert(token.clone(), grant.clone());
+        }
+        Ok((token, grant))
+    }
+
+    fn decide(&self, req: &TokenRequest, event: &mut Event) -> Result<Grant, TokenError> {
+        if req.grant_type != GRANT_TYPE {
+            return Err(refuse(
+                "unsupported_grant_type",
+                format!("use {GRANT_TYPE}"),
+            ));
+        }
+        let policy = self
+            .policies
+            .iter()
+            .find(|p| p.scope == req.scope)
+            .ok_or_else(|| refuse("invalid_scope", format!("unknown scope {}", req.scope)))?;
+        if !policy.purposes.contains(&req.purpose) {
+            return Err(refuse(
+                "invalid_scope",
+                format!("scope {} is not for purpose {}", req.scope, req.purpose),
+            ));
+        }
+        let p = knoop_privacy::patient::parse_reference(&req.patient)
+            .ok_or_else(|| refuse("invalid_request", "patient must be a patient reference"))?;
+        let vp: Value = serde_json::from_str(&req.assertion)
+            .map_err(|_| refuse("invalid_request", "assertion must be a JSON presentation"))?;
+        let challenge = vp["proof"]["challenge"]
+            .as_str()
+            .ok_or_else(|| refuse("invalid_grant", "the presentation has no challenge"))?;
+        if !self.take_nonce(challenge) {
+            return Err(refuse(
+                "invalid_grant",
+                "the challenge is not a fresh nonce of this node (expired or used)",
+            ));
+        }
+        let verified = self
+            .credentials
+            .verify_presentation(&vp, challenge, &self.node_did, &FetchedLists::new())
+            .map_err(|e| refuse("invalid_grant", format!("{}: {e}", e.code())))?;
+        let org = verified.holder.clone();
+        event.requester = org.clone();
+        let org_ok = verified
+            .credentials
+            .iter()
+            .any(|c| matches!(&c.claims, Claims::CareOrganization(o) if o.id == org));
+        if !org_ok {
+            return Err(refuse(
+                "invalid_grant",
+                "the presentation holds no organisation credential of its holder",
+            ));
+        }
+        let professional = verified
+            .credentials
+            .iter()
+            .find_map(|c| match &c.claims {
+                Claims::HealthcareProfessional(p) if p.employer == org => Some(p.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                refuse(
+                    "invalid_grant",
+                    "the presentation holds no professional credential of an employee",
+                )
+            })?;
+        event.who = format!("{} ({})", professional.name, professional.id);
+        if !policy.roles.is_empty() && !policy.roles.contains(&professional.role_code) {
+            return Err(refuse(
+                "access_denied",
+                format!(
+                    "role {} may not use scope {}",
+                    professional.role_code, policy.scope
+                ),
+            ));
+        }
+        let emergency = req.purpose == "emergency";
+        let reason = req.reason.as_deref().unwrap_or_default().trim();
+        let in_scope = |holdings: Vec<(String, Vec<String>)>| -> Vec<(String, Vec<String>)> {
+            holdings
+                .into_iter()
+                .map(|(h, cats)| {
+                    let c: Vec<String> = cats
+                        .into_iter()
+                        .filter(|c| policy.categories.contains(c))
+                        .collect();
+                    (h, c)
+                })
+                .filter(|(_, c)| !c.is_empty())
+                .collect()
+        };
+        let opt_out = self.localisation.opt_out();
+        let mut granted = in_scope(
+            self.localisation
+                .holdings_for(&p, &org, &req.purpose, opt_out),
+        );
+        let mut btg = false;
+        if granted.is_empty() && emergency && policy.break_the_glass && !reason.is_empty() {
+            // Break the glass: what is held in scope and not objected to, without consent.
+            granted = in_scope(self.localisation.holdings_for(&p, &org, &req.purpose, true));
+            btg = !granted.is_empty();
+            event.who = format!("{} (break the glass: {reason})", event.who);
+        }
+        if granted.is_empty() {
+            return Err(refuse(
+                "access_denied",
+                "no data in this scope may be shared with the requester (consent, or none held)",
+            ));
+        }
+        Ok(Grant {
+            requester: org,
+            professional: professional.id,
+            scope: policy.scope.clone(),
+            patient: req.patient.clone(),
+            purpose: req.purpose.clone(),
+            holdings: granted,
+            break_the_glass: btg,
+            expires_ms: knoop_gossip::tx::now_ms() + self.lifetime.as_millis() as u64,
+        })
+    }
+
+    /// RFC 7662 introspection: the grant of an active token.
+    pub fn introspect(&self, token: &str) -> Option<Grant> {
+        let now = knoop_gossip::tx::now_ms();
+        self.tokens
+            .lock()
+            .ok()?
+            .get(token)
+            .filter(|g| g.expires_ms > now)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policies_name_known_categories_and_purposes() {
+        for p in default_policies() {
+            for c in &p.categories {
+                assert!(
+                    knoop_vc::types::DATA_CATEGORIES.contains(&c.as_str()),
+                    "{c}"
+                );
+            }
+            for u in &p.purposes {
+                assert!(knoop_vc::types::PURPOSES.contains(&u.as_str()), "{u}");
+            }
+        }
+    }
+}

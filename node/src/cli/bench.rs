@@ -1,0 +1,354 @@
+//! `knoop bench`: micro-benchmarks of the log on this machine, printed as JSON. Run them on a
+//! release build (`cargo run --release -p knoop-node -- bench ...`); see BENCHMARKS.md.
+//!
+//! - `ingest`: transactions as received from a peer (parsed, deduplicated, authorised, verified,
+//!   parents checked) committed to a real rocksdb store in groups, per second.
+//! - `reconcile`: bytes and rounds that set reconciliation needs for d differences in sets of n.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Subcommand;
+use ed25519_dalek::SigningKey;
+use knoop_gossip::reconcile::{respond, Session, Snapshot};
+use knoop_gossip::{EmbeddedKeys, Hash32, Log, LogConfig, Source, Transaction, TxBuilder, TxId};
+use rand::{Rng, RngCore, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::store::RocksStore;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Ingest throughput into a fresh rocksdb store.
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        /// Transactions per commit group (the network driver's groups are up to 4096).
+        #[arg(long, default_value_t = 1024)]
+        group: usize,
+        #[arg(long, default_value_t = 256)]
+        payload_size: usize,
+        /// Authors (each a DID signing a chain of transactions).
+        #[arg(long, default_value_t = 64)]
+        authors: usize,
+        /// Sign with embedded keys and skip DID authorisation (the bare log).
+        #[arg(long)]
+        embedded_keys: bool,
+    },
+    /// Reconciliation cost for d differences in sets of n.
+    Reconcile {
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
+        d: Vec<usize>,
+    },
+    /// Privacy costs: patient key derivation (Argon2id, default parameters), trial decryption
+    /// of a private transaction per local key, sealing, and a localisation slot scan.
+    Privacy {
+        /// Derivations to time.
+        #[arg(long, default_value_t = 8)]
+        derivations: usize,
+        /// Private transactions to trial-decrypt.
+        #[arg(long, default_value_t = 2000)]
+        transactions: usize,
+    },
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
+    match cmd {
+        BenchCommand::Ingest {
+            count,
+            group,
+            payload_size,
+            authors,
+            embedded_keys,
+        } => ingest(count, group, payload_size, authors, embedded_keys),
+        BenchCommand::Reconcile { n, d } => Ok(reconcile(n, &d)),
+        BenchCommand::Privacy {
+            derivations,
+            transactions,
+        } => privacy(derivations, transactions),
+    }
+}
+
+fn ingest(
+    count: usize,
+    group: usize,
+    payload_size: usize,
+    authors: usize,
+    embedded_keys: bool,
+) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        group >= 1 && authors >= 1,
+        "group and authors must be at least 1"
+    );
+    let t_gen = Instant::now();
+    let keys: Vec<SigningKey> = (0..authors)
+        .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+        .collect();
+    // Each author is a DID: its create comes first (not timed), its transactions name it.
+    let creates: Vec<Transaction> = keys
+        .iter()
+        .map(|k| {
+            let did = knoop_did::knoop::did_for_key(&k.verifying_key());
+            let mut doc = knoop_did::document::DidDocument::new(&did);
+            doc.add_ed25519(
+                "key-1",
+                &k.verifying_key(),
+                &crate::identity::did_ops::SIGNING_RELATIONSHIPS,
+            );
+            TxBuilder::new(knoop_did::knoop::DID_OP_CONTENT_TYPE).sign(
+                k,
+                knoop_did::knoop::DidOp::Create { document: doc }.to_bytes(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let kids: Vec<String> = creates
+        .iter()
+        .zip(&keys)
+        .map(|(c, k)| {
+            knoop_did::knoop::SignerKid::format(
+                &knoop_did::knoop::did_for_key(&k.verifying_key()),
+                &knoop_did::knoop::VersionId(c.id().0),
+                "key-1",
+            )
+        })
+        .collect();
+    let mut prev: Vec<Option<(TxId, u64)>> = vec![None; authors];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut txs: Vec<Transaction> = Vec::with_capacity(count);
+    let mut raw_bytes = 0usize;
+    for i in 0..count {
+        let a = i % authors;
+        let mut payload = vec![0u8; payload_size];
+        rng.fill_bytes(&mut payload);
+        let tx = if embedded_keys {
+            TxBuilder::new("application/x-knoop-bench")
+                .prevs(prev[a])
+                .sign(&keys[a], payload)?
+        } else {
+            TxBuilder::new("application/x-knoop-bench")
+                .prevs(prev[a])
+                .prevs([(creates[a].id(), 0)])
+                .kid(kids[a].clone())
+                .sign(&keys[a], payload)?
+        };
+        prev[a] = Some((tx.id(), tx.header().lc));
+        raw_bytes += tx.envelope().len() + payload_size;
+        txs.push(tx);
+    }
+    let gen_s = t_gen.elapsed().as_secs_f64();
+
+    let dir = std::env::temp_dir().join(format!("knoop-bench-{}", rand::random::<u64>()));
+    let store = Arc::new(RocksStore::open(&dir)?);
+    let auth: Arc<dyn knoop_gossip::Authorizer> = if embedded_keys {
+        Arc::new(EmbeddedKeys::default())
+    } else {
+        Arc::new(crate::identity::did_state::DidState::default())
+    };
+    let mut log = Log::open(store.clone(), auth, LogConfig::default())?;
+    if !embedded_keys {
+        let r = log.ingest(creates, Source::Peer);
+        anyhow::ensure!(
+            r.stored.len() == authors,
+            "DID creates not stored: {:?}",
+            r.results
+        );
+    }
+    let t0 = Instant::now();
+    let mut stored = 0usize;
+    let mut it = txs.into_iter();
+    loop {
+        let batch: Vec<Transaction> = it.by_ref().take(group).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let report = log.ingest(batch, Source::Peer);
+        stored += report.stored.len();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let digest = log.index().digest();
+    drop(log);
+    let disk = store.disk_bytes();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(stored == count, "stored {stored} of {count}");
+    Ok(json!({
+        "bench": "ingest",
+        "authorisation": if embedded_keys { "embedded keys" } else { "DID keys (kid), causal check" },
+        "transactions": count,
+        "group": group,
+        "payload_size": payload_size,
+        "raw_bytes": raw_bytes,
+        "seconds": secs,
+        "per_second": count as f64 / secs,
+        "cores_available": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "generate_seconds": gen_s,
+        "disk_bytes_before_compaction": disk,
+        "digest": digest,
+    }))
+}
+
+fn reconcile(n: usize, ds: &[usize]) -> Value {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let base = 1_700_000_000_000u64;
+    let common: Vec<(u64, TxId)> = (0..n)
+        .map(|i| {
+            (
+                base + (i as u64) * 10 + rng.gen_range(0..10),
+                Hash32(rng.gen()),
+            )
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for &d in ds {
+        for (layout, newest) in [("scattered", false), ("newest", true)] {
+            let extra: Vec<(u64, TxId)> = (0..d)
+                .map(|i| {
+                    let t = if newest {
+                        base + (n as u64) * 10 + i as u64
+                    } else {
+                        base + rng.gen_range(0..(n as u64) * 10)
+                    };
+                    (t, Hash32(rng.gen()))
+                })
+                .collect();
+            let a = Snapshot::from_sorted(common.iter().copied());
+            let mut b_items = common.clone();
+            b_items.extend(extra.iter().copied());
+            b_items.sort();
+            let b = Snapshot::from_sorted(b_items.into_iter());
+            let t0 = Instant::now();
+            let (mut s, mut q) = match Session::start(a) {
+                Ok(x) => x,
+                Err(_) => continue,
+            };
+            let (mut up, mut down, mut found) = (0usize, 0usize, 0usize);
+            loop {
+                up += q.len();
+                let Ok(r) = respond(&b, &q) else { break };
+                down += r.len();
+                let Ok(step) = s.step(&r) else { break };
+                found += step.need.len();
+                match step.next {
+                    Some(next) => q = next,
+                    None => break,
+                }
+            }
+            rows.push(json!({
+                "n": n, "d": d, "layout": layout, "found": found,
+                "round_trips": s.rounds, "bytes_up": up, "bytes_down": down, "bytes_total": up + down,
+                "floor_bytes": 32 * d, "ms": t0.elapsed().as_secs_f64() * 1000.0,
+            }));
+        }
+    }
+    json!({"bench": "reconcile", "rows": rows})
+}
+
+/// Times the privacy primitives (see [`BenchCommand::Privacy`]).
+fn privacy(derivations: usize, transactions: usize) -> anyhow::Result<Value> {
+    use knoop_privacy::locator::{scan, seal_entry, slot_tag, EntryKind, StoredEntry};
+    use knoop_privacy::patient::{NetworkParams, PatientId, PatientKeys};
+    use knoop_privacy::{seal, trial_open, Recipient};
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    let net = NetworkParams {
+        network_id: "knoop-bench".into(),
+        epoch: 1,
+        pepper: zeroize::Zeroizing::new([7; 32]),
+        m_kib: 65_536,
+        t: 3,
+        p: 1,
+    };
+    let ids: Vec<String> = (0..derivations.max(1))
+        .map(|i| {
+            // 9-digit numbers passing the 11-test.
+            (100_000_000u64 + i as u64 * 7919..)
+                .map(|n| n.to_string())
+                .find(|s| PatientId::bsn(s).is_ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut keys = Vec::new();
+    for id in &ids {
+        keys.push(PatientKeys::derive(&PatientId::bsn(id)?, &net)?);
+    }
+    let derive_ms = t0.elapsed().as_secs_f64() * 1000.0 / ids.len() as f64;
+
+    // Private transactions for 3 recipients (4 slots), none of them ours.
+    let others: Vec<Recipient> = (1..=3u8)
+        .map(|i| Recipient::X25519(PublicKey::from(&StaticSecret::from([i; 32])).to_bytes()))
+        .collect();
+    let t0 = Instant::now();
+    let sealed: Vec<_> = (0..transactions)
+        .map(|_| seal(&[0u8; 512], &others, &knoop_privacy::ephemeral().0))
+        .collect::<Result<_, _>>()?;
+    let seal_us = t0.elapsed().as_secs_f64() * 1e6 / transactions as f64;
+    let mut per_key = serde_json::Map::new();
+    for local_keys in [1usize, 16] {
+        let secrets: Vec<StaticSecret> = (0..local_keys)
+            .map(|i| StaticSecret::from([100 + i as u8; 32]))
+            .collect();
+        let t0 = Instant::now();
+        let mut hits = 0;
+        for s in &sealed {
+            for k in &secrets {
+                if trial_open(&s.descriptor, k)?.is_some() {
+                    hits += 1;
+                }
+            }
+        }
+        anyhow::ensure!(hits == 0, "a slot opened for a key it was not sealed for");
+        per_key.insert(
+            format!("local_keys_{local_keys}_us_per_tx"),
+            json!(t0.elapsed().as_secs_f64() * 1e6 / transactions as f64),
+        );
+    }
+
+    // A slot scan over an index with the patient's entries among 100,000 others.
+    let k = &keys[0];
+    let mut index: std::collections::HashMap<[u8; 16], Vec<StoredEntry>> = Default::default();
+    for i in 0..3u32 {
+        let e = seal_entry(k, i, "did:knoop:holder", &EntryKind::Held, &[i as u8; 24]);
+        index.entry(slot_tag(k, i)).or_default().push(StoredEntry {
+            tx: [i as u8; 32],
+            index: 0,
+            signer: "did:knoop:holder".into(),
+            entry: e,
+        });
+    }
+    for i in 0..100_000u32 {
+        let mut tag = [0u8; 16];
+        tag[..4].copy_from_slice(&i.to_be_bytes());
+        index.entry(tag).or_default();
+    }
+    let lookup = |t: &[u8; 16]| -> Vec<StoredEntry> {
+        index
+            .get(t)
+            .map(|v| {
+                v.iter()
+                    .map(|e| StoredEntry {
+                        tx: e.tx,
+                        index: e.index,
+                        signer: e.signer.clone(),
+                        entry: e.entry,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let t0 = Instant::now();
+    let rounds = 1000;
+    for _ in 0..rounds {
+        anyhow::ensure!(scan(k, &lookup).holders.len() == 1);
+    }
+    let scan_us = t0.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    Ok(json!({
+        "derive_ms_per_patient": derive_ms,
+        "argon2": {"m_kib": net.m_kib, "t": net.t, "p": net.p},
+        "seal_us_per_tx": seal_us,
+        "trial_decryption": per_key,
+        "slot_scan_us": scan_us,
+    }))
+}

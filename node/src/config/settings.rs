@@ -1,0 +1,378 @@
+//! The settings: one serde struct per subsystem, each with its embedded defaults, gathered in
+//! [`Config`]. Loading and validation are beside this file, in `load.rs`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default RPC address (loopback only).
+pub const DEFAULT_RPC: &str = "127.0.0.1:7474";
+/// Default p2p listen address.
+pub const DEFAULT_P2P: &str = "/ip4/0.0.0.0/tcp/7475";
+/// Default public API address (loopback until TLS is configured).
+pub const DEFAULT_PUBLIC: &str = "127.0.0.1:7476";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store (with the sealed keystore) lives.
+    pub data_dir: PathBuf,
+    pub rpc: RpcConfig,
+    pub p2p: P2pConfig,
+    pub log: LogSettings,
+    pub keys: KeysConfig,
+    pub did: DidConfig,
+    pub trust: TrustConfig,
+    pub status_list: StatusListConfig,
+    pub network: NetworkConfig,
+    pub localisation: LocalisationConfig,
+    pub consent: ConsentConfig,
+    /// Token policies per scope (`[[policy]]`); none: the built-in ones.
+    pub policy: Vec<Policy>,
+    pub public: PublicConfig,
+    pub source: SourceConfig,
+    pub tokens: TokensConfig,
+}
+
+/// The public API (spec: `specs/data-fetch.md`): token endpoint and data proxy, for other
+/// nodes. HTTPS with rustls; plain HTTP only on loopback.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicConfig {
+    /// Listen address; `""` turns the public API off (the node then serves no data).
+    pub listen: String,
+    /// The base URL other nodes use (published in the node DID as a `KnoopPublicApi`
+    /// service). Default: `https://<listen address>` (`http://` without TLS). Required when
+    /// listening on an unspecified address (`0.0.0.0`).
+    pub url: Option<String>,
+    /// Certificate chain and private key (PEM) of the public API.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM) for calling other nodes' public APIs.
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed for one call to another node's public API.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Requests per second each client IP address may make (0: no limit). Over it: 429.
+    pub rate_limit: u32,
+    /// Requests a client may make at once before the rate applies (at least `rate_limit`).
+    pub rate_burst: u32,
+}
+
+impl Default for PublicConfig {
+    fn default() -> Self {
+        PublicConfig {
+            listen: DEFAULT_PUBLIC.into(),
+            url: None,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+            timeout: Duration::from_secs(10),
+            rate_limit: 50,
+            rate_burst: 200,
+        }
+    }
+}
+
+/// The source systems (FHIR R4 REST) of the organisations hosted here.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// FHIR base URL for every tenant without its own entry in `tenants`.
+    pub fhir: Option<String>,
+    /// FHIR base URL per tenant DID: `[source.tenants] "did:knoop:..." = "https://ehr/fhir"`.
+    pub tenants: std::collections::BTreeMap<String, String>,
+    /// Extra trusted root certificates (PEM) for the source systems.
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed for one call to a source system.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            fhir: None,
+            tenants: Default::default(),
+            ca_file: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Access tokens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Lifetime of an access token (1 s .. 1 h).
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Trusted credential issuers from config (more can be added over RPC; these cannot be removed
+/// there).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// Issuers of `CareOrganizationCredential` (registry authorities).
+    pub care_organization_issuers: Vec<String>,
+    /// Issuers of `HealthcareProfessionalCredential` besides trusted organisations (identity
+    /// schemes).
+    pub healthcare_professional_issuers: Vec<String>,
+    /// Issuers of other credential types, by type: `[trust.types] AlumniCredential = [..]`.
+    pub types: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Which network this node belongs to (from the network's governance, with the bootstrap list).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// The network's name: binds patient pseudonyms to this network.
+    pub id: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            id: "knoop-local".into(),
+        }
+    }
+}
+
+/// The localisation index (spec: `specs/consent-localisation.md` §2, §6). Without a pepper the
+/// node takes no part in localisation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalisationConfig {
+    /// The network's secret pepper: 64 hex digits. Best from `KNOOP_LOCALISATION__PEPPER`.
+    pub pepper: Option<String>,
+    /// A file holding the pepper (64 hex digits).
+    pub pepper_file: Option<PathBuf>,
+    /// Pepper generation.
+    pub epoch: u32,
+    /// Argon2id memory (KiB), passes and lanes: every node of a network uses the same.
+    pub argon2_m_kib: u32,
+    pub argon2_t: u32,
+    pub argon2_p: u32,
+}
+
+impl Default for LocalisationConfig {
+    fn default() -> Self {
+        LocalisationConfig {
+            pepper: None,
+            pepper_file: None,
+            epoch: 1,
+            argon2_m_kib: 65_536,
+            argon2_t: 3,
+            argon2_p: 1,
+        }
+    }
+}
+
+/// How consent decides sharing.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// `opt-in` (share only with consent) or `opt-out` (share unless the patient objected).
+    pub mode: String,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            mode: "opt-in".into(),
+        }
+    }
+}
+
+/// Bitstring Status Lists of credentials from other issuers, fetched over HTTPS.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusListConfig {
+    /// Fetch status lists. When `false`, a credential with a status entry fails verification
+    /// with `status_unavailable`.
+    pub enabled: bool,
+    /// Extra trusted root certificates (PEM) for status list servers.
+    pub ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a fetched list is used before it is fetched again.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for StatusListConfig {
+    fn default() -> Self {
+        StatusListConfig {
+            enabled: true,
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+            max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Key custody.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Master key sealing the keystore: 64 hex digits. Best given through the environment
+    /// (`KNOOP_KEYS__MASTER_KEY`) from a secret store.
+    pub master_key: Option<String>,
+    /// File holding the master key (64 hex digits). Default when neither is set:
+    /// `<data_dir>/master.key`, created on first start (fine for development only).
+    pub master_key_file: Option<PathBuf>,
+    /// Earlier master keys: keys sealed under one of them are re-sealed under `master_key` at
+    /// start (master-key rotation).
+    pub previous_master_keys: Vec<String>,
+}
+
+/// DID resolution.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DidConfig {
+    /// Resolve did:web over HTTPS.
+    pub web_enabled: bool,
+    /// Extra trusted root certificates (PEM) for did:web, e.g. a private or test CA.
+    pub web_ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub web_timeout: Duration,
+}
+
+impl Default for DidConfig {
+    fn default() -> Self {
+        DidConfig {
+            web_enabled: true,
+            web_ca_file: None,
+            web_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Address of the internal HTTP JSON RPC.
+    pub listen: String,
+    /// Bearer token required on every RPC call except `/health`. Required when `listen` is not
+    /// a loopback address.
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// Join the network. `false` runs the node offline (RPC and store only), e.g. for
+    /// maintenance; it catches up when started again with the network.
+    pub enabled: bool,
+    pub listen: Vec<String>,
+    pub bootstrap: Vec<String>,
+    pub max_peers: usize,
+    pub target_peers: usize,
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// Reconciliation sessions started per `sync_interval` at most (least recently synced
+    /// peers first).
+    pub sync_fanout: usize,
+    /// Sync requests per second allowed from one peer.
+    pub peer_request_rate: f64,
+    /// Pushed transactions per second allowed from one peer.
+    pub peer_push_rate: f64,
+    /// Orphans (transactions waiting for parents) held at most.
+    pub max_pending: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `tracing` filter, e.g. `info` or `knoop_gossip=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            rpc: RpcConfig::default(),
+            p2p: P2pConfig::default(),
+            log: LogSettings::default(),
+            keys: KeysConfig::default(),
+            did: DidConfig::default(),
+            trust: TrustConfig::default(),
+            status_list: StatusListConfig::default(),
+            network: NetworkConfig::default(),
+            localisation: LocalisationConfig::default(),
+            consent: ConsentConfig::default(),
+            policy: Vec::new(),
+            public: PublicConfig::default(),
+            source: SourceConfig::default(),
+            tokens: TokensConfig::default(),
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: DEFAULT_RPC.into(),
+            token: None,
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        let net = knoop_gossip::net::NetConfig::default();
+        P2pConfig {
+            enabled: true,
+            listen: vec![DEFAULT_P2P.into()],
+            bootstrap: Vec::new(),
+            max_peers: net.max_peers,
+            target_peers: net.target_peers,
+            sync_interval: net.sync_interval,
+            sync_fanout: net.sync_fanout,
+            peer_request_rate: net.limits.requests_per_sec,
+            peer_push_rate: net.limits.pushes_per_sec,
+            max_pending: knoop_gossip::LogConfig::default().max_pending,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// A use case and what it allows (config `[[policy]]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The scope name, e.g. `medication-overview`.
+    pub scope: String,
+    /// Data categories the scope covers.
+    pub categories: Vec<String>,
+    /// Professional role codes allowed (empty: any professional).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Purposes allowed.
+    pub purposes: Vec<String>,
+    /// Whether an emergency request with a reason may proceed without consent (never against
+    /// an objection), flagged in the audit log.
+    #[serde(default)]
+    pub break_the_glass: bool,
+}

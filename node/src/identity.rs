@@ -1,0 +1,13 @@
+//! Identity services: the keystore and the node's identity key, every `did:knoop` DID (state
+//! from the log, operations on hosted DIDs), resolvers for all supported methods (with the
+//! did:web client), credentials with their trust and revocations, and status lists.
+
+pub mod credentials;
+pub mod did_ops;
+pub mod did_state;
+pub mod didweb;
+pub mod issuing;
+pub mod keystore;
+pub mod node_key;
+pub mod resolver;
+pub mod status_list;

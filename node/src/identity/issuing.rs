@@ -1,0 +1,162 @@
+//! Issuing as a DID hosted here (spec: `specs/credentials.md`): credentials signed with the
+//! issuer's assertion key (Data Integrity or a `vc+jwt`), and presentations signed with the
+//! holder's authentication key for a verifier's challenge and domain.
+
+use knoop_did::knoop::time::to_rfc3339_ms;
+use knoop_vc::proof::{sign, Cryptosuite, ProofOptions};
+use knoop_vc::types::{claims, knoop_contexts, CREDENTIALS_V2, KNOOP_CONTEXT};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use crate::identity::did_ops::{DidOps, OpsError};
+
+/// Longest validity of a presentation (a day).
+pub const MAX_PRESENTATION_TTL_S: u64 = 86_400;
+
+/// Why a credential or presentation could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The request itself is wrong (type, subject shape, cryptosuite, challenge).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The claims do not fit the credential type's schema.
+    #[error("{0}")]
+    Schema(String),
+    /// The credential breaks the data model.
+    #[error("{0}")]
+    Malformed(String),
+    /// Signing failed.
+    #[error("{0}")]
+    Proof(String),
+    /// The signer is not a usable DID hosted here.
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+}
+
+/// A credential to issue.
+#[derive(Debug)]
+pub struct CredentialRequest {
+    /// A DID hosted here, with an assertionMethod key.
+    pub issuer: String,
+    /// `CareOrganizationCredential` or `HealthcareProfessionalCredential`.
+    pub type_: String,
+    /// The claims, with `id` the subject's DID (`type` is filled in).
+    pub subject: Value,
+    pub valid_until: Option<String>,
+    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`; or `jose` for a `vc+jwt` (EdDSA).
+    pub cryptosuite: Option<String>,
+}
+
+/// A random `urn:uuid:` (version 4) for a credential id.
+pub fn urn_uuid() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Issues `req` as its issuer (hosted here): checked against the data model and the type's
+/// schema, then signed.
+pub fn issue(dids: &DidOps, req: CredentialRequest) -> Result<Value, IssueError> {
+    let bad = IssueError::BadRequest;
+    let subject_type = match req.type_.as_str() {
+        "CareOrganizationCredential" => "CareOrganization",
+        "HealthcareProfessionalCredential" => "HealthcareProfessional",
+        t => return Err(bad(format!("unknown credential type {t}"))),
+    };
+    let mut subject = req.subject;
+    let Some(obj) = subject.as_object_mut() else {
+        return Err(bad("subject must be an object".into()));
+    };
+    obj.insert("type".into(), subject_type.into());
+    let suite = match req.cryptosuite.as_deref() {
+        None => Some(Cryptosuite::EddsaJcs2022),
+        Some("jose") => None,
+        Some(n) => {
+            Some(Cryptosuite::from_name(n).ok_or_else(|| bad(format!("unknown cryptosuite {n}")))?)
+        }
+    };
+    let now = knoop_gossip::tx::now_ms();
+    let mut vc = json!({
+        "@context": [CREDENTIALS_V2, KNOOP_CONTEXT],
+        "id": urn_uuid(),
+        "type": ["VerifiableCredential", req.type_],
+        "issuer": req.issuer,
+        "validFrom": to_rfc3339_ms(now),
+        "credentialSubject": subject,
+    });
+    if let Some(u) = req.valid_until {
+        vc["validUntil"] = Value::String(u);
+    }
+    claims(&vc).map_err(|e| IssueError::Schema(e.to_string()))?;
+    knoop_vc::model::check_credential(&vc, knoop_vc::Strictness::Issued)
+        .map_err(|e| IssueError::Malformed(e.to_string()))?;
+    let contexts = knoop_contexts();
+    dids.with_assertion_key(&req.issuer, |vm, key| match suite {
+        Some(suite) => {
+            let mut opts = ProofOptions::new(suite, vm);
+            opts.created = Some(to_rfc3339_ms(now));
+            sign(&vc, &opts, key, &contexts).map_err(|e| e.to_string())
+        }
+        None => knoop_vc::jose::sign(&vc, vm, key)
+            .map(Value::String)
+            .map_err(|e| e.to_string()),
+    })?
+    .map_err(IssueError::Proof)
+}
+
+/// A presentation by `holder` (hosted here) of `credentials` for `challenge` and `domain`,
+/// valid `ttl_s` seconds (at most [`MAX_PRESENTATION_TTL_S`]). JOSE credentials travel
+/// enveloped (VC 2.0).
+pub fn present(
+    dids: &DidOps,
+    holder: &str,
+    credentials: Vec<Value>,
+    challenge: &str,
+    domain: &str,
+    ttl_s: u64,
+) -> Result<Value, IssueError> {
+    if challenge.is_empty() || domain.is_empty() {
+        return Err(IssueError::BadRequest(
+            "challenge and domain are required".into(),
+        ));
+    }
+    let now = knoop_gossip::tx::now_ms();
+    let expires = to_rfc3339_ms(now + ttl_s.min(MAX_PRESENTATION_TTL_S) * 1000);
+    let contexts = knoop_contexts();
+    let credentials: Vec<Value> = credentials
+        .into_iter()
+        .map(|c| match c {
+            Value::String(jwt) => knoop_vc::jose::envelope(&jwt),
+            c => c,
+        })
+        .collect();
+    dids.with_key_for(
+        holder,
+        knoop_did::document::Relationship::Authentication,
+        |vm, key| {
+            knoop_vc::presentation::present(
+                holder,
+                vm,
+                key,
+                credentials,
+                challenge,
+                domain,
+                &to_rfc3339_ms(now),
+                Some(&expires),
+                &contexts,
+            )
+        },
+    )?
+    .map_err(|e| IssueError::Proof(e.to_string()))
+}

@@ -1,0 +1,6 @@
+//! Operations: Prometheus metrics, the per-client rate limit of the public API, and backup and
+//! restore of the store.
+
+pub mod backup;
+pub mod metrics;
+pub mod rate_limit;
