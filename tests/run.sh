@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 echo "== rustfmt"
 cargo fmt --all -- --check
 
+# rocksdb's C++ compiled once as a unity build (tests/rocksdb.sh says why), linked by the
+# librocksdb-sys crate instead of compiling it file by file.
+rocksdb_lib="$(tests/rocksdb.sh)"
+if [ -n "$rocksdb_lib" ]; then
+  export ROCKSDB_LIB_DIR="$rocksdb_lib" ROCKSDB_STATIC=1
+fi
+
 # Clippy lints inside the one build: clippy-driver compiles the workspace's own crates (what
 # `cargo clippy` does, but producing the real artifacts), so every dependency, rocksdb's C++
 # included, is compiled once for the build, the lints and the tests. Warnings, clippy's among
