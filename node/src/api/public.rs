@@ -3,12 +3,14 @@
 //! config, or plain HTTP on loopback. The node publishes its base URL in its DID as a
 //! `KnoopPublicApi` service, so requesters find it from the holder node's DID.
 
+pub mod fhir;
+pub mod oauth;
+
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -23,9 +25,6 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn, Instrument};
-
-pub mod fhir;
-pub mod oauth;
 
 use crate::care::data_proxy::DataProxy;
 use crate::care::tokens::Tokens;
@@ -70,8 +69,28 @@ pub struct PublicListener {
     pub url: String,
 }
 
+/// Why the public API could not be bound. Each message names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    #[error("public.tls_cert {}: {reason}", path.display())]
+    Cert { path: PathBuf, reason: String },
+    #[error("public.tls_key {}: not a PEM private key: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error("public.tls_cert and public.tls_key do not form a certificate and its key: {0}")]
+    Pair(String),
+    #[error("TLS protocol versions: {0}")]
+    Tls(String),
+    #[error("cannot listen on public.listen {listen}: {source}")]
+    Listen {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Binds the public API as configured; `None` when `public.listen` is empty.
-pub async fn bind(cfg: &PublicConfig) -> anyhow::Result<Option<PublicListener>> {
+pub async fn bind(cfg: &PublicConfig) -> Result<Option<PublicListener>, BindError> {
     if cfg.listen.is_empty() {
         return Ok(None);
     }
@@ -79,10 +98,12 @@ pub async fn bind(cfg: &PublicConfig) -> anyhow::Result<Option<PublicListener>> 
         (Some(c), Some(k)) => Some(acceptor(c, k)?),
         _ => None,
     };
-    let listener = TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on public.listen {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
+    let listen_err = |source| BindError::Listen {
+        listen: cfg.listen.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&cfg.listen).await.map_err(listen_err)?;
+    let addr = listener.local_addr().map_err(listen_err)?;
     let url = match &cfg.url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
@@ -90,29 +111,30 @@ pub async fn bind(cfg: &PublicConfig) -> anyhow::Result<Option<PublicListener>> 
     Ok(Some(PublicListener { listener, tls, url }))
 }
 
-fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, BindError> {
+    let cert_err = |reason: String| BindError::Cert {
+        path: cert.to_path_buf(),
+        reason,
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("public.tls_cert {}", cert.display()))?
+        .map_err(|e| cert_err(e.to_string()))?
         .collect::<Result<_, _>>()
-        .with_context(|| {
-            format!(
-                "public.tls_cert {}: not a PEM certificate chain",
-                cert.display()
-            )
-        })?;
+        .map_err(|e| cert_err(format!("not a PEM certificate chain: {e}")))?;
     if certs.is_empty() {
-        anyhow::bail!("public.tls_cert {}: no certificate in it", cert.display());
+        return Err(cert_err("no certificate in it".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("public.tls_key {}: not a PEM private key", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| BindError::Key {
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
+    .map_err(|e| BindError::Tls(e.to_string()))?
     .with_no_client_auth()
     .with_single_cert(certs, key)
-    .context("public.tls_cert and public.tls_key do not form a certificate and its key")?;
+    .map_err(|e| BindError::Pair(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
