@@ -337,10 +337,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .as_ref()
         .map(|l| l.spawn_pruner(stop_tx.subscribe()));
     let public_task = match public {
-        Some(p) => tokio::spawn(p.serve(
-            crate::api::public::router(state.tokens.clone(), proxy, state.metrics.clone(), limiter),
-            stop_tx.subscribe(),
-        )),
+        Some(p) => {
+            let app = crate::api::public::router(
+                p.url.clone(),
+                state.tokens.clone(),
+                proxy,
+                state.metrics.clone(),
+                limiter,
+            );
+            tokio::spawn(p.serve(app, stop_tx.subscribe()))
+        }
         None => tokio::spawn(async {}),
     };
     // One signal stops everything: RPC stops accepting (and event streams end), the network

@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 
 /// The repository's top directory.
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or(Path::new("."))

@@ -75,8 +75,20 @@ async fn introspect(at: &Node, token: &str) -> Value {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
+/// Two nodes: the GP's (with the registry authority, the GP and its doctor, each credentialed)
+/// and the hospital's; both organisations in every directory; the patient registered at the
+/// hospital for medication and lab.
+struct Care {
+    net: Network,
+    gp: String,
+    doctor: String,
+    hospital: String,
+    gp_cred: Value,
+    doctor_cred: Value,
+    patient: String,
+}
+
+async fn care() -> Care {
     let net = Network::start_with_env(2, knoop_e2e::privacy_env("opt-in"))
         .await
         .unwrap();
@@ -122,6 +134,29 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
         .unwrap();
     assert_eq!(code, 201, "{reg}");
     let patient = reg["patient"].as_str().unwrap().to_owned();
+    Care {
+        net,
+        gp,
+        doctor,
+        hospital,
+        gp_cred,
+        doctor_cred,
+        patient,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
+    let Care {
+        net,
+        gp,
+        doctor,
+        hospital,
+        gp_cred,
+        doctor_cred,
+        patient,
+    } = care().await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let creds = [gp_cred.clone(), doctor_cred.clone()];
 
     // Opt-in and no consent: refused.
@@ -254,4 +289,129 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
     );
     let (_, verdict) = hospital_node.get("/v1/audit/verify").await.unwrap();
     assert_eq!(verdict["valid"], true, "{verdict}");
+}
+
+/// A standard OAuth2 client library (authlib, `tests/oauth_client.py`) gets a token from the
+/// public API without workarounds: it finds the endpoint in the RFC 8414 metadata, its extra
+/// parameters are ignored, errors carry RFC 6749 codes, answers are not cacheable, and the data
+/// proxy takes a lower-case scheme and answers RFC 6750 challenges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_oauth_client_gets_a_token_without_workarounds() {
+    let Care {
+        net,
+        gp,
+        gp_cred,
+        doctor_cred,
+        patient,
+        ..
+    } = care().await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    let creds = [gp_cred, doctor_cred];
+    let (code, c) = gp_node
+        .post(
+            "/v1/consent",
+            &json!({"issuer": gp, "patient": {"value": BSN}, "decision": "permit",
+                    "purpose": ["regular-care"], "dataCategories": ["medication"],
+                    "requesters": {"organizationTypes": ["gp"]}, "method": "written"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{c}");
+    let public = hospital_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+
+    // Refusals with RFC 6749 codes, never cacheable.
+    let refused = |form: Vec<(&'static str, String)>| {
+        let req = http.post(format!("{public}/oauth2/token")).form(&form);
+        async move {
+            let resp = req.send().await.unwrap();
+            let (code, cache) = (
+                resp.status().as_u16(),
+                resp.headers()
+                    .get("cache-control")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            );
+            let body: Value = resp.json().await.unwrap();
+            (code, body["error"].as_str().unwrap_or("").to_owned(), cache)
+        }
+    };
+    assert_eq!(
+        refused(vec![("grant_type", "client_credentials".into())]).await,
+        (
+            400,
+            "unsupported_grant_type".into(),
+            Some("no-store".into())
+        )
+    );
+    assert_eq!(
+        refused(vec![(
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:vp_token-bearer".into()
+        )])
+        .await
+        .1,
+        "invalid_request"
+    );
+    let resp = http
+        .post(format!("{public}/oauth2/token"))
+        .json(&json!({"grant_type": "urn:ietf:params:oauth:grant-type:vp_token-bearer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        400,
+        "a JSON body is not a token request"
+    );
+
+    // The consent reaches the hospital's node: then authlib asks.
+    let t0 = Instant::now();
+    let out = loop {
+        let vp = presentation(gp_node, hospital_node, &gp, &creds).await;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vp.to_string()).unwrap();
+        let run = std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/oauth_client.py"))
+            .arg(&public)
+            .arg(file.path())
+            .arg(&patient)
+            .output()
+            .expect("python3 runs (tests/run.sh needs it, with authlib: .ci/run installs both)");
+        if run.status.success() {
+            break serde_json::from_slice::<Value>(&run.stdout).unwrap();
+        }
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            err.contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "authlib client failed: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(out["metadata"]["status"], 200, "{out}");
+    assert_eq!(out["metadata"]["body"]["issuer"], public.as_str(), "{out}");
+    assert_eq!(out["token"]["token_type"], "Bearer", "{out}");
+    assert_eq!(out["token"]["scope"], "medication-overview", "{out}");
+    assert_eq!(out["replay"], "invalid_grant", "{out}");
+    assert_eq!(out["client_credentials"], "unsupported_grant_type", "{out}");
+    // A lower-case scheme is a bearer token all the same (the source is not configured here,
+    // so the Bundle holds the holder's OperationOutcome).
+    assert_eq!(out["medication"]["status"], 200, "{out}");
+    assert_eq!(out["medication"]["type"], "Bundle", "{out}");
+    assert_eq!(out["condition"]["status"], 403, "{out}");
+    assert!(
+        out["condition"]["www_authenticate"]
+            .as_str()
+            .is_some_and(|h| h.contains("error=\"insufficient_scope\"")),
+        "{out}"
+    );
+    assert_eq!(out["no_token"]["status"], 401, "{out}");
+    assert!(
+        out["no_token"]["www_authenticate"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("Bearer") && !h.contains("error=")),
+        "{out}"
+    );
 }

@@ -4,6 +4,7 @@
 //! `KnoopPublicApi` service, so requesters find it from the holder node's DID.
 
 pub mod fhir;
+pub mod metadata;
 pub mod oauth;
 
 use std::net::SocketAddr;
@@ -37,15 +38,18 @@ const MAX_PUBLIC_BODY: usize = 256 * 1024;
 /// Time a client gets for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The public routes: OAuth2 nonce and token, the FHIR data proxy, health.
+/// The public routes at base URL `url`: OAuth2 nonce, token and server metadata, the FHIR
+/// data proxy, health.
 pub fn router(
+    url: String,
     tokens: Arc<Tokens>,
     proxy: Arc<DataProxy>,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
     let mut routes = Router::new()
-        .merge(oauth::routes(tokens))
+        .merge(oauth::routes(tokens.clone()))
+        .merge(metadata::routes(tokens, url))
         .merge(fhir::routes(proxy))
         .layer(middleware::from_fn(span));
     if let Some(l) = limiter {

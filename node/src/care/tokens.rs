@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use knoop_vc::types::Claims;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::care::audit::{AuditLog, Event};
@@ -50,9 +50,8 @@ pub fn default_policies() -> Vec<Policy> {
     ]
 }
 
-/// A token request (form fields of `POST /oauth2/token`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A token request (form fields of `POST /oauth2/token`), read by [`TokenRequest::from_form`].
+#[derive(Clone, Debug)]
 pub struct TokenRequest {
     pub grant_type: String,
     /// The verifiable presentation (JSON).
@@ -62,12 +61,83 @@ pub struct TokenRequest {
     pub patient: String,
     pub purpose: String,
     /// Why, for an emergency (break the glass).
-    #[serde(default)]
     pub reason: Option<String>,
 }
 
 /// The grant type knoop accepts.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:vp_token-bearer";
+
+/// Largest value of one token request parameter (a presentation with two credentials is a few
+/// KiB; the public API caps the whole body too).
+const MAX_PARAM_BYTES: usize = 128 * 1024;
+
+impl TokenRequest {
+    /// The token request in an `application/x-www-form-urlencoded` body (RFC 6749 §3.2, §4.5).
+    /// Parameters this endpoint does not know (`client_id`, `resource`, ...) are ignored, as
+    /// RFC 6749 §3.2 says; a parameter given twice or one that is missing is `invalid_request`,
+    /// a grant type other than [`GRANT_TYPE`] is `unsupported_grant_type` (§5.2).
+    pub fn from_form(body: &[u8]) -> Result<Self, TokenError> {
+        const KNOWN: [&str; 6] = [
+            "grant_type",
+            "assertion",
+            "scope",
+            "patient",
+            "purpose",
+            "reason",
+        ];
+        let mut found: HashMap<&'static str, String> = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            let Some(name) = KNOWN.iter().find(|n| **n == k) else {
+                continue;
+            };
+            if v.len() > MAX_PARAM_BYTES {
+                return Err(refuse("invalid_request", format!("{name} is too long")));
+            }
+            if found.insert(name, v.into_owned()).is_some() {
+                return Err(refuse(
+                    "invalid_request",
+                    format!("{name} is given more than once"),
+                ));
+            }
+        }
+        let grant_type = found
+            .remove("grant_type")
+            .ok_or_else(|| refuse("invalid_request", "grant_type is required"))?;
+        if grant_type != GRANT_TYPE {
+            return Err(refuse(
+                "unsupported_grant_type",
+                format!("use {GRANT_TYPE}"),
+            ));
+        }
+        let mut required = |name: &'static str| {
+            found
+                .remove(name)
+                .ok_or_else(|| refuse("invalid_request", format!("{name} is required")))
+        };
+        Ok(TokenRequest {
+            grant_type,
+            assertion: required("assertion")?,
+            scope: required("scope")?,
+            patient: required("patient")?,
+            purpose: required("purpose")?,
+            reason: found.remove("reason"),
+        })
+    }
+}
+
+/// The authorization server metadata (RFC 8414 §2) of the token endpoint at `issuer` (the
+/// public API's base URL).
+pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "grant_types_supported": [GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": [],
+        "scopes_supported": scopes,
+        "knoop_nonce_endpoint": format!("{issuer}/oauth2/nonce"),
+    })
+}
 
 /// What a token allows.
 #[derive(Clone, Debug, Serialize)]
@@ -139,6 +209,11 @@ impl Tokens {
     /// Lifetime of the tokens issued here.
     pub fn lifetime(&self) -> Duration {
         self.lifetime
+    }
+
+    /// The scopes of this node's policies.
+    pub fn scopes(&self) -> Vec<String> {
+        self.policies.iter().map(|p| p.scope.clone()).collect()
     }
 
     /// The audience a presentation must name (`domain`): this node's DID.
@@ -327,6 +402,77 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+            .into_bytes()
+    }
+
+    const FULL: [(&str, &str); 5] = [
+        ("grant_type", GRANT_TYPE),
+        ("assertion", "{}"),
+        ("scope", "medication-overview"),
+        ("patient", "urn:knoop:patient:x"),
+        ("purpose", "regular-care"),
+    ];
+
+    #[test]
+    fn token_requests_ignore_unknown_parameters() {
+        // RFC 6749 §3.2: what OAuth2 client libraries add (client_id, resource, ...) is ignored.
+        let mut pairs = FULL.to_vec();
+        pairs.extend([
+            ("client_id", "ehr"),
+            ("resource", "https://x"),
+            ("reason", "r"),
+        ]);
+        let r = TokenRequest::from_form(&form(&pairs)).unwrap();
+        assert_eq!(
+            (r.scope.as_str(), r.patient.as_str(), r.reason.as_deref()),
+            ("medication-overview", "urn:knoop:patient:x", Some("r"))
+        );
+        assert_eq!(TokenRequest::from_form(&form(&FULL)).unwrap().reason, None);
+    }
+
+    #[test]
+    fn token_request_refusals_carry_rfc_6749_codes() {
+        let error =
+            |pairs: &[(&str, &str)]| TokenRequest::from_form(&form(pairs)).unwrap_err().error;
+        // An unknown grant type, even without the other parameters (§5.2).
+        assert_eq!(
+            error(&[("grant_type", "client_credentials")]),
+            "unsupported_grant_type"
+        );
+        assert_eq!(error(&FULL[1..]), "invalid_request", "no grant_type");
+        for missing in 1..FULL.len() {
+            let mut pairs = FULL.to_vec();
+            let (name, _) = pairs.remove(missing);
+            let e = TokenRequest::from_form(&form(&pairs)).unwrap_err();
+            assert_eq!(e.error, "invalid_request", "{name}");
+            assert!(e.description.contains(name), "{e:?}");
+        }
+        // A parameter given twice (§3.2).
+        let mut twice = FULL.to_vec();
+        twice.push(("scope", "discharge-summary"));
+        assert_eq!(error(&twice), "invalid_request");
+        let long = "x".repeat(MAX_PARAM_BYTES + 1);
+        let mut pairs = FULL.to_vec();
+        pairs[1] = ("assertion", &long);
+        assert_eq!(error(&pairs), "invalid_request");
+    }
+
+    #[test]
+    fn server_metadata_names_the_endpoints() {
+        let m = server_metadata("https://node.example", &["medication-overview".into()]);
+        assert_eq!(m["issuer"], "https://node.example");
+        assert_eq!(m["token_endpoint"], "https://node.example/oauth2/token");
+        assert_eq!(m["grant_types_supported"], serde_json::json!([GRANT_TYPE]));
+        assert_eq!(
+            m["scopes_supported"],
+            serde_json::json!(["medication-overview"])
+        );
+    }
 
     #[test]
     fn default_policies_name_known_categories_and_purposes() {

@@ -35,7 +35,28 @@ async fn search(
             Json(served.bundle),
         )
             .into_response(),
-        Err(e) => outcome(status_of(&e), e.code(), &e.to_string()),
+        Err(e) => {
+            let mut resp = outcome(status_of(&e), e.code(), &e.to_string());
+            if let Some(challenge) = challenge_of(&e) {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            resp
+        }
+    }
+}
+
+/// The bearer challenge (RFC 6750 §3): none of the error codes for a request without a token
+/// (§3.1), `invalid_token` for an unknown or expired one, `insufficient_scope` for a resource
+/// type outside the grant.
+fn challenge_of(e: &ProxyError) -> Option<&'static str> {
+    match e {
+        ProxyError::NoToken => Some("Bearer realm=\"knoop\""),
+        ProxyError::Expired => Some("Bearer realm=\"knoop\", error=\"invalid_token\""),
+        ProxyError::NotCovered(_) => Some("Bearer realm=\"knoop\", error=\"insufficient_scope\""),
+        _ => None,
     }
 }
 
@@ -51,7 +72,7 @@ fn status_of(e: &ProxyError) -> StatusCode {
 
 /// A FHIR error: an `OperationOutcome`.
 fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
-    let mut resp = (
+    (
         status,
         [(header::CONTENT_TYPE, "application/fhir+json")],
         Json(json!({
@@ -59,20 +80,49 @@ fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
             "issue": [{"severity": "error", "code": code, "diagnostics": text}],
         })),
     )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-    }
-    resp
+        .into_response()
 }
 
+/// The bearer token of `Authorization` (RFC 6750 §2.1; the scheme is case-insensitive,
+/// RFC 9110 §11.1).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            assert_eq!(bearer(&h), want, "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        assert_eq!(
+            challenge_of(&ProxyError::NoToken),
+            Some("Bearer realm=\"knoop\"")
+        );
+        assert!(challenge_of(&ProxyError::Expired)
+            .is_some_and(|c| c.contains("error=\"invalid_token\"")));
+        assert!(challenge_of(&ProxyError::NotCovered("Condition".into()))
+            .is_some_and(|c| c.contains("error=\"insufficient_scope\"")));
+        assert_eq!(challenge_of(&ProxyError::ParamTooLong("code".into())), None);
+    }
 }

@@ -40,7 +40,7 @@ async fn introspect(
             "token is required",
         );
     };
-    match tokens.introspect(&req.token) {
+    crate::api::public::oauth::no_store(match tokens.introspect(&req.token) {
         None => Json(json!({"active": false})).into_response(),
         Some(g) => Json(json!({
             "active": true,
@@ -54,5 +54,5 @@ async fn introspect(
             "break_the_glass": g.break_the_glass,
         }))
         .into_response(),
-    }
+    })
 }
