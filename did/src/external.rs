@@ -158,7 +158,9 @@ const SIGNING_RELATIONSHIPS: [&str; 4] = [
 /// Rewrites the verification relationships of a one-key document: relative references
 /// (`#0`) become absolute (`did:...#0`) so that consumers matching ids as strings work, and a
 /// key-agreement-only key (X25519, or a JWK with `"use": "enc"`) is listed under
-/// `keyAgreement` only, a signing-only key (`"use": "sig"`) never under it.
+/// `keyAgreement` only, a signing-only key (`"use": "sig"`) never under it, and a signing key
+/// under all of `authentication`, `assertionMethod`, `capabilityInvocation` and
+/// `capabilityDelegation`.
 fn fix_relationships(doc: &mut Value, did: &str, key_use: KeyUse) {
     let Some(obj) = doc.as_object_mut() else {
         return;
@@ -182,9 +184,12 @@ fn fix_relationships(doc: &mut Value, did: &str, key_use: KeyUse) {
         .copied()
         .chain(std::iter::once("keyAgreement"))
     {
+        // A signing key is in all four signing relationships (the did:key method's document
+        // creation; ssi leaves out the capability ones); `keyAgreement` as ssi derived it.
+        let signing = SIGNING_RELATIONSHIPS.contains(&rel);
         let want = match key_use {
-            KeyUse::Any => obj.contains_key(rel),
-            KeyUse::Signing => rel != "keyAgreement" && obj.contains_key(rel),
+            KeyUse::Any => signing || obj.contains_key(rel),
+            KeyUse::Signing => signing,
             KeyUse::KeyAgreement => rel == "keyAgreement",
         };
         if want {
@@ -510,8 +515,9 @@ mod tests {
             assert_eq!(vm["type"], "Multikey");
             assert_eq!(vm["controller"], did);
             assert_eq!(vm["publicKeyMultibase"], msid);
-            assert_eq!(doc["authentication"], json!([vm_id]));
-            assert_eq!(doc["assertionMethod"], json!([vm_id]));
+            for rel in SIGNING_RELATIONSHIPS {
+                assert_eq!(doc[rel], json!([vm_id]), "{rel}");
+            }
             let ctx = doc["@context"].as_array().expect("context array");
             assert_eq!(ctx[0], "https://www.w3.org/ns/did/v1");
             assert!(ctx.contains(&json!("https://w3id.org/security/multikey/v1")));
@@ -526,7 +532,15 @@ mod tests {
                 doc["verificationMethod"][0]["publicKeyMultibase"],
                 &did["did:key:".len()..]
             );
-            assert_eq!(relationships(&doc), ["assertionMethod", "authentication"]);
+            assert_eq!(
+                relationships(&doc),
+                [
+                    "assertionMethod",
+                    "authentication",
+                    "capabilityDelegation",
+                    "capabilityInvocation"
+                ]
+            );
         }
         let doc = resolve_did_key(X25519_KEY).expect("x25519");
         assert_eq!(relationships(&doc), ["keyAgreement"]);

@@ -181,7 +181,33 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Deactivate: gone everywhere (410, deactivated), last document still shown.
+    // The DID Resolution HTTP binding's representations, chosen by Accept.
+    let url = format!("{}{}", a.rpc, did_path(&did));
+    let http = reqwest::Client::new();
+    let fetch = |accept: &'static str| {
+        let req = http.get(&url).header("accept", accept);
+        async move {
+            let r = req.send().await.unwrap();
+            let code = r.status().as_u16();
+            let media = r.headers()["content-type"].to_str().unwrap().to_owned();
+            (code, media, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (code, media, v) = fetch("application/did-resolution").await;
+    assert_eq!((code, media.as_str()), (200, "application/did-resolution"));
+    assert_eq!(v["didDocument"]["id"], did.as_str(), "{v}");
+    let (code, media, v) = fetch("application/did+ld+json").await;
+    assert_eq!((code, media.as_str()), (200, "application/did+ld+json"));
+    assert_eq!(v["id"], did.as_str(), "the document alone: {v}");
+    let (code, _, v) = fetch("text/html").await;
+    assert_eq!(code, 406, "{v}");
+    assert_eq!(
+        v["didResolutionMetadata"]["error"],
+        "representationNotSupported"
+    );
+
+    // Deactivate: gone everywhere (410), the last document still shown and marked deactivated;
+    // not an error (DID Core §7.1.3).
     let (code, body) = a
         .post(&format!("{}/deactivate", did_path(&did)), &json!({}))
         .await
@@ -189,8 +215,9 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
     assert_eq!(code, 200, "{body}");
     for n in &net.nodes {
         let r = wait_resolved(n, &did, |c, _| c == 410).await;
-        assert_eq!(r["didResolutionMetadata"]["error"], "deactivated");
+        assert!(r["didResolutionMetadata"].get("error").is_none(), "{r}");
         assert_eq!(r["didDocumentMetadata"]["deactivated"], true);
+        assert_eq!(r["didDocument"]["id"], did.as_str());
     }
     let (code, body) = a
         .post(

@@ -419,9 +419,8 @@ impl DidState {
         let value = serde_json::to_value(&doc).unwrap_or_default();
         let mut res = ResolutionResult::ok(value, meta);
         if deactivated {
+            // Not an error (DID Core §7.1.3): the last document, marked deactivated.
             res.did_document_metadata.deactivated = Some(true);
-            res.did_resolution_metadata.error = Some(ErrorCode::Deactivated);
-            res.did_resolution_metadata.error_message = Some(format!("{did} is deactivated"));
         }
         res
     }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use knoop_did::document::Relationship;
 use knoop_did::knoop::services::LookupError;
 use knoop_did::knoop::time::to_rfc3339;
+use knoop_did::resolution::{ErrorCode, Representation, ResolutionResult, DID_RESOLUTION};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -139,14 +141,39 @@ async fn resolve(
     State(st): St,
     Path(did): Path<String>,
     RawQuery(q): RawQuery,
-) -> (StatusCode, Json<Value>) {
+    headers: HeaderMap,
+) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let Some(representation) = Representation::negotiate(accept) else {
+        let res = ResolutionResult::error(
+            ErrorCode::RepresentationNotSupported,
+            "served: application/did-resolution, application/ld+json with the did-resolution \
+             profile, application/json, application/did+ld+json, application/did+json",
+        );
+        return answer(&res, DID_RESOLUTION, None);
+    };
     let input = match q {
         Some(q) if !q.is_empty() => format!("{did}?{q}"),
         _ => did,
     };
     let res = st.resolver.resolve(&input).await;
+    match representation {
+        Representation::Document(media) if res.error_code().is_none() => {
+            answer(&res, media, res.did_document.as_ref())
+        }
+        Representation::Document(_) => answer(&res, DID_RESOLUTION, None),
+        Representation::Result(media) => answer(&res, media, None),
+    }
+}
+
+/// A resolution answer with the binding's status: the whole result, or `document` alone.
+fn answer(res: &ResolutionResult, media: &'static str, document: Option<&Value>) -> Response {
     let status = StatusCode::from_u16(res.http_status()).unwrap_or(StatusCode::OK);
-    (status, Json(serde_json::to_value(&res).unwrap_or_default()))
+    let body = match document {
+        Some(d) => d.clone(),
+        None => serde_json::to_value(res).unwrap_or_default(),
+    };
+    (status, [(header::CONTENT_TYPE, media)], Json(body)).into_response()
 }
 
 async fn history(State(st): St, Path(did): Path<String>) -> Result<Json<Value>, ApiError> {
