@@ -1,6 +1,7 @@
 //! Identity services: the keystore and the node's identity key, every `did:knoop` DID (state
 //! from the log, operations on hosted DIDs), resolvers for all supported methods (with the
-//! did:web client), credentials with their trust and revocations, and status lists.
+//! did:web client), issuing credentials and presentations, credentials with their trust and
+//! revocations, status lists, and the did:web ids and documents of the DIDs hosted here.
 
 pub mod credentials;
 pub mod did_ops;
@@ -11,3 +12,4 @@ pub mod keystore;
 pub mod node_key;
 pub mod resolver;
 pub mod status_list;
+pub mod web_dids;

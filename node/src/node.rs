@@ -302,6 +302,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             private.clone(),
             node_did.clone(),
         ));
+    // did:web ids for the hosted DIDs, when the public URL has a host name.
+    let web_dids = public_url
+        .as_deref()
+        .and_then(|u| crate::identity::web_dids::WebDids::new(dids.clone(), u))
+        .map(Arc::new);
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
@@ -318,6 +323,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tokens,
         sources,
         consent_registration,
+        web_dids,
         directory,
         fetcher,
         public_url,
@@ -342,6 +348,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 p.url.clone(),
                 state.tokens.clone(),
                 proxy,
+                state.web_dids.clone(),
                 state.metrics.clone(),
                 limiter,
             );

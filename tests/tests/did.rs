@@ -619,3 +619,96 @@ async fn did_key_jwk_and_web_resolve_through_the_node() {
     let (code, _) = without_ca.get("/health").await.unwrap();
     assert_eq!(code, 200);
 }
+
+/// A tenant's did:web (`specs/did-web.md`), served by its node's public API over HTTPS, resolves
+/// from another node with the same keys as its did:knoop document, follows a key rotation at
+/// once, and names the did:knoop DID in `alsoKnownAs`; ids not hosted there are not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_dids_resolve_as_did_web_elsewhere() {
+    let ca = knoop_e2e::https::TestCa::new().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut env = ca.public_env();
+    env.push(("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")));
+    env.push((
+        "KNOOP_PUBLIC__URL".into(),
+        format!("https://localhost:{port}"),
+    ));
+    let root = tempfile::tempdir().unwrap();
+    let host = Node::start_with_env("n0", &root.path().join("n0"), &[], env)
+        .await
+        .unwrap();
+    let reader = Node::start_with_env(
+        "n1",
+        &root.path().join("n1"),
+        &[],
+        vec![(
+            "KNOOP_DID__WEB_CA_FILE".into(),
+            ca.ca_pem_path().display().to_string(),
+        )],
+    )
+    .await
+    .unwrap();
+
+    let (code, body) = host.post("/v1/dids", &json!({})).await.unwrap();
+    assert_eq!(code, 201, "{body}");
+    let did = body["did"].as_str().unwrap().to_owned();
+    let (_, list) = host.get("/v1/dids").await.unwrap();
+    let web = list["did_web"][&did].as_str().unwrap().to_owned();
+    assert_eq!(
+        web,
+        format!(
+            "did:web:localhost%3A{port}:knoop:{}",
+            &did["did:knoop:".len()..]
+        )
+    );
+
+    let key_of = |r: &Value| {
+        r["didDocument"]["verificationMethod"][0]["publicKeyMultibase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (code, own) = host.get(&did_path(&did)).await.unwrap();
+    assert_eq!(code, 200, "{own}");
+    let (code, r) = reader.get(&did_path(&web)).await.unwrap();
+    assert_eq!(code, 200, "{r}");
+    let doc = &r["didDocument"];
+    assert_eq!(doc["id"], web.as_str(), "{r}");
+    assert_eq!(doc["alsoKnownAs"][0], did.as_str(), "{r}");
+    assert_eq!(key_of(&r), key_of(&own), "the same key");
+    assert_eq!(
+        doc["verificationMethod"][0]["id"],
+        format!("{web}#key-1"),
+        "{r}"
+    );
+    assert_eq!(
+        doc["assertionMethod"],
+        json!([format!("{web}#key-1")]),
+        "{r}"
+    );
+
+    // A rotation shows at once.
+    let (code, body) = host
+        .post(&format!("{}/keys/key-1/rotate", did_path(&did)), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (_, own) = host.get(&did_path(&did)).await.unwrap();
+    let (code, r) = reader.get(&did_path(&web)).await.unwrap();
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(key_of(&r), key_of(&own), "rotated key: {r}");
+
+    // Not hosted there: notFound.
+    let stranger =
+        format!("did:web:localhost%3A{port}:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8");
+    let (code, r) = reader.get(&did_path(&stranger)).await.unwrap();
+    assert_eq!(
+        (code, r["didResolutionMetadata"]["error"].as_str()),
+        (404, Some("notFound")),
+        "{r}"
+    );
+}

@@ -3,6 +3,7 @@
 //! config, or plain HTTP on loopback. The node publishes its base URL in its DID as a
 //! `KnoopPublicApi` service, so requesters find it from the holder node's DID.
 
+pub mod did_web;
 pub mod fhir;
 pub mod metadata;
 pub mod oauth;
@@ -30,6 +31,7 @@ use tracing::{info, warn, Instrument};
 use crate::care::data_proxy::DataProxy;
 use crate::care::tokens::Tokens;
 use crate::config::PublicConfig;
+use crate::identity::web_dids::WebDids;
 use crate::ops::metrics::{track_public, Metrics};
 use crate::ops::rate_limit::{self, ClientLimiter};
 
@@ -39,17 +41,22 @@ const MAX_PUBLIC_BODY: usize = 256 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The public routes at base URL `url`: OAuth2 nonce, token and server metadata, the FHIR
-/// data proxy, health.
+/// data proxy, the did:web documents of the hosted DIDs (when the URL has a host name), health.
 pub fn router(
     url: String,
     tokens: Arc<Tokens>,
     proxy: Arc<DataProxy>,
+    web_dids: Option<Arc<WebDids>>,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
     let mut routes = Router::new()
         .merge(oauth::routes(tokens.clone()))
-        .merge(metadata::routes(tokens, url))
+        .merge(metadata::routes(tokens, url));
+    if let Some(web) = web_dids {
+        routes = routes.merge(did_web::routes(web));
+    }
+    let mut routes = routes
         .merge(fhir::routes(proxy))
         .layer(middleware::from_fn(span));
     if let Some(l) = limiter {

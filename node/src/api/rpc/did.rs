@@ -132,8 +132,12 @@ async fn create(
 
 async fn list(State(st): St) -> Result<Json<Value>, ApiError> {
     let hosted = st.dids.hosted()?;
+    let web: serde_json::Map<String, Value> = hosted
+        .iter()
+        .filter_map(|d| Some((d.clone(), json!(st.web_dids.as_ref()?.web_did(d)?))))
+        .collect();
     Ok(Json(
-        json!({"hosted": hosted, "known": st.dids.state.len()}),
+        json!({"hosted": hosted, "known": st.dids.state.len(), "did_web": web}),
     ))
 }
 

@@ -30,6 +30,8 @@ pub struct RpcState {
     pub sources: Arc<crate::care::source::Sources>,
     /// Registering and revoking consents as tenants.
     pub consent_registration: Arc<crate::care::consent_registration::ConsentRegistration>,
+    /// did:web ids and documents of the hosted DIDs (with a public API on a host name).
+    pub web_dids: Option<Arc<crate::identity::web_dids::WebDids>>,
     /// The care directory (organisations and their endpoints).
     pub directory: Arc<crate::directory::Directory>,
     /// Data fetch from every holder node.

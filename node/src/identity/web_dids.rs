@@ -1,0 +1,212 @@
+//! did:web for the DIDs hosted here (the national guide's GFI-001; spec: `specs/did-web.md`).
+//!
+//! Each `did:knoop` DID hosted on this node has a did:web id under the node's public API:
+//! `did:web:<host>[%3A<port>][:<path>]:knoop:<did:knoop id>`, whose document is served at
+//! `<public URL>/knoop/<did:knoop id>/did.json` (did:web method, "Read"). The document is made
+//! from the current did:knoop document at every request, so the two never differ: the same
+//! keys, relationships and services, with every id under the DID rewritten to the did:web id,
+//! and `alsoKnownAs` naming the did:knoop DID. A DID that is not hosted here, deactivated or
+//! unknown has no did:web document (did:web deletes a DID by removing its file).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use url::Url;
+
+use crate::identity::did_ops::DidOps;
+
+/// The path segment under which hosted DIDs' documents are served.
+pub const PATH_SEGMENT: &str = "knoop";
+
+/// did:web ids and documents for the hosted DIDs, under one public base URL.
+pub struct WebDids {
+    dids: Arc<DidOps>,
+    base: Url,
+}
+
+impl WebDids {
+    /// did:web under `public_url`; `None` when it cannot carry one (an IP address: did:web
+    /// needs a domain name).
+    pub fn new(dids: Arc<DidOps>, public_url: &str) -> Option<Self> {
+        let base = Url::parse(public_url).ok()?;
+        web_did_of(&base, "did:knoop:x")?;
+        Some(WebDids { dids, base })
+    }
+
+    /// The did:web id of `knoop_did` (whether or not it is hosted here).
+    pub fn web_did(&self, knoop_did: &str) -> Option<String> {
+        web_did_of(&self.base, knoop_did)
+    }
+
+    /// The did:web document of the hosted DID `did:knoop:<id>`.
+    pub fn document(&self, id: &str) -> Option<Value> {
+        let knoop = format!("did:knoop:{id}");
+        let hosted = self.dids.hosted().ok()?;
+        if !hosted.contains(&knoop) {
+            return None;
+        }
+        let (_, doc) = self.dids.state.current(&knoop)?;
+        let web = self.web_did(&knoop)?;
+        Some(translate(serde_json::to_value(&doc).ok()?, &knoop, &web))
+    }
+}
+
+/// `did:web:<host>[%3A<port>][:<path segments>]:knoop:<id>` for `knoop_did` under `base`.
+pub fn web_did_of(base: &Url, knoop_did: &str) -> Option<String> {
+    let id = knoop_did.strip_prefix("did:knoop:")?;
+    let host = base.host_str()?;
+    if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let mut out = format!("did:web:{}", host.to_ascii_lowercase());
+    if let Some(port) = base.port() {
+        out.push_str(&format!("%3A{port}"));
+    }
+    for segment in base.path_segments().into_iter().flatten() {
+        if !segment.is_empty() {
+            out.push(':');
+            out.push_str(segment);
+        }
+    }
+    out.push(':');
+    out.push_str(PATH_SEGMENT);
+    out.push(':');
+    out.push_str(id);
+    Some(out)
+}
+
+/// The did:knoop document `doc` as the did:web `web`'s: `id`, verification method ids and
+/// controllers, relationship references and service ids under `knoop` move to `web`;
+/// `alsoKnownAs` names `knoop`.
+pub fn translate(mut doc: Value, knoop: &str, web: &str) -> Value {
+    let move_id = |v: &mut Value| {
+        if let Some(s) = v.as_str() {
+            if s == knoop || s.starts_with(&format!("{knoop}#")) {
+                *v = Value::String(format!("{web}{}", &s[knoop.len()..]));
+            }
+        }
+    };
+    let Some(obj) = doc.as_object_mut() else {
+        return doc;
+    };
+    if let Some(id) = obj.get_mut("id") {
+        move_id(id);
+    }
+    for vm in obj
+        .get_mut("verificationMethod")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        for field in ["id", "controller"] {
+            if let Some(v) = vm.get_mut(field) {
+                move_id(v);
+            }
+        }
+    }
+    for rel in [
+        "authentication",
+        "assertionMethod",
+        "keyAgreement",
+        "capabilityInvocation",
+        "capabilityDelegation",
+    ] {
+        for r in obj
+            .get_mut(rel)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            move_id(r);
+        }
+    }
+    for s in obj
+        .get_mut("service")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = s.get_mut("id") {
+            move_id(id);
+        }
+    }
+    let mut aka: Vec<Value> = vec![Value::String(knoop.to_owned())];
+    for a in obj
+        .get("alsoKnownAs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if a != knoop && a != web {
+            aka.push(a.clone());
+        }
+    }
+    obj.insert("alsoKnownAs".into(), Value::Array(aka));
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn web_ids_follow_the_did_web_method() {
+        let d = "did:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8";
+        let id = |u: &str| web_did_of(&Url::parse(u).unwrap(), d);
+        assert_eq!(
+            id("https://knoop.vendor.example").as_deref(),
+            Some("did:web:knoop.vendor.example:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8")
+        );
+        assert_eq!(
+            id("https://Knoop.Vendor.example:8443/api/").as_deref(),
+            Some("did:web:knoop.vendor.example%3A8443:api:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8")
+        );
+        assert_eq!(id("https://127.0.0.1:7476"), None, "no IP addresses");
+        assert_eq!(id("https://[::1]:7476"), None);
+        assert_eq!(
+            web_did_of(&Url::parse("https://a.example").unwrap(), "did:key:z6Mk"),
+            None
+        );
+        // What the did:web resolver makes of the id is this node's path.
+        let web = id("https://knoop.vendor.example:8443/api").unwrap();
+        assert_eq!(
+            knoop_did::external::did_web_url(&web).unwrap(),
+            "https://knoop.vendor.example:8443/api/knoop/4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8/did.json"
+        );
+    }
+
+    #[test]
+    fn documents_move_every_id_under_the_did() {
+        let k = "did:knoop:abc";
+        let w = "did:web:x.example:knoop:abc";
+        let doc = json!({
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": k,
+            "controller": ["did:knoop:other"],
+            "verificationMethod": [{"id": format!("{k}#key-1"), "type": "Multikey", "controller": k, "publicKeyMultibase": "z6Mk"}],
+            "authentication": [format!("{k}#key-1")],
+            "assertionMethod": [format!("{k}#key-1")],
+            "capabilityInvocation": [format!("{k}#key-1")],
+            "service": [{"id": format!("{k}#fhir"), "type": "FHIR", "serviceEndpoint": "https://ehr.example/fhir"},
+                        {"id": format!("{k}#host"), "type": "KnoopHost", "serviceEndpoint": "did:knoop:node"}],
+        });
+        let out = translate(doc, k, w);
+        assert_eq!(out["id"], w);
+        assert_eq!(out["alsoKnownAs"], json!([k]));
+        assert_eq!(
+            out["controller"],
+            json!(["did:knoop:other"]),
+            "other DIDs stay"
+        );
+        assert_eq!(out["verificationMethod"][0]["id"], format!("{w}#key-1"));
+        assert_eq!(out["verificationMethod"][0]["controller"], w);
+        for rel in ["authentication", "assertionMethod", "capabilityInvocation"] {
+            assert_eq!(out[rel], json!([format!("{w}#key-1")]), "{rel}");
+        }
+        assert_eq!(out["service"][0]["id"], format!("{w}#fhir"));
+        assert_eq!(out["service"][1]["serviceEndpoint"], "did:knoop:node");
+        assert!(!out.to_string().contains(&format!("{k}#")), "{out}");
+    }
+}
