@@ -200,6 +200,29 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
         json!([[hospital, ["medication"]]]),
         "{info}"
     );
+    // The national guide's introspection (GFI-006): iss the authorization server's DID, aud
+    // the custodians', and the presented claims grouped by subject.
+    let (_, node) = hospital_node.get("/v1/node").await.unwrap();
+    assert_eq!(info["iss"], node["did"], "{info}");
+    assert_eq!(info["aud"], json!([hospital]), "{info}");
+    assert_eq!(info["token_type"], "Bearer");
+    assert!(
+        info["jti"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("urn:uuid:")),
+        "{info}"
+    );
+    assert!(info["iat"].as_u64().unwrap() < info["exp"].as_u64().unwrap());
+    let org_claims = &info["assertions"][gp.as_str()];
+    assert_eq!(
+        org_claims["legalName"][0]["value"], "Huisarts Leiden",
+        "{info}"
+    );
+    assert_eq!(org_claims["ura"][0]["value"], "70000001", "{info}");
+    let user_claims = &info["assertions"][doctor.as_str()];
+    assert_eq!(user_claims["roleCode"][0]["value"], "01.015", "{info}");
+    assert_eq!(user_claims["roleCode"][0]["iss"], gp.as_str(), "{info}");
+    assert!(user_claims.get("id").is_none(), "{info}");
     assert_eq!(
         introspect(hospital_node, "not-a-token").await["active"],
         false

@@ -332,7 +332,10 @@ mod tests {
                 .map(|(h, c)| (h.to_owned(), c.into_iter().map(str::to_owned).collect()))
                 .collect(),
             break_the_glass: false,
+            issued_ms: 0,
             expires_ms: 0,
+            id: "urn:uuid:x".into(),
+            assertions: json!({}),
         }
     }
 

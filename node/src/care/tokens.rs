@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use knoop_vc::types::Claims;
+use knoop_vc::verify::Verified;
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::Value;
@@ -125,6 +126,44 @@ impl TokenRequest {
     }
 }
 
+/// The claims of `credentials`, grouped by subject DID: every `credentialSubject` member but
+/// `id` and `type`, each as `[{value, iss, iat, exp}]` (GFI-006 `assertions`).
+fn assertions(credentials: &[&Verified]) -> Value {
+    let mut out = serde_json::Map::new();
+    for c in credentials {
+        let subject = c.claims.subject().to_owned();
+        let entry = out
+            .entry(subject)
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let Some(claims) = c.credential["credentialSubject"].as_object() else {
+            continue;
+        };
+        for (name, value) in claims {
+            if name == "id" || name == "type" {
+                continue;
+            }
+            let mut meta = serde_json::json!({"value": value, "iss": c.issuer});
+            if let Some(iat) = c.valid_from_ms {
+                meta["iat"] = (iat / 1000).into();
+            }
+            if let Some(exp) = c.valid_until_ms {
+                meta["exp"] = (exp / 1000).into();
+            }
+            if let Some(list) = entry
+                .as_object_mut()
+                .map(|o| {
+                    o.entry(name.clone())
+                        .or_insert_with(|| Value::Array(Vec::new()))
+                })
+                .and_then(Value::as_array_mut)
+            {
+                list.push(meta);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// The authorization server metadata (RFC 8414 §2) of the token endpoint at `issuer` (the
 /// public API's base URL).
 pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
@@ -150,7 +189,13 @@ pub struct Grant {
     /// Tenant (holder DID) → categories it may share under this token.
     pub holdings: Vec<(String, Vec<String>)>,
     pub break_the_glass: bool,
+    pub issued_ms: u64,
     pub expires_ms: u64,
+    /// A unique id of the token (`jti`).
+    pub id: String,
+    /// The presented identity claims the grant rests on, grouped by subject DID (the national
+    /// guide's GFI-006 `assertions`): claim name → `[{value, iss, iat, exp}]`.
+    pub assertions: Value,
 }
 
 /// An OAuth2 error (RFC 6749 §5.2).
@@ -309,21 +354,21 @@ impl Tokens {
             .map_err(|e| refuse("invalid_grant", format!("{}: {e}", e.code())))?;
         let org = verified.holder.clone();
         event.requester = org.clone();
-        let org_ok = verified
+        let org_credential = verified
             .credentials
             .iter()
-            .any(|c| matches!(&c.claims, Claims::CareOrganization(o) if o.id == org));
-        if !org_ok {
-            return Err(refuse(
-                "invalid_grant",
-                "the presentation holds no organisation credential of its holder",
-            ));
-        }
-        let professional = verified
+            .find(|c| matches!(&c.claims, Claims::CareOrganization(o) if o.id == org))
+            .ok_or_else(|| {
+                refuse(
+                    "invalid_grant",
+                    "the presentation holds no organisation credential of its holder",
+                )
+            })?;
+        let (professional_credential, professional) = verified
             .credentials
             .iter()
             .find_map(|c| match &c.claims {
-                Claims::HealthcareProfessional(p) if p.employer == org => Some(p.clone()),
+                Claims::HealthcareProfessional(p) if p.employer == org => Some((c, p.clone())),
                 _ => None,
             })
             .ok_or_else(|| {
@@ -375,6 +420,7 @@ impl Tokens {
                 "no data in this scope may be shared with the requester (consent, or none held)",
             ));
         }
+        let now = knoop_gossip::tx::now_ms();
         Ok(Grant {
             requester: org,
             professional: professional.id,
@@ -383,7 +429,10 @@ impl Tokens {
             purpose: req.purpose.clone(),
             holdings: granted,
             break_the_glass: btg,
-            expires_ms: knoop_gossip::tx::now_ms() + self.lifetime.as_millis() as u64,
+            issued_ms: now,
+            expires_ms: now + self.lifetime.as_millis() as u64,
+            id: crate::identity::issuing::urn_uuid(),
+            assertions: assertions(&[org_credential, professional_credential]),
         })
     }
 

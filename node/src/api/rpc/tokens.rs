@@ -44,8 +44,16 @@ async fn introspect(
         None => Json(json!({"active": false})).into_response(),
         Some(g) => Json(json!({
             "active": true,
+            "token_type": "Bearer",
             "scope": g.scope,
+            "iat": g.issued_ms / 1000,
+            "nbf": g.issued_ms / 1000,
             "exp": g.expires_ms / 1000,
+            "jti": g.id,
+            // GFI-006: the authorization server's DID, and the custodians' (the holders).
+            "iss": tokens.audience(),
+            "aud": g.holdings.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
+            "assertions": g.assertions,
             "client_id": g.requester,
             "sub": g.professional,
             "patient": g.patient,
