@@ -13,3 +13,4 @@ pub mod node_key;
 pub mod resolver;
 pub mod status_list;
 pub mod web_dids;
+pub mod web_id;

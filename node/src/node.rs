@@ -57,6 +57,7 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
         state: did_state.clone(),
         keys,
         log: handle.clone(),
+        web_base: std::sync::OnceLock::new(),
     });
     let node_did = node_did(&dids, &key).await?;
     info!(did = %node_did, "node DID");
@@ -302,11 +303,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             private.clone(),
             node_did.clone(),
         ));
-    // did:web ids for the hosted DIDs, when the public URL has a host name.
+    // did:web ids for the hosted DIDs, when the public URL has a host name; each hosted DID
+    // names its did:web id in alsoKnownAs (an update only where it is missing).
     let web_dids = public_url
         .as_deref()
         .and_then(|u| crate::identity::web_dids::WebDids::new(dids.clone(), u))
         .map(Arc::new);
+    if let Some(base) = web_dids
+        .as_ref()
+        .and_then(|_| url::Url::parse(public_url.as_deref()?).ok())
+    {
+        let _ = dids.web_base.set(base);
+        for did in dids.hosted()? {
+            if let Err(e) = dids.ensure_web_alias(&did).await {
+                tracing::warn!(%did, error = %e, "cannot name the did:web id in alsoKnownAs");
+            }
+        }
+    }
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,

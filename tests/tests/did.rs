@@ -674,11 +674,27 @@ async fn hosted_dids_resolve_as_did_web_elsewhere() {
     };
     let (code, own) = host.get(&did_path(&did)).await.unwrap();
     assert_eq!(code, 200, "{own}");
+    // Linked both ways: the did:knoop document names the did:web id from its creation on, and
+    // the node's own DID (created before the public API was bound) got it at start.
+    assert_eq!(own["didDocument"]["alsoKnownAs"], json!([web]), "{own}");
+    let (_, node) = host.get("/v1/node").await.unwrap();
+    let node_did = node["did"].as_str().unwrap().to_owned();
+    let node_web = list["did_web"][&node_did].as_str().unwrap().to_owned();
+    let (_, node_doc) = host.get(&did_path(&node_did)).await.unwrap();
+    assert_eq!(
+        node_doc["didDocument"]["alsoKnownAs"],
+        json!([node_web]),
+        "{node_doc}"
+    );
     let (code, r) = reader.get(&did_path(&web)).await.unwrap();
     assert_eq!(code, 200, "{r}");
     let doc = &r["didDocument"];
     assert_eq!(doc["id"], web.as_str(), "{r}");
-    assert_eq!(doc["alsoKnownAs"][0], did.as_str(), "{r}");
+    assert_eq!(
+        doc["alsoKnownAs"],
+        json!([did]),
+        "the did:knoop DID, not itself: {r}"
+    );
     assert_eq!(key_of(&r), key_of(&own), "the same key");
     assert_eq!(
         doc["verificationMethod"][0]["id"],

@@ -73,6 +73,9 @@ pub struct DidOps {
     pub state: Arc<DidState>,
     pub keys: Arc<KeyStore>,
     pub log: LogHandle<RocksStore>,
+    /// The public base URL under which hosted DIDs have did:web ids (`specs/did-web.md`), once
+    /// the public API is bound; new DIDs then name theirs in `alsoKnownAs`.
+    pub web_base: std::sync::OnceLock<url::Url>,
 }
 
 /// The signer for a change: key id in the keystore, `kid`, and the DID version to name as a
@@ -206,6 +209,9 @@ impl DidOps {
         let mut doc = DidDocument::new(&did);
         doc.add_ed25519("key-1", &key.verifying_key(), &SIGNING_RELATIONSHIPS);
         doc.controller = controllers.to_vec();
+        if let Some(web) = self.web_alias(&did) {
+            doc.also_known_as.push(web);
+        }
         if let Some(h) = host {
             doc.service.push(Service {
                 id: format!("{did}#host"),
@@ -236,6 +242,31 @@ impl DidOps {
                 let _ = self.keys.delete(&format!("{did}#key-1"));
             })?;
         Ok((did, VersionId(id.0)))
+    }
+
+    /// The did:web id `did` has under the public base URL, if one is set and can carry one.
+    pub fn web_alias(&self, did: &str) -> Option<String> {
+        crate::identity::web_id::web_did_of(self.web_base.get()?, did)
+    }
+
+    /// Names the did:web id of the hosted DID `did` in its `alsoKnownAs` (one update, only
+    /// when it is missing; `specs/did-web.md` §2).
+    pub async fn ensure_web_alias(&self, did: &str) -> Result<(), OpsError> {
+        let Some(web) = self.web_alias(did) else {
+            return Ok(());
+        };
+        let (_, doc) = self.current(did)?;
+        if doc.also_known_as.contains(&web) {
+            return Ok(());
+        }
+        self.update(did, move |d| {
+            d.also_known_as
+                .retain(|a| !(a.starts_with("did:web:") && a.contains(":knoop:")));
+            d.also_known_as.push(web);
+            Ok(())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Applies `change` to the current document of `did` and publishes the update.

@@ -8,16 +8,13 @@
 //! and `alsoKnownAs` naming the did:knoop DID. A DID that is not hosted here, deactivated or
 //! unknown has no did:web document (did:web deletes a DID by removing its file).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
 use url::Url;
 
 use crate::identity::did_ops::DidOps;
-
-/// The path segment under which hosted DIDs' documents are served.
-pub const PATH_SEGMENT: &str = "knoop";
+pub use crate::identity::web_id::{web_did_of, PATH_SEGMENT};
 
 /// did:web ids and documents for the hosted DIDs, under one public base URL.
 pub struct WebDids {
@@ -50,30 +47,6 @@ impl WebDids {
         let web = self.web_did(&knoop)?;
         Some(translate(serde_json::to_value(&doc).ok()?, &knoop, &web))
     }
-}
-
-/// `did:web:<host>[%3A<port>][:<path segments>]:knoop:<id>` for `knoop_did` under `base`.
-pub fn web_did_of(base: &Url, knoop_did: &str) -> Option<String> {
-    let id = knoop_did.strip_prefix("did:knoop:")?;
-    let host = base.host_str()?;
-    if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
-        return None;
-    }
-    let mut out = format!("did:web:{}", host.to_ascii_lowercase());
-    if let Some(port) = base.port() {
-        out.push_str(&format!("%3A{port}"));
-    }
-    for segment in base.path_segments().into_iter().flatten() {
-        if !segment.is_empty() {
-            out.push(':');
-            out.push_str(segment);
-        }
-    }
-    out.push(':');
-    out.push_str(PATH_SEGMENT);
-    out.push(':');
-    out.push_str(id);
-    Some(out)
 }
 
 /// The did:knoop document `doc` as the did:web `web`'s: `id`, verification method ids and
@@ -150,32 +123,6 @@ pub fn translate(mut doc: Value, knoop: &str, web: &str) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn web_ids_follow_the_did_web_method() {
-        let d = "did:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8";
-        let id = |u: &str| web_did_of(&Url::parse(u).unwrap(), d);
-        assert_eq!(
-            id("https://knoop.vendor.example").as_deref(),
-            Some("did:web:knoop.vendor.example:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8")
-        );
-        assert_eq!(
-            id("https://Knoop.Vendor.example:8443/api/").as_deref(),
-            Some("did:web:knoop.vendor.example%3A8443:api:knoop:4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8")
-        );
-        assert_eq!(id("https://127.0.0.1:7476"), None, "no IP addresses");
-        assert_eq!(id("https://[::1]:7476"), None);
-        assert_eq!(
-            web_did_of(&Url::parse("https://a.example").unwrap(), "did:key:z6Mk"),
-            None
-        );
-        // What the did:web resolver makes of the id is this node's path.
-        let web = id("https://knoop.vendor.example:8443/api").unwrap();
-        assert_eq!(
-            knoop_did::external::did_web_url(&web).unwrap(),
-            "https://knoop.vendor.example:8443/api/knoop/4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8/did.json"
-        );
-    }
 
     #[test]
     fn documents_move_every_id_under_the_did() {
