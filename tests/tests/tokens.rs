@@ -75,6 +75,21 @@ async fn introspect(at: &Node, token: &str) -> Value {
         .unwrap()
 }
 
+/// The patient consents, registered by the GP: medication, regular care, requesters that are
+/// GPs.
+async fn consent_to_gps(gp_node: &Node, gp: &str) {
+    let (code, c) = gp_node
+        .post(
+            "/v1/consent",
+            &json!({"issuer": gp, "patient": {"value": BSN}, "decision": "permit",
+                    "purpose": ["regular-care"], "dataCategories": ["medication"],
+                    "requesters": {"organizationTypes": ["gp"]}, "method": "written"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{c}");
+}
+
 /// Two nodes: the GP's (with the registry authority, the GP and its doctor, each credentialed)
 /// and the hospital's; both organisations in every directory; the patient registered at the
 /// hospital for medication and lab.
@@ -169,16 +184,7 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
     );
 
     // The patient consents (medication, regular care, GPs): granted, bound to what was asked.
-    let (code, c) = gp_node
-        .post(
-            "/v1/consent",
-            &json!({"issuer": gp, "patient": {"value": BSN}, "decision": "permit",
-                    "purpose": ["regular-care"], "dataCategories": ["medication"],
-                    "requesters": {"organizationTypes": ["gp"]}, "method": "written"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{c}");
+    consent_to_gps(gp_node, &gp).await;
     let t0 = Instant::now();
     let (granted_vp, granted) = loop {
         let vp = presentation(gp_node, hospital_node, &gp, &creds).await;
@@ -330,16 +336,7 @@ async fn a_standard_oauth_client_gets_a_token_without_workarounds() {
     } = care().await;
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let creds = [gp_cred, doctor_cred];
-    let (code, c) = gp_node
-        .post(
-            "/v1/consent",
-            &json!({"issuer": gp, "patient": {"value": BSN}, "decision": "permit",
-                    "purpose": ["regular-care"], "dataCategories": ["medication"],
-                    "requesters": {"organizationTypes": ["gp"]}, "method": "written"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{c}");
+    consent_to_gps(gp_node, &gp).await;
     let public = hospital_node.status().await.unwrap()["public_url"]
         .as_str()
         .unwrap()
