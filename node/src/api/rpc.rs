@@ -127,4 +127,28 @@ mod tests {
         }
         assert!(n >= 30, "found only {n} routes");
     }
+
+    /// The OpenAPI document is valid OpenAPI 3, as an outside validator
+    /// (openapi-spec-validator, installed by `.ci/run`) reads it.
+    #[test]
+    fn the_openapi_document_validates() {
+        let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/openapi.yaml");
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys\n\
+                 from openapi_spec_validator import validate\n\
+                 from openapi_spec_validator.readers import read_from_filename\n\
+                 validate(read_from_filename(sys.argv[1])[0])\n\
+                 print('valid')",
+            ])
+            .arg(&doc)
+            .output()
+            .expect("python3 runs (.ci/run installs it with openapi-spec-validator)");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "valid",
+            "openapi.yaml does not validate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
