@@ -101,6 +101,10 @@ impl<S: Store> LogHandle<S> {
         txs: Vec<Transaction>,
         source: Source,
     ) -> Result<JobReport, Stopped> {
+        // Nothing to commit: no job (a group of empty jobs would never be answered).
+        if txs.is_empty() {
+            return Ok(JobReport::default());
+        }
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job::Ingest { txs, source, reply })
@@ -279,5 +283,34 @@ fn collect_stored(report: &IngestReport, sources: &[Source], out: &mut Vec<Store
             tx: tx.clone(),
             source,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{EmbeddedKeys, LogConfig, MemStore, TxBuilder};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_ingest_is_answered_and_a_full_one_after_it() {
+        let store = Arc::new(MemStore::default());
+        let log = Log::open(
+            store,
+            Arc::new(EmbeddedKeys::default()),
+            LogConfig::default(),
+        )
+        .expect("opens");
+        let (handle, _task) = LogHandle::spawn(log);
+        let report = handle
+            .ingest(Vec::new(), Source::Local)
+            .await
+            .expect("an empty batch is not a stopped service");
+        assert!(report.results.is_empty());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let tx = TxBuilder::new("t/x").sign(&key, vec![1]).expect("signs");
+        let report = handle.ingest(vec![tx], Source::Local).await.expect("runs");
+        assert!(report.results[0].is_ok(), "{:?}", report.results);
     }
 }
