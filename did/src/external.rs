@@ -444,6 +444,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The four signing relationships, in the order `relationships` lists them.
+    const SIGNING_SORTED: [&str; 4] = [
+        "assertionMethod",
+        "authentication",
+        "capabilityDelegation",
+        "capabilityInvocation",
+    ];
+
     /// Ed25519 vectors from the did:key spec.
     const ED25519_KEYS: [&str; 3] = [
         "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
@@ -532,15 +540,7 @@ mod tests {
                 doc["verificationMethod"][0]["publicKeyMultibase"],
                 &did["did:key:".len()..]
             );
-            assert_eq!(
-                relationships(&doc),
-                [
-                    "assertionMethod",
-                    "authentication",
-                    "capabilityDelegation",
-                    "capabilityInvocation"
-                ]
-            );
+            assert_eq!(relationships(&doc), SIGNING_SORTED);
         }
         let doc = resolve_did_key(X25519_KEY).expect("x25519");
         assert_eq!(relationships(&doc), ["keyAgreement"]);
@@ -668,15 +668,7 @@ mod tests {
 
         let sig = did_jwk(json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "x": RFC8037_X}));
         let doc = resolve_did_jwk(&sig).expect("ed25519 sig");
-        assert_eq!(
-            relationships(&doc),
-            [
-                "assertionMethod",
-                "authentication",
-                "capabilityDelegation",
-                "capabilityInvocation"
-            ]
-        );
+        assert_eq!(relationships(&doc), SIGNING_SORTED);
     }
 
     #[test]

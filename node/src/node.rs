@@ -309,11 +309,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .as_deref()
         .and_then(|u| crate::identity::web_dids::WebDids::new(dids.clone(), u))
         .map(Arc::new);
-    if let Some(base) = web_dids
-        .as_ref()
-        .and_then(|_| url::Url::parse(public_url.as_deref()?).ok())
-    {
-        let _ = dids.web_base.set(base);
+    if web_dids.is_some() {
         for did in dids.hosted()? {
             if let Err(e) = dids.ensure_web_alias(&did).await {
                 tracing::warn!(%did, error = %e, "cannot name the did:web id in alsoKnownAs");

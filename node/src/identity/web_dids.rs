@@ -16,24 +16,25 @@ use url::Url;
 use crate::identity::did_ops::DidOps;
 pub use crate::identity::web_id::{web_did_of, PATH_SEGMENT};
 
-/// did:web ids and documents for the hosted DIDs, under one public base URL.
+/// did:web ids and documents for the hosted DIDs, under the public base URL that the DID
+/// operations hold ([`DidOps::web_base`]).
 pub struct WebDids {
     dids: Arc<DidOps>,
-    base: Url,
 }
 
 impl WebDids {
-    /// did:web under `public_url`; `None` when it cannot carry one (an IP address: did:web
-    /// needs a domain name).
+    /// did:web under `public_url`, which becomes the DID operations' base for `alsoKnownAs`;
+    /// `None` when it cannot carry one (an IP address: did:web needs a domain name).
     pub fn new(dids: Arc<DidOps>, public_url: &str) -> Option<Self> {
         let base = Url::parse(public_url).ok()?;
         web_did_of(&base, "did:knoop:x")?;
-        Some(WebDids { dids, base })
+        let _ = dids.web_base.set(base);
+        Some(WebDids { dids })
     }
 
     /// The did:web id of `knoop_did` (whether or not it is hosted here).
     pub fn web_did(&self, knoop_did: &str) -> Option<String> {
-        web_did_of(&self.base, knoop_did)
+        self.dids.web_alias(knoop_did)
     }
 
     /// The did:web document of the hosted DID `did:knoop:<id>`.
