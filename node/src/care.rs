@@ -7,6 +7,7 @@ pub mod audit;
 pub mod consent;
 pub mod consent_registration;
 pub mod data_proxy;
+pub mod dpop;
 pub mod fetch;
 pub mod localisation;
 pub mod private;

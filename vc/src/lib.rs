@@ -25,6 +25,7 @@
 pub mod canon;
 pub mod contexts;
 pub mod jose;
+pub mod jws;
 pub mod model;
 pub mod presentation;
 pub mod proof;
