@@ -205,6 +205,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.policy.clone()
         },
         cfg.tokens.lifetime,
+        cfg.tokens.require_dpop,
     ));
     let sources = Arc::new(crate::care::source::Sources::new(&cfg.source).context("source")?);
     let http = crate::https::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)

@@ -435,3 +435,79 @@ async fn a_standard_oauth_client_gets_a_token_without_workarounds() {
         "{out}"
     );
 }
+
+/// DPoP (RFC 9449) with a client made of outside libraries (`tests/dpop_client.py`: joserfc
+/// proofs, authlib's token request): the server asks for its nonce, binds the token to the
+/// client's key (`cnf.jkt` is joserfc's thumbprint of it), and the data proxy serves only a
+/// fresh proof by that key for that request with that token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_binds_tokens_to_the_clients_key() {
+    let Care {
+        net,
+        gp,
+        gp_cred,
+        doctor_cred,
+        patient,
+        ..
+    } = care().await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    let creds = [gp_cred, doctor_cred];
+    consent_to_gps(gp_node, &gp).await;
+    let public = hospital_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t0 = Instant::now();
+    let out = loop {
+        let vp = presentation(gp_node, hospital_node, &gp, &creds).await;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vp.to_string()).unwrap();
+        let run = std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/dpop_client.py"))
+            .arg(&public)
+            .arg(file.path())
+            .arg(&patient)
+            .output()
+            .expect("python3 runs (with authlib and joserfc: .ci/run installs them)");
+        if run.status.success() {
+            break serde_json::from_slice::<Value>(&run.stdout).unwrap();
+        }
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            err.contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "DPoP client failed: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(out["without_nonce"]["status"], 400, "{out}");
+    assert_eq!(out["without_nonce"]["error"], "use_dpop_nonce", "{out}");
+    assert_eq!(out["without_nonce"]["nonce"], true, "{out}");
+    assert_eq!(out["token"]["token_type"], "DPoP", "{out}");
+    let token = out["token"]["access_token"].as_str().unwrap();
+    let seen = introspect(hospital_node, token).await;
+    assert_eq!(seen["token_type"], "DPoP", "{seen}");
+    assert_eq!(seen["cnf"]["jkt"], out["jkt"], "{seen}");
+
+    assert_eq!(out["good"]["status"], 200, "{out}");
+    assert_eq!(out["good"]["type"], "Bundle", "{out}");
+    assert_eq!(out["again"]["status"], 200, "a second fresh proof: {out}");
+    let refused = |case: &str, code: &str| {
+        let a = &out[case];
+        assert_eq!(a["status"], 401, "{case}: {out}");
+        assert_eq!(a["type"], "OperationOutcome", "{case}: {out}");
+        let h = a["www_authenticate"].as_str().unwrap_or_default();
+        assert!(
+            h.contains(&format!("error=\"{code}\"")),
+            "{case}: want {code}: {out}"
+        );
+    };
+    refused("replayed", "invalid_dpop_proof");
+    refused("as_bearer", "invalid_token");
+    refused("no_proof", "invalid_dpop_proof");
+    refused("other_url", "invalid_dpop_proof");
+    refused("other_method", "invalid_dpop_proof");
+    refused("other_key", "invalid_token");
+    refused("no_ath", "invalid_dpop_proof");
+    refused("alg_none", "invalid_dpop_proof");
+    refused("stale_nonce", "use_dpop_nonce");
+}

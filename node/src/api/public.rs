@@ -51,7 +51,7 @@ pub fn router(
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
     let mut routes = Router::new()
-        .merge(oauth::routes(tokens.clone()))
+        .merge(oauth::routes(tokens.clone(), Some(url.clone())))
         .merge(metadata::routes(tokens, url));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));

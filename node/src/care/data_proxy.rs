@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::care::audit::{AuditLog, Event};
+use crate::care::dpop::{DpopError, Expect};
 use crate::care::localisation::Localisation;
 use crate::care::source::{is_about, Sources};
 use crate::care::tokens::{Grant, Tokens};
@@ -55,10 +56,18 @@ pub fn types_of(category: &str) -> Vec<&'static str> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
-    #[error("an access token from this node is required (Authorization: Bearer)")]
+    #[error("an access token from this node is required (Authorization: Bearer or DPoP)")]
     NoToken,
     #[error("the access token is unknown or expired")]
     Expired,
+    #[error("the access token is bound to a key: send it as Authorization: DPoP with a proof")]
+    BoundToken,
+    #[error("the access token is a bearer token: send it as Authorization: Bearer")]
+    NotBound,
+    #[error("{0}")]
+    Proof(DpopError),
+    #[error("the DPoP proof is signed by another key than the one the token is bound to")]
+    OtherKey,
     #[error("resource type {0} is not served")]
     NotServed(String),
     #[error(
@@ -80,12 +89,29 @@ impl ProxyError {
         match self {
             ProxyError::NoToken => "login",
             ProxyError::Expired => "expired",
+            ProxyError::BoundToken
+            | ProxyError::NotBound
+            | ProxyError::Proof(_)
+            | ProxyError::OtherKey => "security",
             ProxyError::NotServed(_) | ProxyError::ParamNotAllowed(_) => "not-supported",
             ProxyError::ParamTooLong(_) => "too-long",
             ProxyError::NotCovered(_) => "forbidden",
             ProxyError::TokenPatient => "exception",
         }
     }
+}
+
+/// How a request presents its access token: the `Authorization` scheme and token, and for the
+/// `DPoP` scheme the proof and the URL it must be for (RFC 9449 §7).
+#[derive(Clone, Copy, Debug)]
+pub struct Presented<'a> {
+    pub token: &'a str,
+    /// The `DPoP` scheme (else `Bearer`).
+    pub dpop: bool,
+    /// The `DPoP` header.
+    pub proof: Option<&'a str>,
+    /// The request's URL.
+    pub url: &'a str,
 }
 
 /// What one proxy request served.
@@ -126,11 +152,24 @@ impl DataProxy {
         }
     }
 
-    /// `GET /fhir/{resource_type}?{query}` with bearer `token`: checked, searched at each
-    /// granted holder's source, merged, and audited (served or refused).
+    /// The URL of `path` on this node's public API (the `htu` its DPoP proofs name), `None`
+    /// when the node has no public URL.
+    pub fn url_of(&self, path: &str) -> Option<String> {
+        self.public_url
+            .as_deref()
+            .map(|b| format!("{}{path}", b.trim_end_matches('/')))
+    }
+
+    /// The DPoP nonce to hand out with an answer.
+    pub fn dpop_nonce(&self) -> String {
+        self.tokens.dpop().nonce()
+    }
+
+    /// `GET /fhir/{resource_type}?{query}` with the access token as `presented`: checked,
+    /// searched at each granted holder's source, merged, and audited (served or refused).
     pub async fn search(
         &self,
-        token: Option<&str>,
+        token: Option<Presented<'_>>,
         resource_type: &str,
         query: Option<&str>,
     ) -> Result<Served, ProxyError> {
@@ -155,13 +194,17 @@ impl DataProxy {
     /// Checks the token and the request, searches each granted holder's source, and merges.
     async fn serve(
         &self,
-        token: Option<&str>,
+        token: Option<Presented<'_>>,
         resource_type: &str,
         query: Option<&str>,
         event: &mut Event,
     ) -> Result<Served, ProxyError> {
-        let token = token.ok_or(ProxyError::NoToken)?;
-        let grant = self.tokens.introspect(token).ok_or(ProxyError::Expired)?;
+        let presented = token.ok_or(ProxyError::NoToken)?;
+        let grant = self
+            .tokens
+            .introspect(presented.token)
+            .ok_or(ProxyError::Expired)?;
+        self.check_binding(&grant, &presented)?;
         event.requester = grant.requester.clone();
         event.who = grant.professional.clone();
         event.purpose = grant.purpose.clone();
@@ -292,6 +335,40 @@ fn caller_params(query: Option<&str>) -> Result<Vec<(String, String)>, ProxyErro
     Ok(out)
 }
 
+impl DataProxy {
+    /// A DPoP-bound token comes with the `DPoP` scheme and a proof by its key for this request
+    /// (RFC 9449 §7.1, §4.3); a bearer token with the `Bearer` scheme (§7.2).
+    fn check_binding(&self, grant: &Grant, presented: &Presented<'_>) -> Result<(), ProxyError> {
+        let Some(jkt) = &grant.jkt else {
+            return if presented.dpop {
+                Err(ProxyError::NotBound)
+            } else {
+                Ok(())
+            };
+        };
+        if !presented.dpop {
+            return Err(ProxyError::BoundToken);
+        }
+        let proof = presented.proof.ok_or(ProxyError::Proof(DpopError::Header(
+            "a DPoP proof is required with the DPoP scheme".into(),
+        )))?;
+        let expect = Expect {
+            method: "GET",
+            url: presented.url,
+            access_token: Some(presented.token),
+        };
+        let p = self
+            .tokens
+            .dpop()
+            .verify(proof, &expect, false)
+            .map_err(ProxyError::Proof)?;
+        if &p.jkt != jkt {
+            return Err(ProxyError::OtherKey);
+        }
+        Ok(())
+    }
+}
+
 /// The grant's holders that may share `resource_type`, with the FHIR observation categories
 /// to restrict to (empty: no restriction).
 fn holders_for(grant: &Grant, resource_type: &str) -> Vec<(String, Vec<&'static str>)> {
@@ -336,6 +413,7 @@ mod tests {
             expires_ms: 0,
             id: "urn:uuid:x".into(),
             assertions: json!({}),
+            jkt: None,
         }
     }
 

@@ -15,6 +15,10 @@ use rand::RngCore;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+/// The `DPoP` request header (RFC 9449 §4.1).
+pub const DPOP: &str = "dpop";
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub const DPOP_NONCE: &str = "dpop-nonce";
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).
 pub const DPOP_JWT_TYPE: &str = "dpop+jwt";
 /// How old a proof may be (by its `iat`).

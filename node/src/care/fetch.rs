@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::care::audit::{AuditLog, Event};
 use crate::care::data_proxy::types_of;
+use crate::care::dpop::{self, DPOP, DPOP_NONCE};
 use crate::care::localisation::{LocError, Localisation};
 use crate::identity::did_ops::DidOps;
 
@@ -311,12 +312,15 @@ impl Fetcher {
         ))?;
         let http = &self.http;
         let unreachable = |e: reqwest::Error| ("unreachable", crate::https::error_chain(&e));
+        // A fresh key per holder node and request: the tokens are bound to it (DPoP).
+        let key = knoop_vc::jws::SigningKey::generate_p256();
         let resp = http
             .get(format!("{base}/oauth2/nonce"))
             .send()
             .await
             .map_err(unreachable)?;
         not_rate_limited(&resp)?;
+        let mut dpop_nonce = header_text(&resp, DPOP_NONCE);
         let nonce: Value = resp.json().await.map_err(unreachable)?;
         let (Some(challenge), Some(audience)) =
             (nonce["nonce"].as_str(), nonce["audience"].as_str())
@@ -348,15 +352,36 @@ impl Fetcher {
         if let Some(r) = &req.reason {
             form.push(("reason", r.clone()));
         }
-        let resp = http
-            .post(format!("{base}/oauth2/token"))
-            .form(&form)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        not_rate_limited(&resp)?;
-        let status = resp.status();
-        let token: Value = resp.json().await.map_err(unreachable)?;
+        let token_url = format!("{base}/oauth2/token");
+        // At most one retry, with the nonce the server names (RFC 9449 §8).
+        let mut attempts = 0;
+        let (status, token) = loop {
+            attempts += 1;
+            let proof = dpop::proof(
+                &key,
+                "POST",
+                &token_url,
+                None,
+                dpop_nonce.as_deref(),
+                dpop::now_s(),
+            );
+            let resp = http
+                .post(&token_url)
+                .header(DPOP, proof)
+                .form(&form)
+                .send()
+                .await
+                .map_err(unreachable)?;
+            not_rate_limited(&resp)?;
+            let status = resp.status();
+            let fresh = header_text(&resp, DPOP_NONCE);
+            let token: Value = resp.json().await.map_err(unreachable)?;
+            if token["error"] == "use_dpop_nonce" && fresh.is_some() && attempts < 2 {
+                dpop_nonce = fresh;
+                continue;
+            }
+            break (status, token);
+        };
         if !status.is_success() {
             return Err((
                 "refused",
@@ -371,6 +396,9 @@ impl Fetcher {
             .as_str()
             .ok_or(("error", "no access_token in the token response".to_owned()))?
             .to_owned();
+        let bound = token["token_type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
         let granted: BTreeSet<String> = token["holdings"]
             .as_array()
             .into_iter()
@@ -386,9 +414,19 @@ impl Fetcher {
         let gets = types.into_iter().map(|t| {
             let url = format!("{base}/fhir/{t}");
             let access = access.clone();
+            let key = &key;
             async move {
                 let res = async {
-                    let resp = http.get(&url).bearer_auth(&access).send().await?;
+                    let get = if bound {
+                        let proof =
+                            dpop::proof(key, "GET", &url, Some(&access), None, dpop::now_s());
+                        http.get(&url)
+                            .header(reqwest::header::AUTHORIZATION, format!("DPoP {access}"))
+                            .header(DPOP, proof)
+                    } else {
+                        http.get(&url).bearer_auth(&access)
+                    };
+                    let resp = get.send().await?;
                     let status = resp.status();
                     let v: Value = resp.json().await?;
                     Ok::<_, reqwest::Error>((status, v))
@@ -424,4 +462,12 @@ impl Fetcher {
         }
         Ok((entries, failed))
     }
+}
+
+/// A response header as text.
+fn header_text(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::care::audit::{AuditLog, Event};
+use crate::care::dpop::DpopGuard;
 use crate::care::localisation::Localisation;
 use crate::identity::credentials::{Credentials, FetchedLists};
 
@@ -174,6 +175,7 @@ pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
         "token_endpoint_auth_methods_supported": ["none"],
         "response_types_supported": [],
         "scopes_supported": scopes,
+        "dpop_signing_alg_values_supported": knoop_vc::jws::Alg::names(),
         "knoop_nonce_endpoint": format!("{issuer}/oauth2/nonce"),
     })
 }
@@ -196,6 +198,20 @@ pub struct Grant {
     /// The presented identity claims the grant rests on, grouped by subject DID (the national
     /// guide's GFI-006 `assertions`): claim name → `[{value, iss, iat, exp}]`.
     pub assertions: Value,
+    /// The RFC 7638 thumbprint of the key the token is bound to (DPoP, RFC 9449 §6), or `None`
+    /// for a bearer token.
+    pub jkt: Option<String>,
+}
+
+impl Grant {
+    /// `DPoP` for a key-bound token, else `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
 }
 
 /// An OAuth2 error (RFC 6749 §5.2).
@@ -222,6 +238,8 @@ pub struct Tokens {
     lifetime: Duration,
     nonces: Mutex<HashMap<String, Instant>>,
     tokens: Mutex<HashMap<String, Grant>>,
+    dpop: DpopGuard,
+    require_dpop: bool,
 }
 
 fn random_token() -> String {
@@ -238,6 +256,7 @@ impl Tokens {
         node_did: String,
         policies: Vec<Policy>,
         lifetime: Duration,
+        require_dpop: bool,
     ) -> Self {
         Tokens {
             credentials,
@@ -248,7 +267,19 @@ impl Tokens {
             lifetime,
             nonces: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            dpop: DpopGuard::new(),
+            require_dpop,
         }
+    }
+
+    /// The DPoP nonces and replay cache shared by the token endpoint and the data proxy.
+    pub fn dpop(&self) -> &DpopGuard {
+        &self.dpop
+    }
+
+    /// Whether a token request must carry a DPoP proof (config `tokens.require_dpop`).
+    pub fn require_dpop(&self) -> bool {
+        self.require_dpop
     }
 
     /// Lifetime of the tokens issued here.
@@ -287,8 +318,13 @@ impl Tokens {
             .is_some_and(|t| t.elapsed() < NONCE_TTL)
     }
 
-    /// Decides a token request; audits the outcome either way.
-    pub fn request(&self, req: &TokenRequest) -> Result<(String, Grant), TokenError> {
+    /// Decides a token request; audits the outcome either way. `jkt` is the thumbprint of the
+    /// key of the request's DPoP proof, checked by the caller: the token is bound to it.
+    pub fn request(
+        &self,
+        req: &TokenRequest,
+        jkt: Option<String>,
+    ) -> Result<(String, Grant), TokenError> {
         let mut event = Event {
             kind: "token".into(),
             peer: "http".into(),
@@ -307,7 +343,8 @@ impl Tokens {
             event.categories = g.holdings.iter().flat_map(|h| h.1.clone()).collect();
         }
         self.audit.append(event);
-        let grant = res?;
+        let mut grant = res?;
+        grant.jkt = jkt;
         let token = random_token();
         if let Ok(mut t) = self.tokens.lock() {
             let now = knoop_gossip::tx::now_ms();
@@ -433,6 +470,7 @@ impl Tokens {
             expires_ms: now + self.lifetime.as_millis() as u64,
             id: crate::identity::issuing::urn_uuid(),
             assertions: assertions(&[org_credential, professional_credential]),
+            jkt: None,
         })
     }
 

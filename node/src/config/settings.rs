@@ -108,12 +108,16 @@ pub struct TokensConfig {
     /// Lifetime of an access token (1 s .. 1 h).
     #[serde(with = "humantime_serde")]
     pub lifetime: Duration,
+    /// Refuse token requests without a DPoP proof (RFC 9449), so that no bearer token is
+    /// issued. Off by default: the national guide leaves DPoP to the client (GFI-004).
+    pub require_dpop: bool,
 }
 
 impl Default for TokensConfig {
     fn default() -> Self {
         TokensConfig {
             lifetime: Duration::from_secs(300),
+            require_dpop: false,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! `GET /fhir/{resource_type}` on the public API (spec: `specs/data-fetch.md` §3): the bearer
-//! token and the query go to the data proxy ([`crate::care::data_proxy`]); its answer comes
-//! back as `application/fhir+json`, a refusal as an `OperationOutcome`.
+//! `GET /fhir/{resource_type}` on the public API (spec: `specs/data-fetch.md` §3): the access
+//! token (`Bearer`, or `DPoP` with its proof), the URL and the query go to the data proxy
+//! ([`crate::care::data_proxy`]); its answer comes back as `application/fhir+json`, a refusal
+//! as an `OperationOutcome` with the RFC 6750 / RFC 9449 challenge.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::care::data_proxy::{DataProxy, ProxyError};
+use crate::api::public::oauth::{dpop_proof, request_url, with_nonce};
+use crate::care::data_proxy::{DataProxy, Presented, ProxyError};
+use crate::care::dpop::DpopError;
 
 pub fn routes<S>(proxy: Arc<DataProxy>) -> Router<S> {
     Router::new()
@@ -25,10 +28,25 @@ async fn search(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    match proxy
-        .search(bearer(&headers), &resource_type, query.as_deref())
-        .await
-    {
+    let path = format!("/fhir/{resource_type}");
+    let url = proxy
+        .url_of(&path)
+        .unwrap_or_else(|| request_url(None, &headers, &path));
+    let res = match (authorization(&headers), dpop_proof(&headers)) {
+        (_, Err(e)) => Err(ProxyError::Proof(e)),
+        (auth, Ok(proof)) => {
+            let presented = auth.map(|(dpop, token)| Presented {
+                token,
+                dpop,
+                proof,
+                url: &url,
+            });
+            proxy
+                .search(presented, &resource_type, query.as_deref())
+                .await
+        }
+    };
+    match res {
         Ok(served) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/fhir+json")],
@@ -37,32 +55,49 @@ async fn search(
             .into_response(),
         Err(e) => {
             let mut resp = outcome(status_of(&e), e.code(), &e.to_string());
-            if let Some(challenge) = challenge_of(&e) {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
+            for challenge in challenges_of(&e) {
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            if matches!(e, ProxyError::Proof(DpopError::UseNonce)) {
+                resp = with_nonce(resp, &proxy.dpop_nonce());
             }
             resp
         }
     }
 }
 
-/// The bearer challenge (RFC 6750 §3): none of the error codes for a request without a token
-/// (§3.1), `invalid_token` for an unknown or expired one, `insufficient_scope` for a resource
-/// type outside the grant.
-fn challenge_of(e: &ProxyError) -> Option<&'static str> {
+/// The challenges (RFC 6750 §3, RFC 9449 §7.1): without a token, both schemes and no error
+/// code (§3.1); `invalid_token` for an unknown or expired token or one sent with the wrong
+/// scheme; `invalid_dpop_proof` or `use_dpop_nonce` for a proof; `insufficient_scope` for a
+/// resource type outside the grant.
+fn challenges_of(e: &ProxyError) -> Vec<String> {
+    let algs = crate::care::dpop::algs();
+    let bearer = |error: &str| format!("Bearer realm=\"knoop\", error=\"{error}\"");
+    let dpop = |error: &str| format!("DPoP algs=\"{algs}\", error=\"{error}\"");
     match e {
-        ProxyError::NoToken => Some("Bearer realm=\"knoop\""),
-        ProxyError::Expired => Some("Bearer realm=\"knoop\", error=\"invalid_token\""),
-        ProxyError::NotCovered(_) => Some("Bearer realm=\"knoop\", error=\"insufficient_scope\""),
-        _ => None,
+        ProxyError::NoToken => vec![
+            "Bearer realm=\"knoop\"".to_owned(),
+            format!("DPoP algs=\"{algs}\""),
+        ],
+        ProxyError::Expired => vec![bearer("invalid_token"), dpop("invalid_token")],
+        ProxyError::NotBound => vec![bearer("invalid_token")],
+        ProxyError::BoundToken | ProxyError::OtherKey => vec![dpop("invalid_token")],
+        ProxyError::Proof(p) => vec![dpop(p.code())],
+        ProxyError::NotCovered(_) => vec![bearer("insufficient_scope")],
+        _ => Vec::new(),
     }
 }
 
 fn status_of(e: &ProxyError) -> StatusCode {
     match e {
-        ProxyError::NoToken | ProxyError::Expired => StatusCode::UNAUTHORIZED,
+        ProxyError::NoToken
+        | ProxyError::Expired
+        | ProxyError::BoundToken
+        | ProxyError::NotBound
+        | ProxyError::Proof(_)
+        | ProxyError::OtherKey => StatusCode::UNAUTHORIZED,
         ProxyError::NotServed(_) => StatusCode::NOT_FOUND,
         ProxyError::ParamNotAllowed(_) | ProxyError::ParamTooLong(_) => StatusCode::BAD_REQUEST,
         ProxyError::NotCovered(_) => StatusCode::FORBIDDEN,
@@ -83,13 +118,22 @@ fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
         .into_response()
 }
 
-/// The bearer token of `Authorization` (RFC 6750 §2.1; the scheme is case-insensitive,
-/// RFC 9110 §11.1).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of `Authorization` and whether its scheme is `DPoP` (RFC 9449 §7.1) rather than
+/// `Bearer` (RFC 6750 §2.1); schemes are case-insensitive (RFC 9110 §11.1).
+fn authorization(headers: &HeaderMap) -> Option<(bool, &str)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((false, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((true, token))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -97,32 +141,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
+    fn schemes_are_case_insensitive() {
         for (value, want) in [
-            ("Bearer abc", Some("abc")),
-            ("bearer abc", Some("abc")),
-            ("BEARER  abc ", Some("abc")),
+            ("Bearer abc", Some((false, "abc"))),
+            ("bearer abc", Some((false, "abc"))),
+            ("BEARER  abc ", Some((false, "abc"))),
+            ("DPoP abc", Some((true, "abc"))),
+            ("dpop abc", Some((true, "abc"))),
             ("Basic abc", None),
             ("Bearer", None),
             ("Bearer ", None),
         ] {
             let mut h = HeaderMap::new();
             h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-            assert_eq!(bearer(&h), want, "{value:?}");
+            assert_eq!(authorization(&h), want, "{value:?}");
         }
-        assert_eq!(bearer(&HeaderMap::new()), None);
+        assert_eq!(authorization(&HeaderMap::new()), None);
     }
 
     #[test]
-    fn challenges_follow_rfc_6750() {
-        assert_eq!(
-            challenge_of(&ProxyError::NoToken),
-            Some("Bearer realm=\"knoop\"")
-        );
-        assert!(challenge_of(&ProxyError::Expired)
-            .is_some_and(|c| c.contains("error=\"invalid_token\"")));
-        assert!(challenge_of(&ProxyError::NotCovered("Condition".into()))
-            .is_some_and(|c| c.contains("error=\"insufficient_scope\"")));
-        assert_eq!(challenge_of(&ProxyError::ParamTooLong("code".into())), None);
+    fn challenges_follow_rfc_6750_and_rfc_9449() {
+        let no_token = challenges_of(&ProxyError::NoToken);
+        assert_eq!(no_token[0], "Bearer realm=\"knoop\"");
+        assert!(no_token[1].starts_with("DPoP algs=\"ES256 ") && !no_token[1].contains("error"));
+        let has = |e: ProxyError, scheme: &str, code: &str| {
+            challenges_of(&e)
+                .iter()
+                .any(|c| c.starts_with(scheme) && c.contains(&format!("error=\"{code}\"")))
+        };
+        assert!(has(ProxyError::Expired, "Bearer", "invalid_token"));
+        assert!(has(ProxyError::Expired, "DPoP", "invalid_token"));
+        assert!(has(ProxyError::BoundToken, "DPoP", "invalid_token"));
+        assert!(has(ProxyError::NotBound, "Bearer", "invalid_token"));
+        assert!(has(
+            ProxyError::Proof(DpopError::Replay),
+            "DPoP",
+            "invalid_dpop_proof"
+        ));
+        assert!(has(
+            ProxyError::Proof(DpopError::UseNonce),
+            "DPoP",
+            "use_dpop_nonce"
+        ));
+        assert!(has(
+            ProxyError::NotCovered("Condition".into()),
+            "Bearer",
+            "insufficient_scope"
+        ));
+        assert!(challenges_of(&ProxyError::ParamTooLong("code".into())).is_empty());
     }
 }

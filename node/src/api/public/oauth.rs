@@ -1,7 +1,8 @@
 //! The OAuth2 endpoints other nodes call (spec: `specs/tokens.md`): a nonce for the
 //! presentation's challenge and the token endpoint (grant: a verifiable presentation), served on
 //! the public API and the RPC. Both call [`crate::care::tokens`]; errors
-//! are RFC 6749 §5.2 JSON, and no answer may be cached (§5.1).
+//! are RFC 6749 §5.2 JSON, and no answer may be cached (§5.1). A `DPoP` proof (RFC 9449) binds
+//! the token to the client's key; every answer carries a fresh `DPoP-Nonce`.
 
 use std::sync::Arc;
 
@@ -13,14 +14,61 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::care::dpop::{DpopError, Expect, DPOP, DPOP_NONCE};
 use crate::care::tokens::{TokenRequest, Tokens};
 
-/// `GET /oauth2/nonce` and `POST /oauth2/token`.
-pub fn routes<S>(tokens: Arc<Tokens>) -> Router<S> {
+#[derive(Clone)]
+struct OAuth {
+    tokens: Arc<Tokens>,
+    /// The base URL the endpoints are reached at (the public API's), for a DPoP proof's
+    /// `htu`; `None` on the RPC, where the `Host` header says it.
+    base: Option<Arc<str>>,
+}
+
+/// `GET /oauth2/nonce` and `POST /oauth2/token`, reached at `base` (`None`: from `Host`).
+pub fn routes<S>(tokens: Arc<Tokens>, base: Option<String>) -> Router<S> {
     Router::new()
         .route("/oauth2/nonce", get(nonce))
         .route("/oauth2/token", post(token))
-        .with_state(tokens)
+        .with_state(OAuth {
+            tokens,
+            base: base.map(Into::into),
+        })
+}
+
+/// The URL of `path` as the client called it: under `base`, or `http://<Host>` on the RPC.
+pub(crate) fn request_url(base: Option<&str>, headers: &HeaderMap, path: &str) -> String {
+    match base {
+        Some(b) => format!("{}{path}", b.trim_end_matches('/')),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}{path}")
+        }
+    }
+}
+
+/// The one `DPoP` header of a request: `Ok(None)` without one, an error for several.
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, DpopError> {
+    let mut all = headers.get_all(DPOP).iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| DpopError::Header("the DPoP header is not text".into())),
+        (Some(_), Some(_)) => Err(DpopError::Several),
+    }
+}
+
+/// `resp` with a `DPoP-Nonce` header.
+pub(crate) fn with_nonce(mut resp: Response, nonce: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(nonce) {
+        resp.headers_mut().insert(DPOP_NONCE, v);
+    }
+    resp
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1) on `resp`.
@@ -41,15 +89,16 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     )
 }
 
-async fn nonce(State(tokens): State<Arc<Tokens>>) -> Response {
-    no_store(
+async fn nonce(State(s): State<OAuth>) -> Response {
+    let resp = no_store(
         Json(json!({
-            "nonce": tokens.nonce(),
-            "audience": tokens.audience(),
+            "nonce": s.tokens.nonce(),
+            "audience": s.tokens.audience(),
             "expires_in": 300,
         }))
         .into_response(),
-    )
+    );
+    with_nonce(resp, &s.tokens.dpop().nonce())
 }
 
 /// Whether the body is declared as a form (RFC 6749 §3.2: the token endpoint takes
@@ -65,8 +114,35 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn token(State(tokens): State<Arc<Tokens>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !is_form(&headers) {
+async fn token(State(s): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
+    let resp = decide(&s, &headers, body).await;
+    with_nonce(resp, &s.tokens.dpop().nonce())
+}
+
+/// The key the request's DPoP proof binds the token to (RFC 9449 §5): `None` without a proof
+/// where none is required; the server's nonce is required in a proof.
+fn binding(s: &OAuth, headers: &HeaderMap) -> Result<Option<String>, DpopError> {
+    let Some(proof) = dpop_proof(headers)? else {
+        return if s.tokens.require_dpop() {
+            Err(DpopError::Header(
+                "this server requires a DPoP proof".into(),
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let url = request_url(s.base.as_deref(), headers, "/oauth2/token");
+    let expect = Expect {
+        method: "POST",
+        url: &url,
+        access_token: None,
+    };
+    Ok(Some(s.tokens.dpop().verify(proof, &expect, true)?.jkt))
+}
+
+async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
+    let tokens = &s.tokens;
+    if !is_form(headers) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -77,13 +153,17 @@ async fn token(State(tokens): State<Arc<Tokens>>, headers: HeaderMap, body: Byte
         Ok(r) => r,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.error, &e.description),
     };
+    let jkt = match binding(s, headers) {
+        Ok(j) => j,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+    };
     let t = tokens.clone();
-    let res = tokio::task::spawn_blocking(move || t.request(&req)).await;
+    let res = tokio::task::spawn_blocking(move || t.request(&req, jkt)).await;
     match res {
         Ok(Ok((token, grant))) => no_store(
             Json(json!({
                 "access_token": token,
-                "token_type": "Bearer",
+                "token_type": grant.token_type(),
                 "expires_in": tokens.lifetime().as_secs(),
                 "scope": grant.scope,
                 "holdings": grant.holdings,

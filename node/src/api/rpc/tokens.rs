@@ -17,7 +17,7 @@ use crate::care::tokens::Tokens;
 /// On the internal RPC: nonce, token and introspection (introspection is for the node's own
 /// operators).
 pub fn routes<S: Clone + Send + Sync + 'static>(tokens: Arc<Tokens>) -> Router<S> {
-    crate::api::public::oauth::routes(tokens.clone()).merge(
+    crate::api::public::oauth::routes(tokens.clone(), None).merge(
         Router::new()
             .route("/oauth2/introspect", post(introspect))
             .with_state(tokens),
@@ -42,25 +42,36 @@ async fn introspect(
     };
     crate::api::public::oauth::no_store(match tokens.introspect(&req.token) {
         None => Json(json!({"active": false})).into_response(),
-        Some(g) => Json(json!({
-            "active": true,
-            "token_type": "Bearer",
-            "scope": g.scope,
-            "iat": g.issued_ms / 1000,
-            "nbf": g.issued_ms / 1000,
-            "exp": g.expires_ms / 1000,
-            "jti": g.id,
-            // GFI-006: the authorization server's DID, and the custodians' (the holders).
-            "iss": tokens.audience(),
-            "aud": g.holdings.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
-            "assertions": g.assertions,
-            "client_id": g.requester,
-            "sub": g.professional,
-            "patient": g.patient,
-            "purpose": g.purpose,
-            "holdings": g.holdings,
-            "break_the_glass": g.break_the_glass,
-        }))
+        Some(g) => Json(with_cnf(
+            g.jkt.as_deref(),
+            json!({
+                "active": true,
+                "token_type": g.token_type(),
+                "scope": g.scope,
+                "iat": g.issued_ms / 1000,
+                "nbf": g.issued_ms / 1000,
+                "exp": g.expires_ms / 1000,
+                "jti": g.id,
+                // GFI-006: the authorization server's DID, and the custodians' (the holders).
+                "iss": tokens.audience(),
+                "aud": g.holdings.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
+                "assertions": g.assertions,
+                "client_id": g.requester,
+                "sub": g.professional,
+                "patient": g.patient,
+                "purpose": g.purpose,
+                "holdings": g.holdings,
+                "break_the_glass": g.break_the_glass,
+            }),
+        ))
         .into_response(),
     })
+}
+
+/// `cnf.jkt` (RFC 9449 §6.2) on the introspection of a DPoP-bound token.
+fn with_cnf(jkt: Option<&str>, mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(jkt) = jkt {
+        v["cnf"] = json!({ "jkt": jkt });
+    }
+    v
 }
