@@ -1,7 +1,7 @@
 //! The DID document model knoop writes (W3C DID Core, JSON-LD representation) and its checks.
 //!
-//! Keys are `Multikey` verification methods: Ed25519 for signing relationships, X25519 for key
-//! agreement. Relationships refer to verification methods of the same document by absolute DID
+//! Keys are `Multikey` verification methods: Ed25519 or P-256 for signing relationships, X25519
+//! for key agreement. Relationships refer to verification methods of the same document by absolute DID
 //! URL. Documents from other methods are handled as plain JSON ([`crate::resolution`]); this model
 //! is for `did:knoop`, where strictness keeps every node's view byte-identical.
 
@@ -21,6 +21,9 @@ pub const MULTIKEY: &str = "Multikey";
 const ED25519_PUB: [u8; 2] = [0xed, 0x01];
 /// Multicodec prefix of an X25519 public key.
 const X25519_PUB: [u8; 2] = [0xec, 0x01];
+/// Multicodec prefix of a P-256 public key (`p256-pub`, 0x1200), followed by the compressed
+/// point (33 bytes).
+const P256_PUB: [u8; 2] = [0x80, 0x24];
 
 /// Most verification methods in one document.
 pub const MAX_VERIFICATION_METHODS: usize = 32;
@@ -130,6 +133,21 @@ fn bad(msg: impl Into<String>) -> InvalidDocument {
 pub enum PublicKey {
     Ed25519(VerifyingKey),
     X25519([u8; 32]),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl PublicKey {
+    /// Whether the key signs (Ed25519, P-256) rather than agrees keys (X25519).
+    pub fn is_signing(&self) -> bool {
+        !matches!(self, PublicKey::X25519(_))
+    }
+}
+
+/// `z` + base58btc(multicodec p256-pub ‖ compressed point).
+pub fn p256_multibase(key: &p256::ecdsa::VerifyingKey) -> String {
+    let mut b = P256_PUB.to_vec();
+    b.extend_from_slice(key.to_encoded_point(true).as_bytes());
+    format!("z{}", bs58::encode(b).into_string())
 }
 
 /// `z` + base58btc(multicodec ed25519-pub ‖ key).
@@ -146,8 +164,8 @@ pub fn x25519_multibase(key: &[u8; 32]) -> String {
     format!("z{}", bs58::encode(b).into_string())
 }
 
-/// Decodes a `publicKeyMultibase` value (Ed25519 or X25519; Ed25519 points must be valid and
-/// not of small order).
+/// Decodes a `publicKeyMultibase` value (Ed25519, X25519 or P-256; Ed25519 points must be valid
+/// and not of small order, P-256 points compressed and on the curve).
 pub fn decode_multibase_key(s: &str) -> Result<PublicKey, InvalidDocument> {
     let body = s
         .strip_prefix('z')
@@ -158,6 +176,11 @@ pub fn decode_multibase_key(s: &str) -> Result<PublicKey, InvalidDocument> {
     let raw = bs58::decode(body)
         .into_vec()
         .map_err(|_| bad("publicKeyMultibase is not base58btc"))?;
+    if raw.len() == 35 && raw[..2] == P256_PUB {
+        return p256::ecdsa::VerifyingKey::from_sec1_bytes(&raw[2..])
+            .map(PublicKey::P256)
+            .map_err(|_| bad("not a P-256 point"));
+    }
     if raw.len() != 34 {
         return Err(bad("publicKeyMultibase must hold a 32-byte key"));
     }
@@ -174,7 +197,9 @@ pub fn decode_multibase_key(s: &str) -> Result<PublicKey, InvalidDocument> {
             Ok(PublicKey::Ed25519(k))
         }
         X25519_PUB => Ok(PublicKey::X25519(key)),
-        _ => Err(bad("only Ed25519 and X25519 Multikeys are supported")),
+        _ => Err(bad(
+            "only Ed25519, X25519 and P-256 Multikeys are supported",
+        )),
     }
 }
 
@@ -228,7 +253,37 @@ impl DidDocument {
         }
         match decode_multibase_key(&self.method(id)?.public_key_multibase).ok()? {
             PublicKey::Ed25519(k) => Some(k),
-            PublicKey::X25519(_) => None,
+            PublicKey::X25519(_) | PublicKey::P256(_) => None,
+        }
+    }
+
+    /// The signing key (Ed25519 or P-256) of method `id` if `id` is listed under relationship
+    /// `r`.
+    pub fn signing_key_for(&self, id: &str, r: Relationship) -> Option<PublicKey> {
+        if !self.relationship(r).iter().any(|x| x == id) {
+            return None;
+        }
+        decode_multibase_key(&self.method(id)?.public_key_multibase)
+            .ok()
+            .filter(PublicKey::is_signing)
+    }
+
+    /// Adds a P-256 method `<did>#<fragment>` under the given relationships.
+    pub fn add_p256(
+        &mut self,
+        fragment: &str,
+        key: &p256::ecdsa::VerifyingKey,
+        rels: &[Relationship],
+    ) {
+        let id = format!("{}#{fragment}", self.id);
+        self.verification_method.push(VerificationMethod {
+            id: id.clone(),
+            type_: MULTIKEY.into(),
+            controller: self.id.clone(),
+            public_key_multibase: p256_multibase(key),
+        });
+        for r in rels {
+            self.relationship_mut(*r).push(id.clone());
         }
     }
 
@@ -272,7 +327,7 @@ impl DidDocument {
             .filter_map(|id| {
                 match decode_multibase_key(&self.method(id)?.public_key_multibase).ok()? {
                     PublicKey::X25519(k) => Some((id.clone(), k)),
-                    PublicKey::Ed25519(_) => None,
+                    PublicKey::Ed25519(_) | PublicKey::P256(_) => None,
                 }
             })
             .collect()
@@ -340,11 +395,14 @@ impl DidDocument {
                     .map_err(|e| bad(format!("{id}: {}", e.0)))?;
                 match (r, key) {
                     (Relationship::KeyAgreement, PublicKey::X25519(_)) => {}
-                    (Relationship::KeyAgreement, PublicKey::Ed25519(_)) => {
+                    (Relationship::KeyAgreement, _) => {
                         return Err(bad(format!("keyAgreement {id} must be an X25519 key")))
                     }
                     (_, PublicKey::X25519(_)) => {
-                        return Err(bad(format!("{} {id} must be an Ed25519 key", r.name())))
+                        return Err(bad(format!(
+                            "{} {id} must be an Ed25519 or P-256 key",
+                            r.name()
+                        )))
                     }
                     _ => {}
                 }
@@ -488,7 +546,24 @@ mod tests {
         for bad in ["", "z", "m6Mk", "z0OIl", &"z".repeat(100)] {
             assert!(decode_multibase_key(bad).is_err(), "{bad}");
         }
-        // The did:key spec's example key decodes.
+        let p = p256::ecdsa::SigningKey::from_slice(&[3; 32]).unwrap();
+        let mb = p256_multibase(p.verifying_key());
+        assert!(mb.starts_with("zDn"), "{mb}");
+        assert_eq!(
+            decode_multibase_key(&mb).unwrap(),
+            PublicKey::P256(*p.verifying_key())
+        );
+        // A P-256 prefix with an x coordinate outside the field.
+        let mut off = P256_PUB.to_vec();
+        off.push(2);
+        off.extend_from_slice(&[0xff; 32]);
+        let off = format!("z{}", bs58::encode(off).into_string());
+        assert!(decode_multibase_key(&off).is_err());
+        // The did:key spec's example keys decode (Ed25519 and P-256).
+        assert!(matches!(
+            decode_multibase_key("zDnaerDaTF5BXEavCrfRZEk316dpbLsfPDZ3WJ5hRTPFU2169"),
+            Ok(PublicKey::P256(_))
+        ));
         assert!(matches!(
             decode_multibase_key("z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"),
             Ok(PublicKey::Ed25519(_))

@@ -44,6 +44,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("status-list.json", "vc/tests/verify.rs"),
     ("private.json", "privacy/tests/vectors.rs"),
     ("localisation.json", "privacy/tests/vectors.rs"),
+    ("jose.json", "vc/src/jws/tests.rs"),
 ];
 
 fn vectors_dir() -> PathBuf {

@@ -1,4 +1,4 @@
-//! Credentials secured with JOSE: a compact JWS signed with EdDSA (Ed25519).
+//! Credentials secured with JOSE: a compact JWS (`specs/jose.md`) signed with the issuer's key.
 //!
 //! Two shapes are read (spec: `specs/credentials.md` §8):
 //! - **VC 2.0** ([VC-JOSE-COSE](https://www.w3.org/TR/vc-jose-cose/)): `typ` `vc+jwt`, and the
@@ -7,19 +7,15 @@
 //!   the credential sits in the `vc` claim and `iss`, `jti`, `sub`, `nbf`, `exp` stand for
 //!   `issuer`, `id`, `credentialSubject.id`, `issuanceDate` and `expirationDate`.
 //!
-//! The JWS structure, header and base64url handling are ssi's (`ssi-jws`); the signature is
-//! checked here with `ed25519-dalek`'s strict verification, the same as Data Integrity proofs.
-//! Only `EdDSA` is accepted; a header that names its own key (`jwk`, `jku`, `x5u`, `x5c`) or
-//! carries `crit` parameters is refused: the key is always the issuer DID's `kid`.
+//! The JWS is read by [`crate::jws`]: the algorithms of `specs/jose.md` §2 (`EdDSA`, `ES256`,
+//! `ES384`, `RS256`, `PS256`), each only with a key of its type. A header that names its own key
+//! (`jwk`, `jku`, `x5u`, `x5c`) is refused: the key is always the issuer DID's `kid`.
 
 use std::borrow::Cow;
 
-use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{Map, Value};
-use ssi::claims::jws::{Header, JwsStr};
-use ssi::jwk::Algorithm;
 
+use crate::jws::{Compact, JwsError, PublicJwk, SigningKey};
 use crate::xsd::parse_date_time_stamp;
 
 /// Largest compact JWS accepted (bytes).
@@ -38,8 +34,8 @@ pub enum JoseError {
     Malformed(String),
     #[error("the JWS is larger than {MAX_JWT_BYTES} bytes")]
     TooLarge,
-    #[error("unsupported JWS algorithm {0} (only EdDSA)")]
-    Algorithm(String),
+    #[error("{0}")]
+    Jws(JwsError),
     #[error("JWS header: {0}")]
     Header(String),
     #[error("the JWS payload is not a credential: {0}")]
@@ -73,15 +69,16 @@ pub struct JwtCredential {
     /// `nbf` in Unix ms, if present.
     pub not_before_ms: Option<i64>,
     pub shape: JwtShape,
-    signing_input: Vec<u8>,
-    signature: [u8; 64],
+    jws: Compact,
 }
 
 impl JwtCredential {
-    /// Checks the signature with the issuer's key (strict Ed25519).
-    pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), JoseError> {
-        key.verify_strict(&self.signing_input, &Signature::from_bytes(&self.signature))
-            .map_err(|_| JoseError::BadSignature)
+    /// Checks the signature with the issuer's key.
+    pub fn verify_signature(&self, key: &PublicJwk) -> Result<(), JoseError> {
+        self.jws.verify(key).map_err(|e| match e {
+            JwsError::BadSignature => JoseError::BadSignature,
+            e => JoseError::Jws(e),
+        })
     }
 }
 
@@ -209,23 +206,17 @@ pub fn decode(jwt: &str) -> Result<JwtCredential, JoseError> {
     if jwt.len() > MAX_JWT_BYTES {
         return Err(JoseError::TooLarge);
     }
-    let jws = JwsStr::new(jwt).map_err(|_| JoseError::Malformed("three base64url parts".into()))?;
-    let decoded = jws
-        .decode()
-        .map_err(|e| JoseError::Malformed(e.to_string()))?;
-    let header: &Header = decoded.header();
-    check_header(header)?;
-    let kid = header
-        .key_id
-        .clone()
-        .ok_or_else(|| JoseError::Header("kid is required".into()))?;
-    let signature: [u8; 64] = decoded
-        .signature
-        .as_bytes()
-        .try_into()
-        .map_err(|_| JoseError::Malformed("an Ed25519 signature is 64 bytes".into()))?;
-    let payload: Value = serde_json::from_slice(&decoded.signing_bytes.payload)
-        .map_err(|e| JoseError::Payload(e.to_string()))?;
+    let jws = Compact::parse(jwt).map_err(|e| match e {
+        JwsError::Malformed(m) => JoseError::Malformed(m),
+        e => JoseError::Jws(e),
+    })?;
+    check_header(&jws)?;
+    let kid = jws
+        .header_str("kid")
+        .ok_or_else(|| JoseError::Header("kid is required".into()))?
+        .to_owned();
+    let payload: Value =
+        serde_json::from_slice(&jws.payload).map_err(|e| JoseError::Payload(e.to_string()))?;
     let Value::Object(claims) = payload else {
         return Err(JoseError::Payload("not a JSON object".into()));
     };
@@ -238,7 +229,7 @@ pub fn decode(jwt: &str) -> Result<JwtCredential, JoseError> {
             JwtShape::Vc11,
         )
     } else {
-        if header.type_.as_deref().is_some_and(|t| t != VC_JWT_TYPE) {
+        if jws.header_str("typ").is_some_and(|t| t != VC_JWT_TYPE) {
             return Err(JoseError::Header(format!("typ must be {VC_JWT_TYPE}")));
         }
         (Value::Object(claims), JwtShape::Vc2)
@@ -250,26 +241,18 @@ pub fn decode(jwt: &str) -> Result<JwtCredential, JoseError> {
         expires_ms,
         not_before_ms,
         shape,
-        signing_input: jws.signing_bytes().to_vec(),
-        signature,
+        jws,
     })
 }
 
-fn check_header(h: &Header) -> Result<(), JoseError> {
-    if h.algorithm != Algorithm::EdDSA {
-        return Err(JoseError::Algorithm(h.algorithm.to_string()));
-    }
-    if h.jwk.is_some()
-        || h.jwk_set_url.is_some()
-        || h.x509_url.is_some()
-        || h.x509_certificate_chain.is_some()
-    {
-        return Err(JoseError::Header(
-            "the key comes from the issuer's DID (kid), not from the header".into(),
-        ));
-    }
-    if h.critical.is_some() || h.base64urlencode_payload.is_some() {
-        return Err(JoseError::Header("crit and b64 are not supported".into()));
+/// Header members that name a key: refused, the key is the issuer DID's `kid`.
+const KEY_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
+
+fn check_header(jws: &Compact) -> Result<(), JoseError> {
+    if let Some(h) = KEY_HEADERS.iter().find(|h| jws.header.contains_key(**h)) {
+        return Err(JoseError::Header(format!(
+            "{h}: the key comes from the issuer's DID (kid), not from the header"
+        )));
     }
     Ok(())
 }
@@ -293,21 +276,13 @@ pub fn sign(credential: &Value, kid: &str, key: &SigningKey) -> Result<String, J
     {
         claims.insert("iat".into(), (t.unix_ms().div_euclid(1000)).into());
     }
-    let header = Header {
-        algorithm: Algorithm::EdDSA,
-        key_id: Some(kid.to_owned()),
-        type_: Some(VC_JWT_TYPE.into()),
-        content_type: Some("vc".into()),
-        ..Default::default()
-    };
+    let mut header = Map::new();
+    header.insert("kid".into(), kid.into());
+    header.insert("typ".into(), VC_JWT_TYPE.into());
+    header.insert("cty".into(), "vc".into());
     let payload =
         serde_json::to_vec(&Value::Object(claims)).map_err(|e| JoseError::Sign(e.to_string()))?;
-    let signing_input = header.encode_signing_bytes(&payload);
-    let signature = key.sign(&signing_input);
-    let mut out = String::from_utf8(signing_input).map_err(|e| JoseError::Sign(e.to_string()))?;
-    out.push('.');
-    out.push_str(&BASE64_URL_SAFE_NO_PAD.encode(signature.to_bytes()));
-    Ok(out)
+    Ok(key.sign_compact(header, &payload))
 }
 
 /// The credential inside `v` without verifying anything: the JWT's credential for a JOSE
@@ -323,8 +298,19 @@ pub fn unverified_credential(v: &Value) -> Cow<'_, Value> {
 mod tests {
     use super::*;
 
+    use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
+    use ed25519_dalek::Signer;
+
+    fn ed_key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+    }
+
     fn key() -> SigningKey {
-        SigningKey::from_bytes(&[7; 32])
+        SigningKey::Ed25519(ed_key())
+    }
+
+    fn public(k: &ed25519_dalek::SigningKey) -> PublicJwk {
+        PublicJwk::Ed25519(k.verifying_key())
     }
 
     fn vc() -> Value {
@@ -346,9 +332,17 @@ mod tests {
         assert_eq!(j.shape, JwtShape::Vc2);
         assert_eq!(j.issued_at_ms, Some(1_767_225_600_000));
         assert_eq!(j.credential["id"], "urn:uuid:1");
-        j.verify_signature(&key().verifying_key()).unwrap();
-        let other = SigningKey::from_bytes(&[8; 32]).verifying_key();
+        j.verify_signature(&key().public_jwk()).unwrap();
+        let other = public(&ed25519_dalek::SigningKey::from_bytes(&[8; 32]));
         assert_eq!(j.verify_signature(&other), Err(JoseError::BadSignature));
+        // An ES256 issuer's credential reads and verifies the same way, and not as EdDSA.
+        let p256 = SigningKey::generate_p256();
+        let j = decode(&sign(&vc(), "did:key:zDn#zDn", &p256).unwrap()).unwrap();
+        j.verify_signature(&p256.public_jwk()).unwrap();
+        assert!(matches!(
+            j.verify_signature(&key().public_jwk()),
+            Err(JoseError::Jws(JwsError::KeyMismatch { .. }))
+        ));
         // Enveloped, it reads the same.
         assert_eq!(jwt_of(&envelope(&jwt)), Some(jwt.as_str()));
     }
@@ -368,7 +362,7 @@ mod tests {
         );
         let j = decode(&forged).unwrap();
         assert_eq!(
-            j.verify_signature(&key().verifying_key()),
+            j.verify_signature(&key().public_jwk()),
             Err(JoseError::BadSignature)
         );
         for header in [
@@ -376,6 +370,8 @@ mod tests {
             r#"{"alg":"none","kid":"k"}"#,
             r#"{"alg":"EdDSA","kid":"k","jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}"#,
             r#"{"alg":"EdDSA","kid":"k","crit":["exp"]}"#,
+            r#"{"alg":"EdDSA","kid":"k","x5c":["MIIB"]}"#,
+            r#"{"alg":"EdDSA","kid":"k","jku":"https://evil.example/keys"}"#,
             r#"{"alg":"EdDSA"}"#,
         ] {
             let h = BASE64_URL_SAFE_NO_PAD.encode(header);
@@ -404,11 +400,11 @@ mod tests {
             .encode(r#"{"alg":"EdDSA","kid":"did:example:issuer#k","typ":"JWT"}"#);
         let body = BASE64_URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
         let input = format!("{header}.{body}");
-        let sig = key().sign(input.as_bytes());
+        let sig = ed_key().sign(input.as_bytes());
         let jwt = format!("{input}.{}", BASE64_URL_SAFE_NO_PAD.encode(sig.to_bytes()));
         let j = decode(&jwt).unwrap();
         assert_eq!(j.shape, JwtShape::Vc11);
-        j.verify_signature(&key().verifying_key()).unwrap();
+        j.verify_signature(&key().public_jwk()).unwrap();
         let c = &j.credential;
         assert_eq!(c["issuer"], "did:example:issuer");
         assert_eq!(c["id"], "urn:uuid:2");

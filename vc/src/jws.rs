@@ -186,6 +186,16 @@ impl PublicJwk {
         }
     }
 
+    /// The signing key of a DID document's Multikey method (`None` for an X25519 key).
+    pub fn from_multikey(key: knoop_did::document::PublicKey) -> Option<PublicJwk> {
+        use knoop_did::document::PublicKey;
+        match key {
+            PublicKey::Ed25519(k) => Some(PublicJwk::Ed25519(k)),
+            PublicKey::P256(k) => Some(PublicJwk::P256(k)),
+            PublicKey::X25519(_) => None,
+        }
+    }
+
     /// The key's required members (RFC 7638 §3.2), as a JSON object.
     pub fn to_json(&self) -> Value {
         let b64 = |b: &[u8]| BASE64_URL_SAFE_NO_PAD.encode(b);

@@ -78,8 +78,8 @@ impl PresentationFailure {
 
 /// What the holder's key lookup needs beyond [`VerifierEnv`].
 pub trait HolderEnv: VerifierEnv {
-    /// The Ed25519 key of `vm` if it was an `authentication` key of its DID at `at_ms`.
-    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<ed25519_dalek::VerifyingKey, String>;
+    /// The key of `vm` if it was an `authentication` key of its DID at `at_ms`.
+    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<crate::jws::PublicJwk, String>;
 }
 
 /// A presentation that verified, with its credentials.

@@ -7,6 +7,8 @@
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
 
+use crate::jws::PublicJwk;
+
 use crate::contexts::Contexts;
 use crate::jose::{self, JoseError, JwtCredential};
 use crate::model::{check_credential, check_semantics, ModelError, Strictness};
@@ -28,9 +30,9 @@ pub enum StatusLookup {
 
 /// What the verifier needs to know about the world.
 pub trait VerifierEnv {
-    /// The Ed25519 key of verification method `vm` if it was an `assertionMethod` key of its DID
-    /// at `at_ms` (Unix ms, the proof's creation time), per the DID's history; else why not.
-    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String>;
+    /// The key of verification method `vm` if it was an `assertionMethod` key of its DID at
+    /// `at_ms` (Unix ms, the proof's creation time), per the DID's history; else why not.
+    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String>;
     /// Why the credential `id` of `issuer` is revoked, if it is.
     fn revoked(&self, issuer: &str, id: &str) -> Option<String>;
     /// The status list credential at `url` (a credential's `statusListCredential`).
@@ -183,14 +185,17 @@ pub(crate) fn verify_owned(
     doc: &Value,
     contexts: &Contexts,
     owner: &str,
-    lookup: &dyn Fn(&str) -> Result<VerifyingKey, String>,
+    lookup: &dyn Fn(&str) -> Result<PublicJwk, String>,
 ) -> Result<Vec<VerifiedProof>, OwnedProofError> {
     let refused = std::cell::RefCell::new(None);
     let res = verify(doc, contexts, &|vm: &str| {
         if vm.split('#').next() != Some(owner) {
             return None;
         }
-        lookup(vm).map_err(|e| *refused.borrow_mut() = Some(e)).ok()
+        lookup(vm)
+            .and_then(|k| eddsa_key(vm, k))
+            .map_err(|e| *refused.borrow_mut() = Some(e))
+            .ok()
     });
     match res {
         Ok(p) => Ok(p),
@@ -199,6 +204,16 @@ pub(crate) fn verify_owned(
             None => OwnedProofError::NotOwner(vm),
         }),
         Err(e) => Err(OwnedProofError::Proof(e)),
+    }
+}
+
+/// The Ed25519 key that the `eddsa-*` cryptosuites need.
+fn eddsa_key(vm: &str, key: PublicJwk) -> Result<VerifyingKey, String> {
+    match key {
+        PublicJwk::Ed25519(k) => Ok(k),
+        _ => Err(format!(
+            "{vm} is not an Ed25519 key, which the eddsa cryptosuites need"
+        )),
     }
 }
 
@@ -356,7 +371,7 @@ fn verify_data_integrity(
 struct ListEnv<'a>(&'a dyn VerifierEnv);
 
 impl VerifierEnv for ListEnv<'_> {
-    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
         self.0.issuer_key_at(vm, at_ms)
     }
     fn revoked(&self, _: &str, _: &str) -> Option<String> {

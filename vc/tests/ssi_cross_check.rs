@@ -55,9 +55,9 @@ struct OneIssuer {
 }
 
 impl knoop_vc::verify::VerifierEnv for OneIssuer {
-    fn issuer_key_at(&self, vm: &str, _: i64) -> Result<ed25519_dalek::VerifyingKey, String> {
+    fn issuer_key_at(&self, vm: &str, _: i64) -> Result<knoop_vc::jws::PublicJwk, String> {
         (vm == self.vm)
-            .then_some(self.key)
+            .then_some(knoop_vc::jws::PublicJwk::Ed25519(self.key))
             .ok_or_else(|| format!("unknown {vm}"))
     }
     fn revoked(&self, _: &str, _: &str) -> Option<String> {

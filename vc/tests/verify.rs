@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use knoop_vc::jose;
+use knoop_vc::jws::PublicJwk;
 use knoop_vc::proof::{sign, Cryptosuite, ProofOptions};
 use knoop_vc::status::encode_list;
 use knoop_vc::types::{knoop_contexts, unsigned, CareOrganization, Claims, HealthcareProfessional};
@@ -27,12 +28,12 @@ struct World {
 }
 
 impl VerifierEnv for World {
-    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
         let (k, from, until) = self.keys.get(vm).ok_or("unknown key")?;
         if at_ms < *from || at_ms >= *until {
             return Err(format!("{vm} was not an assertionMethod key at that time"));
         }
-        Ok(*k)
+        Ok(PublicJwk::Ed25519(*k))
     }
     fn revoked(&self, _issuer: &str, id: &str) -> Option<String> {
         self.revoked
@@ -218,7 +219,7 @@ fn professional_credentials_carry_their_employer() {
 }
 
 impl knoop_vc::presentation::HolderEnv for World {
-    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
         self.issuer_key_at(vm, at_ms)
     }
 }
@@ -327,7 +328,7 @@ fn issue_jwt(key: u8, valid_from: &str, until: Option<&str>) -> Value {
     let jwt = jose::sign(
         &vc,
         &format!("{RA}#key-{key}"),
-        &SigningKey::from_bytes(&[key; 32]),
+        &knoop_vc::jws::SigningKey::Ed25519(SigningKey::from_bytes(&[key; 32])),
     )
     .unwrap();
     Value::String(jwt)

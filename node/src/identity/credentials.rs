@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use ed25519_dalek::VerifyingKey;
 use knoop_did::document::Relationship;
 use knoop_gossip::Transaction;
+use knoop_vc::jws::PublicJwk;
 use knoop_vc::types::{knoop_contexts, Claims};
 use knoop_vc::verify::{verify_credential, Failure, StatusLookup, Verified, VerifierEnv};
 use knoop_vc::Contexts;
@@ -94,7 +94,7 @@ struct Env<'a> {
 }
 
 impl VerifierEnv for Env<'_> {
-    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+    fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
         self.c.key_at(vm, at_ms, Relationship::AssertionMethod)
     }
     fn revoked(&self, issuer: &str, id: &str) -> Option<String> {
@@ -123,7 +123,7 @@ impl VerifierEnv for Env<'_> {
 }
 
 impl knoop_vc::presentation::HolderEnv for Env<'_> {
-    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<VerifyingKey, String> {
+    fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
         self.c.key_at(vm, at_ms, Relationship::Authentication)
     }
 }
@@ -173,7 +173,7 @@ impl Credentials {
     }
 
     /// The Ed25519 key of `vm` if it was a `rel` key of its DID at `at_ms`.
-    fn key_at(&self, vm: &str, at_ms: i64, rel: Relationship) -> Result<VerifyingKey, String> {
+    fn key_at(&self, vm: &str, at_ms: i64, rel: Relationship) -> Result<PublicJwk, String> {
         let did = vm.split('#').next().unwrap_or_default();
         if did.starts_with("did:key:") || did.starts_with("did:jwk:") {
             return static_did_key(did, vm, rel);
@@ -187,14 +187,16 @@ impl Credentials {
                 let doc = rec
                     .document()
                     .ok_or_else(|| format!("{did} was deactivated at the proof's creation time"))?;
-                doc.key_for(vm, rel).ok_or_else(|| {
-                    format!(
-                        "{vm} was not an {} key of {did} at the proof's creation time \
+                doc.signing_key_for(vm, rel)
+                    .and_then(PublicJwk::from_multikey)
+                    .ok_or_else(|| {
+                        format!(
+                            "{vm} was not an {} key of {did} at the proof's creation time \
                          (version {})",
-                        rel.name(),
-                        rec.version
-                    )
-                })
+                            rel.name(),
+                            rec.version
+                        )
+                    })
             })
             .unwrap_or_else(|| Err(format!("{did} is not known")))
     }
@@ -454,9 +456,8 @@ fn is_type_name(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:/#".contains(&b))
 }
 
-/// The Ed25519 key `vm` of a did:key or did:jwk (keys that never change), if `rel` lists it.
-fn static_did_key(did: &str, vm: &str, rel: Relationship) -> Result<VerifyingKey, String> {
-    use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
+/// The signing key `vm` of a did:key or did:jwk (keys that never change), if `rel` lists it.
+fn static_did_key(did: &str, vm: &str, rel: Relationship) -> Result<PublicJwk, String> {
     let doc = if did.starts_with("did:key:") {
         knoop_did::external::resolve_did_key(did)
     } else {
@@ -474,23 +475,20 @@ fn static_did_key(did: &str, vm: &str, rel: Relationship) -> Result<VerifyingKey
         .as_array()
         .and_then(|a| a.iter().find(|m| m["id"] == vm))
         .ok_or_else(|| format!("{vm} is not a key of {did}"))?;
-    let bytes = if let Some(mb) = m["publicKeyMultibase"].as_str() {
-        match knoop_did::document::decode_multibase_key(mb) {
-            Ok(knoop_did::document::PublicKey::Ed25519(k)) => return Ok(k),
-            _ => return Err(format!("{vm} is not an Ed25519 key")),
-        }
-    } else if m["publicKeyJwk"]["crv"] == "Ed25519" {
-        m["publicKeyJwk"]["x"]
-            .as_str()
-            .and_then(|x| BASE64_URL_SAFE_NO_PAD.decode(x).ok())
-            .unwrap_or_default()
+    method_key(m).map_err(|e| format!("{vm}: {e}"))
+}
+
+/// The signing key of a verification method: a `Multikey` (Ed25519, P-256) or a `publicKeyJwk`
+/// of a type `specs/jose.md` §3 accepts.
+pub fn method_key(m: &Value) -> Result<PublicJwk, String> {
+    if let Some(mb) = m["publicKeyMultibase"].as_str() {
+        let key = knoop_did::document::decode_multibase_key(mb).map_err(|e| e.0)?;
+        PublicJwk::from_multikey(key).ok_or_else(|| "not a signing key".to_owned())
+    } else if m.get("publicKeyJwk").is_some() {
+        PublicJwk::from_json(&m["publicKeyJwk"]).map_err(|e| e.to_string())
     } else {
-        return Err(format!("{vm} is not an Ed25519 key"));
-    };
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .ok()
-        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        .ok_or_else(|| format!("{vm} is not an Ed25519 key"))
+        Err("no publicKeyMultibase or publicKeyJwk".into())
+    }
 }
 
 /// A directory query; every given field must match (name: substring, case-insensitive).

@@ -108,7 +108,7 @@ pub fn issue(dids: &DidOps, req: CredentialRequest) -> Result<Value, IssueError>
             opts.created = Some(to_rfc3339_ms(now));
             sign(&vc, &opts, key, &contexts).map_err(|e| e.to_string())
         }
-        None => knoop_vc::jose::sign(&vc, vm, key)
+        None => knoop_vc::jose::sign(&vc, vm, &knoop_vc::jws::SigningKey::Ed25519(key.clone()))
             .map(Value::String)
             .map_err(|e| e.to_string()),
     })?
