@@ -19,7 +19,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-GRANT = "urn:ietf:params:oauth:grant-type:vp_token-bearer"
+GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def proof(key, htm, htu, nonce=None, token=None, alg="ES256"):

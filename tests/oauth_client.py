@@ -2,8 +2,9 @@
 """A standard OAuth 2.0 client against a knoop node's public API, for tests/tests/tokens.rs.
 
 authlib (the OAuth library of the Python world) discovers the token endpoint from the RFC 8414
-metadata, asks for a token with knoop's grant (adding what client libraries add: client_id,
-resource), then the data proxy is called with a lower-case bearer scheme and for a resource type
+metadata, asks for a token with the first grant the metadata lists (RFC 7523 jwt-bearer, the
+assertion a presentation JWT; adding what client libraries add: client_id, resource), asks again
+with the same assertion (a replay), then the data proxy is called with a lower-case bearer scheme and for a resource type
 outside the grant. Usage: oauth_client.py BASE_URL PRESENTATION_FILE PATIENT. Prints one JSON
 object with what happened; the Rust test checks it.
 """
@@ -35,7 +36,7 @@ def main():
         resource=base,
     )
     out["token"] = dict(token)
-    # The same request again without a fresh nonce, seen through authlib's error handling.
+    # The same assertion again (its jti is used up), seen through authlib's error handling.
     try:
         client.fetch_token(
             meta["token_endpoint"],

@@ -213,6 +213,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The public API: bound now, so its URL goes into the node DID before anyone asks.
     let public = crate::api::public::bind(&cfg.public).await?;
     let public_url = public.as_ref().map(|p| p.url.clone());
+    if let Some(url) = &public_url {
+        tokens.add_public_url(url);
+    }
     match &public_url {
         Some(url) => {
             dids.ensure_service(&node_did, crate::care::fetch::PUBLIC_API_SERVICE_TYPE, url)

@@ -39,6 +39,29 @@ async fn presentation(node: &Node, at: &Node, holder: &str, credentials: &[Value
     vp["presentation"].clone()
 }
 
+/// A VC 1.1 presentation JWT by `holder` (on `node`) of `credentials` for `audience` (the
+/// assertion of an RFC 7523 token request).
+async fn presentation_jwt(
+    node: &Node,
+    holder: &str,
+    credentials: &[Value],
+    audience: &str,
+) -> String {
+    let (code, vp) = node
+        .post(
+            "/v1/presentations",
+            &json!({"holder": holder, "credentials": credentials, "domain": audience,
+                    "format": "jwt", "ttl_s": 120}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{vp}");
+    vp["presentation"]
+        .as_str()
+        .expect("a compact JWS")
+        .to_owned()
+}
+
 async fn token(at: &Node, vp: &Value, patient: &str, purpose: &str, reason: &str) -> (u16, Value) {
     let mut form = vec![
         (
@@ -321,7 +344,8 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
 }
 
 /// A standard OAuth2 client library (authlib, `tests/oauth_client.py`) gets a token from the
-/// public API without workarounds: it finds the endpoint in the RFC 8414 metadata, its extra
+/// public API without workarounds, with the RFC 7523 grant (a presentation JWT for the
+/// server's issuer URL): it finds the endpoint in the RFC 8414 metadata, its extra
 /// parameters are ignored, errors carry RFC 6749 codes, answers are not cacheable, and the data
 /// proxy takes a lower-case scheme and answers RFC 6750 challenges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,9 +414,9 @@ async fn a_standard_oauth_client_gets_a_token_without_workarounds() {
     // The consent reaches the hospital's node: then authlib asks.
     let t0 = Instant::now();
     let out = loop {
-        let vp = presentation(gp_node, hospital_node, &gp, &creds).await;
+        let vp = presentation_jwt(gp_node, &gp, &creds, &public).await;
         let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), vp.to_string()).unwrap();
+        std::fs::write(file.path(), vp).unwrap();
         let run = std::process::Command::new("python3")
             .arg(knoop_e2e::repo_root().join("tests/oauth_client.py"))
             .arg(&public)
@@ -459,9 +483,9 @@ async fn dpop_binds_tokens_to_the_clients_key() {
         .to_owned();
     let t0 = Instant::now();
     let out = loop {
-        let vp = presentation(gp_node, hospital_node, &gp, &creds).await;
+        let vp = presentation_jwt(gp_node, &gp, &creds, &public).await;
         let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), vp.to_string()).unwrap();
+        std::fs::write(file.path(), vp).unwrap();
         let run = std::process::Command::new("python3")
             .arg(knoop_e2e::repo_root().join("tests/dpop_client.py"))
             .arg(&public)
@@ -510,4 +534,127 @@ async fn dpop_binds_tokens_to_the_clients_key() {
     refused("no_ath", "invalid_dpop_proof");
     refused("alg_none", "invalid_dpop_proof");
     refused("stale_nonce", "use_dpop_nonce");
+}
+
+/// RFC 7523 (the national guide's GFI-004): the assertion is a presentation JWT for this
+/// server, used once; a client assertion authenticates the software that asks (here the GP's
+/// EHR vendor, a DID of its own) and shows in introspection as `client_id`. Each refusal has its
+/// RFC 6749 code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc_7523_assertions_and_client_assertions() {
+    let Care {
+        net,
+        gp,
+        doctor,
+        gp_cred,
+        doctor_cred,
+        patient,
+        ..
+    } = care().await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    let creds = [gp_cred, doctor_cred];
+    consent_to_gps(gp_node, &gp).await;
+    let vendor = create_did(gp_node).await;
+    let public = hospital_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_url = format!("{public}/oauth2/token");
+    let http = reqwest::Client::new();
+    let ask = |assertion: String, client: Option<(String, &'static str)>| {
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+            ),
+            ("assertion", assertion),
+            ("scope", "medication-overview".to_owned()),
+            ("patient", patient.clone()),
+            ("purpose", "regular-care".to_owned()),
+        ];
+        if let Some((jwt, kind)) = client {
+            form.push(("client_assertion", jwt));
+            form.push(("client_assertion_type", kind.to_owned()));
+        }
+        let req = http.post(&token_url).form(&form);
+        async move {
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap())
+        }
+    };
+    const CLIENT_JWT: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    // Wait for the consent to reach the hospital's node.
+    let t0 = Instant::now();
+    let (vp, granted) = loop {
+        let vp = presentation_jwt(gp_node, &gp, &creds, &public).await;
+        let client = presentation_jwt(gp_node, &vendor, &[], &token_url).await;
+        let (code, body) = ask(vp.clone(), Some((client, CLIENT_JWT))).await;
+        if code == 200 {
+            break (vp, body);
+        }
+        assert!(
+            body["error"] == "access_denied" && t0.elapsed() < Duration::from_secs(45),
+            "{code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let seen = introspect(hospital_node, granted["access_token"].as_str().unwrap()).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["client_id"], vendor.as_str(), "{seen}");
+    assert_eq!(seen["sub"], doctor.as_str(), "{seen}");
+    assert!(seen["assertions"][&gp].is_object(), "{seen}");
+    assert!(seen["client_assertions"].is_object(), "{seen}");
+
+    // Refusals.
+    let (code, body) = ask(vp, None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "replay: {body}"
+    );
+    let other_aud = presentation_jwt(gp_node, &gp, &creds, "https://elsewhere.example").await;
+    let (code, body) = ask(other_aud, None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("audience_mismatch"),
+        "{body}"
+    );
+    let fresh = || presentation_jwt(gp_node, &gp, &creds, &public);
+    let client = presentation_jwt(gp_node, &vendor, &[], &token_url).await;
+    let (code, body) = ask(fresh().await, Some((client, "urn:example:other"))).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    let client_elsewhere =
+        presentation_jwt(gp_node, &vendor, &[], "https://elsewhere.example").await;
+    let (code, body) = ask(fresh().await, Some((client_elsewhere, CLIENT_JWT))).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    let (code, body) = ask("not.a.jwt".into(), None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // A JSON presentation is not an RFC 7523 assertion.
+    let json_vp = presentation(gp_node, hospital_node, &gp, &creds).await;
+    let (code, body) = ask(json_vp.to_string(), None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use knoop_vc::jose;
 use knoop_vc::jws::PublicJwk;
 use knoop_vc::proof::{sign, Cryptosuite, ProofOptions};
@@ -19,7 +19,7 @@ const DAY: i64 = 86_400_000;
 
 /// A world with one key per issuer, valid from `from` until `until` (a rotation).
 struct World {
-    keys: HashMap<String, (VerifyingKey, i64, i64)>,
+    keys: HashMap<String, (PublicJwk, i64, i64)>,
     revoked: HashSet<String>,
     trusted: HashSet<String>,
     /// Status list credentials by URL, as if fetched.
@@ -33,7 +33,7 @@ impl VerifierEnv for World {
         if at_ms < *from || at_ms >= *until {
             return Err(format!("{vm} was not an assertionMethod key at that time"));
         }
-        Ok(PublicJwk::Ed25519(*k))
+        Ok(k.clone())
     }
     fn revoked(&self, _issuer: &str, id: &str) -> Option<String> {
         self.revoked
@@ -63,7 +63,7 @@ fn world() -> World {
     keys.insert(
         format!("{RA}#key-1"),
         (
-            SigningKey::from_bytes(&[1; 32]).verifying_key(),
+            PublicJwk::Ed25519(SigningKey::from_bytes(&[1; 32]).verifying_key()),
             0,
             JAN_2026 + 10 * DAY,
         ),
@@ -71,7 +71,7 @@ fn world() -> World {
     keys.insert(
         format!("{RA}#key-2"),
         (
-            SigningKey::from_bytes(&[2; 32]).verifying_key(),
+            PublicJwk::Ed25519(SigningKey::from_bytes(&[2; 32]).verifying_key()),
             JAN_2026 + 10 * DAY,
             i64::MAX,
         ),
@@ -180,7 +180,7 @@ fn professional_credentials_carry_their_employer() {
         keys: [(
             format!("{HOSPITAL}#key-1"),
             (
-                SigningKey::from_bytes(&[9; 32]).verifying_key(),
+                PublicJwk::Ed25519(SigningKey::from_bytes(&[9; 32]).verifying_key()),
                 0,
                 i64::MAX,
             ),
@@ -232,7 +232,7 @@ fn presentations_bind_challenge_domain_and_holder() {
     w.keys.insert(
         format!("{HOSPITAL}#key-1"),
         (
-            SigningKey::from_bytes(&[9; 32]).verifying_key(),
+            PublicJwk::Ed25519(SigningKey::from_bytes(&[9; 32]).verifying_key()),
             0,
             i64::MAX,
         ),
@@ -488,7 +488,7 @@ fn bitstring_status_lists_revoke_and_suspend() {
     w.keys.insert(
         "did:knoop:other#key-5".into(),
         (
-            SigningKey::from_bytes(&[5; 32]).verifying_key(),
+            PublicJwk::Ed25519(SigningKey::from_bytes(&[5; 32]).verifying_key()),
             0,
             i64::MAX,
         ),
@@ -576,4 +576,102 @@ fn status_list_vectors() {
             assert!(got.is_err(), "{}", case["entry"]);
         }
     }
+}
+
+/// VC 1.1 presentation JWTs (the RFC 7523 assertion): an ES256 holder presents a Data Integrity
+/// credential and a `vc+jwt`; audience, times, key and holder are each checked.
+#[test]
+fn presentation_jwts_bind_audience_time_and_holder() {
+    use knoop_vc::jws::SigningKey as JwsKey;
+    use knoop_vc::presentation::{present_jwt, verify_presentation_jwt, MAX_VP_JWT_LIFETIME_S};
+    let mut w = world();
+    let holder_key = JwsKey::generate_p256();
+    let kid = format!("{HOSPITAL}#p256");
+    w.keys
+        .insert(kid.clone(), (holder_key.public_jwk(), 0, i64::MAX));
+    let ctx = knoop_contexts();
+    let creds = vec![
+        issue(Cryptosuite::EddsaJcs2022, 1, 2, None),
+        issue_jwt(1, "2026-01-02T00:00:00Z", None),
+    ];
+    let now = w.now / 1000;
+    let aud = "https://node.example";
+    let make = |key: &JwsKey, kid: &str, aud: &str, iat: i64, ttl: i64| {
+        present_jwt(
+            HOSPITAL,
+            kid,
+            key,
+            creds.clone(),
+            aud,
+            Some("n"),
+            iat,
+            ttl,
+            "urn:uuid:j1",
+        )
+    };
+    let good = make(&holder_key, &kid, aud, now - 5, 60);
+    let v = verify_presentation_jwt(&good, &w, &ctx, &["did:knoop:x", aud], now).unwrap();
+    assert_eq!(v.presentation.holder, HOSPITAL);
+    assert_eq!(v.presentation.credentials.len(), 2);
+    assert_eq!((v.jti.as_str(), v.expires_s), ("urn:uuid:j1", now + 55));
+    assert_eq!(v.nonce.as_deref(), Some("n"));
+    // A relative kid names a key of the holder.
+    let relative = make(&holder_key, "#p256", aud, now, 60);
+    assert!(verify_presentation_jwt(&relative, &w, &ctx, &[aud], now).is_ok());
+    let code = |jwt: &str| match verify_presentation_jwt(jwt, &w, &ctx, &[aud], now) {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    assert_eq!(
+        code(&make(&holder_key, &kid, "https://other.example", now, 60)),
+        "audience_mismatch"
+    );
+    assert_eq!(
+        code(&make(&holder_key, &kid, aud, now - 200, 60)),
+        "presentation_expired"
+    );
+    assert_eq!(
+        code(&make(
+            &holder_key,
+            &kid,
+            aud,
+            now,
+            MAX_VP_JWT_LIFETIME_S + 1
+        )),
+        "bad_presentation_jwt"
+    );
+    assert_eq!(
+        code(&make(&holder_key, &kid, aud, now + 600, 60)),
+        "bad_presentation_jwt"
+    );
+    assert_eq!(
+        code(&make(&JwsKey::generate_p256(), &kid, aud, now, 60)),
+        "bad_presentation_jwt",
+        "signed by another key"
+    );
+    assert_eq!(
+        code(&make(&holder_key, &format!("{RA}#key-2"), aud, now, 60)),
+        "holder_key",
+        "a key of another DID"
+    );
+    assert_eq!(
+        code(&make(
+            &holder_key,
+            &format!("{HOSPITAL}#nope"),
+            aud,
+            now,
+            60
+        )),
+        "holder_key"
+    );
+    // A revoked credential inside fails it with the credential's reason.
+    let mut revoked = world();
+    revoked
+        .keys
+        .insert(kid.clone(), (holder_key.public_jwk(), 0, i64::MAX));
+    revoked
+        .revoked
+        .insert("urn:uuid:0b2a6b5e-0000-4000-8000-000000000001".into());
+    let r = verify_presentation_jwt(&good, &revoked, &ctx, &[aud], now).unwrap_err();
+    assert_eq!(r.code(), "revoked");
 }

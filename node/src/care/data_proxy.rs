@@ -414,6 +414,7 @@ mod tests {
             id: "urn:uuid:x".into(),
             assertions: json!({}),
             jkt: None,
+            client: None,
         }
     }
 

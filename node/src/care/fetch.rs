@@ -314,37 +314,20 @@ impl Fetcher {
         let unreachable = |e: reqwest::Error| ("unreachable", crate::https::error_chain(&e));
         // A fresh key per holder node and request: the tokens are bound to it (DPoP).
         let key = knoop_vc::jws::SigningKey::generate_p256();
-        let resp = http
-            .get(format!("{base}/oauth2/nonce"))
-            .send()
-            .await
-            .map_err(unreachable)?;
-        not_rate_limited(&resp)?;
-        let mut dpop_nonce = header_text(&resp, DPOP_NONCE);
-        let nonce: Value = resp.json().await.map_err(unreachable)?;
-        let (Some(challenge), Some(audience)) =
-            (nonce["nonce"].as_str(), nonce["audience"].as_str())
-        else {
-            return Err(("error", "the nonce endpoint gave no nonce".into()));
-        };
-        if audience != node {
-            return Err((
-                "error",
-                format!("the node at {base} answers as {audience}, not {node}"),
-            ));
-        }
-        let vp = crate::identity::issuing::present(
+        // RFC 7523: the presentation is a JWT for this server (its RFC 8414 issuer, the public
+        // base URL), used once.
+        let vp = crate::identity::issuing::present_jwt(
             &self.dids,
             &req.requester,
             req.credentials.clone(),
-            challenge,
-            audience,
+            &base,
+            None,
             PRESENTATION_TTL_S,
         )
         .map_err(|e| ("error", format!("{e:?}")))?;
         let mut form = vec![
-            ("grant_type", crate::care::tokens::GRANT_TYPE.to_owned()),
-            ("assertion", vp.to_string()),
+            ("grant_type", crate::care::tokens::JWT_BEARER.to_owned()),
+            ("assertion", vp),
             ("scope", req.scope.clone()),
             ("patient", patient_ref.to_owned()),
             ("purpose", req.purpose.clone()),
@@ -352,6 +335,7 @@ impl Fetcher {
         if let Some(r) = &req.reason {
             form.push(("reason", r.clone()));
         }
+        let mut dpop_nonce: Option<String> = None;
         let token_url = format!("{base}/oauth2/token");
         // At most one retry, with the nonce the server names (RFC 9449 §8).
         let mut attempts = 0;

@@ -1,8 +1,10 @@
 //! The token endpoint (spec: `specs/tokens.md`): a requesting organisation presents its
 //! organisation credential and its professional's credential in a verifiable presentation
-//! bound to a nonce from this node and to this node's DID, names a scope (a use case), the
-//! patient (by reference) and the purpose, and gets a short-lived access token bound to all of
-//! that, if the scope's policy and the patient's consent allow. Every request is audited.
+//! (an RFC 7523 `jwt-bearer` assertion: a VC 1.1 presentation JWT for this server; or a Data
+//! Integrity presentation bound to a nonce from this node and to its DID), optionally with a
+//! client assertion of the software that asks, names a scope (a use case), the patient (by
+//! reference) and the purpose, and gets a short-lived access token bound to all of that, if the
+//! scope's policy and the patient's consent allow. Every request is audited.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,8 +58,11 @@ pub fn default_policies() -> Vec<Policy> {
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
     pub grant_type: String,
-    /// The verifiable presentation (JSON).
+    /// The verifiable presentation: a presentation JWT ([`JWT_BEARER`]) or JSON
+    /// ([`GRANT_TYPE`]).
     pub assertion: String,
+    /// RFC 7523 §2.2 client authentication: a presentation JWT of the client.
+    pub client_assertion: Option<String>,
     pub scope: String,
     /// The patient reference, `urn:knoop:patient:...`.
     pub patient: String,
@@ -66,8 +71,14 @@ pub struct TokenRequest {
     pub reason: Option<String>,
 }
 
-/// The grant type knoop accepts.
+/// knoop's first grant type: a Data Integrity presentation bound to a nonce of this node.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:vp_token-bearer";
+/// RFC 7523 §2.1 (the national guide's GFI-004): a presentation JWT as the assertion.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// RFC 7523 §2.2: the `client_assertion_type` of a JWT client assertion.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Every grant type accepted, the standard one first.
+pub const GRANT_TYPES: [&str; 2] = [JWT_BEARER, GRANT_TYPE];
 
 /// Largest value of one token request parameter (a presentation with two credentials is a few
 /// KiB; the public API caps the whole body too).
@@ -77,15 +88,19 @@ impl TokenRequest {
     /// The token request in an `application/x-www-form-urlencoded` body (RFC 6749 §3.2, §4.5).
     /// Parameters this endpoint does not know (`client_id`, `resource`, ...) are ignored, as
     /// RFC 6749 §3.2 says; a parameter given twice or one that is missing is `invalid_request`,
-    /// a grant type other than [`GRANT_TYPE`] is `unsupported_grant_type` (§5.2).
+    /// a grant type outside [`GRANT_TYPES`] is `unsupported_grant_type` (§5.2). A
+    /// `client_assertion` needs `client_assertion_type` [`CLIENT_ASSERTION_TYPE`] (RFC 7523
+    /// §2.2), else `invalid_client`.
     pub fn from_form(body: &[u8]) -> Result<Self, TokenError> {
-        const KNOWN: [&str; 6] = [
+        const KNOWN: [&str; 8] = [
             "grant_type",
             "assertion",
             "scope",
             "patient",
             "purpose",
             "reason",
+            "client_assertion",
+            "client_assertion_type",
         ];
         let mut found: HashMap<&'static str, String> = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -105,11 +120,28 @@ impl TokenRequest {
         let grant_type = found
             .remove("grant_type")
             .ok_or_else(|| refuse("invalid_request", "grant_type is required"))?;
-        if grant_type != GRANT_TYPE {
+        if !GRANT_TYPES.contains(&grant_type.as_str()) {
             return Err(refuse(
                 "unsupported_grant_type",
-                format!("use {GRANT_TYPE}"),
+                format!("use {JWT_BEARER}"),
             ));
+        }
+        let client_assertion = found.remove("client_assertion");
+        match (&client_assertion, found.remove("client_assertion_type")) {
+            (None, None) => {}
+            (Some(_), Some(t)) if t == CLIENT_ASSERTION_TYPE => {}
+            (Some(_), _) => {
+                return Err(refuse(
+                    "invalid_client",
+                    format!("client_assertion_type must be {CLIENT_ASSERTION_TYPE}"),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(refuse(
+                    "invalid_request",
+                    "client_assertion_type without client_assertion",
+                ))
+            }
         }
         let mut required = |name: &'static str| {
             found
@@ -118,6 +150,7 @@ impl TokenRequest {
         };
         Ok(TokenRequest {
             grant_type,
+            client_assertion,
             assertion: required("assertion")?,
             scope: required("scope")?,
             patient: required("patient")?,
@@ -171,8 +204,9 @@ pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
     serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
-        "grant_types_supported": [GRANT_TYPE],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "grant_types_supported": GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": knoop_vc::jws::Alg::names(),
         "response_types_supported": [],
         "scopes_supported": scopes,
         "dpop_signing_alg_values_supported": knoop_vc::jws::Alg::names(),
@@ -201,6 +235,9 @@ pub struct Grant {
     /// The RFC 7638 thumbprint of the key the token is bound to (DPoP, RFC 9449 §6), or `None`
     /// for a bearer token.
     pub jkt: Option<String>,
+    /// The client that authenticated with a client assertion (its DID), and the claims of the
+    /// credentials it presented (as `assertions`).
+    pub client: Option<(String, Value)>,
 }
 
 impl Grant {
@@ -240,7 +277,15 @@ pub struct Tokens {
     tokens: Mutex<HashMap<String, Grant>>,
     dpop: DpopGuard,
     require_dpop: bool,
+    /// What a presentation JWT's `aud` may name: this node's DID, and once the public API is
+    /// bound its base URL (the RFC 8414 issuer) and token endpoint.
+    audiences: Mutex<Vec<String>>,
+    /// (issuer, jti) → exp (s) of the presentation JWTs used, against replay.
+    used_jtis: Mutex<HashMap<(String, String), i64>>,
 }
+
+/// Most presentation JWT ids remembered.
+const MAX_USED_JTIS: usize = 200_000;
 
 fn random_token() -> String {
     let mut b = [0u8; 32];
@@ -262,14 +307,75 @@ impl Tokens {
             credentials,
             localisation,
             audit,
-            node_did,
             policies,
             lifetime,
             nonces: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             dpop: DpopGuard::new(),
             require_dpop,
+            audiences: Mutex::new(vec![node_did.clone()]),
+            used_jtis: Mutex::new(HashMap::new()),
+            node_did,
         }
+    }
+
+    /// Accepts `url` (the public API's base URL) and its token endpoint as audiences of
+    /// presentation JWTs.
+    pub fn add_public_url(&self, url: &str) {
+        if let Ok(mut a) = self.audiences.lock() {
+            let base = url.trim_end_matches('/');
+            for aud in [base.to_owned(), format!("{base}/oauth2/token")] {
+                if !a.contains(&aud) {
+                    a.push(aud);
+                }
+            }
+        }
+    }
+
+    /// A presentation JWT id may be used once while it is live.
+    fn use_jti(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), TokenError> {
+        let now = crate::care::dpop::now_s();
+        let mut used = self
+            .used_jtis
+            .lock()
+            .map_err(|_| refuse("invalid_grant", "replay cache unavailable"))?;
+        if used.len() >= MAX_USED_JTIS {
+            used.retain(|_, e| *e + knoop_vc::presentation::VP_JWT_SKEW_S >= now);
+            if used.len() >= MAX_USED_JTIS {
+                return Err(refuse(
+                    "invalid_grant",
+                    "too many live assertions; retry later",
+                ));
+            }
+        }
+        if used
+            .insert((issuer.to_owned(), jti.to_owned()), exp)
+            .is_some()
+        {
+            return Err(refuse(
+                "invalid_grant",
+                "the assertion (jti) was used before",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Verifies a presentation JWT (the grant's or the client's) for this server and uses up
+    /// its id; refusals carry `error`.
+    fn verify_jwt(
+        &self,
+        jwt: &str,
+        error: &'static str,
+    ) -> Result<knoop_vc::presentation::VerifiedPresentation, TokenError> {
+        let audiences = self.audiences.lock().map(|a| a.clone()).unwrap_or_default();
+        let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
+        let v = self
+            .credentials
+            .verify_presentation_jwt(jwt, &auds, &FetchedLists::new(), crate::care::dpop::now_s())
+            .map_err(|e| refuse(error, format!("{}: {e}", e.code())))?;
+        self.use_jti(&v.presentation.holder, &v.jti, v.expires_s)
+            .map_err(|e| refuse(error, e.description))?;
+        Ok(v.presentation)
     }
 
     /// The DPoP nonces and replay cache shared by the token endpoint and the data proxy.
@@ -355,10 +461,10 @@ impl Tokens {
     }
 
     fn decide(&self, req: &TokenRequest, event: &mut Event) -> Result<Grant, TokenError> {
-        if req.grant_type != GRANT_TYPE {
+        if !GRANT_TYPES.contains(&req.grant_type.as_str()) {
             return Err(refuse(
                 "unsupported_grant_type",
-                format!("use {GRANT_TYPE}"),
+                format!("use {JWT_BEARER}"),
             ));
         }
         let policy = self
@@ -374,21 +480,19 @@ impl Tokens {
         }
         let p = knoop_privacy::patient::parse_reference(&req.patient)
             .ok_or_else(|| refuse("invalid_request", "patient must be a patient reference"))?;
-        let vp: Value = serde_json::from_str(&req.assertion)
-            .map_err(|_| refuse("invalid_request", "assertion must be a JSON presentation"))?;
-        let challenge = vp["proof"]["challenge"]
-            .as_str()
-            .ok_or_else(|| refuse("invalid_grant", "the presentation has no challenge"))?;
-        if !self.take_nonce(challenge) {
-            return Err(refuse(
-                "invalid_grant",
-                "the challenge is not a fresh nonce of this node (expired or used)",
-            ));
-        }
-        let verified = self
-            .credentials
-            .verify_presentation(&vp, challenge, &self.node_did, &FetchedLists::new())
-            .map_err(|e| refuse("invalid_grant", format!("{}: {e}", e.code())))?;
+        let client = match &req.client_assertion {
+            None => None,
+            Some(jwt) => {
+                let c = self.verify_jwt(jwt, "invalid_client")?;
+                let creds: Vec<&Verified> = c.credentials.iter().collect();
+                Some((c.holder.clone(), assertions(&creds)))
+            }
+        };
+        let verified = if req.grant_type == JWT_BEARER {
+            self.verify_jwt(&req.assertion, "invalid_grant")?
+        } else {
+            self.verify_nonce_presentation(&req.assertion)?
+        };
         let org = verified.holder.clone();
         event.requester = org.clone();
         let org_credential = verified
@@ -471,7 +575,30 @@ impl Tokens {
             id: crate::identity::issuing::urn_uuid(),
             assertions: assertions(&[org_credential, professional_credential]),
             jkt: None,
+            client,
         })
+    }
+
+    /// The [`GRANT_TYPE`] assertion: a JSON presentation whose challenge is a fresh nonce of
+    /// this node and whose domain is this node's DID.
+    fn verify_nonce_presentation(
+        &self,
+        assertion: &str,
+    ) -> Result<knoop_vc::presentation::VerifiedPresentation, TokenError> {
+        let vp: Value = serde_json::from_str(assertion)
+            .map_err(|_| refuse("invalid_request", "assertion must be a JSON presentation"))?;
+        let challenge = vp["proof"]["challenge"]
+            .as_str()
+            .ok_or_else(|| refuse("invalid_grant", "the presentation has no challenge"))?;
+        if !self.take_nonce(challenge) {
+            return Err(refuse(
+                "invalid_grant",
+                "the challenge is not a fresh nonce of this node (expired or used)",
+            ));
+        }
+        self.credentials
+            .verify_presentation(&vp, challenge, &self.node_did, &FetchedLists::new())
+            .map_err(|e| refuse("invalid_grant", format!("{}: {e}", e.code())))
     }
 
     /// RFC 7662 introspection: the grant of an active token.
@@ -554,7 +681,10 @@ mod tests {
         let m = server_metadata("https://node.example", &["medication-overview".into()]);
         assert_eq!(m["issuer"], "https://node.example");
         assert_eq!(m["token_endpoint"], "https://node.example/oauth2/token");
-        assert_eq!(m["grant_types_supported"], serde_json::json!([GRANT_TYPE]));
+        assert_eq!(
+            m["grant_types_supported"],
+            serde_json::json!([JWT_BEARER, GRANT_TYPE])
+        );
         assert_eq!(
             m["scopes_supported"],
             serde_json::json!(["medication-overview"])

@@ -289,6 +289,31 @@ impl Credentials {
         )
     }
 
+    /// Verifies a VC 1.1 presentation JWT for one of `audiences` (the assertion of an RFC 7523
+    /// token request) and every credential in it, at `now_s`.
+    pub fn verify_presentation_jwt(
+        &self,
+        jwt: &str,
+        audiences: &[&str],
+        lists: &FetchedLists,
+        now_s: i64,
+    ) -> Result<
+        knoop_vc::presentation::VerifiedJwtPresentation,
+        knoop_vc::presentation::PresentationFailure,
+    > {
+        knoop_vc::presentation::verify_presentation_jwt(
+            jwt,
+            &Env {
+                c: self,
+                skip_trust: false,
+                lists: Some(lists),
+            },
+            &self.contexts,
+            audiences,
+            now_s,
+        )
+    }
+
     /// Reads credentials and revocations published since the last call.
     pub fn catch_up(&self) {
         let (after_vc, after_rev) = match self.index.read() {

@@ -160,3 +160,39 @@ pub fn present(
     )?
     .map_err(|e| IssueError::Proof(e.to_string()))
 }
+
+/// A VC 1.1 presentation JWT of `credentials` by `holder` for `audience` (the assertion of an
+/// RFC 7523 token request), with the verifier's `nonce` if it gave one, signed with the holder's
+/// `authentication` key, living `ttl_s`.
+pub fn present_jwt(
+    dids: &DidOps,
+    holder: &str,
+    credentials: Vec<Value>,
+    audience: &str,
+    nonce: Option<&str>,
+    ttl_s: u64,
+) -> Result<String, IssueError> {
+    if audience.is_empty() {
+        return Err(IssueError::BadRequest("an audience is required".into()));
+    }
+    let now_s = (knoop_gossip::tx::now_ms() / 1000) as i64;
+    let ttl = ttl_s.min(MAX_PRESENTATION_TTL_S) as i64;
+    let jti = urn_uuid();
+    Ok(dids.with_key_for(
+        holder,
+        knoop_did::document::Relationship::Authentication,
+        |vm, key| {
+            knoop_vc::presentation::present_jwt(
+                holder,
+                vm,
+                &knoop_vc::jws::SigningKey::Ed25519(key.clone()),
+                credentials,
+                audience,
+                nonce,
+                now_s,
+                ttl,
+                &jti,
+            )
+        },
+    )?)
+}

@@ -140,6 +140,16 @@ fn binding(s: &OAuth, headers: &HeaderMap) -> Result<Option<String>, DpopError> 
     Ok(Some(s.tokens.dpop().verify(proof, &expect, true)?.jkt))
 }
 
+/// The status of an RFC 6749 §5.2 error: 401 for a client that failed to authenticate, 403 for
+/// a refusal of policy or consent, else 400.
+fn status_for(error: &str) -> StatusCode {
+    match error {
+        "access_denied" => StatusCode::FORBIDDEN,
+        "invalid_client" => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
 async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
     let tokens = &s.tokens;
     if !is_form(headers) {
@@ -151,7 +161,7 @@ async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
     }
     let req = match TokenRequest::from_form(&body) {
         Ok(r) => r,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.error, &e.description),
+        Err(e) => return oauth_error(status_for(e.error), e.error, &e.description),
     };
     let jkt = match binding(s, headers) {
         Ok(j) => j,
@@ -170,14 +180,7 @@ async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
             }))
             .into_response(),
         ),
-        Ok(Err(e)) => {
-            let status = if e.error == "access_denied" {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            oauth_error(status, e.error, &e.description)
-        }
+        Ok(Err(e)) => oauth_error(status_for(e.error), e.error, &e.description),
         Err(_) => oauth_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

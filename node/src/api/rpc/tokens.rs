@@ -56,7 +56,9 @@ async fn introspect(
                 "iss": tokens.audience(),
                 "aud": g.holdings.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
                 "assertions": g.assertions,
-                "client_id": g.requester,
+                // The software that authenticated (RFC 7523 §2.2), else the organisation.
+            "client_id": g.client.as_ref().map_or(&g.requester, |c| &c.0),
+            "client_assertions": g.client.as_ref().map(|c| &c.1),
                 "sub": g.professional,
                 "patient": g.patient,
                 "purpose": g.purpose,

@@ -205,12 +205,18 @@ struct PresentReq {
     /// A DID hosted here, with an authentication key.
     holder: String,
     credentials: Vec<Value>,
-    /// The verifier's nonce and its domain (audience).
-    challenge: String,
+    /// The verifier's nonce (required for `ldp`; the JWT's `nonce` for `jwt`) and its domain
+    /// (for `jwt`: the audience, `aud`).
+    #[serde(default)]
+    challenge: Option<String>,
     domain: String,
     /// Seconds the presentation stays valid (default 300).
     #[serde(default)]
     ttl_s: Option<u64>,
+    /// `ldp` (default: JSON with a Data Integrity proof) or `jwt` (a VC 1.1 presentation JWT,
+    /// the assertion of an RFC 7523 token request).
+    #[serde(default)]
+    format: Option<String>,
 }
 
 async fn present(
@@ -218,14 +224,28 @@ async fn present(
     b: Result<Json<PresentReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
-    let vp = issuing::present(
-        &st.dids,
-        &req.holder,
-        req.credentials,
-        &req.challenge,
-        &req.domain,
-        req.ttl_s.unwrap_or(300),
-    )?;
+    let ttl = req.ttl_s.unwrap_or(300);
+    let vp = match req.format.as_deref() {
+        None | Some("ldp") => issuing::present(
+            &st.dids,
+            &req.holder,
+            req.credentials,
+            req.challenge.as_deref().unwrap_or_default(),
+            &req.domain,
+            ttl,
+        )?,
+        Some("jwt") => Value::String(issuing::present_jwt(
+            &st.dids,
+            &req.holder,
+            req.credentials,
+            &req.domain,
+            req.challenge.as_deref(),
+            ttl,
+        )?),
+        Some(_) => {
+            return Err(issuing::IssueError::BadRequest("format must be ldp or jwt".into()).into())
+        }
+    };
     Ok((StatusCode::CREATED, Json(json!({"presentation": vp}))))
 }
 
