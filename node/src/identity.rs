@@ -1,7 +1,8 @@
 //! Identity services: the keystore and the node's identity key, every `did:knoop` DID (state
 //! from the log, operations on hosted DIDs), resolvers for all supported methods (with the
 //! did:web client), issuing credentials and presentations, credentials with their trust and
-//! revocations, status lists, and the did:web ids and documents of the DIDs hosted here.
+//! revocations, status lists and the prefetch of what a verification needs from the web, and
+//! the did:web ids and documents of the DIDs hosted here.
 
 pub mod credentials;
 pub mod did_ops;
@@ -10,6 +11,7 @@ pub mod didweb;
 pub mod issuing;
 pub mod keystore;
 pub mod node_key;
+pub mod prefetch;
 pub mod resolver;
 pub mod status_list;
 pub mod web_dids;

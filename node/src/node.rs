@@ -168,7 +168,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     let resolver = Arc::new(Resolver {
         knoop: did_state.clone(),
-        web,
+        web: web.clone(),
     });
 
     let loc_params = localisation_params(&cfg)?;
@@ -194,8 +194,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         loc_params,
         cfg.consent.mode == "opt-out",
     ));
+    let prefetch = Arc::new(crate::identity::prefetch::Prefetcher::new(
+        status_lists,
+        web.clone(),
+    ));
     let tokens = Arc::new(crate::care::tokens::Tokens::new(
         credentials.clone(),
+        prefetch.clone(),
         localisation.clone(),
         audit.clone(),
         node_did.clone(),
@@ -328,7 +333,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         dids,
         resolver,
         credentials,
-        status_lists,
+        prefetch,
         private,
         localisation,
         consents,

@@ -118,6 +118,8 @@ async fn consent_to_gps(gp_node: &Node, gp: &str) {
 /// hospital for medication and lab.
 struct Care {
     net: Network,
+    /// The registry authority (on the GP's node), trusted for organisation credentials.
+    ra: String,
     gp: String,
     doctor: String,
     hospital: String,
@@ -127,9 +129,14 @@ struct Care {
 }
 
 async fn care() -> Care {
-    let net = Network::start_with_env(2, knoop_e2e::privacy_env("opt-in"))
-        .await
-        .unwrap();
+    care_with(Vec::new()).await
+}
+
+/// [`care`] with extra node environment.
+async fn care_with(extra_env: Vec<(String, String)>) -> Care {
+    let mut env = knoop_e2e::privacy_env("opt-in");
+    env.extend(extra_env);
+    let net = Network::start_with_env(2, env).await.unwrap();
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let ra = create_did(gp_node).await;
     let gp = create_did(gp_node).await;
@@ -174,6 +181,7 @@ async fn care() -> Care {
     let patient = reg["patient"].as_str().unwrap().to_owned();
     Care {
         net,
+        ra,
         gp,
         doctor,
         hospital,
@@ -193,6 +201,7 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
         gp_cred,
         doctor_cred,
         patient,
+        ..
     } = care().await;
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let creds = [gp_cred.clone(), doctor_cred.clone()];
@@ -657,4 +666,92 @@ async fn rfc_7523_assertions_and_client_assertions() {
         (400, Some("invalid_grant")),
         "{body}"
     );
+}
+
+/// An EHR outside knoop (`tests/outside_ehr.py`): its organisation is a did:web on a test HTTPS
+/// server with its own P-256 key, its organisation credential comes from the network's registry
+/// authority, and it issues its professional's credential itself as an ES256 `vc+jwt`. With only
+/// the standards (RFC 7523, RFC 9449) it gets a DPoP-bound token from the hospital's node and
+/// fetches data; the token without its proof is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ehr_outside_knoop_gets_a_dpop_token_with_its_did_web() {
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let Care {
+        net,
+        ra,
+        gp,
+        patient,
+        ..
+    } = care_with(vec![(
+        "KNOOP_DID__WEB_CA_FILE".into(),
+        web.ca_pem_path().display().to_string(),
+    )])
+    .await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    let script = knoop_e2e::repo_root().join("tests/outside_ehr.py");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.json");
+    let did = format!("did:web:localhost%3A{}:ehr", web.port());
+    let keygen = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["keygen", &key_file.display().to_string(), &did])
+        .output()
+        .expect("python3 with joserfc");
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    web.set("/ehr/did.json".into(), keygen.stdout);
+
+    let org_cred = issue(gp_node, json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
+        "subject": {"id": did, "legalName": "Huisartsenpost Buiten", "city": "Zwolle", "organizationType": "gp", "ura": "70000099"}})).await;
+    let org_file = dir.path().join("org.json");
+    std::fs::write(&org_file, org_cred.to_string()).unwrap();
+    consent_to_gps(gp_node, &gp).await;
+    let public = hospital_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t0 = Instant::now();
+    let out = loop {
+        let run = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["fetch", &public, &key_file.display().to_string(), &did])
+            .arg(&org_file)
+            .arg(&patient)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+        if out["token"]["status"] == 200 {
+            break out;
+        }
+        // Until the organisation credential and the consent reach the hospital's node.
+        assert!(t0.elapsed() < Duration::from_secs(45), "{out}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(out["token"]["body"]["token_type"], "DPoP", "{out}");
+    assert_eq!(out["data"]["status"], 200, "{out}");
+    assert_eq!(out["data"]["type"], "Bundle", "{out}");
+    assert_eq!(out["stolen"]["status"], 401, "{out}");
+    assert!(
+        out["stolen"]["www_authenticate"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("DPoP") && h.contains("invalid_token")),
+        "{out}"
+    );
+    let seen = introspect(
+        hospital_node,
+        out["token"]["body"]["access_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(seen["client_id"], did.as_str(), "{seen}");
+    assert_eq!(seen["sub"], out["doctor"], "{seen}");
+    assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
+    assert!(seen["assertions"][&did]["ura"].is_array(), "{seen}");
 }

@@ -14,9 +14,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::care::private::{Private, State};
-use crate::identity::credentials::{
-    Credentials, FetchedLists, Revocation, REVOCATION_CONTENT_TYPE,
-};
+use crate::identity::credentials::{Credentials, Fetched, Revocation, REVOCATION_CONTENT_TYPE};
 use crate::store::RocksStore;
 
 /// Inner content type of a consent sent privately.
@@ -114,7 +112,7 @@ impl Consents {
     ) -> Result<PatientConsent, String> {
         let v = self
             .credentials
-            .verify(credential, &FetchedLists::new())
+            .verify(credential, &Fetched::default())
             .map_err(|e| format!("{}: {e}", e.code()))?;
         let Claims::PatientConsent(c) = v.claims else {
             return Err("not a PatientConsentCredential".into());
@@ -182,7 +180,7 @@ impl Consents {
             .filter_map(|s| {
                 let v = self
                     .credentials
-                    .verify(&s.credential, &FetchedLists::new())
+                    .verify(&s.credential, &Fetched::default())
                     .ok()?;
                 let Claims::PatientConsent(claims) = v.claims else {
                     return None;
@@ -202,7 +200,7 @@ impl Consents {
         if s.revoked {
             return "revoked".into();
         }
-        match self.credentials.verify(&s.credential, &FetchedLists::new()) {
+        match self.credentials.verify(&s.credential, &Fetched::default()) {
             Ok(_) => "active".into(),
             Err(e) => e.code().into(),
         }

@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::care::audit::{AuditLog, Event};
 use crate::care::dpop::DpopGuard;
 use crate::care::localisation::Localisation;
-use crate::identity::credentials::{Credentials, FetchedLists};
+use crate::identity::credentials::{Credentials, Fetched};
+use crate::identity::prefetch::Prefetcher;
 
 /// How long a nonce may be used.
 const NONCE_TTL: Duration = Duration::from_secs(300);
@@ -268,6 +269,7 @@ fn refuse(error: &'static str, description: impl Into<String>) -> TokenError {
 /// The token service of this node.
 pub struct Tokens {
     credentials: Arc<Credentials>,
+    prefetch: Arc<Prefetcher>,
     localisation: Arc<Localisation>,
     audit: Arc<AuditLog>,
     node_did: String,
@@ -294,8 +296,10 @@ fn random_token() -> String {
 }
 
 impl Tokens {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         credentials: Arc<Credentials>,
+        prefetch: Arc<Prefetcher>,
         localisation: Arc<Localisation>,
         audit: Arc<AuditLog>,
         node_did: String,
@@ -305,6 +309,7 @@ impl Tokens {
     ) -> Self {
         Tokens {
             credentials,
+            prefetch,
             localisation,
             audit,
             policies,
@@ -366,12 +371,13 @@ impl Tokens {
         &self,
         jwt: &str,
         error: &'static str,
+        fetched: &Fetched,
     ) -> Result<knoop_vc::presentation::VerifiedPresentation, TokenError> {
         let audiences = self.audiences.lock().map(|a| a.clone()).unwrap_or_default();
         let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
         let v = self
             .credentials
-            .verify_presentation_jwt(jwt, &auds, &FetchedLists::new(), crate::care::dpop::now_s())
+            .verify_presentation_jwt(jwt, &auds, fetched, crate::care::dpop::now_s())
             .map_err(|e| refuse(error, format!("{}: {e}", e.code())))?;
         self.use_jti(&v.presentation.holder, &v.jti, v.expires_s)
             .map_err(|e| refuse(error, e.description))?;
@@ -425,11 +431,34 @@ impl Tokens {
     }
 
     /// Decides a token request; audits the outcome either way. `jkt` is the thumbprint of the
-    /// key of the request's DPoP proof, checked by the caller: the token is bound to it.
-    pub fn request(
+    /// key of the request's DPoP proof, checked by the caller: the token is bound to it. What
+    /// the presentations need from the web (status lists, did:web documents) is fetched first.
+    pub async fn request(
+        self: &Arc<Self>,
+        req: TokenRequest,
+        jkt: Option<String>,
+    ) -> Result<(String, Grant), TokenError> {
+        let mut inputs = vec![serde_json::from_str(&req.assertion)
+            .unwrap_or_else(|_| Value::String(req.assertion.clone()))];
+        if let Some(c) = &req.client_assertion {
+            inputs.push(Value::String(c.clone()));
+        }
+        let fetched = self
+            .prefetch
+            .fetch(&inputs.iter().collect::<Vec<_>>())
+            .await;
+        let t = self.clone();
+        tokio::task::spawn_blocking(move || t.request_now(&req, jkt, &fetched))
+            .await
+            .unwrap_or_else(|_| Err(refuse("server_error", "the token task failed")))
+    }
+
+    /// [`Tokens::request`] with everything fetched.
+    fn request_now(
         &self,
         req: &TokenRequest,
         jkt: Option<String>,
+        fetched: &Fetched,
     ) -> Result<(String, Grant), TokenError> {
         let mut event = Event {
             kind: "token".into(),
@@ -439,7 +468,7 @@ impl Tokens {
             patient: req.patient.clone(),
             ..Default::default()
         };
-        let res = self.decide(req, &mut event);
+        let res = self.decide(req, &mut event, fetched);
         event.outcome = match &res {
             Ok(g) if g.break_the_glass => "granted_break_the_glass".into(),
             Ok(_) => "granted".into(),
@@ -460,7 +489,12 @@ impl Tokens {
         Ok((token, grant))
     }
 
-    fn decide(&self, req: &TokenRequest, event: &mut Event) -> Result<Grant, TokenError> {
+    fn decide(
+        &self,
+        req: &TokenRequest,
+        event: &mut Event,
+        fetched: &Fetched,
+    ) -> Result<Grant, TokenError> {
         if !GRANT_TYPES.contains(&req.grant_type.as_str()) {
             return Err(refuse(
                 "unsupported_grant_type",
@@ -483,15 +517,15 @@ impl Tokens {
         let client = match &req.client_assertion {
             None => None,
             Some(jwt) => {
-                let c = self.verify_jwt(jwt, "invalid_client")?;
+                let c = self.verify_jwt(jwt, "invalid_client", fetched)?;
                 let creds: Vec<&Verified> = c.credentials.iter().collect();
                 Some((c.holder.clone(), assertions(&creds)))
             }
         };
         let verified = if req.grant_type == JWT_BEARER {
-            self.verify_jwt(&req.assertion, "invalid_grant")?
+            self.verify_jwt(&req.assertion, "invalid_grant", fetched)?
         } else {
-            self.verify_nonce_presentation(&req.assertion)?
+            self.verify_nonce_presentation(&req.assertion, fetched)?
         };
         let org = verified.holder.clone();
         event.requester = org.clone();
@@ -584,6 +618,7 @@ impl Tokens {
     fn verify_nonce_presentation(
         &self,
         assertion: &str,
+        fetched: &Fetched,
     ) -> Result<knoop_vc::presentation::VerifiedPresentation, TokenError> {
         let vp: Value = serde_json::from_str(assertion)
             .map_err(|_| refuse("invalid_request", "assertion must be a JSON presentation"))?;
@@ -597,7 +632,7 @@ impl Tokens {
             ));
         }
         self.credentials
-            .verify_presentation(&vp, challenge, &self.node_did, &FetchedLists::new())
+            .verify_presentation(&vp, challenge, &self.node_did, fetched)
             .map_err(|e| refuse("invalid_grant", format!("{}: {e}", e.code())))
     }
 

@@ -81,21 +81,68 @@ fn now_ms() -> i64 {
     knoop_gossip::tx::now_ms() as i64
 }
 
-/// Status lists fetched for one verification (see `status_list.rs`).
-pub type FetchedLists = HashMap<String, StatusLookup>;
+/// What was fetched over HTTPS before one verification (`prefetch.rs`): status lists by URL
+/// and did:web documents by DID. `Fetched::default()` fetched nothing: status lists are then
+/// unavailable and did:web keys unknown.
+#[derive(Clone, Debug, Default)]
+pub struct Fetched {
+    pub lists: HashMap<String, StatusLookup>,
+    pub dids: HashMap<String, Result<Value, String>>,
+}
 
 /// The environment of one verification.
 struct Env<'a> {
     c: &'a Credentials,
     /// Skip trust (used when indexing: trust may change later).
     skip_trust: bool,
-    /// Status lists fetched beforehand; `None`: status lists are not checked (indexing).
-    lists: Option<&'a FetchedLists>,
+    /// Fetched beforehand; `None`: status lists are not checked and did:web keys are unknown
+    /// (indexing; they are checked at use).
+    fetched: Option<&'a Fetched>,
+}
+
+impl Env<'_> {
+    fn key(&self, vm: &str, at_ms: i64, rel: Relationship) -> Result<PublicJwk, String> {
+        let did = vm.split('#').next().unwrap_or_default();
+        if did.starts_with("did:web:") {
+            let doc = self
+                .fetched
+                .and_then(|f| f.dids.get(did))
+                .ok_or_else(|| format!("{did} was not fetched (did:web keys are checked at use)"))?
+                .as_ref()
+                .map_err(Clone::clone)?;
+            return web_key(doc, vm, rel);
+        }
+        self.c.key_at(vm, at_ms, rel)
+    }
+}
+
+/// The signing key `vm` of a did:web document, if relationship `rel` lists it (by absolute or
+/// relative id, or embedded). A did:web document has no history: this is its key now.
+fn web_key(doc: &Value, vm: &str, rel: Relationship) -> Result<PublicJwk, String> {
+    let fragment = vm.split_once('#').map(|(_, f)| format!("#{f}"));
+    let is_vm = |id: Option<&str>| id.is_some_and(|i| i == vm || Some(i) == fragment.as_deref());
+    let listed = doc[rel.name()].as_array().into_iter().flatten();
+    let mut method = None;
+    for r in listed {
+        if is_vm(r.as_str()) {
+            method = doc["verificationMethod"]
+                .as_array()
+                .and_then(|ms| ms.iter().find(|m| is_vm(m["id"].as_str())));
+            break;
+        }
+        if is_vm(r["id"].as_str()) {
+            method = Some(r);
+            break;
+        }
+    }
+    let m =
+        method.ok_or_else(|| format!("{vm} is not an {} key of its did:web DID", rel.name()))?;
+    method_key(m).map_err(|e| format!("{vm}: {e}"))
 }
 
 impl VerifierEnv for Env<'_> {
     fn issuer_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
-        self.c.key_at(vm, at_ms, Relationship::AssertionMethod)
+        self.key(vm, at_ms, Relationship::AssertionMethod)
     }
     fn revoked(&self, issuer: &str, id: &str) -> Option<String> {
         let idx = self.c.index.read().ok()?;
@@ -104,9 +151,9 @@ impl VerifierEnv for Env<'_> {
             .cloned()
     }
     fn status_list(&self, url: &str) -> StatusLookup {
-        match self.lists {
+        match self.fetched {
             None => StatusLookup::NotChecked,
-            Some(l) => l.get(url).cloned().unwrap_or_else(|| {
+            Some(f) => f.lists.get(url).cloned().unwrap_or_else(|| {
                 StatusLookup::Unavailable("the status list was not fetched".into())
             }),
         }
@@ -124,7 +171,7 @@ impl VerifierEnv for Env<'_> {
 
 impl knoop_vc::presentation::HolderEnv for Env<'_> {
     fn holder_key_at(&self, vm: &str, at_ms: i64) -> Result<PublicJwk, String> {
-        self.c.key_at(vm, at_ms, Relationship::Authentication)
+        self.key(vm, at_ms, Relationship::Authentication)
     }
 }
 
@@ -251,14 +298,14 @@ impl Credentials {
         .next()
     }
 
-    /// Verifies a credential now (trust included), with the status lists fetched for it.
-    pub fn verify(&self, doc: &Value, lists: &FetchedLists) -> Result<Verified, Failure> {
+    /// Verifies a credential now (trust included), with what was fetched for it.
+    pub fn verify(&self, doc: &Value, fetched: &Fetched) -> Result<Verified, Failure> {
         verify_credential(
             doc,
             &Env {
                 c: self,
                 skip_trust: false,
-                lists: Some(lists),
+                fetched: Some(fetched),
             },
             &self.contexts,
             true,
@@ -271,7 +318,7 @@ impl Credentials {
         vp: &Value,
         challenge: &str,
         domain: &str,
-        lists: &FetchedLists,
+        fetched: &Fetched,
     ) -> Result<
         knoop_vc::presentation::VerifiedPresentation,
         knoop_vc::presentation::PresentationFailure,
@@ -281,7 +328,7 @@ impl Credentials {
             &Env {
                 c: self,
                 skip_trust: false,
-                lists: Some(lists),
+                fetched: Some(fetched),
             },
             &self.contexts,
             challenge,
@@ -295,7 +342,7 @@ impl Credentials {
         &self,
         jwt: &str,
         audiences: &[&str],
-        lists: &FetchedLists,
+        fetched: &Fetched,
         now_s: i64,
     ) -> Result<
         knoop_vc::presentation::VerifiedJwtPresentation,
@@ -306,7 +353,7 @@ impl Credentials {
             &Env {
                 c: self,
                 skip_trust: false,
-                lists: Some(lists),
+                fetched: Some(fetched),
             },
             &self.contexts,
             audiences,
@@ -349,7 +396,7 @@ impl Credentials {
             let env = Env {
                 c: self,
                 skip_trust: true,
-                lists: None,
+                fetched: None,
             };
             match verify_credential(&doc, &env, &self.contexts, true) {
                 Ok(v) => match &v.id {

@@ -167,10 +167,8 @@ async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
         Ok(j) => j,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };
-    let t = tokens.clone();
-    let res = tokio::task::spawn_blocking(move || t.request(&req, jkt)).await;
-    match res {
-        Ok(Ok((token, grant))) => no_store(
+    match tokens.request(req, jkt).await {
+        Ok((token, grant)) => no_store(
             Json(json!({
                 "access_token": token,
                 "token_type": grant.token_type(),
@@ -180,11 +178,9 @@ async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
             }))
             .into_response(),
         ),
-        Ok(Err(e)) => oauth_error(status_for(e.error), e.error, &e.description),
-        Err(_) => oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "token task",
-        ),
+        Err(e) if e.error == "server_error" => {
+            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, e.error, &e.description)
+        }
+        Err(e) => oauth_error(status_for(e.error), e.error, &e.description),
     }
 }

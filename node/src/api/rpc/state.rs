@@ -20,7 +20,8 @@ pub struct RpcState {
     pub dids: Arc<crate::identity::did_ops::DidOps>,
     pub resolver: Arc<crate::identity::resolver::Resolver>,
     pub credentials: Arc<crate::identity::credentials::Credentials>,
-    pub status_lists: Arc<crate::identity::status_list::StatusLists>,
+    /// Fetches status lists and did:web documents before a verification.
+    pub prefetch: Arc<crate::identity::prefetch::Prefetcher>,
     pub private: Arc<crate::care::private::Private>,
     pub localisation: Arc<crate::care::localisation::Localisation>,
     pub consents: Arc<crate::care::consent::Consents>,

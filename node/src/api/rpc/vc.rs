@@ -126,8 +126,8 @@ async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
     let creds = st.credentials.clone();
-    let lists = st.status_lists.prefetch(&[&req.credential]).await;
-    let res = blocking(move || creds.verify(&req.credential, &lists)).await?;
+    let fetched = st.prefetch.fetch(&[&req.credential]).await;
+    let res = blocking(move || creds.verify(&req.credential, &fetched)).await?;
     Ok(Json(match res {
         Ok(v) => json!({
             "valid": true,
@@ -171,8 +171,8 @@ async fn publish(
     // Refuse what would not be indexed anyway (trust is decided by each reader).
     let creds = st.credentials.clone();
     let doc = req.credential.clone();
-    let lists = st.status_lists.prefetch(&[&doc]).await;
-    let check = blocking(move || creds.verify(&doc, &lists)).await?;
+    let fetched = st.prefetch.fetch(&[&doc]).await;
+    let check = blocking(move || creds.verify(&doc, &fetched)).await?;
     if let Err(e) = check {
         if e.code() != "untrusted_issuer" {
             return Err(ApiError::new(
@@ -263,9 +263,9 @@ async fn verify_presentation(
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
     let creds = st.credentials.clone();
-    let lists = st.status_lists.prefetch(&[&req.presentation]).await;
+    let fetched = st.prefetch.fetch(&[&req.presentation]).await;
     let res = blocking(move || {
-        creds.verify_presentation(&req.presentation, &req.challenge, &req.domain, &lists)
+        creds.verify_presentation(&req.presentation, &req.challenge, &req.domain, &fetched)
     })
     .await?;
     Ok(Json(match res {
