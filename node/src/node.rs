@@ -211,6 +211,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         cfg.tokens.lifetime,
         cfg.tokens.require_dpop,
+        cfg.tokens.introspection_clients.clone(),
     ));
     let sources = Arc::new(crate::care::source::Sources::new(&cfg.source).context("source")?);
     let http = crate::https::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)

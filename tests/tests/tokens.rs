@@ -555,6 +555,7 @@ async fn rfc_7523_assertions_and_client_assertions() {
         net,
         gp,
         doctor,
+        hospital,
         gp_cred,
         doctor_cred,
         patient,
@@ -614,6 +615,54 @@ async fn rfc_7523_assertions_and_client_assertions() {
     assert_eq!(seen["sub"], doctor.as_str(), "{seen}");
     assert!(seen["assertions"][&gp].is_object(), "{seen}");
     assert!(seen["client_assertions"].is_object(), "{seen}");
+
+    // Introspection on the public API (GFI-006), for resource servers outside the node: the
+    // custodian (the hospital, a holder of the grant) authenticates with a client assertion.
+    let access = granted["access_token"].as_str().unwrap().to_owned();
+    let introspect_url = format!("{public}/oauth2/introspect");
+    let outside = |assertion: Option<String>| {
+        let mut form = vec![("token", access.clone())];
+        if let Some(a) = assertion {
+            form.push(("client_assertion", a));
+            form.push(("client_assertion_type", CLIENT_JWT.to_owned()));
+        }
+        let req = http.post(&introspect_url).form(&form);
+        async move {
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            let cache = resp.headers().get("cache-control").cloned();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(cache.unwrap(), "no-store", "{body}");
+            (code, body)
+        }
+    };
+    let custodian = presentation_jwt(hospital_node, &hospital, &[], &introspect_url).await;
+    let (code, by_custodian) = outside(Some(custodian.clone())).await;
+    assert_eq!(code, 200, "{by_custodian}");
+    assert_eq!(by_custodian["active"], true, "{by_custodian}");
+    assert_eq!(by_custodian["aud"], json!([hospital]), "{by_custodian}");
+    assert_eq!(by_custodian["iss"], seen["iss"], "{by_custodian}");
+    assert_eq!(by_custodian["client_id"], vendor.as_str(), "{by_custodian}");
+    assert_eq!(
+        by_custodian["assertions"], seen["assertions"],
+        "{by_custodian}"
+    );
+    // Someone else's resource server learns nothing about it.
+    let stranger = presentation_jwt(gp_node, &vendor, &[], &introspect_url).await;
+    let (code, by_stranger) = outside(Some(stranger)).await;
+    assert_eq!((code, by_stranger.clone()), (200, json!({"active": false})));
+    let (code, body) = outside(None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    let (code, body) = outside(Some(custodian)).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "replayed: {body}"
+    );
 
     // Refusals.
     let (code, body) = ask(vp, None).await;

@@ -52,6 +52,7 @@ pub fn router(
 ) -> Router {
     let mut routes = Router::new()
         .merge(oauth::routes(tokens.clone(), Some(url.clone())))
+        .merge(oauth::introspection_route(tokens.clone()))
         .merge(metadata::routes(tokens, url));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));

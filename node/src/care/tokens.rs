@@ -205,6 +205,8 @@ pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
     serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
         "grant_types_supported": GRANT_TYPES,
         "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": knoop_vc::jws::Alg::names(),
@@ -279,6 +281,8 @@ pub struct Tokens {
     tokens: Mutex<HashMap<String, Grant>>,
     dpop: DpopGuard,
     require_dpop: bool,
+    /// DIDs of resource servers that may introspect every token (config).
+    introspection_clients: Vec<String>,
     /// What a presentation JWT's `aud` may name: this node's DID, and once the public API is
     /// bound its base URL (the RFC 8414 issuer) and token endpoint.
     audiences: Mutex<Vec<String>>,
@@ -306,6 +310,7 @@ impl Tokens {
         policies: Vec<Policy>,
         lifetime: Duration,
         require_dpop: bool,
+        introspection_clients: Vec<String>,
     ) -> Self {
         Tokens {
             credentials,
@@ -318,18 +323,23 @@ impl Tokens {
             tokens: Mutex::new(HashMap::new()),
             dpop: DpopGuard::new(),
             require_dpop,
+            introspection_clients,
             audiences: Mutex::new(vec![node_did.clone()]),
             used_jtis: Mutex::new(HashMap::new()),
             node_did,
         }
     }
 
-    /// Accepts `url` (the public API's base URL) and its token endpoint as audiences of
-    /// presentation JWTs.
+    /// Accepts `url` (the public API's base URL), its token endpoint and its introspection
+    /// endpoint as audiences of presentation JWTs.
     pub fn add_public_url(&self, url: &str) {
         if let Ok(mut a) = self.audiences.lock() {
             let base = url.trim_end_matches('/');
-            for aud in [base.to_owned(), format!("{base}/oauth2/token")] {
+            for aud in [
+                base.to_owned(),
+                format!("{base}/oauth2/token"),
+                format!("{base}/oauth2/introspect"),
+            ] {
                 if !a.contains(&aud) {
                     a.push(aud);
                 }
@@ -634,6 +644,64 @@ impl Tokens {
         self.credentials
             .verify_presentation(&vp, challenge, &self.node_did, fetched)
             .map_err(|e| refuse("invalid_grant", format!("{}: {e}", e.code())))
+    }
+
+    /// RFC 7662 introspection for a resource server outside this node (GFI-006): the client
+    /// authenticates with a client assertion (a presentation JWT for this server, RFC 7523
+    /// §2.2; refusals are `invalid_client`). A client listed in `tokens.introspection_clients`
+    /// sees every token; any other sees only the tokens granted on its own data (it is one of
+    /// the token's holders, the custodians): for the rest the token is inactive to it.
+    pub async fn introspect_as(
+        self: &Arc<Self>,
+        token: &str,
+        client_assertion: &str,
+    ) -> Result<Option<Grant>, TokenError> {
+        let input = Value::String(client_assertion.to_owned());
+        let fetched = self.prefetch.fetch(&[&input]).await;
+        let t = self.clone();
+        let jwt = client_assertion.to_owned();
+        let client =
+            tokio::task::spawn_blocking(move || t.verify_jwt(&jwt, "invalid_client", &fetched))
+                .await
+                .unwrap_or_else(|_| Err(refuse("server_error", "the introspection task failed")))?
+                .holder;
+        let grant = self.introspect(token).filter(|g| {
+            self.introspection_clients.contains(&client)
+                || g.holdings.iter().any(|(holder, _)| *holder == client)
+        });
+        tracing::debug!(%client, active = grant.is_some(), "token introspected");
+        Ok(grant)
+    }
+
+    /// The RFC 7662 answer for an active token (GFI-006: `iss` this node's DID, `aud` the
+    /// custodians, `cnf`, `assertions`, `client_assertions`).
+    pub fn introspection(&self, g: &Grant) -> Value {
+        let mut v = serde_json::json!({
+            "active": true,
+            "token_type": g.token_type(),
+            "scope": g.scope,
+            "iat": g.issued_ms / 1000,
+            "nbf": g.issued_ms / 1000,
+            "exp": g.expires_ms / 1000,
+            "jti": g.id,
+            "iss": self.audience(),
+            "aud": g.holdings.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
+            "assertions": g.assertions,
+            // The software that authenticated (RFC 7523 §2.2), else the organisation.
+            "client_id": g.client.as_ref().map_or(&g.requester, |c| &c.0),
+            "sub": g.professional,
+            "patient": g.patient,
+            "purpose": g.purpose,
+            "holdings": g.holdings,
+            "break_the_glass": g.break_the_glass,
+        });
+        if let Some(jkt) = &g.jkt {
+            v["cnf"] = serde_json::json!({ "jkt": jkt });
+        }
+        if let Some((_, claims)) = &g.client {
+            v["client_assertions"] = claims.clone();
+        }
+        v
     }
 
     /// RFC 7662 introspection: the grant of an active token.

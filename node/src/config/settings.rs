@@ -111,6 +111,9 @@ pub struct TokensConfig {
     /// Refuse token requests without a DPoP proof (RFC 9449), so that no bearer token is
     /// issued. Off by default: the national guide leaves DPoP to the client (GFI-004).
     pub require_dpop: bool,
+    /// DIDs of resource servers that may introspect every token on the public API (GFI-006);
+    /// any other authenticated client only the tokens granted on its own data.
+    pub introspection_clients: Vec<String>,
 }
 
 impl Default for TokensConfig {
@@ -118,6 +121,7 @@ impl Default for TokensConfig {
         TokensConfig {
             lifetime: Duration::from_secs(300),
             require_dpop: false,
+            introspection_clients: Vec::new(),
         }
     }
 }

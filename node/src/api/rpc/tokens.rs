@@ -42,38 +42,6 @@ async fn introspect(
     };
     crate::api::public::oauth::no_store(match tokens.introspect(&req.token) {
         None => Json(json!({"active": false})).into_response(),
-        Some(g) => Json(with_cnf(
-            g.jkt.as_deref(),
-            json!({
-                "active": true,
-                "token_type": g.token_type(),
-                "scope": g.scope,
-                "iat": g.issued_ms / 1000,
-                "nbf": g.issued_ms / 1000,
-                "exp": g.expires_ms / 1000,
-                "jti": g.id,
-                // GFI-006: the authorization server's DID, and the custodians' (the holders).
-                "iss": tokens.audience(),
-                "aud": g.holdings.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
-                "assertions": g.assertions,
-                // The software that authenticated (RFC 7523 §2.2), else the organisation.
-            "client_id": g.client.as_ref().map_or(&g.requester, |c| &c.0),
-            "client_assertions": g.client.as_ref().map(|c| &c.1),
-                "sub": g.professional,
-                "patient": g.patient,
-                "purpose": g.purpose,
-                "holdings": g.holdings,
-                "break_the_glass": g.break_the_glass,
-            }),
-        ))
-        .into_response(),
+        Some(g) => Json(tokens.introspection(&g)).into_response(),
     })
-}
-
-/// `cnf.jkt` (RFC 9449 §6.2) on the introspection of a DPoP-bound token.
-fn with_cnf(jkt: Option<&str>, mut v: serde_json::Value) -> serde_json::Value {
-    if let Some(jkt) = jkt {
-        v["cnf"] = json!({ "jkt": jkt });
-    }
-    v
 }
