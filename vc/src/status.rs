@@ -5,6 +5,10 @@
 //!
 //! The encoded list is multibase base64url of a GZIP-compressed bitstring; index 0 is the most
 //! significant bit of the first byte. Decoding and bit access are ssi's (`ssi-status`).
+//!
+//! Its predecessor, [StatusList2021](https://www.w3.org/TR/2023/WD-vc-status-list-20230427/)
+//! (`StatusList2021Entry`, `StatusList2021Credential`, which Nuts nodes issue), is read too: the
+//! same bitstring, with `encodedList` in base64 (either alphabet) without the multibase prefix.
 
 use serde_json::Value;
 use ssi::status::bitstring_status_list::{BitString, EncodedList, StatusSize};
@@ -13,6 +17,10 @@ use ssi::status::bitstring_status_list::{BitString, EncodedList, StatusSize};
 pub const ENTRY_TYPE: &str = "BitstringStatusListEntry";
 /// The status list credential's type.
 pub const LIST_CREDENTIAL_TYPE: &str = "BitstringStatusListCredential";
+/// The entry type of StatusList2021.
+pub const ENTRY_TYPE_2021: &str = "StatusList2021Entry";
+/// The list credential type of StatusList2021.
+pub const LIST_CREDENTIAL_TYPE_2021: &str = "StatusList2021Credential";
 /// Most status entries read from one credential.
 pub const MAX_ENTRIES: usize = 8;
 /// Largest decompressed list (bytes): 16 MiB, 128 Mi entries of one bit.
@@ -24,7 +32,7 @@ pub const MAX_LIST_BYTES: u64 = 16 * 1024 * 1024;
 pub enum StatusError {
     #[error("credentialStatus: {0}")]
     Entry(String),
-    #[error("credentialStatus type {0} is not supported (only {ENTRY_TYPE})")]
+    #[error("credentialStatus type {0} is not supported ({ENTRY_TYPE} or {ENTRY_TYPE_2021})")]
     Unsupported(String),
     #[error("status list credential: {0}")]
     List(String),
@@ -81,7 +89,7 @@ pub fn entries(credential: &Value) -> Result<Vec<StatusEntry>, StatusError> {
     list.into_iter()
         .map(|e| {
             let t = e.get("type").and_then(Value::as_str).unwrap_or_default();
-            if t != ENTRY_TYPE {
+            if t != ENTRY_TYPE && t != ENTRY_TYPE_2021 {
                 return Err(StatusError::Unsupported(t.to_owned()));
             }
             let text = |f: &str| {
@@ -120,20 +128,33 @@ impl StatusList {
     /// Reads the list from a status list credential whose proof the caller has verified.
     pub fn from_credential(list_vc: &Value) -> Result<Self, StatusError> {
         let err = |m: &str| StatusError::List(m.to_owned());
-        let typed = match list_vc.get("type") {
-            Some(Value::Array(a)) => a.iter().any(|t| t == LIST_CREDENTIAL_TYPE),
-            Some(Value::String(t)) => t == LIST_CREDENTIAL_TYPE,
+        let has_type = |name: &str| match list_vc.get("type") {
+            Some(Value::Array(a)) => a.iter().any(|t| t == name),
+            Some(Value::String(t)) => t == name,
             _ => false,
         };
-        if !typed {
-            return Err(err("type must include BitstringStatusListCredential"));
-        }
+        let v2021 = if has_type(LIST_CREDENTIAL_TYPE) {
+            false
+        } else if has_type(LIST_CREDENTIAL_TYPE_2021) {
+            true
+        } else {
+            return Err(err(
+                "type must include BitstringStatusListCredential or StatusList2021Credential",
+            ));
+        };
         let subject = list_vc
             .get("credentialSubject")
             .filter(|s| s.is_object())
             .ok_or_else(|| err("credentialSubject must be one object"))?;
-        if subject.get("type").and_then(Value::as_str) != Some("BitstringStatusList") {
-            return Err(err("credentialSubject.type must be BitstringStatusList"));
+        let subject_type = if v2021 {
+            "StatusList2021"
+        } else {
+            "BitstringStatusList"
+        };
+        if subject.get("type").and_then(Value::as_str) != Some(subject_type) {
+            return Err(StatusError::List(format!(
+                "credentialSubject.type must be {subject_type}"
+            )));
         }
         let purposes = match subject.get("statusPurpose") {
             Some(Value::String(p)) => vec![p.clone()],
@@ -151,10 +172,14 @@ impl StatusList {
             .get("encodedList")
             .and_then(Value::as_str)
             .ok_or_else(|| err("credentialSubject.encodedList is required"))?;
-        if !encoded.starts_with('u') {
+        let encoded = if v2021 {
+            multibase_of_2021(encoded)?
+        } else if encoded.starts_with('u') {
+            encoded.to_owned()
+        } else {
             return Err(err("encodedList must be multibase base64url (prefix u)"));
-        }
-        let bytes = EncodedList::new(encoded.to_owned())
+        };
+        let bytes = EncodedList::new(encoded)
             .decode(Some(MAX_LIST_BYTES))
             .map_err(|e| StatusError::List(format!("encodedList: {e}")))?;
         Ok(StatusList {
@@ -187,6 +212,18 @@ impl StatusList {
             .map_err(|_| StatusError::Entry("statusSize must be 1..8".into()))?;
         self.bits.get(size, entry.index).ok_or_else(past)
     }
+}
+
+/// A StatusList2021 `encodedList` (base64 of the GZIP data, standard or URL-safe alphabet,
+/// padded or not) as the multibase base64url string ssi decodes.
+fn multibase_of_2021(encoded: &str) -> Result<String, StatusError> {
+    use base64::prelude::{Engine, BASE64_STANDARD_NO_PAD, BASE64_URL_SAFE_NO_PAD};
+    let trimmed = encoded.trim_end_matches('=');
+    let gzip = BASE64_URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| BASE64_STANDARD_NO_PAD.decode(trimmed))
+        .map_err(|_| StatusError::List("encodedList is not base64".into()))?;
+    Ok(format!("u{}", BASE64_URL_SAFE_NO_PAD.encode(gzip)))
 }
 
 /// Encodes a bitstring (as [`StatusList::from_credential`] reads it) with the given indexes
@@ -259,6 +296,44 @@ mod tests {
         assert!(l.status(&suspension).is_err());
     }
 
+    /// StatusList2021 (what Nuts issues): the entry and the list read the same bits; the list's
+    /// `encodedList` is plain base64 of the GZIP data, in either alphabet.
+    #[test]
+    fn status_list_2021_reads_the_same_bits() {
+        use base64::prelude::{Engine, BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
+        let multibase = encode_list(&[3, 94_567], 131_072);
+        let gzip = BASE64_URL_SAFE_NO_PAD.decode(&multibase[1..]).unwrap();
+        for encoded in [
+            BASE64_STANDARD.encode(&gzip),
+            BASE64_URL_SAFE_NO_PAD.encode(&gzip),
+        ] {
+            let list = serde_json::json!({
+                "@context": ["https://www.w3.org/2018/credentials/v1", "https://w3id.org/vc/status-list/2021/v1"],
+                "type": ["VerifiableCredential", "StatusList2021Credential"],
+                "issuer": "did:web:nuts.example",
+                "credentialSubject": {
+                    "id": "https://nuts.example/status/1#list",
+                    "type": "StatusList2021",
+                    "statusPurpose": "revocation",
+                    "encodedList": encoded,
+                },
+            });
+            let l = StatusList::from_credential(&list).unwrap();
+            let vc = serde_json::json!({"credentialStatus": {
+                "id": "https://nuts.example/status/1#94567", "type": "StatusList2021Entry",
+                "statusPurpose": "revocation", "statusListIndex": "94567",
+                "statusListCredential": "https://nuts.example/status/1",
+            }});
+            let e = entries(&vc).unwrap();
+            assert_eq!(l.status(&e[0]).unwrap(), 1);
+            assert_eq!(l.status(&entry(4)).unwrap(), 0);
+            // The 2021 list type with the new subject type is refused, and the other way round.
+            let mut mixed = list.clone();
+            mixed["credentialSubject"]["type"] = "BitstringStatusList".into();
+            assert!(StatusList::from_credential(&mixed).is_err());
+        }
+    }
+
     #[test]
     fn entries_are_strict() {
         let vc = serde_json::json!({"credentialStatus": {
@@ -277,10 +352,10 @@ mod tests {
         bad["credentialStatus"]["statusListIndex"] = "-1".into();
         assert!(entries(&bad).is_err());
         bad["credentialStatus"]["statusListIndex"] = "94567".into();
-        bad["credentialStatus"]["type"] = "StatusList2021Entry".into();
+        bad["credentialStatus"]["type"] = "RevocationList2020Status".into();
         assert_eq!(
             entries(&bad),
-            Err(StatusError::Unsupported("StatusList2021Entry".into()))
+            Err(StatusError::Unsupported("RevocationList2020Status".into()))
         );
         assert!(StatusList::from_credential(&list_vc("zNotBase64Url")).is_err());
         assert!(StatusList::from_credential(&list_vc("uAAAA")).is_err());
