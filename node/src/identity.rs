@@ -13,6 +13,7 @@ pub mod keystore;
 pub mod node_key;
 pub mod prefetch;
 pub mod resolver;
+pub mod status_hosting;
 pub mod status_list;
 pub mod web_dids;
 pub mod web_id;

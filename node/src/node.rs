@@ -121,8 +121,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     let web = if cfg.did.web_enabled {
         Some(
-            DidWebClient::new(cfg.did.web_ca_file.as_deref(), cfg.did.web_timeout)
-                .context("did:web client")?,
+            // did:web documents of knoop tenants are served by public APIs: their CA counts too.
+            DidWebClient::with_cas(
+                &[
+                    cfg.did.web_ca_file.as_deref(),
+                    cfg.public.ca_file.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+                cfg.did.web_timeout,
+            )
+            .context("did:web client")?,
         )
     } else {
         None
@@ -158,8 +168,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let status_lists = Arc::new(crate::identity::status_list::StatusLists::new(
         if cfg.status_list.enabled {
             Some(
-                DidWebClient::new(cfg.status_list.ca_file.as_deref(), cfg.status_list.timeout)
-                    .context("status list client")?,
+                // Knoop issuers' lists are served by public APIs: their CA counts too.
+                DidWebClient::with_cas(
+                    &[
+                        cfg.status_list.ca_file.as_deref(),
+                        cfg.public.ca_file.as_deref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+                    cfg.status_list.timeout,
+                )
+                .context("status list client")?,
             )
         } else {
             None
@@ -326,6 +346,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let status_hosting = Arc::new(crate::identity::status_hosting::HostedStatusLists::new(
+        store.clone(),
+        dids.clone(),
+        public_url.as_deref(),
+    ));
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
@@ -335,6 +360,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         resolver,
         credentials,
         prefetch,
+        status_hosting,
         private,
         localisation,
         consents,
@@ -368,6 +394,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 state.tokens.clone(),
                 proxy,
                 state.web_dids.clone(),
+                state.status_hosting.clone(),
                 state.metrics.clone(),
                 limiter,
             );

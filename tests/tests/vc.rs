@@ -564,3 +564,125 @@ async fn other_issuers_jose_and_status_lists() {
     assert_eq!(checked["valid"], true, "{checked}");
     assert_eq!(checked["credentials"][0]["subject"], hospital.as_str());
 }
+
+/// GFI-003: a credential issued by a tenant carries a `BitstringStatusListEntry` pointing at its
+/// node's public API. Another node verifies it through the list (over TLS); a verifier outside
+/// knoop (`tests/status_check.py`: joserfc, the issuer's did:web document, gzip) reads the bit,
+/// and sees it set as soon as the issuer revokes; every knoop node then refuses the credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_reach_outsiders_through_the_status_list() {
+    let ca = knoop_e2e::https::TestCa::new().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ca_file = ca.ca_pem_path().display().to_string();
+    let reader_env = vec![
+        ("KNOOP_STATUS_LIST__CA_FILE".to_owned(), ca_file.clone()),
+        ("KNOOP_STATUS_LIST__MAX_AGE".to_owned(), "1s".to_owned()),
+    ];
+    let mut host_env = ca.public_env();
+    host_env.push(("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")));
+    host_env.push((
+        "KNOOP_PUBLIC__URL".into(),
+        format!("https://localhost:{port}"),
+    ));
+    host_env.extend(reader_env.clone());
+    let net = Network::start_each(vec![host_env, reader_env])
+        .await
+        .unwrap();
+    let (host, reader) = (&net.nodes[0], &net.nodes[1]);
+    let ra = create_did(host, json!([])).await;
+    let hospital = create_did(host, json!([])).await;
+    for n in &net.nodes {
+        let (code, body) = n
+            .put(
+                &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+                &json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, issued) = host
+        .post(
+            "/v1/credentials",
+            &json!({"issuer": ra, "type": "CareOrganizationCredential",
+                    "subject": {"id": hospital, "legalName": "Zuyderland MC", "city": "Heerlen",
+                                "organizationType": "hospital", "ura": "70000002"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{issued}");
+    let credential = issued["credential"].clone();
+    let entry = &credential["credentialStatus"];
+    assert_eq!(entry["type"], "BitstringStatusListEntry", "{credential}");
+    assert_eq!(entry["statusPurpose"], "revocation");
+    let list_url = entry["statusListCredential"].as_str().unwrap();
+    assert!(
+        list_url.starts_with(&format!("https://localhost:{port}/statuslists/")),
+        "{list_url}"
+    );
+    // Knoop nodes verify it through the list (the reader once the RA's DID has arrived).
+    wait_verify(host, &credential, "ok").await;
+    wait_verify(reader, &credential, "ok").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cred_file = dir.path().join("credential.json");
+    std::fs::write(&cred_file, credential.to_string()).unwrap();
+    let doc_url = format!(
+        "https://localhost:{port}/knoop/{}/did.json",
+        &ra["did:knoop:".len()..]
+    );
+    let outside = || {
+        let run = std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/status_check.py"))
+            .arg(&cred_file)
+            .arg(&doc_url)
+            .arg(&ca_file)
+            .output()
+            .expect("python3 with joserfc and requests");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        serde_json::from_slice::<Value>(&run.stdout).unwrap()
+    };
+    let before = outside();
+    assert_eq!(before["status"], 0, "{before}");
+    assert_eq!(before["issuer"], ra.as_str(), "{before}");
+    assert_eq!(before["entries"], 131_072, "{before}");
+
+    let (code, revoked) = host
+        .post(
+            "/v1/credentials/revoke",
+            &json!({"issuer": ra, "credential": credential["id"], "reason": "closed"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{revoked}");
+    assert_eq!(revoked["status_list"], true, "{revoked}");
+    let after = outside();
+    assert_eq!(after["status"], 1, "the bit flips at once: {after}");
+    wait_verify(host, &credential, "revoked").await;
+    wait_verify(reader, &credential, "revoked").await;
+
+    // Lists of issuers not hosted there, and list numbers not in use, are not found.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(ca.ca_pem_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}/statuslists");
+    for path in [
+        format!("{}/7", &ra["did:knoop:".len()..]),
+        format!("{}/x", &ra["did:knoop:".len()..]),
+        "4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8/0".to_owned(),
+    ] {
+        let r = http.get(format!("{base}/{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+}

@@ -7,6 +7,7 @@ pub mod did_web;
 pub mod fhir;
 pub mod metadata;
 pub mod oauth;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use tracing::{info, warn, Instrument};
 use crate::care::data_proxy::DataProxy;
 use crate::care::tokens::Tokens;
 use crate::config::PublicConfig;
+use crate::identity::status_hosting::HostedStatusLists;
 use crate::identity::web_dids::WebDids;
 use crate::ops::metrics::{track_public, Metrics};
 use crate::ops::rate_limit::{self, ClientLimiter};
@@ -40,20 +42,24 @@ const MAX_PUBLIC_BODY: usize = 256 * 1024;
 /// Time a client gets for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The public routes at base URL `url`: OAuth2 nonce, token and server metadata, the FHIR
-/// data proxy, the did:web documents of the hosted DIDs (when the URL has a host name), health.
+/// The public routes at base URL `url`: OAuth2 nonce, token, introspection and server metadata,
+/// the FHIR data proxy, the did:web documents of the hosted DIDs (when the URL has a host name),
+/// the status lists of the hosted issuers, health.
+#[allow(clippy::too_many_arguments)]
 pub fn router(
     url: String,
     tokens: Arc<Tokens>,
     proxy: Arc<DataProxy>,
     web_dids: Option<Arc<WebDids>>,
+    status_lists: Arc<HostedStatusLists>,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
     let mut routes = Router::new()
         .merge(oauth::routes(tokens.clone(), Some(url.clone())))
         .merge(oauth::introspection_route(tokens.clone()))
-        .merge(metadata::routes(tokens, url));
+        .merge(metadata::routes(tokens, url))
+        .merge(status::routes(status_lists));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));
     }

@@ -209,7 +209,8 @@ pub struct StatusListConfig {
     /// Fetch status lists. When `false`, a credential with a status entry fails verification
     /// with `status_unavailable`.
     pub enabled: bool,
-    /// Extra trusted root certificates (PEM) for status list servers.
+    /// Extra trusted root certificates (PEM) for status list servers (`public.ca_file` is
+    /// trusted too: knoop issuers' lists are on public APIs).
     pub ca_file: Option<PathBuf>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,

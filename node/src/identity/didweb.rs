@@ -30,7 +30,7 @@ pub enum DidWebError {
     #[error("invalid DID document: {0}")]
     InvalidDocument(String),
     /// Network, TLS, HTTP status or timeout trouble.
-    #[error("fetching the DID document: {0}")]
+    #[error("fetching {0}")]
     Fetch(String),
     #[error("reading CA file {path}")]
     ReadCa {
@@ -89,6 +89,11 @@ impl DidWebClient {
     /// `extra_ca_pem` (a test CA or a private PKI). `timeout` bounds connecting and the whole
     /// exchange, body included.
     pub fn new(extra_ca_pem: Option<&Path>, timeout: Duration) -> Result<Self, DidWebError> {
+        Self::with_cas(extra_ca_pem.as_slice(), timeout)
+    }
+
+    /// [`DidWebClient::new`] trusting the certificates of several PEM files.
+    pub fn with_cas(extra_ca_pems: &[&Path], timeout: Duration) -> Result<Self, DidWebError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .https_only(true)
@@ -96,7 +101,7 @@ impl DidWebClient {
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(USER_AGENT);
-        if let Some(path) = extra_ca_pem {
+        for path in extra_ca_pems {
             for cert in read_ca_file(path)? {
                 builder = builder.add_root_certificate(cert);
             }

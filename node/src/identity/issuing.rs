@@ -9,6 +9,7 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use crate::identity::did_ops::{DidOps, OpsError};
+use crate::identity::status_hosting::HostedStatusLists;
 
 /// Longest validity of a presentation (a day).
 pub const MAX_PRESENTATION_TTL_S: u64 = 86_400;
@@ -66,8 +67,13 @@ pub fn urn_uuid() -> String {
 }
 
 /// Issues `req` as its issuer (hosted here): checked against the data model and the type's
-/// schema, then signed.
-pub fn issue(dids: &DidOps, req: CredentialRequest) -> Result<Value, IssueError> {
+/// schema, given a status entry in the issuer's hosted status list (when lists are hosted),
+/// then signed.
+pub fn issue(
+    dids: &DidOps,
+    req: CredentialRequest,
+    status: &HostedStatusLists,
+) -> Result<Value, IssueError> {
     let bad = IssueError::BadRequest;
     let subject_type = match req.type_.as_str() {
         "CareOrganizationCredential" => "CareOrganization",
@@ -101,6 +107,15 @@ pub fn issue(dids: &DidOps, req: CredentialRequest) -> Result<Value, IssueError>
     claims(&vc).map_err(|e| IssueError::Schema(e.to_string()))?;
     knoop_vc::model::check_credential(&vc, knoop_vc::Strictness::Issued)
         .map_err(|e| IssueError::Malformed(e.to_string()))?;
+    // The issuer must be able to sign before it gets a status entry.
+    dids.with_assertion_key(&req.issuer, |_, _| ())?;
+    let id = vc["id"].as_str().unwrap_or_default().to_owned();
+    if let Some(entry) = status
+        .allocate(&req.issuer, &id)
+        .map_err(|e| IssueError::Proof(e.to_string()))?
+    {
+        vc["credentialStatus"] = entry;
+    }
     let contexts = knoop_contexts();
     dids.with_assertion_key(&req.issuer, |vm, key| match suite {
         Some(suite) => {

@@ -22,6 +22,8 @@ pub struct RpcState {
     pub credentials: Arc<crate::identity::credentials::Credentials>,
     /// Fetches status lists and did:web documents before a verification.
     pub prefetch: Arc<crate::identity::prefetch::Prefetcher>,
+    /// The status lists of the issuers hosted here (entries at issuance, bits at revocation).
+    pub status_hosting: Arc<crate::identity::status_hosting::HostedStatusLists>,
     pub private: Arc<crate::care::private::Private>,
     pub localisation: Arc<crate::care::localisation::Localisation>,
     pub consents: Arc<crate::care::consent::Consents>,

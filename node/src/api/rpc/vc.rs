@@ -90,6 +90,7 @@ async fn issue(
             valid_until: req.valid_until,
             cryptosuite: req.cryptosuite,
         },
+        &st.status_hosting,
     )?;
     let mut out = json!({"credential": signed});
     if req.publish {
@@ -196,7 +197,19 @@ async fn revoke(
         .dids
         .publish_as(&r.issuer, REVOCATION_CONTENT_TYPE, bytes)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id.to_hex()}))))
+    // The same revocation in the issuer's status list, for verifiers outside the network.
+    let lists = st.status_hosting.clone();
+    let (issuer, credential) = (r.issuer.clone(), r.credential.clone());
+    let in_list = blocking(move || {
+        lists.revoke(&issuer, &credential).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })
+    })
+    .await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id.to_hex(), "status_list": in_list})),
+    ))
 }
 
 #[derive(Deserialize)]
