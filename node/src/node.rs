@@ -392,6 +392,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let app = crate::api::public::router(
                 p.url.clone(),
                 state.tokens.clone(),
+                state.dids.clone(),
                 proxy,
                 state.web_dids.clone(),
                 state.status_hosting.clone(),

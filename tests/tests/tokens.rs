@@ -707,6 +707,63 @@ async fn rfc_7523_assertions_and_client_assertions() {
         (400, Some("invalid_grant")),
         "{body}"
     );
+    // The hospital's own authorization server (GFI-004: one per organisation), found through
+    // RFC 8414 §3.1 metadata: its tokens cover the hospital's data only.
+    let id = &hospital["did:knoop:".len()..];
+    let meta: Value = http
+        .get(format!(
+            "{public}/.well-known/oauth-authorization-server/oauth2/{id}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant_issuer = format!("{public}/oauth2/{id}");
+    assert_eq!(meta["issuer"], tenant_issuer.as_str(), "{meta}");
+    let tenant_token = meta["token_endpoint"].as_str().unwrap().to_owned();
+    assert_eq!(tenant_token, format!("{tenant_issuer}/token"));
+    let ask_at = |url: String, assertion: String| {
+        let form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+            ),
+            ("assertion", assertion),
+            ("scope", "medication-overview".to_owned()),
+            ("patient", patient.clone()),
+            ("purpose", "regular-care".to_owned()),
+        ];
+        let req = http.post(url).form(&form);
+        async move {
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            (code, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let for_tenant = presentation_jwt(gp_node, &gp, &creds, &tenant_issuer).await;
+    let (code, body) = ask_at(tenant_token.clone(), for_tenant).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["holdings"],
+        json!([[hospital, ["medication"]]]),
+        "{body}"
+    );
+    // An assertion for the organisation's server is not one for the node's, and no other
+    // organisation has a server here.
+    let for_tenant = presentation_jwt(gp_node, &gp, &creds, &tenant_issuer).await;
+    let (code, body) = ask(for_tenant, None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    for other in [&gp["did:knoop:".len()..], "nope", "x/../y"] {
+        let (code, body) = ask_at(format!("{public}/oauth2/{other}/token"), fresh().await).await;
+        assert_eq!(code, 404, "{other}: {body}");
+    }
+
     // A JSON presentation is not an RFC 7523 assertion.
     let json_vp = presentation(gp_node, hospital_node, &gp, &creds).await;
     let (code, body) = ask(json_vp.to_string(), None).await;

@@ -32,6 +32,7 @@ use tracing::{info, warn, Instrument};
 use crate::care::data_proxy::DataProxy;
 use crate::care::tokens::Tokens;
 use crate::config::PublicConfig;
+use crate::identity::did_ops::DidOps;
 use crate::identity::status_hosting::HostedStatusLists;
 use crate::identity::web_dids::WebDids;
 use crate::ops::metrics::{track_public, Metrics};
@@ -49,6 +50,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn router(
     url: String,
     tokens: Arc<Tokens>,
+    dids: Arc<DidOps>,
     proxy: Arc<DataProxy>,
     web_dids: Option<Arc<WebDids>>,
     status_lists: Arc<HostedStatusLists>,
@@ -56,9 +58,13 @@ pub fn router(
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
     let mut routes = Router::new()
-        .merge(oauth::routes(tokens.clone(), Some(url.clone())))
+        .merge(oauth::routes(
+            tokens.clone(),
+            dids.clone(),
+            Some(url.clone()),
+        ))
         .merge(oauth::introspection_route(tokens.clone()))
-        .merge(metadata::routes(tokens, url))
+        .merge(metadata::routes(tokens, dids, url))
         .merge(status::routes(status_lists));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));

@@ -43,7 +43,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(localisation::routes())
         .merge(consent::routes())
         .merge(audit::routes())
-        .merge(tokens::routes(state.tokens.clone()))
+        .merge(tokens::routes(state.tokens.clone(), state.dids.clone()))
         .merge(data::routes())
         .merge(admin::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))

@@ -70,6 +70,19 @@ pub struct TokenRequest {
     pub purpose: String,
     /// Why, for an emergency (break the glass).
     pub reason: Option<String>,
+    /// The organisation (a hosted DID) whose token endpoint was asked (GFI-004): the grant
+    /// covers its data only, and the assertion may name its issuer URL as audience. `None`:
+    /// the node's endpoint, for every organisation hosted here.
+    pub tenant: Option<Tenant>,
+}
+
+/// The organisation of a per-organisation token endpoint.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    /// Its DID.
+    pub did: String,
+    /// The audiences its endpoint accepts beyond the node's: its issuer URL and token endpoint.
+    pub audiences: Vec<String>,
 }
 
 /// knoop's first grant type: a Data Integrity presentation bound to a nonce of this node.
@@ -157,6 +170,7 @@ impl TokenRequest {
             patient: required("patient")?,
             purpose: required("purpose")?,
             reason: found.remove("reason"),
+            tenant: None,
         })
     }
 }
@@ -199,13 +213,29 @@ fn assertions(credentials: &[&Verified]) -> Value {
     Value::Object(out)
 }
 
-/// The authorization server metadata (RFC 8414 §2) of the token endpoint at `issuer` (the
-/// public API's base URL).
-pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
+/// The issuer of the authorization server of the organisation `tenant` (the method-specific id
+/// of a hosted did:knoop DID) under the public API's `base` URL (GFI-004: one per organisation).
+pub fn tenant_issuer(base: &str, tenant: &str) -> String {
+    format!("{}/oauth2/{tenant}", base.trim_end_matches('/'))
+}
+
+/// The authorization server metadata (RFC 8414 §2) under the public API's `base` URL: the
+/// node's (`tenant` `None`, issuer `base`, token endpoint `/oauth2/token`) or an organisation's
+/// (issuer [`tenant_issuer`], token endpoint `<issuer>/token`).
+pub fn server_metadata(base: &str, tenant: Option<&str>, scopes: &[String]) -> Value {
+    let base = base.trim_end_matches('/');
+    let (issuer, token_endpoint) = match tenant {
+        None => (base.to_owned(), format!("{base}/oauth2/token")),
+        Some(t) => {
+            let issuer = tenant_issuer(base, t);
+            let token = format!("{issuer}/token");
+            (issuer, token)
+        }
+    };
     serde_json::json!({
         "issuer": issuer,
-        "token_endpoint": format!("{issuer}/oauth2/token"),
-        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "token_endpoint": token_endpoint,
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
         "grant_types_supported": GRANT_TYPES,
         "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
@@ -213,7 +243,7 @@ pub fn server_metadata(issuer: &str, scopes: &[String]) -> Value {
         "response_types_supported": [],
         "scopes_supported": scopes,
         "dpop_signing_alg_values_supported": knoop_vc::jws::Alg::names(),
-        "knoop_nonce_endpoint": format!("{issuer}/oauth2/nonce"),
+        "knoop_nonce_endpoint": format!("{base}/oauth2/nonce"),
     })
 }
 
@@ -382,8 +412,10 @@ impl Tokens {
         jwt: &str,
         error: &'static str,
         fetched: &Fetched,
+        extra_audiences: &[String],
     ) -> Result<knoop_vc::presentation::VerifiedPresentation, TokenError> {
-        let audiences = self.audiences.lock().map(|a| a.clone()).unwrap_or_default();
+        let mut audiences = self.audiences.lock().map(|a| a.clone()).unwrap_or_default();
+        audiences.extend(extra_audiences.iter().cloned());
         let auds: Vec<&str> = audiences.iter().map(String::as_str).collect();
         let v = self
             .credentials
@@ -524,16 +556,17 @@ impl Tokens {
         }
         let p = knoop_privacy::patient::parse_reference(&req.patient)
             .ok_or_else(|| refuse("invalid_request", "patient must be a patient reference"))?;
+        let extra_audiences: &[String] = req.tenant.as_ref().map_or(&[], |t| &t.audiences);
         let client = match &req.client_assertion {
             None => None,
             Some(jwt) => {
-                let c = self.verify_jwt(jwt, "invalid_client", fetched)?;
+                let c = self.verify_jwt(jwt, "invalid_client", fetched, extra_audiences)?;
                 let creds: Vec<&Verified> = c.credentials.iter().collect();
                 Some((c.holder.clone(), assertions(&creds)))
             }
         };
         let verified = if req.grant_type == JWT_BEARER {
-            self.verify_jwt(&req.assertion, "invalid_grant", fetched)?
+            self.verify_jwt(&req.assertion, "invalid_grant", fetched, extra_audiences)?
         } else {
             self.verify_nonce_presentation(&req.assertion, fetched)?
         };
@@ -588,14 +621,26 @@ impl Tokens {
                 .collect()
         };
         let opt_out = self.localisation.opt_out();
-        let mut granted = in_scope(
-            self.localisation
-                .holdings_for(&p, &org, &req.purpose, opt_out),
-        );
+        // At an organisation's own endpoint, only its data (GFI-004).
+        let of_tenant = |holdings: Vec<(String, Vec<String>)>| match &req.tenant {
+            None => holdings,
+            Some(t) => holdings.into_iter().filter(|(h, _)| *h == t.did).collect(),
+        };
+        let mut granted = in_scope(of_tenant(self.localisation.holdings_for(
+            &p,
+            &org,
+            &req.purpose,
+            opt_out,
+        )));
         let mut btg = false;
         if granted.is_empty() && emergency && policy.break_the_glass && !reason.is_empty() {
             // Break the glass: what is held in scope and not objected to, without consent.
-            granted = in_scope(self.localisation.holdings_for(&p, &org, &req.purpose, true));
+            granted = in_scope(of_tenant(self.localisation.holdings_for(
+                &p,
+                &org,
+                &req.purpose,
+                true,
+            )));
             btg = !granted.is_empty();
             event.who = format!("{} (break the glass: {reason})", event.who);
         }
@@ -660,11 +705,12 @@ impl Tokens {
         let fetched = self.prefetch.fetch(&[&input]).await;
         let t = self.clone();
         let jwt = client_assertion.to_owned();
-        let client =
-            tokio::task::spawn_blocking(move || t.verify_jwt(&jwt, "invalid_client", &fetched))
-                .await
-                .unwrap_or_else(|_| Err(refuse("server_error", "the introspection task failed")))?
-                .holder;
+        let client = tokio::task::spawn_blocking(move || {
+            t.verify_jwt(&jwt, "invalid_client", &fetched, &[])
+        })
+        .await
+        .unwrap_or_else(|_| Err(refuse("server_error", "the introspection task failed")))?
+        .holder;
         let grant = self.introspect(token).filter(|g| {
             self.introspection_clients.contains(&client)
                 || g.holdings.iter().any(|(holder, _)| *holder == client)
@@ -781,7 +827,11 @@ mod tests {
 
     #[test]
     fn server_metadata_names_the_endpoints() {
-        let m = server_metadata("https://node.example", &["medication-overview".into()]);
+        let m = server_metadata(
+            "https://node.example",
+            None,
+            &["medication-overview".into()],
+        );
         assert_eq!(m["issuer"], "https://node.example");
         assert_eq!(m["token_endpoint"], "https://node.example/oauth2/token");
         assert_eq!(
@@ -791,6 +841,13 @@ mod tests {
         assert_eq!(
             m["scopes_supported"],
             serde_json::json!(["medication-overview"])
+        );
+        let t = server_metadata("https://node.example/", Some("abc"), &[]);
+        assert_eq!(t["issuer"], "https://node.example/oauth2/abc");
+        assert_eq!(t["token_endpoint"], "https://node.example/oauth2/abc/token");
+        assert_eq!(
+            t["introspection_endpoint"],
+            "https://node.example/oauth2/introspect"
         );
     }
 

@@ -2,12 +2,14 @@
 //! presentation's challenge and the token endpoint (grant: a verifiable presentation), served on
 //! the public API and the RPC. Both call [`crate::care::tokens`]; errors
 //! are RFC 6749 §5.2 JSON, and no answer may be cached (§5.1). A `DPoP` proof (RFC 9449) binds
-//! the token to the client's key; every answer carries a fresh `DPoP-Nonce`.
+//! the token to the client's key; every answer carries a fresh `DPoP-Nonce`. Each hosted
+//! organisation has its own token endpoint, `/oauth2/{id}/token` (GFI-004), whose tokens cover
+//! its data only.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,25 +17,37 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::care::dpop::{DpopError, Expect, DPOP, DPOP_NONCE};
-use crate::care::tokens::{TokenRequest, Tokens};
+use crate::care::tokens::{tenant_issuer, Tenant, TokenRequest, Tokens};
+use crate::identity::did_ops::DidOps;
 
 #[derive(Clone)]
 struct OAuth {
     tokens: Arc<Tokens>,
+    dids: Arc<DidOps>,
     /// The base URL the endpoints are reached at (the public API's), for a DPoP proof's
     /// `htu`; `None` on the RPC, where the `Host` header says it.
     base: Option<Arc<str>>,
 }
 
-/// `GET /oauth2/nonce` and `POST /oauth2/token`, reached at `base` (`None`: from `Host`).
-pub fn routes<S>(tokens: Arc<Tokens>, base: Option<String>) -> Router<S> {
+/// `GET /oauth2/nonce`, `POST /oauth2/token` and the organisations' `POST
+/// /oauth2/{id}/token`, reached at `base` (`None`: from `Host`).
+pub fn routes<S>(tokens: Arc<Tokens>, dids: Arc<DidOps>, base: Option<String>) -> Router<S> {
     Router::new()
         .route("/oauth2/nonce", get(nonce))
         .route("/oauth2/token", post(token))
+        .route("/oauth2/{tenant}/token", post(tenant_token))
         .with_state(OAuth {
             tokens,
+            dids,
             base: base.map(Into::into),
         })
+}
+
+/// The hosted did:knoop DID whose method-specific id is `id`, if any.
+pub(crate) fn hosted_tenant(dids: &DidOps, id: &str) -> Option<String> {
+    let did = format!("did:knoop:{id}");
+    let valid = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    (valid && dids.hosted().ok()?.contains(&did)).then_some(did)
 }
 
 /// `POST /oauth2/introspect` on the public API: RFC 7662 for resource servers outside the node,
@@ -170,13 +184,38 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 async fn token(State(s): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
-    let resp = decide(&s, &headers, body).await;
+    let resp = decide(&s, &headers, body, None).await;
+    with_nonce(resp, &s.tokens.dpop().nonce())
+}
+
+/// `POST /oauth2/{id}/token`: the token endpoint of one organisation hosted here.
+async fn tenant_token(
+    State(s): State<OAuth>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let resp = match hosted_tenant(&s.dids, &id) {
+        None => oauth_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "no organisation with this id is hosted here",
+        ),
+        Some(did) => {
+            let issuer = tenant_issuer(&request_url(s.base.as_deref(), &headers, ""), &id);
+            let tenant = Tenant {
+                did,
+                audiences: vec![format!("{issuer}/token"), issuer],
+            };
+            decide(&s, &headers, body, Some(tenant)).await
+        }
+    };
     with_nonce(resp, &s.tokens.dpop().nonce())
 }
 
 /// The key the request's DPoP proof binds the token to (RFC 9449 §5): `None` without a proof
 /// where none is required; the server's nonce is required in a proof.
-fn binding(s: &OAuth, headers: &HeaderMap) -> Result<Option<String>, DpopError> {
+fn binding(s: &OAuth, headers: &HeaderMap, path: &str) -> Result<Option<String>, DpopError> {
     let Some(proof) = dpop_proof(headers)? else {
         return if s.tokens.require_dpop() {
             Err(DpopError::Header(
@@ -186,7 +225,7 @@ fn binding(s: &OAuth, headers: &HeaderMap) -> Result<Option<String>, DpopError> 
             Ok(None)
         };
     };
-    let url = request_url(s.base.as_deref(), headers, "/oauth2/token");
+    let url = request_url(s.base.as_deref(), headers, path);
     let expect = Expect {
         method: "POST",
         url: &url,
@@ -196,7 +235,7 @@ fn binding(s: &OAuth, headers: &HeaderMap) -> Result<Option<String>, DpopError> 
 }
 
 /// The status of an RFC 6749 §5.2 error: 401 for a client that failed to authenticate, 403 for
-/// a refusal of policy or consent, else 400.
+/// a refusal of policy or consent, 500 for the server's own failure, else 400.
 fn status_for(error: &str) -> StatusCode {
     match error {
         "access_denied" => StatusCode::FORBIDDEN,
@@ -206,7 +245,7 @@ fn status_for(error: &str) -> StatusCode {
     }
 }
 
-async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
+async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes, tenant: Option<Tenant>) -> Response {
     let tokens = &s.tokens;
     if !is_form(headers) {
         return oauth_error(
@@ -215,11 +254,19 @@ async fn decide(s: &OAuth, headers: &HeaderMap, body: Bytes) -> Response {
             "the body must be application/x-www-form-urlencoded",
         );
     }
-    let req = match TokenRequest::from_form(&body) {
+    let mut req = match TokenRequest::from_form(&body) {
         Ok(r) => r,
         Err(e) => return oauth_error(status_for(e.error), e.error, &e.description),
     };
-    let jkt = match binding(s, headers) {
+    let path = match &tenant {
+        None => "/oauth2/token".to_owned(),
+        Some(t) => format!(
+            "/oauth2/{}/token",
+            t.did.strip_prefix("did:knoop:").unwrap_or_default()
+        ),
+    };
+    req.tenant = tenant;
+    let jkt = match binding(s, headers, &path) {
         Ok(j) => j,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };

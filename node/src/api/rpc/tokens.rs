@@ -16,8 +16,11 @@ use crate::care::tokens::Tokens;
 
 /// On the internal RPC: nonce, token and introspection (introspection is for the node's own
 /// operators).
-pub fn routes<S: Clone + Send + Sync + 'static>(tokens: Arc<Tokens>) -> Router<S> {
-    crate::api::public::oauth::routes(tokens.clone(), None).merge(
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    tokens: Arc<Tokens>,
+    dids: Arc<crate::identity::did_ops::DidOps>,
+) -> Router<S> {
+    crate::api::public::oauth::routes(tokens.clone(), dids, None).merge(
         Router::new()
             .route("/oauth2/introspect", post(introspect))
             .with_state(tokens),
