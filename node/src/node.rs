@@ -339,11 +339,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .as_deref()
         .and_then(|u| crate::identity::web_dids::WebDids::new(dids.clone(), u))
         .map(Arc::new);
-    if web_dids.is_some() {
-        for did in dids.hosted()? {
+    for did in dids.hosted()? {
+        if web_dids.is_some() {
             if let Err(e) = dids.ensure_web_alias(&did).await {
                 tracing::warn!(%did, error = %e, "cannot name the did:web id in alsoKnownAs");
             }
+        }
+        // DIDs made before knoop signed with ES256 get their P-256 key (one update, once).
+        if let Err(e) = dids.ensure_es256_key(&did).await {
+            tracing::warn!(%did, error = %e, "cannot add the ES256 key");
         }
     }
     let status_hosting = Arc::new(crate::identity::status_hosting::HostedStatusLists::new(

@@ -117,11 +117,15 @@ async fn a_did_lives_and_ends_identically_on_five_nodes() {
             .iter()
             .map(|m| m["id"].as_str().unwrap())
             .collect();
-        // key-1 is gone, key-2 replaced it; ka-1 (the host's X25519 key for private
-        // transactions, specs/private-transactions.md §2) stays.
+        // key-1 is gone, key-2 replaced it; es256-1 (the P-256 key for JOSE) and ka-1 (the
+        // host's X25519 key for private transactions, specs/private-transactions.md §2) stay.
         assert_eq!(
             keys,
-            vec![format!("{did}#ka-1"), format!("{did}#key-2")],
+            vec![
+                format!("{did}#es256-1"),
+                format!("{did}#ka-1"),
+                format!("{did}#key-2")
+            ],
             "{}",
             n.name
         );
@@ -703,7 +707,7 @@ async fn hosted_dids_resolve_as_did_web_elsewhere() {
     );
     assert_eq!(
         doc["assertionMethod"],
-        json!([format!("{web}#key-1")]),
+        json!([format!("{web}#key-1"), format!("{web}#es256-1")]),
         "{r}"
     );
 

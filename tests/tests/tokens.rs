@@ -56,10 +56,21 @@ async fn presentation_jwt(
         .await
         .unwrap();
     assert_eq!(code, 201, "{vp}");
-    vp["presentation"]
+    let jwt = vp["presentation"]
         .as_str()
         .expect("a compact JWS")
-        .to_owned()
+        .to_owned();
+    // Signed with the holder's P-256 key: ES256, as the national guide's catalog asks.
+    use base64::Engine;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "ES256", "{header}");
+    assert_eq!(header["kid"], format!("{holder}#es256-1"), "{header}");
+    jwt
 }
 
 async fn token(at: &Node, vp: &Value, patient: &str, purpose: &str, reason: &str) -> (u16, Value) {

@@ -17,6 +17,12 @@ use crate::identity::keystore::{KeyStore, KeyStoreError};
 use crate::store::RocksStore;
 
 /// Relationships of a signing key a node generates for a DID.
+/// The fragment of the P-256 key a new DID gets.
+pub const ES256_FRAGMENT: &str = "es256-1";
+/// What a P-256 key is for: JOSE credentials and presentations (never DID operations).
+pub const ES256_RELATIONSHIPS: [Relationship; 2] =
+    [Relationship::Authentication, Relationship::AssertionMethod];
+
 pub const SIGNING_RELATIONSHIPS: [Relationship; 3] = [
     Relationship::Authentication,
     Relationship::AssertionMethod,
@@ -116,7 +122,8 @@ impl DidOps {
         rel: Relationship,
     ) -> Result<Option<Signer>, OpsError> {
         for id in doc.relationship(rel) {
-            if self.keys.contains(id)? {
+            // Operations and transactions are signed with Ed25519 keys only.
+            if doc.key_for(id, rel).is_some() && self.keys.contains(id)? {
                 let frag = id.rsplit_once('#').map(|(_, f)| f).unwrap_or_default();
                 let lc = self
                     .lc_of(did, v)
@@ -208,6 +215,9 @@ impl DidOps {
         let did = did_for_key(&key.verifying_key());
         let mut doc = DidDocument::new(&did);
         doc.add_ed25519("key-1", &key.verifying_key(), &SIGNING_RELATIONSHIPS);
+        // A P-256 key for JOSE (ES256), the algorithm of the national guide's credential catalog.
+        let es256 = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        doc.add_p256(ES256_FRAGMENT, es256.verifying_key(), &ES256_RELATIONSHIPS);
         doc.controller = controllers.to_vec();
         if let Some(web) = self.web_alias(&did) {
             doc.also_known_as.push(web);
@@ -234,12 +244,18 @@ impl DidOps {
         doc.validate(&did)
             .map_err(|e| OpsError::Invalid(e.to_string()))?;
         self.keys.put(&format!("{did}#key-1"), &key)?;
+        let es256_id = format!("{did}#{ES256_FRAGMENT}");
+        let mut secret: [u8; 32] = es256.to_bytes().into();
+        let stored = self.keys.put_bytes(&es256_id, &secret);
+        zeroize::Zeroize::zeroize(&mut secret);
+        stored?;
         let payload = DidOp::Create { document: doc }.to_bytes();
         let id = self
             .submit(DID_OP_CONTENT_TYPE, payload, None, Some(key), Vec::new())
             .await
             .inspect_err(|_| {
                 let _ = self.keys.delete(&format!("{did}#key-1"));
+                let _ = self.keys.delete(&es256_id);
             })?;
         Ok((did, VersionId(id.0)))
     }
@@ -440,6 +456,80 @@ impl DidOps {
         doc.key_agreement_keys()
             .into_iter()
             .find(|(id, _)| self.keys.contains(id).unwrap_or(false))
+    }
+
+    /// The P-256 key of `did` held here under relationship `rel`: (method id, key).
+    fn held_es256(
+        &self,
+        did: &str,
+        rel: Relationship,
+    ) -> Result<Option<(String, p256::ecdsa::SigningKey)>, OpsError> {
+        let (_, doc) = self.current(did)?;
+        for id in doc.relationship(rel) {
+            let is_p256 = matches!(
+                doc.signing_key_for(id, rel),
+                Some(knoop_did::document::PublicKey::P256(_))
+            );
+            if is_p256 && self.keys.contains(id)? {
+                let key = self
+                    .keys
+                    .with_bytes(id, |b| p256::ecdsa::SigningKey::from_slice(b).ok())?;
+                if let Some(k) = key {
+                    return Ok(Some((id.clone(), k)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs `f` with the JOSE signing key of `did` under `rel`: its P-256 key (`ES256`) when it
+    /// has one here, else its Ed25519 key (`EdDSA`). `f(verification method id, key)`.
+    pub fn with_jose_key<T>(
+        &self,
+        did: &str,
+        rel: Relationship,
+        f: impl FnOnce(&str, &knoop_vc::jws::SigningKey) -> T,
+    ) -> Result<T, OpsError> {
+        if let Some((id, key)) = self.held_es256(did, rel)? {
+            return Ok(f(&id, &knoop_vc::jws::SigningKey::P256(key)));
+        }
+        self.with_key_for(did, rel, |id, key| {
+            f(id, &knoop_vc::jws::SigningKey::Ed25519(key.clone()))
+        })
+    }
+
+    /// Makes sure the hosted `did` has a P-256 key (`ES256`) for authentication and assertions,
+    /// held here, adding one in a DID update if not (DIDs made before knoop signed with ES256).
+    pub async fn ensure_es256_key(&self, did: &str) -> Result<(), OpsError> {
+        if self
+            .held_es256(did, Relationship::AssertionMethod)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let (_, doc) = self.current(did)?;
+        let mut n = 1;
+        while doc.method(&format!("{did}#es256-{n}")).is_some() {
+            n += 1;
+        }
+        let frag = format!("es256-{n}");
+        let id = format!("{did}#{frag}");
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let mut secret: [u8; 32] = key.to_bytes().into();
+        let stored = self.keys.put_bytes(&id, &secret);
+        zeroize::Zeroize::zeroize(&mut secret);
+        stored?;
+        let public = *key.verifying_key();
+        let res = self
+            .update(did, move |d| {
+                d.add_p256(&frag, &public, &ES256_RELATIONSHIPS);
+                Ok(())
+            })
+            .await;
+        if res.is_err() {
+            let _ = self.keys.delete(&id);
+        }
+        res.map(|_| ())
     }
 
     /// Makes sure `did` (the node's own DID) lists an X25519 `keyAgreement` key whose secret

@@ -45,7 +45,8 @@ pub struct CredentialRequest {
     /// The claims, with `id` the subject's DID (`type` is filled in).
     pub subject: Value,
     pub valid_until: Option<String>,
-    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`; or `jose` for a `vc+jwt` (EdDSA).
+    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`; or `jose` for a `vc+jwt` (ES256 with
+    /// the issuer's P-256 key, EdDSA for a DID without one).
     pub cryptosuite: Option<String>,
 }
 
@@ -116,18 +117,27 @@ pub fn issue(
     {
         vc["credentialStatus"] = entry;
     }
+    let Some(suite) = suite else {
+        return jose_sign(dids, &req.issuer, &vc);
+    };
     let contexts = knoop_contexts();
-    dids.with_assertion_key(&req.issuer, |vm, key| match suite {
-        Some(suite) => {
-            let mut opts = ProofOptions::new(suite, vm);
-            opts.created = Some(to_rfc3339_ms(now));
-            sign(&vc, &opts, key, &contexts).map_err(|e| e.to_string())
-        }
-        None => knoop_vc::jose::sign(&vc, vm, &knoop_vc::jws::SigningKey::Ed25519(key.clone()))
-            .map(Value::String)
-            .map_err(|e| e.to_string()),
+    dids.with_assertion_key(&req.issuer, |vm, key| {
+        let mut opts = ProofOptions::new(suite, vm);
+        opts.created = Some(to_rfc3339_ms(now));
+        sign(&vc, &opts, key, &contexts).map_err(|e| e.to_string())
     })?
     .map_err(IssueError::Proof)
+}
+
+/// A `vc+jwt` of `vc` by `issuer`: ES256 with its P-256 key, else EdDSA.
+fn jose_sign(dids: &DidOps, issuer: &str, vc: &Value) -> Result<Value, IssueError> {
+    dids.with_jose_key(
+        issuer,
+        knoop_did::document::Relationship::AssertionMethod,
+        |vm, key| knoop_vc::jose::sign(vc, vm, key),
+    )?
+    .map(Value::String)
+    .map_err(|e| IssueError::Proof(e.to_string()))
 }
 
 /// A presentation by `holder` (hosted here) of `credentials` for `challenge` and `domain`,
@@ -193,14 +203,14 @@ pub fn present_jwt(
     let now_s = (knoop_gossip::tx::now_ms() / 1000) as i64;
     let ttl = ttl_s.min(MAX_PRESENTATION_TTL_S) as i64;
     let jti = urn_uuid();
-    Ok(dids.with_key_for(
+    Ok(dids.with_jose_key(
         holder,
         knoop_did::document::Relationship::Authentication,
         |vm, key| {
             knoop_vc::presentation::present_jwt(
                 holder,
                 vm,
-                &knoop_vc::jws::SigningKey::Ed25519(key.clone()),
+                key,
                 credentials,
                 audience,
                 nonce,
