@@ -11,5 +11,6 @@ pub mod dpop;
 pub mod fetch;
 pub mod localisation;
 pub mod private;
+pub mod requester;
 pub mod source;
 pub mod tokens;

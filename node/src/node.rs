@@ -308,11 +308,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::write(cfg.data_dir.join("rpc.addr"), rpc_addr.to_string())?;
     info!(%rpc_addr, data_dir = %cfg.data_dir.display(), "rpc listening");
 
+    let requester = Arc::new(crate::care::requester::Requester::new(dids.clone(), http));
     let fetcher = Arc::new(crate::care::fetch::Fetcher::new(
         dids.clone(),
         localisation.clone(),
         audit.clone(),
-        http,
+        requester.clone(),
     ));
     let proxy = Arc::new(crate::care::data_proxy::DataProxy::new(
         tokens.clone(),
@@ -375,6 +376,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         web_dids,
         directory,
         fetcher,
+        requester,
         public_url,
         metrics,
         data_dir: cfg.data_dir.clone(),

@@ -316,7 +316,11 @@ impl Node {
             }
             if t0.elapsed() > Duration::from_secs(20) {
                 let _ = c.kill();
-                bail!("{} did not stop within 20 s", self.name);
+                bail!(
+                    "{} did not stop within 20 s; its log ends:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -17,14 +17,12 @@ use tracing::Instrument;
 
 use crate::care::audit::{AuditLog, Event};
 use crate::care::data_proxy::types_of;
-use crate::care::dpop::{self, DPOP, DPOP_NONCE};
 use crate::care::localisation::{LocError, Localisation};
+use crate::care::requester::{RequestError, Requester, TokenAsk};
 use crate::identity::did_ops::DidOps;
 
 /// The DID service type naming a node's public API base URL.
 pub const PUBLIC_API_SERVICE_TYPE: &str = "KnoopPublicApi";
-/// Seconds a presentation made for one holder node stays valid.
-const PRESENTATION_TTL_S: u64 = 60;
 
 /// Why a fetch could not start (a holder node that fails is reported in the answer instead).
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +70,8 @@ pub struct Fetcher {
     dids: Arc<DidOps>,
     localisation: Arc<Localisation>,
     audit: Arc<AuditLog>,
-    /// Client for other nodes' public APIs.
-    http: reqwest::Client,
+    /// Asks other nodes' authorization servers for tokens, and their data proxies for data.
+    requester: Arc<Requester>,
 }
 
 /// What every holder node is asked.
@@ -125,35 +123,18 @@ fn public_url(dids: &DidOps, node: &str) -> Option<String> {
         .map(|u| u.trim_end_matches('/').to_owned())
 }
 
-/// A holder over its rate limit (`429`, data-fetch.md §2) is reported as `rate_limited`, with
-/// the wait it asked for, rather than as a refusal.
-fn not_rate_limited(resp: &reqwest::Response) -> Result<(), (&'static str, String)> {
-    if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return Ok(());
-    }
-    let wait = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("?");
-    Err((
-        "rate_limited",
-        format!("the node is over its request rate for this address; retry after {wait} s"),
-    ))
-}
-
 impl Fetcher {
     pub fn new(
         dids: Arc<DidOps>,
         localisation: Arc<Localisation>,
         audit: Arc<AuditLog>,
-        http: reqwest::Client,
+        requester: Arc<Requester>,
     ) -> Self {
         Fetcher {
             dids,
             localisation,
             audit,
-            http,
+            requester,
         }
     }
 
@@ -310,79 +291,32 @@ impl Fetcher {
             "no_public_api",
             "the node publishes no public API".to_owned(),
         ))?;
-        let http = &self.http;
-        let unreachable = |e: reqwest::Error| ("unreachable", crate::https::error_chain(&e));
-        // A fresh key per holder node and request: the tokens are bound to it (DPoP).
-        let key = knoop_vc::jws::SigningKey::generate_p256();
-        // RFC 7523: the presentation is a JWT for this server (its RFC 8414 issuer, the public
-        // base URL), used once.
-        let vp = crate::identity::issuing::present_jwt(
-            &self.dids,
-            &req.requester,
-            req.credentials.clone(),
-            &base,
-            None,
-            PRESENTATION_TTL_S,
-        )
-        .map_err(|e| ("error", format!("{e:?}")))?;
-        let mut form = vec![
-            ("grant_type", crate::care::tokens::JWT_BEARER.to_owned()),
-            ("assertion", vp),
-            ("scope", req.scope.clone()),
-            ("patient", patient_ref.to_owned()),
-            ("purpose", req.purpose.clone()),
+        // RFC 7523 with DPoP at the node's authorization server (its RFC 8414 issuer, the
+        // public base URL), as any client would ask it.
+        let mut params = vec![
+            ("patient".to_owned(), patient_ref.to_owned()),
+            ("purpose".to_owned(), req.purpose.clone()),
         ];
         if let Some(r) = &req.reason {
-            form.push(("reason", r.clone()));
+            params.push(("reason".to_owned(), r.clone()));
         }
-        let mut dpop_nonce: Option<String> = None;
-        let token_url = format!("{base}/oauth2/token");
-        // At most one retry, with the nonce the server names (RFC 9449 §8).
-        let mut attempts = 0;
-        let (status, token) = loop {
-            attempts += 1;
-            let proof = dpop::proof(
-                &key,
-                "POST",
-                &token_url,
-                None,
-                dpop_nonce.as_deref(),
-                dpop::now_s(),
-            );
-            let resp = http
-                .post(&token_url)
-                .header(DPOP, proof)
-                .form(&form)
-                .send()
-                .await
-                .map_err(unreachable)?;
-            not_rate_limited(&resp)?;
-            let status = resp.status();
-            let fresh = header_text(&resp, DPOP_NONCE);
-            let token: Value = resp.json().await.map_err(unreachable)?;
-            if token["error"] == "use_dpop_nonce" && fresh.is_some() && attempts < 2 {
-                dpop_nonce = fresh;
-                continue;
-            }
-            break (status, token);
+        let ask = TokenAsk {
+            requester: req.requester.clone(),
+            credentials: req.credentials.clone(),
+            issuer: base.clone(),
+            scope: req.scope.clone(),
+            params,
+            client: None,
         };
-        if !status.is_success() {
-            return Err((
-                "refused",
-                format!(
-                    "{}: {}",
-                    token["error"].as_str().unwrap_or("error"),
-                    token["error_description"].as_str().unwrap_or("")
-                ),
-            ));
-        }
-        let access = token["access_token"]
-            .as_str()
-            .ok_or(("error", "no access_token in the token response".to_owned()))?
-            .to_owned();
-        let bound = token["token_type"]
-            .as_str()
-            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
+        let obtained = self.requester.token(&ask).await.map_err(|e| match e {
+            RequestError::Unreachable(m) => ("unreachable", m),
+            RequestError::RateLimited(_) => ("rate_limited", e.to_string()),
+            RequestError::Refused {
+                error, description, ..
+            } => ("refused", format!("{error}: {description}")),
+            e => ("error", e.to_string()),
+        })?;
+        let token = &obtained.response;
         let granted: BTreeSet<String> = token["holdings"]
             .as_array()
             .into_iter()
@@ -397,23 +331,23 @@ impl Fetcher {
         types.dedup();
         let gets = types.into_iter().map(|t| {
             let url = format!("{base}/fhir/{t}");
-            let access = access.clone();
-            let key = &key;
+            let obtained = &obtained;
             async move {
                 let res = async {
-                    let get = if bound {
-                        let proof =
-                            dpop::proof(key, "GET", &url, Some(&access), None, dpop::now_s());
-                        http.get(&url)
-                            .header(reqwest::header::AUTHORIZATION, format!("DPoP {access}"))
-                            .header(DPOP, proof)
-                    } else {
-                        http.get(&url).bearer_auth(&access)
-                    };
-                    let resp = get.send().await?;
+                    let get = self
+                        .requester
+                        .get(obtained, &url)
+                        .map_err(|e| e.to_string())?;
+                    let resp = get
+                        .send()
+                        .await
+                        .map_err(|e| crate::https::error_chain(&e))?;
                     let status = resp.status();
-                    let v: Value = resp.json().await?;
-                    Ok::<_, reqwest::Error>((status, v))
+                    let v: Value = resp
+                        .json()
+                        .await
+                        .map_err(|e| crate::https::error_chain(&e))?;
+                    Ok::<_, String>((status, v))
                 }
                 .await;
                 (t, res)
@@ -441,17 +375,9 @@ impl Fetcher {
                     "{t}: {s}: {}",
                     v["issue"][0]["diagnostics"].as_str().unwrap_or("")
                 )),
-                Err(e) => failed.push(format!("{t}: {}", crate::https::error_chain(&e))),
+                Err(e) => failed.push(format!("{t}: {e}")),
             }
         }
         Ok((entries, failed))
     }
-}
-
-/// A response header as text.
-fn header_text(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }

@@ -39,6 +39,8 @@ pub struct RpcState {
     pub directory: Arc<crate::directory::Directory>,
     /// Data fetch from every holder node.
     pub fetcher: Arc<crate::care::fetch::Fetcher>,
+    /// Asks authorization servers for tokens as a hosted organisation (and holds DPoP keys).
+    pub requester: Arc<crate::care::requester::Requester>,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,
