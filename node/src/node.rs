@@ -244,9 +244,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     match &public_url {
         Some(url) => {
-            dids.ensure_service(&node_did, crate::care::fetch::PUBLIC_API_SERVICE_TYPE, url)
-                .await
-                .context("publishing the public API URL in the node DID")?;
+            dids.ensure_service(
+                &node_did,
+                crate::care::requester::PUBLIC_API_SERVICE_TYPE,
+                url,
+            )
+            .await
+            .context("publishing the public API URL in the node DID")?;
             if let Some(p) = &public {
                 std::fs::write(
                     cfg.data_dir.join("public.addr"),

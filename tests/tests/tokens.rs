@@ -872,3 +872,98 @@ async fn an_ehr_outside_knoop_gets_a_dpop_token_with_its_did_web() {
     assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
     assert!(seen["assertions"][&did]["ura"].is_array(), "{seen}");
 }
+
+/// The EHR side (`POST /v1/access-tokens`, `POST /v1/dpop-proofs`): the GP's node asks the
+/// hospital's own authorization server (found from the hospital's DID) for a DPoP-bound token
+/// with RFC 7523, keeps the key, and makes the proofs the EHR sends with each data call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ehr_gets_tokens_and_proofs_through_its_node() {
+    let Care {
+        net,
+        gp,
+        hospital,
+        gp_cred,
+        doctor_cred,
+        ..
+    } = care().await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    let creds = json!([gp_cred, doctor_cred]);
+    consent_to_gps(gp_node, &gp).await;
+    let public = hospital_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = |extra: Value| {
+        let mut body = json!({"requester": gp, "credentials": creds, "scope": "medication-overview",
+                              "patient": {"value": BSN}, "purpose": "regular-care"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        async move { gp_node.post("/v1/access-tokens", &body).await.unwrap() }
+    };
+    let t0 = Instant::now();
+    let token = loop {
+        let (code, body) = ask(json!({"holder": hospital})).await;
+        if code == 200 {
+            break body;
+        }
+        assert!(
+            code == 403
+                && body.to_string().contains("access_denied")
+                && t0.elapsed() < Duration::from_secs(45),
+            "{code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let id = &hospital["did:knoop:".len()..];
+    assert_eq!(token["issuer"], format!("{public}/oauth2/{id}"), "{token}");
+    assert_eq!(token["token_type"], "DPoP", "{token}");
+    assert_eq!(
+        token["response"]["holdings"],
+        json!([[hospital, ["medication"]]]),
+        "{token}"
+    );
+    let kid = token["dpop_kid"].as_str().unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let url = format!("{public}/fhir/MedicationStatement");
+    let proof = |kid: &str| {
+        let body = json!({"dpop_kid": kid, "method": "get", "url": url, "access_token": access});
+        async move { gp_node.post("/v1/dpop-proofs", &body).await.unwrap() }
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let (code, p) = proof(kid).await;
+        assert_eq!(code, 200, "{p}");
+        let r = http
+            .get(&url)
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", p["dpop"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["resourceType"], "Bundle");
+    }
+    let (code, _) = proof("no-such-key").await;
+    assert_eq!(code, 404);
+
+    // The node's own server (the issuer given as a URL) works as well.
+    let (code, body) = ask(json!({"issuer": public})).await;
+    assert_eq!(code, 200, "{body}");
+    // Refusals of the server come back with its RFC 6749 error; bad requests are 400; a server
+    // that cannot be reached is a 502.
+    let (code, body) = ask(json!({"holder": hospital, "scope": "nope"})).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.to_string().contains("invalid_scope"), "{body}");
+    for bad in [
+        json!({"holder": hospital, "issuer": public}),
+        json!({}),
+        json!({"issuer": public, "params": {"grant_type": "client_credentials"}}),
+        json!({"holder": "did:knoop:NotHere"}),
+    ] {
+        let (code, body) = ask(bad.clone()).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let (code, body) = ask(json!({"issuer": "https://127.0.0.1:1"})).await;
+    assert_eq!(code, 502, "{body}");
+}

@@ -2,6 +2,7 @@
 //! grouped by concern in the modules below; every endpoint is documented in `api/openapi.yaml`,
 //! served at `/openapi.yaml`. Errors are [`error::ApiError`].
 
+pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod consent;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(audit::routes())
         .merge(tokens::routes(state.tokens.clone(), state.dids.clone()))
         .merge(data::routes())
+        .merge(access::routes())
         .merge(admin::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -18,11 +18,8 @@ use tracing::Instrument;
 use crate::care::audit::{AuditLog, Event};
 use crate::care::data_proxy::types_of;
 use crate::care::localisation::{LocError, Localisation};
-use crate::care::requester::{RequestError, Requester, TokenAsk};
+use crate::care::requester::{public_url, RequestError, Requester, TokenAsk};
 use crate::identity::did_ops::DidOps;
-
-/// The DID service type naming a node's public API base URL.
-pub const PUBLIC_API_SERVICE_TYPE: &str = "KnoopPublicApi";
 
 /// Why a fetch could not start (a holder node that fails is reported in the answer instead).
 #[derive(Debug, thiserror::Error)]
@@ -111,16 +108,6 @@ fn professional_name(credentials: &[Value]) -> String {
         .chars()
         .take(128)
         .collect()
-}
-
-/// The public API base URL a node publishes in its DID.
-fn public_url(dids: &DidOps, node: &str) -> Option<String> {
-    let (_, doc) = dids.state.current(node)?;
-    doc.service
-        .iter()
-        .find(|s| s.type_ == PUBLIC_API_SERVICE_TYPE)
-        .and_then(|s| s.service_endpoint.as_str())
-        .map(|u| u.trim_end_matches('/').to_owned())
 }
 
 impl Fetcher {

@@ -17,6 +17,33 @@ use crate::care::dpop::{self, DPOP, DPOP_NONCE};
 use crate::care::tokens::{CLIENT_ASSERTION_TYPE, JWT_BEARER};
 use crate::identity::did_ops::DidOps;
 
+/// The DID service type naming a node's public API base URL.
+pub const PUBLIC_API_SERVICE_TYPE: &str = "KnoopPublicApi";
+
+/// The public API base URL a node publishes in its DID.
+pub fn public_url(dids: &DidOps, node: &str) -> Option<String> {
+    let (_, doc) = dids.state.current(node)?;
+    doc.service
+        .iter()
+        .find(|s| s.type_ == PUBLIC_API_SERVICE_TYPE)
+        .and_then(|s| s.service_endpoint.as_str())
+        .map(|u| u.trim_end_matches('/').to_owned())
+}
+
+/// The issuer of the authorization server of the organisation `holder`, a did:knoop DID hosted
+/// on some knoop node: `<its host's public base URL>/oauth2/<id>` (`specs/tokens.md` §1a').
+pub fn issuer_of(dids: &DidOps, holder: &str) -> Option<String> {
+    let id = holder.strip_prefix("did:knoop:")?;
+    let (_, doc) = dids.state.current(holder)?;
+    let host = doc
+        .service
+        .iter()
+        .find(|s| s.type_ == knoop_did::knoop::services::HOST_SERVICE_TYPE)
+        .and_then(|s| s.service_endpoint.as_str())
+        .unwrap_or(holder);
+    public_url(dids, host).map(|base| crate::care::tokens::tenant_issuer(&base, id))
+}
+
 /// Lifetime of the presentation JWTs sent (seconds).
 const ASSERTION_TTL_S: u64 = 60;
 /// How long server metadata is used before it is fetched again.
