@@ -8,6 +8,7 @@
 //! - [`binding`]: the proof that binds a node's libp2p peer id to its DID.
 //! - [`external`]: `did:key`, `did:jwk` (through `ssi`) and the `did:web` URL mapping.
 //! - [`resolution`]: W3C DID Resolution result shapes and error codes.
+//! - [`x509`]: `did:x509`, resolved with the certificate chain that comes with a signature.
 //!
 //! The node supplies storage, networking (did:web over HTTPS) and key custody.
 
@@ -17,3 +18,4 @@ pub mod external;
 pub mod knoop;
 pub mod resolution;
 pub mod url;
+pub mod x509;

@@ -9,7 +9,9 @@
 //!
 //! The JWS is read by [`crate::jws`]: the algorithms of `specs/jose.md` §2 (`EdDSA`, `ES256`,
 //! `ES384`, `RS256`, `PS256`), each only with a key of its type. A header that names its own key
-//! (`jwk`, `jku`, `x5u`, `x5c`) is refused: the key is always the issuer DID's `kid`.
+//! (`jwk`, `jku`, `x5u`, `x5c`) is refused: the key is always the issuer DID's `kid`. The one
+//! exception is `x5c` for a `did:x509` issuer: the chain is what that DID resolves with
+//! (`specs/did-x509.md`), and the key is still the DID's.
 
 use std::borrow::Cow;
 
@@ -69,6 +71,8 @@ pub struct JwtCredential {
     /// `nbf` in Unix ms, if present.
     pub not_before_ms: Option<i64>,
     pub shape: JwtShape,
+    /// The `x5c` chain (DER, leaf first) of a `did:x509` issuer.
+    pub x5c: Vec<Vec<u8>>,
     jws: Compact,
 }
 
@@ -210,11 +214,11 @@ pub fn decode(jwt: &str) -> Result<JwtCredential, JoseError> {
         JwsError::Malformed(m) => JoseError::Malformed(m),
         e => JoseError::Jws(e),
     })?;
-    check_header(&jws)?;
     let kid = jws
         .header_str("kid")
         .ok_or_else(|| JoseError::Header("kid is required".into()))?
         .to_owned();
+    let x5c = check_header(&jws, &kid)?;
     let payload: Value =
         serde_json::from_slice(&jws.payload).map_err(|e| JoseError::Payload(e.to_string()))?;
     let Value::Object(claims) = payload else {
@@ -241,6 +245,7 @@ pub fn decode(jwt: &str) -> Result<JwtCredential, JoseError> {
         expires_ms,
         not_before_ms,
         shape,
+        x5c,
         jws,
     })
 }
@@ -248,13 +253,35 @@ pub fn decode(jwt: &str) -> Result<JwtCredential, JoseError> {
 /// Header members that name a key: refused, the key is the issuer DID's `kid`.
 const KEY_HEADERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
 
-fn check_header(jws: &Compact) -> Result<(), JoseError> {
-    if let Some(h) = KEY_HEADERS.iter().find(|h| jws.header.contains_key(**h)) {
+/// Checks the key headers; returns the `x5c` chain of a `did:x509` `kid` (standard base64 DER
+/// certificates, RFC 7515 §4.1.6).
+fn check_header(jws: &Compact, kid: &str) -> Result<Vec<Vec<u8>>, JoseError> {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    let x509 = kid.starts_with("did:x509:");
+    if let Some(h) = KEY_HEADERS
+        .iter()
+        .find(|h| jws.header.contains_key(**h) && !(x509 && **h == "x5c"))
+    {
         return Err(JoseError::Header(format!(
             "{h}: the key comes from the issuer's DID (kid), not from the header"
         )));
     }
-    Ok(())
+    if !x509 {
+        return Ok(Vec::new());
+    }
+    let chain = jws
+        .header
+        .get("x5c")
+        .and_then(Value::as_array)
+        .ok_or_else(|| JoseError::Header("a did:x509 issuer needs its chain in x5c".into()))?;
+    chain
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .and_then(|c| BASE64_STANDARD.decode(c).ok())
+                .ok_or_else(|| JoseError::Header("x5c holds base64 certificates".into()))
+        })
+        .collect()
 }
 
 /// Signs `credential` (VC 2.0, unsecured) as a `vc+jwt` with the issuer's key `kid`. `iat` is

@@ -239,7 +239,10 @@ pub fn verify_credential(
     }
     check_credential(doc, Strictness::Issued).map_err(Failure::Malformed)?;
     let claims = claims(doc).map_err(Failure::Schema)?;
-    if semantics {
+    // JSON-LD semantics for Data Integrity only: a JOSE credential is JSON (VC Data Model 1.1
+    // §6.3.1, VC-JOSE-COSE), and the national guide's credentials name contexts that are not
+    // bundled (`specs/credentials.md` §8).
+    if semantics && jwt.is_none() {
         check_semantics(doc, contexts).map_err(Failure::Semantics)?;
     }
     let issuer = issuer_of(doc).ok_or_else(|| {
@@ -326,9 +329,85 @@ fn verify_jose(
         .map(|iat| iat.saturating_add(999))
         .or(valid_from)
         .unwrap_or_else(|| env.now_ms());
-    let key = env.issuer_key_at(&j.kid, at).map_err(Failure::IssuerKey)?;
+    let key = if issuer.starts_with("did:x509:") {
+        // The chain travels with the JWS; the DID resolves with it, now.
+        let resolved = knoop_did::x509::resolve(issuer, &j.x5c, env.now_ms() / 1000)
+            .map_err(|e| Failure::IssuerKey(e.to_string()))?;
+        check_x509_credential(&j.credential, &resolved)?;
+        PublicJwk::from_json(&resolved.jwk).map_err(|e| Failure::IssuerKey(e.to_string()))?
+    } else {
+        env.issuer_key_at(&j.kid, at).map_err(Failure::IssuerKey)?
+    };
     j.verify_signature(&key).map_err(Failure::Jose)?;
     Ok(Securing::Jose { kid: j.kid.clone() })
+}
+
+/// The national guide's `X509Credential` rules, and the time rule for any credential of a
+/// `did:x509` issuer: it is valid only within its certificate's validity; an `X509Credential`
+/// claims nothing its issuer DID's policies do not say (`subject.<K>`, `san.<type>`, `eku`).
+fn check_x509_credential(doc: &Value, resolved: &knoop_did::x509::Resolved) -> Result<(), Failure> {
+    use knoop_did::x509::Policy;
+    let bad = |problem: String| {
+        Failure::Schema(SchemaError {
+            field: "X509Credential".into(),
+            problem,
+        })
+    };
+    let seconds = |field: &str, v11: &str| {
+        doc.get(field)
+            .or_else(|| doc.get(v11))
+            .and_then(Value::as_str)
+            .and_then(parse_date_time_stamp)
+            .map(|t| t.unix_ms() / 1000)
+    };
+    if let Some(from) = seconds("validFrom", "issuanceDate") {
+        if from < resolved.not_before {
+            return Err(bad("issued before its certificate's notBefore".into()));
+        }
+    }
+    if let Some(until) = seconds("validUntil", "expirationDate") {
+        if until > resolved.not_after {
+            return Err(bad("valid after its certificate's notAfter".into()));
+        }
+    }
+    let is_x509 = match doc.get("type") {
+        Some(Value::Array(a)) => a.iter().any(|t| t == "X509Credential"),
+        Some(t) => t == "X509Credential",
+        None => false,
+    };
+    if !is_x509 {
+        return Ok(());
+    }
+    let subject = doc
+        .get("credentialSubject")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("credentialSubject must be one object".into()))?;
+    let policies = &resolved.did.policies;
+    for (group, claims) in subject {
+        if group == "id" {
+            continue;
+        }
+        let claims = claims
+            .as_object()
+            .ok_or_else(|| bad(format!("{group} must be an object")))?;
+        for (name, value) in claims {
+            let v = value.as_str().unwrap_or_default();
+            let in_policy = policies.iter().any(|p| match (group.as_str(), p) {
+                ("subject", Policy::Subject(kv)) => kv
+                    .iter()
+                    .any(|(k, pv)| k.eq_ignore_ascii_case(name) && pv == v),
+                ("san", Policy::San(t, pv)) => t == name && pv == v,
+                ("eku", Policy::Eku(oid)) => oid == name,
+                _ => false,
+            });
+            if !in_policy {
+                return Err(bad(format!(
+                    "credentialSubject.{group}.{name} is not in the issuer's did:x509 policies"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every proof is by the issuer, with a key it had when the proof was made; one of them is for

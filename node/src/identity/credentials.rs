@@ -254,6 +254,15 @@ impl Credentials {
     /// credential from an issuer trusted for one of its types.
     pub fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String> {
         let t = claims.type_name();
+        // A did:x509 issuer is trusted through its CA: an entry `did:x509:0:<hash>:<CA
+        // fingerprint>` trusts every DID anchored there (`specs/did-x509.md` §4).
+        let covers = |entry: &String| {
+            entry == issuer
+                || (entry.starts_with("did:x509:")
+                    && issuer
+                        .strip_prefix(entry.as_str())
+                        .is_some_and(|rest| rest.starts_with("::")))
+        };
         let listed = self
             .trust
             .read()
@@ -261,7 +270,7 @@ impl Credentials {
                 claims
                     .types()
                     .iter()
-                    .any(|t| tr.0.get(*t).is_some_and(|s| s.contains(issuer)))
+                    .any(|t| tr.0.get(*t).is_some_and(|s| s.iter().any(covers)))
             })
             .unwrap_or(false);
         if listed {
