@@ -563,6 +563,52 @@ async fn other_issuers_jose_and_status_lists() {
         .unwrap();
     assert_eq!(checked["valid"], true, "{checked}");
     assert_eq!(checked["credentials"][0]["subject"], hospital.as_str());
+    let (_, v) = n
+        .post("/v1/credentials/verify", &json!({"credential": jwt}))
+        .await
+        .unwrap();
+    assert_eq!(v["cryptosuite"], "jose-es256", "{v}");
+
+    // The national guide's format: a VC 1.1 JWT, ES256, the claims in `vc`.
+    let (code, issued) = n
+        .post(
+            "/v1/credentials",
+            &json!({
+                "issuer": ra, "type": "CareOrganizationCredential", "cryptosuite": "jwt_vc",
+                "subject": {"id": hospital, "legalName": "Maastricht UMC+", "city": "Maastricht",
+                            "organizationType": "hospital", "ura": "11223344"},
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{issued}");
+    let vc11 = issued["credential"].as_str().expect("a JWT").to_owned();
+    use base64::Engine;
+    let part = |i: usize| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(vc11.split('.').nth(i).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (header, payload) = (part(0), part(1));
+    assert_eq!(
+        (header["alg"].as_str(), header["typ"].as_str()),
+        (Some("ES256"), Some("JWT"))
+    );
+    assert_eq!(payload["iss"], ra.as_str(), "{payload}");
+    assert_eq!(payload["sub"], hospital.as_str(), "{payload}");
+    assert_eq!(
+        payload["vc"]["@context"][0], "https://www.w3.org/2018/credentials/v1",
+        "{payload}"
+    );
+    let (_, v) = n
+        .post("/v1/credentials/verify", &json!({"credential": vc11}))
+        .await
+        .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["cryptosuite"], "jose-es256", "{v}");
 }
 
 /// GFI-003: a credential issued by a tenant carries a `BitstringStatusListEntry` pointing at its

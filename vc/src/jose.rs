@@ -77,6 +77,11 @@ pub struct JwtCredential {
 }
 
 impl JwtCredential {
+    /// The JWS algorithm.
+    pub fn alg(&self) -> crate::jws::Alg {
+        self.jws.alg
+    }
+
     /// Checks the signature with the issuer's key.
     pub fn verify_signature(&self, key: &PublicJwk) -> Result<(), JoseError> {
         self.jws.verify(key).map_err(|e| match e {
@@ -312,6 +317,71 @@ pub fn sign(credential: &Value, kid: &str, key: &SigningKey) -> Result<String, J
     Ok(key.sign_compact(header, &payload))
 }
 
+/// Signs `credential` (VC 2.0, unsecured) as a VC Data Model 1.1 JWT (§6.3.1), the format of
+/// the national guide's credential catalog: `@context` with the 1.1 base context, the
+/// registered claims `iss`, `jti`, `sub`, `nbf` (= `iat`, from `validFrom`) and `exp` (from
+/// `validUntil`), and the rest in `vc`. Header `{"alg", "kid", "typ": "JWT"}`.
+pub fn sign_vc11(credential: &Value, kid: &str, key: &SigningKey) -> Result<String, JoseError> {
+    let Value::Object(c) = credential else {
+        return Err(JoseError::Payload("not a JSON object".into()));
+    };
+    if c.contains_key("proof") {
+        return Err(JoseError::Payload(
+            "a credential secured with JOSE carries no embedded proof".into(),
+        ));
+    }
+    let seconds = |field: &str| {
+        c.get(field)
+            .and_then(Value::as_str)
+            .and_then(parse_date_time_stamp)
+            .map(|t| t.unix_ms().div_euclid(1000))
+    };
+    let nbf =
+        seconds("validFrom").ok_or_else(|| JoseError::Payload("validFrom is required".into()))?;
+    let mut vc = Map::new();
+    let contexts: Vec<Value> = c
+        .get("@context")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|ctx| {
+            if ctx == crate::types::CREDENTIALS_V2 {
+                Value::from(crate::model::CREDENTIALS_V1_CONTEXT)
+            } else {
+                ctx.clone()
+            }
+        })
+        .collect();
+    vc.insert("@context".into(), contexts.into());
+    for field in ["type", "credentialSubject", "credentialStatus"] {
+        if let Some(v) = c.get(field) {
+            vc.insert(field.into(), v.clone());
+        }
+    }
+    let mut claims = Map::new();
+    if let Some(iss) = c.get("issuer") {
+        claims.insert("iss".into(), iss.get("id").unwrap_or(iss).clone());
+    }
+    if let Some(id) = c.get("id") {
+        claims.insert("jti".into(), id.clone());
+    }
+    if let Some(sub) = c.get("credentialSubject").and_then(|s| s.get("id")) {
+        claims.insert("sub".into(), sub.clone());
+    }
+    claims.insert("nbf".into(), nbf.into());
+    claims.insert("iat".into(), nbf.into());
+    if let Some(exp) = seconds("validUntil") {
+        claims.insert("exp".into(), exp.into());
+    }
+    claims.insert("vc".into(), Value::Object(vc));
+    let mut header = Map::new();
+    header.insert("kid".into(), kid.into());
+    header.insert("typ".into(), "JWT".into());
+    let payload =
+        serde_json::to_vec(&Value::Object(claims)).map_err(|e| JoseError::Sign(e.to_string()))?;
+    Ok(key.sign_compact(header, &payload))
+}
+
 /// The credential inside `v` without verifying anything: the JWT's credential for a JOSE
 /// credential, else `v` itself.
 pub fn unverified_credential(v: &Value) -> Cow<'_, Value> {
@@ -410,6 +480,33 @@ mod tests {
             decode(&"a".repeat(MAX_JWT_BYTES + 1)).unwrap_err(),
             JoseError::TooLarge
         );
+    }
+
+    #[test]
+    fn vc11_jwts_are_issued_as_the_catalog_says() {
+        let mut v = vc();
+        v["validUntil"] = "2027-01-01T00:00:00Z".into();
+        let key = SigningKey::generate_p256();
+        let jwt = sign_vc11(&v, "did:key:z6Mk#z6Mk", &key).unwrap();
+        let header: Value = serde_json::from_slice(
+            &BASE64_URL_SAFE_NO_PAD
+                .decode(jwt.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["typ"], "JWT");
+        let j = decode(&jwt).unwrap();
+        assert_eq!(j.shape, JwtShape::Vc11);
+        j.verify_signature(&key.public_jwk()).unwrap();
+        let c = &j.credential;
+        assert_eq!(c["@context"][0], crate::model::CREDENTIALS_V1_CONTEXT);
+        assert_eq!(c["issuer"], "did:key:z6Mk");
+        assert_eq!(c["id"], "urn:uuid:1");
+        assert_eq!(c["issuanceDate"], "2026-01-01T00:00:00Z");
+        assert_eq!(c["expirationDate"], "2027-01-01T00:00:00Z");
+        assert_eq!(c["credentialSubject"]["id"], "did:example:a");
+        crate::model::check_credential(c, crate::model::Strictness::Issued).unwrap();
     }
 
     #[test]

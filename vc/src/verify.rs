@@ -100,24 +100,32 @@ impl Failure {
 #[derive(Debug, Clone)]
 pub enum Securing {
     DataIntegrity(VerifiedProof),
-    /// A JWS with EdDSA, by `kid`.
+    /// A JWS by `kid`, with `alg`.
     Jose {
         kid: String,
+        alg: crate::jws::Alg,
     },
 }
 
 impl Securing {
-    /// The cryptosuite, or `jose` (`EdDSA`).
+    /// The cryptosuite, or `jose-<alg>` for a JWS (`jose-es256`, `jose-eddsa`, ...).
     pub fn name(&self) -> &'static str {
+        use crate::jws::Alg;
         match self {
             Securing::DataIntegrity(p) => p.cryptosuite.name(),
-            Securing::Jose { .. } => "jose-eddsa",
+            Securing::Jose { alg, .. } => match alg {
+                Alg::EdDSA => "jose-eddsa",
+                Alg::ES256 => "jose-es256",
+                Alg::ES384 => "jose-es384",
+                Alg::RS256 => "jose-rs256",
+                Alg::PS256 => "jose-ps256",
+            },
         }
     }
     pub fn verification_method(&self) -> &str {
         match self {
             Securing::DataIntegrity(p) => &p.verification_method,
-            Securing::Jose { kid } => kid,
+            Securing::Jose { kid, .. } => kid,
         }
     }
 }
@@ -339,7 +347,10 @@ fn verify_jose(
         env.issuer_key_at(&j.kid, at).map_err(Failure::IssuerKey)?
     };
     j.verify_signature(&key).map_err(Failure::Jose)?;
-    Ok(Securing::Jose { kid: j.kid.clone() })
+    Ok(Securing::Jose {
+        kid: j.kid.clone(),
+        alg: j.alg(),
+    })
 }
 
 /// The national guide's `X509Credential` rules, and the time rule for any credential of a

@@ -514,7 +514,8 @@ pub enum VcCommand {
         subject: String,
         #[arg(long)]
         valid_until: Option<String>,
-        /// eddsa-jcs-2022 (default), eddsa-rdfc-2022, or jose (a vc+jwt signed with EdDSA).
+        /// eddsa-jcs-2022 (default), eddsa-rdfc-2022, jose (a vc+jwt) or jwt_vc (a VC 1.1
+        /// JWT, the national guide's format); JOSE is ES256 with the issuer's P-256 key.
         #[arg(long)]
         cryptosuite: Option<String>,
         /// Publish it on the network too.

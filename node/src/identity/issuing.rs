@@ -45,8 +45,9 @@ pub struct CredentialRequest {
     /// The claims, with `id` the subject's DID (`type` is filled in).
     pub subject: Value,
     pub valid_until: Option<String>,
-    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`; or `jose` for a `vc+jwt` (ES256 with
-    /// the issuer's P-256 key, EdDSA for a DID without one).
+    /// `eddsa-jcs-2022` (default) or `eddsa-rdfc-2022`; `jose` for a `vc+jwt`, or `jwt_vc`
+    /// for a VC Data Model 1.1 JWT (the national guide's catalog format); JOSE is ES256 with the
+    /// issuer's P-256 key, EdDSA for a DID without one.
     pub cryptosuite: Option<String>,
 }
 
@@ -88,7 +89,7 @@ pub fn issue(
     obj.insert("type".into(), subject_type.into());
     let suite = match req.cryptosuite.as_deref() {
         None => Some(Cryptosuite::EddsaJcs2022),
-        Some("jose") => None,
+        Some("jose") | Some("jwt_vc") => None,
         Some(n) => {
             Some(Cryptosuite::from_name(n).ok_or_else(|| bad(format!("unknown cryptosuite {n}")))?)
         }
@@ -118,7 +119,8 @@ pub fn issue(
         vc["credentialStatus"] = entry;
     }
     let Some(suite) = suite else {
-        return jose_sign(dids, &req.issuer, &vc);
+        let vc11 = req.cryptosuite.as_deref() == Some("jwt_vc");
+        return jose_sign(dids, &req.issuer, &vc, vc11);
     };
     let contexts = knoop_contexts();
     dids.with_assertion_key(&req.issuer, |vm, key| {
@@ -129,12 +131,19 @@ pub fn issue(
     .map_err(IssueError::Proof)
 }
 
-/// A `vc+jwt` of `vc` by `issuer`: ES256 with its P-256 key, else EdDSA.
-fn jose_sign(dids: &DidOps, issuer: &str, vc: &Value) -> Result<Value, IssueError> {
+/// A `vc+jwt` of `vc` by `issuer` (or, `vc11`, a VC 1.1 JWT): ES256 with its P-256 key, else
+/// EdDSA.
+fn jose_sign(dids: &DidOps, issuer: &str, vc: &Value, vc11: bool) -> Result<Value, IssueError> {
     dids.with_jose_key(
         issuer,
         knoop_did::document::Relationship::AssertionMethod,
-        |vm, key| knoop_vc::jose::sign(vc, vm, key),
+        |vm, key| {
+            if vc11 {
+                knoop_vc::jose::sign_vc11(vc, vm, key)
+            } else {
+                knoop_vc::jose::sign(vc, vm, key)
+            }
+        },
     )?
     .map(Value::String)
     .map_err(|e| IssueError::Proof(e.to_string()))
