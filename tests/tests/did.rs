@@ -731,4 +731,37 @@ async fn hosted_dids_resolve_as_did_web_elsewhere() {
         (404, Some("notFound")),
         "{r}"
     );
+
+    // A did:web resolver outside knoop (the Decentralized Identity Foundation's, from npm:
+    // tests/resolver) reads the same document: the P-256 and Ed25519 keys, the back-link.
+    let outside = |did: &str| {
+        let run = std::process::Command::new("node")
+            .arg(knoop_e2e::repo_root().join("tests/resolver/resolve.mjs"))
+            .arg(did)
+            .env("NODE_EXTRA_CA_CERTS", ca.ca_pem_path())
+            .output()
+            .expect("node (.ci/run installs it and tests/resolver's packages)");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        serde_json::from_slice::<Value>(&run.stdout).unwrap()
+    };
+    let r = outside(&web);
+    assert!(r["didResolutionMetadata"]["error"].is_null(), "{r}");
+    let doc = &r["didDocument"];
+    assert_eq!(doc["id"], web.as_str(), "{r}");
+    assert_eq!(doc["alsoKnownAs"], json!([did]), "{r}");
+    assert_eq!(key_of(&r), key_of(&own), "{r}");
+    let types: Vec<&str> = doc["verificationMethod"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["publicKeyMultibase"].as_str())
+        .map(|k| &k[..3])
+        .collect();
+    assert!(types.contains(&"zDn"), "a P-256 Multikey: {r}");
+    let r = outside(&stranger);
+    assert_eq!(r["didResolutionMetadata"]["error"], "notFound", "{r}");
 }
