@@ -217,6 +217,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let prefetch = Arc::new(crate::identity::prefetch::Prefetcher::new(
         status_lists,
         web.clone(),
+        cfg.trust.dezi_key_sets.clone(),
     ));
     let tokens = Arc::new(crate::care::tokens::Tokens::new(
         credentials.clone(),

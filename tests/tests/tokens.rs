@@ -967,3 +967,110 @@ async fn an_ehr_gets_tokens_and_proofs_through_its_node() {
     let (code, body) = ask(json!({"issuer": "https://127.0.0.1:1"})).await;
     assert_eq!(code, 502, "{body}");
 }
+
+/// The professional's identity from Dezi (the national login for care professionals): a
+/// `DeziUserCredential` wrapping an RS256 attestation (`tests/dezi.py`, joserfc) whose key set is
+/// served over HTTPS and trusted by config, bound to the organisation by its URA. The hospital's
+/// node grants a token to the GP's organisation for that professional; an attestation for
+/// another URA, or from a key set the node does not trust, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dezi_attestation_identifies_the_professional() {
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dezi.json");
+    let script = knoop_e2e::repo_root().join("tests/dezi.py");
+    let keyset = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["keyset", &key_file.display().to_string()])
+        .output()
+        .expect("python3 with joserfc");
+    assert!(
+        keyset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keyset.stderr)
+    );
+    web.set("/jwks.json".into(), keyset.stdout);
+    let jku = format!("https://localhost:{}/jwks.json", web.port());
+    let Care {
+        net,
+        gp,
+        hospital,
+        gp_cred,
+        ..
+    } = care_with(vec![
+        (
+            "KNOOP_DID__WEB_CA_FILE".into(),
+            web.ca_pem_path().display().to_string(),
+        ),
+        ("KNOOP_TRUST__DEZI_KEY_SETS".into(), format!("[\"{jku}\"]")),
+    ])
+    .await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    const DEZI: &str = "did:web:abonnee.dezi.example";
+    let (code, body) = hospital_node
+        .put(&format!("/v1/trust/DeziUserCredential/{DEZI}"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    consent_to_gps(gp_node, &gp).await;
+    let dezi = |jku: &str, ura: &str| {
+        let run = std::process::Command::new("python3")
+            .arg(&script)
+            .args([
+                "credential",
+                &key_file.display().to_string(),
+                jku,
+                DEZI,
+                ura,
+                &gp,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        serde_json::from_slice::<Value>(&run.stdout).unwrap()
+    };
+    let ask = |credentials: Value| {
+        let body = json!({"requester": gp, "credentials": credentials, "holder": hospital,
+                          "scope": "medication-overview", "patient": {"value": BSN},
+                          "purpose": "regular-care"});
+        async move { gp_node.post("/v1/access-tokens", &body).await.unwrap() }
+    };
+    let good = dezi(&jku, "70000001");
+    let t0 = Instant::now();
+    let token = loop {
+        let (code, body) = ask(json!([gp_cred, good])).await;
+        if code == 200 {
+            break body;
+        }
+        assert!(
+            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "{code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let seen = introspect(hospital_node, token["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        seen["sub"], "urn:oid:2.16.528.1.1007.3.1:900000009",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["assertions"][&gp]["employee"][0]["value"]["surname"], "Jansen",
+        "{seen}"
+    );
+    // Another organisation's attestation, and one signed under a key set nobody trusts.
+    for (what, cred) in [
+        ("other URA", dezi(&jku, "70000002")),
+        (
+            "untrusted key set",
+            dezi("https://localhost:1/jwks.json", "70000001"),
+        ),
+    ] {
+        let (code, body) = ask(json!([gp_cred, cred])).await;
+        assert_eq!(code, 403, "{what}: {body}");
+        assert!(body.to_string().contains("invalid_grant"), "{what}: {body}");
+    }
+}

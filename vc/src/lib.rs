@@ -18,12 +18,14 @@
 //!   (model, schema, proof by the issuer's key at issuance, validity, revocation, trust);
 //!   [`presentation`]: presentations bound to a verifier's challenge and domain.
 //! - [`jose`]: credentials secured as a JWS with EdDSA (`vc+jwt`, and VC 1.1 JWTs);
-//!   [`status`]: Bitstring Status List entries and lists.
+//!   [`status`]: Bitstring Status List entries and lists; [`jws`]: JWS and JWK for every
+//!   algorithm knoop verifies; [`dezi`]: the `DeziUserCredential` around a Dezi attestation.
 //!
 //! Proofs and the data model are checked independently: a verifier calls both.
 
 pub mod canon;
 pub mod contexts;
+pub mod dezi;
 pub mod jose;
 pub mod jws;
 pub mod model;

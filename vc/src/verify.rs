@@ -41,6 +41,11 @@ pub trait VerifierEnv {
     fn trusted(&self, issuer: &str, claims: &Claims) -> Result<(), String>;
     /// Now, Unix ms.
     fn now_ms(&self) -> i64;
+    /// The Dezi key set at `url` (a `DeziUserCredential`'s `jku`), if this verifier trusts and
+    /// fetched it.
+    fn key_set(&self, url: &str) -> Result<crate::dezi::KeySet, String> {
+        Err(format!("{url} is not a trusted Dezi key set"))
+    }
 }
 
 /// Why a credential does not verify.
@@ -57,6 +62,8 @@ pub enum Failure {
     Proof(ProofError),
     #[error("JOSE: {0}")]
     Jose(JoseError),
+    #[error("Dezi: {0}")]
+    Dezi(crate::dezi::DeziError),
     #[error("the proof is not by the issuer {issuer} (verification method {vm})")]
     NotByIssuer { issuer: String, vm: String },
     #[error("issuer key: {0}")]
@@ -84,6 +91,9 @@ impl Failure {
             Failure::Semantics(_) => "semantics",
             Failure::Proof(_) | Failure::Jose(JoseError::BadSignature) => "bad_proof",
             Failure::Jose(_) => "malformed",
+            Failure::Dezi(crate::dezi::DeziError::KeySet(..)) => "issuer_key_not_valid_at_issuance",
+            Failure::Dezi(crate::dezi::DeziError::Time) => "expired",
+            Failure::Dezi(_) => "bad_proof",
             Failure::NotByIssuer { .. } => "not_by_issuer",
             Failure::IssuerKey(_) => "issuer_key_not_valid_at_issuance",
             Failure::NotYetValid(_) => "not_yet_valid",
@@ -105,6 +115,10 @@ pub enum Securing {
         kid: String,
         alg: crate::jws::Alg,
     },
+    /// A Dezi attestation JWT, checked with the key set at `jku`.
+    Dezi {
+        jku: String,
+    },
 }
 
 impl Securing {
@@ -120,12 +134,14 @@ impl Securing {
                 Alg::RS256 => "jose-rs256",
                 Alg::PS256 => "jose-ps256",
             },
+            Securing::Dezi { .. } => crate::dezi::PROOF_TYPE,
         }
     }
     pub fn verification_method(&self) -> &str {
         match self {
             Securing::DataIntegrity(p) => &p.verification_method,
             Securing::Jose { kid, .. } => kid,
+            Securing::Dezi { jku } => jku,
         }
     }
 }
@@ -250,7 +266,8 @@ pub fn verify_credential(
     // JSON-LD semantics for Data Integrity only: a JOSE credential is JSON (VC Data Model 1.1
     // §6.3.1, VC-JOSE-COSE), and the national guide's credentials name contexts that are not
     // bundled (`specs/credentials.md` §8).
-    if semantics && jwt.is_none() {
+    let dezi = jwt.is_none() && crate::dezi::is_dezi(doc);
+    if semantics && jwt.is_none() && !dezi {
         check_semantics(doc, contexts).map_err(Failure::Semantics)?;
     }
     let issuer = issuer_of(doc).ok_or_else(|| {
@@ -278,6 +295,10 @@ pub fn verify_credential(
     }
     let securing = match &jwt {
         Some(j) => verify_jose(j, &issuer, valid_from.as_ref().map(|f| f.0), env)?,
+        None if dezi => Securing::Dezi {
+            jku: crate::dezi::verify(doc, &|url| env.key_set(url), env.now_ms() / 1000)
+                .map_err(Failure::Dezi)?,
+        },
         None => verify_data_integrity(
             doc,
             &issuer,

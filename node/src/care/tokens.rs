@@ -175,6 +175,39 @@ impl TokenRequest {
     }
 }
 
+/// The professional of a verified `DeziUserCredential` whose organisation is `org`: the
+/// credential's URA (`credentialSubject.identifier`) must be the organisation credential's, as
+/// the national guide binds a Dezi attestation to its holder (the attestation names no DID).
+/// The professional's reference is the Dezi number as `urn:oid:2.16.528.1.1007.3.1:<number>`.
+fn dezi_professional(
+    c: &Verified,
+    org: &str,
+    org_ura: &str,
+) -> Option<knoop_vc::types::HealthcareProfessional> {
+    if !knoop_vc::dezi::is_dezi(&c.credential) || org_ura.is_empty() {
+        return None;
+    }
+    let subject = &c.credential["credentialSubject"];
+    if subject["identifier"].as_str() != Some(org_ura) {
+        return None;
+    }
+    let e = &subject["employee"];
+    let text = |name: &str| e[name].as_str().unwrap_or_default();
+    let number = text("identifier");
+    let name = [text("initials"), text("surnamePrefix"), text("surname")]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!number.is_empty()).then(|| knoop_vc::types::HealthcareProfessional {
+        id: format!("urn:oid:2.16.528.1.1007.3.1:{number}"),
+        name,
+        role_code: text("role").to_owned(),
+        register_id: number.to_owned(),
+        employer: org.to_owned(),
+    })
+}
+
 /// The claims of `credentials`, grouped by subject DID: every `credentialSubject` member but
 /// `id` and `type`, each as `[{value, iss, iat, exp}]` (GFI-006 `assertions`).
 fn assertions(credentials: &[&Verified]) -> Value {
@@ -582,17 +615,23 @@ impl Tokens {
                     "the presentation holds no organisation credential of its holder",
                 )
             })?;
+        let org_ura = match &org_credential.claims {
+            Claims::CareOrganization(o) => o.ura.clone(),
+            _ => String::new(),
+        };
         let (professional_credential, professional) = verified
             .credentials
             .iter()
             .find_map(|c| match &c.claims {
                 Claims::HealthcareProfessional(p) if p.employer == org => Some((c, p.clone())),
-                _ => None,
+                _ => dezi_professional(c, &org, &org_ura).map(|p| (c, p)),
             })
             .ok_or_else(|| {
                 refuse(
                     "invalid_grant",
-                    "the presentation holds no professional credential of an employee",
+                    "the presentation holds no professional credential of an employee \
+                     (HealthcareProfessionalCredential, or a DeziUserCredential of the \
+                     organisation's URA)",
                 )
             })?;
         event.who = format!("{} ({})", professional.name, professional.id);

@@ -301,6 +301,15 @@ impl Config {
                     .map_err(|e| invalid(&format!("{field}[{i}]"), e.to_string()))?;
             }
         }
+        for (i, u) in self.trust.dezi_key_sets.iter().enumerate() {
+            let ok = url::Url::parse(u).is_ok_and(|u| u.scheme() == "https" && u.has_host());
+            if !ok {
+                return Err(invalid(
+                    &format!("trust.dezi_key_sets[{i}]"),
+                    "must be an https URL",
+                ));
+            }
+        }
         if self.did.web_timeout < Duration::from_millis(100) {
             return Err(invalid("did.web_timeout", "must be at least 100ms"));
         }

@@ -138,6 +138,9 @@ pub struct TrustConfig {
     pub healthcare_professional_issuers: Vec<String>,
     /// Issuers of other credential types, by type: `[trust.types] AlumniCredential = [..]`.
     pub types: std::collections::BTreeMap<String, Vec<String>>,
+    /// The Dezi key sets (JWK Set URLs, https) whose attestations make `DeziUserCredential`s:
+    /// a `jku` outside this list is never fetched.
+    pub dezi_key_sets: Vec<String>,
 }
 
 /// Which network this node belongs to (from the network's governance, with the bootstrap list).

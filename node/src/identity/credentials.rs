@@ -88,6 +88,8 @@ fn now_ms() -> i64 {
 pub struct Fetched {
     pub lists: HashMap<String, StatusLookup>,
     pub dids: HashMap<String, Result<Value, String>>,
+    /// Trusted Dezi key sets by URL (`jku`).
+    pub key_sets: HashMap<String, Result<knoop_vc::dezi::KeySet, String>>,
 }
 
 /// The environment of one verification.
@@ -166,6 +168,12 @@ impl VerifierEnv for Env<'_> {
     }
     fn now_ms(&self) -> i64 {
         now_ms()
+    }
+    fn key_set(&self, url: &str) -> Result<knoop_vc::dezi::KeySet, String> {
+        self.fetched
+            .and_then(|f| f.key_sets.get(url))
+            .ok_or_else(|| format!("{url} is not a trusted Dezi key set (trust.dezi_key_sets)"))?
+            .clone()
     }
 }
 

@@ -1,7 +1,9 @@
 //! What a verification needs from the web, fetched before it starts (spec:
 //! `specs/credentials.md` §5a): the Bitstring Status Lists its credentials point to
 //! ([`crate::identity::status_list`]) and the did:web documents of its issuers and holders, so
-//! that verification itself stays synchronous and IO-free.
+//! that verification itself stays synchronous and IO-free; and the Dezi key sets of
+//! `DeziUserCredential`s, only those in `trust.dezi_key_sets` (a `jku` from a credential is
+//! never fetched otherwise).
 //!
 //! did:web documents are cached: a document for five minutes, a failure for ten seconds (so a
 //! dead server does not slow every request down). A did:web DID has no history: its keys are
@@ -38,15 +40,66 @@ pub struct Prefetcher {
     /// `None` when did:web is disabled: every did:web key is then unavailable.
     web: Option<DidWebClient>,
     cache: Mutex<HashMap<String, CachedDocument>>,
+    /// The Dezi key sets trusted (config), and their cache.
+    dezi_key_sets: Vec<String>,
+    key_sets: Mutex<HashMap<String, CachedKeySet>>,
 }
 
+/// A Dezi key set as fetched (or why not), and when.
+type CachedKeySet = (Instant, Result<knoop_vc::dezi::KeySet, String>);
+/// Largest JWK Set fetched (bytes).
+const MAX_KEY_SET_BYTES: usize = 256 * 1024;
+
 impl Prefetcher {
-    pub fn new(lists: Arc<StatusLists>, web: Option<DidWebClient>) -> Self {
+    pub fn new(
+        lists: Arc<StatusLists>,
+        web: Option<DidWebClient>,
+        dezi_key_sets: Vec<String>,
+    ) -> Self {
         Prefetcher {
             lists,
             web,
             cache: Mutex::new(HashMap::new()),
+            dezi_key_sets,
+            key_sets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The trusted Dezi key set at `url` (cached like did:web documents).
+    async fn key_set(&self, url: &str) -> Result<knoop_vc::dezi::KeySet, String> {
+        if let Ok(cache) = self.key_sets.lock() {
+            if let Some((at, set)) = cache.get(url) {
+                let ttl = if set.is_ok() {
+                    DOCUMENT_TTL
+                } else {
+                    NEGATIVE_TTL
+                };
+                if at.elapsed() < ttl {
+                    return set.clone();
+                }
+            }
+        }
+        let set = match &self.web {
+            None => Err("fetching over HTTPS is disabled (did.web_enabled)".to_owned()),
+            Some(web) => match web
+                .get(
+                    url,
+                    "application/jwk-set+json, application/json",
+                    MAX_KEY_SET_BYTES,
+                )
+                .instrument(info_span!("dezi_key_set", %url))
+                .await
+            {
+                Err(e) => Err(e.to_string()),
+                Ok(body) => serde_json::from_slice::<Value>(&body)
+                    .map_err(|e| format!("not JSON: {e}"))
+                    .and_then(|v| knoop_vc::dezi::parse_key_set(&v)),
+            },
+        };
+        if let Ok(mut cache) = self.key_sets.lock() {
+            cache.insert(url.to_owned(), (Instant::now(), set.clone()));
+        }
+        set
     }
 
     /// Everything the credentials and presentations in `inputs` (JSON, JOSE credentials,
@@ -78,7 +131,22 @@ impl Prefetcher {
             };
             dids.insert(did, doc);
         }
-        Fetched { lists, dids }
+        let mut key_sets = HashMap::new();
+        for url in dezi_key_sets_in(&opened) {
+            let set = if self.dezi_key_sets.contains(&url) {
+                self.key_set(&url).await
+            } else {
+                Err(format!(
+                    "{url} is not a trusted Dezi key set (trust.dezi_key_sets)"
+                ))
+            };
+            key_sets.insert(url, set);
+        }
+        Fetched {
+            lists,
+            dids,
+            key_sets,
+        }
     }
 
     async fn document(&self, did: &str) -> Result<Value, String> {
@@ -113,6 +181,27 @@ impl Prefetcher {
         }
         doc
     }
+}
+
+/// The `jku` of every Dezi credential in `inputs` (credentials or presentations), at most
+/// [`MAX_WEB_DIDS_PER_REQUEST`].
+fn dezi_key_sets_in(inputs: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in inputs {
+        let creds: Vec<&Value> = match v.get("verifiableCredential") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(c) => vec![c],
+            None => vec![v],
+        };
+        for c in creds {
+            if let Some(url) = knoop_vc::dezi::key_set_url(c) {
+                if !out.contains(&url) && out.len() < MAX_WEB_DIDS_PER_REQUEST {
+                    out.push(url);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The `vp` claim of a presentation JWT, with `holder` = `iss`, read without verifying.
@@ -227,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn without_did_web_the_keys_are_unavailable_not_fatal() {
         let lists = Arc::new(StatusLists::new(None, Duration::from_secs(60)));
-        let p = Prefetcher::new(lists, None);
+        let p = Prefetcher::new(lists, None, Vec::new());
         let f = p
             .fetch(&[&json!({"issuer": "did:web:ra.example", "credentialSubject": {}})])
             .await;
