@@ -1074,3 +1074,169 @@ async fn a_dezi_attestation_identifies_the_professional() {
         assert!(body.to_string().contains("invalid_grant"), "{what}: {body}");
     }
 }
+
+/// The national guide's identities end to end: the organisation proves itself with an
+/// `X509Credential` (issued by a `did:x509` of its UZI-shaped server certificate, chain in
+/// `x5c`, the URA in the certificate's `otherName`) and the professional with a Dezi attestation
+/// for that URA. The hospital's node, trusting the certificate's CA and the Dezi key set, grants
+/// the token; a certificate of a CA it does not trust is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
+    use base64::Engine;
+    use p256::pkcs8::EncodePrivateKey;
+    use sha2::Digest;
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dezi.json");
+    let script = knoop_e2e::repo_root().join("tests/dezi.py");
+    let keyset = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["keyset", &key_file.display().to_string()])
+        .output()
+        .expect("python3 with joserfc");
+    assert!(keyset.status.success());
+    web.set("/jwks.json".into(), keyset.stdout);
+    let jku = format!("https://localhost:{}/jwks.json", web.port());
+    let Care {
+        net, gp, hospital, ..
+    } = care_with(vec![
+        (
+            "KNOOP_DID__WEB_CA_FILE".into(),
+            web.ca_pem_path().display().to_string(),
+        ),
+        ("KNOOP_TRUST__DEZI_KEY_SETS".into(), format!("[\"{jku}\"]")),
+    ])
+    .await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    const DEZI: &str = "did:web:abonnee.dezi.example";
+    const UZI: &str = "2.16.528.1.1007.99.2110-1-900000001-S-70000001-00.000-00000000";
+
+    // A UZI-shaped chain and the X509Credential its leaf issues to the GP's organisation.
+    let x509_credential = |gp: &str| {
+        let root_key = rcgen::KeyPair::generate().unwrap();
+        let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        root.distinguished_name
+            .push(rcgen::DnType::CommonName, "Test UZI root CA");
+        let root = root.self_signed(&root_key).unwrap();
+        let leaf_secret = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let pkcs8 = leaf_secret.to_pkcs8_der().unwrap();
+        let leaf_key = rcgen::KeyPair::try_from(pkcs8.as_bytes()).unwrap();
+        let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Huisarts Leiden");
+        leaf.distinguished_name
+            .push(rcgen::DnType::LocalityName, "Leiden");
+        leaf.subject_alt_names
+            .push(rcgen::SanType::OtherName((vec![2, 5, 5, 5], UZI.into())));
+        let leaf = leaf.signed_by(&leaf_key, &root, &root_key).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let fp = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(root.der()));
+        let did = format!(
+            "did:x509:0:sha256:{fp}::san:otherName:{UZI}::subject:O:Huisarts%20Leiden:L:Leiden"
+        );
+        let mut header = serde_json::Map::new();
+        header.insert("kid".into(), format!("{did}#0").into());
+        header.insert("typ".into(), "JWT".into());
+        header.insert(
+            "x5c".into(),
+            json!([b64.encode(leaf.der()), b64.encode(root.der())]),
+        );
+        let now = (knoop_gossip::tx::now_ms() / 1000) as i64 - 60;
+        let claims = json!({
+            "iss": did, "sub": gp, "jti": "urn:uuid:6c2b5c55-0000-4000-8000-000000000001",
+            "nbf": now, "iat": now,
+            "vc": {
+                "@context": ["https://www.w3.org/2018/credentials/v1", "https://nuts.nl/credentials/v1"],
+                "type": ["VerifiableCredential", "X509Credential"],
+                "credentialSubject": {"id": gp, "subject": {"O": "Huisarts Leiden", "L": "Leiden"},
+                                      "san": {"otherName": UZI}},
+            },
+        });
+        let jwt = knoop_vc::jws::SigningKey::P256(leaf_secret)
+            .sign_compact(header, claims.to_string().as_bytes());
+        (format!("did:x509:0:sha256:{fp}"), Value::String(jwt))
+    };
+    let (ca, org_vc) = x509_credential(&gp);
+    for (t, issuer) in [
+        ("X509Credential", ca.as_str()),
+        ("DeziUserCredential", DEZI),
+    ] {
+        let (code, body) = hospital_node
+            .put(&format!("/v1/trust/{t}/{issuer}"), &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    consent_to_gps(gp_node, &gp).await;
+    let run = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "credential",
+            &key_file.display().to_string(),
+            &jku,
+            DEZI,
+            "70000001",
+            &gp,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let dezi: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let ask = |credentials: Value| {
+        let body = json!({"requester": gp, "credentials": credentials, "holder": hospital,
+                          "scope": "medication-overview", "patient": {"value": BSN},
+                          "purpose": "regular-care"});
+        async move { gp_node.post("/v1/access-tokens", &body).await.unwrap() }
+    };
+    let t0 = Instant::now();
+    let token = loop {
+        let (code, body) = ask(json!([org_vc, dezi])).await;
+        if code == 200 {
+            break body;
+        }
+        assert!(
+            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "{code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let seen = introspect(hospital_node, token["access_token"].as_str().unwrap()).await;
+    assert_eq!(seen["client_id"], gp.as_str(), "{seen}");
+    assert_eq!(
+        seen["sub"], "urn:oid:2.16.528.1.1007.3.1:900000009",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["assertions"][&gp]["san"][0]["value"]["otherName"], UZI,
+        "{seen}"
+    );
+    assert_eq!(
+        seen["assertions"][&gp]["san"][0]["iss"],
+        org_vc_issuer(&org_vc),
+        "{seen}"
+    );
+    // A certificate of another CA is not trusted.
+    let (_, other_vc) = x509_credential(&gp);
+    let (code, body) = ask(json!([other_vc, dezi])).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.to_string().contains("untrusted_issuer"), "{body}");
+}
+
+/// The `iss` of a JWT credential.
+fn org_vc_issuer(jwt: &Value) -> String {
+    use base64::Engine;
+    let payload = jwt.as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["iss"].as_str().unwrap().to_owned()
+}

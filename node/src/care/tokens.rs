@@ -175,6 +175,26 @@ impl TokenRequest {
     }
 }
 
+/// The URA of the organisation `org` from a verified `X509Credential` about it: the fifth
+/// field of the UZI `otherName` (`specs/did-x509.md` §1), e.g. `90000382` in
+/// `2.16.528.1.1007.99.2110-1-900025039-S-90000382-00.000-00000000`.
+fn x509_organisation_ura(c: &Verified, org: &str) -> Option<String> {
+    let is_x509 = c.credential["type"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t == "X509Credential"));
+    let subject = &c.credential["credentialSubject"];
+    if !is_x509 || subject["id"].as_str() != Some(org) {
+        return None;
+    }
+    uzi_ura(subject["san"]["otherName"].as_str()?)
+}
+
+/// The URA in a UZI `otherName` string (OID-prefix-version-UZI number-type-URA-...).
+pub fn uzi_ura(other_name: &str) -> Option<String> {
+    let ura = other_name.split('-').nth(4)?;
+    (ura.len() == 8 && ura.bytes().all(|b| b.is_ascii_digit())).then(|| ura.to_owned())
+}
+
 /// The professional of a verified `DeziUserCredential` whose organisation is `org`: the
 /// credential's URA (`credentialSubject.identifier`) must be the organisation credential's, as
 /// the national guide binds a Dezi attestation to its holder (the attestation names no DID).
@@ -605,20 +625,22 @@ impl Tokens {
         };
         let org = verified.holder.clone();
         event.requester = org.clone();
-        let org_credential = verified
+        // The organisation: a CareOrganizationCredential, or the national guide's
+        // X509Credential (a UZI server certificate), about the holder.
+        let (org_credential, org_ura) = verified
             .credentials
             .iter()
-            .find(|c| matches!(&c.claims, Claims::CareOrganization(o) if o.id == org))
+            .find_map(|c| match &c.claims {
+                Claims::CareOrganization(o) if o.id == org => Some((c, o.ura.clone())),
+                _ => x509_organisation_ura(c, &org).map(|ura| (c, ura)),
+            })
             .ok_or_else(|| {
                 refuse(
                     "invalid_grant",
-                    "the presentation holds no organisation credential of its holder",
+                    "the presentation holds no organisation credential of its holder \
+                     (CareOrganizationCredential or X509Credential)",
                 )
             })?;
-        let org_ura = match &org_credential.claims {
-            Claims::CareOrganization(o) => o.ura.clone(),
-            _ => String::new(),
-        };
         let (professional_credential, professional) = verified
             .credentials
             .iter()
@@ -888,6 +910,21 @@ mod tests {
             t["introspection_endpoint"],
             "https://node.example/oauth2/introspect"
         );
+    }
+
+    #[test]
+    fn uzi_other_names_give_the_ura() {
+        assert_eq!(
+            uzi_ura("2.16.528.1.1007.99.2110-1-900025039-S-90000382-00.000-00000000").as_deref(),
+            Some("90000382")
+        );
+        for bad in [
+            "",
+            "a-b-c-d",
+            "2.16.528.1.1007.99.2110-1-900025039-S-9000-00.000-0",
+        ] {
+            assert_eq!(uzi_ura(bad), None, "{bad}");
+        }
     }
 
     #[test]
