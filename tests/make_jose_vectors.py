@@ -60,6 +60,32 @@ def main():
         "jkt": dpop_key.thumbprint(),
         "proof": proof,
     }
+    # RFC 7523 assertions (specs/credentials.md §7a): a presentation JWT of a did:jwk holder (so
+    # it resolves without a network) and a client assertion (a presentation JWT without
+    # credentials), for the audience https://node.example, valid 2026-01-01 00:00..00:05 UTC.
+    def did_jwk(key):
+        pub = json.dumps(key.as_dict(private=False), separators=(",", ":")).encode()
+        return "did:jwk:" + base64.urlsafe_b64encode(pub).rstrip(b"=").decode()
+
+    def presentation(key, jti, credentials):
+        did = did_jwk(key)
+        claims = {
+            "iss": did, "aud": "https://node.example", "jti": jti,
+            "iat": 1767225600, "nbf": 1767225600, "exp": 1767225900,
+            "vp": {
+                "@context": ["https://www.w3.org/2018/credentials/v1"],
+                "type": ["VerifiablePresentation"],
+                "verifiableCredential": credentials,
+            },
+        }
+        header = {"alg": "ES256", "kid": did + "#0", "typ": "JWT"}
+        token = jws.serialize_compact(
+            header, json.dumps(claims, separators=(",", ":")).encode(), key, algorithms=["ES256"]
+        )
+        return {"holder": did, "jwt": token, "claims": claims}
+
+    out["vp_jwt"] = presentation(ECKey.generate_key("P-256"), "urn:uuid:0f8a0d4c-0000-4000-8000-000000000001", [])
+    out["client_assertion"] = presentation(ECKey.generate_key("P-256"), "urn:uuid:0f8a0d4c-0000-4000-8000-000000000002", [])
     path = pathlib.Path(__file__).resolve().parent.parent / "specs" / "vectors" / "jose.json"
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 

@@ -45,6 +45,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("private.json", "privacy/tests/vectors.rs"),
     ("localisation.json", "privacy/tests/vectors.rs"),
     ("jose.json", "vc/src/jws/tests.rs"),
+    ("did-x509.json", "did/src/x509/tests.rs"),
 ];
 
 fn vectors_dir() -> PathBuf {

@@ -170,3 +170,40 @@ fn malformed_dids_are_refused() {
     }
     assert_eq!(percent_decode("T%C3%A9st%20Zorg").unwrap(), "Tést Zorg");
 }
+
+/// `specs/vectors/did-x509.json` (made with pyca/cryptography): its DIDs resolve with its chain
+/// at its time to its leaf key, the others fail as it says.
+#[test]
+fn the_cryptography_vectors_resolve() {
+    use base64::prelude::BASE64_STANDARD;
+    let v: Value =
+        serde_json::from_str(include_str!("../../../specs/vectors/did-x509.json")).unwrap();
+    let chain: Vec<Vec<u8>> = v["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| BASE64_STANDARD.decode(c.as_str().unwrap()).unwrap())
+        .collect();
+    let at = v["resolve_at"].as_i64().unwrap();
+    for did in v["resolves"].as_array().unwrap() {
+        let did = did.as_str().unwrap();
+        let r = resolve(did, &chain, at).unwrap_or_else(|e| panic!("{did}: {e}"));
+        assert_eq!(r.jwk, v["leaf_jwk"], "{did}");
+    }
+    for case in v["fails"].as_array().unwrap() {
+        let did = case["did"].as_str().unwrap();
+        let e = resolve(did, &chain, at).unwrap_err();
+        let kind = match e {
+            X509Error::Policy(_) => "policy",
+            X509Error::Fingerprint => "fingerprint",
+            _ => "other",
+        };
+        assert_eq!(kind, case["error"], "{did}: {e}");
+    }
+    // Before the chain's validity it does not resolve.
+    let first = v["resolves"][0].as_str().unwrap();
+    assert!(matches!(
+        resolve(first, &chain, 1_700_000_000),
+        Err(X509Error::Chain(_))
+    ));
+}
