@@ -1240,3 +1240,121 @@ fn org_vc_issuer(jwt: &Value) -> String {
     .unwrap();
     claims["iss"].as_str().unwrap().to_owned()
 }
+
+/// Nuts RFC021 (`tests/rfc021_client.py`, a client outside knoop): the organisation is a did:web
+/// with its own key, holding an organisation credential from the network's registry authority
+/// and a Dezi credential, both about itself; it reads the scope's presentation definition, answers
+/// it with a presentation submission, and gets a token with `vp_token-bearer`. A replayed
+/// assertion and a submission that maps the wrong credentials are `invalid_request`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nuts_rfc021_client_gets_a_token() {
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let py = |script: &str, args: &[&str]| {
+        let run = std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join(script))
+            .args(args)
+            .output()
+            .expect("python3 with joserfc");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        run.stdout
+    };
+    let dezi_key = dir.path().join("dezi.json").display().to_string();
+    web.set(
+        "/jwks.json".into(),
+        py("tests/dezi.py", &["keyset", &dezi_key]),
+    );
+    let jku = format!("https://localhost:{}/jwks.json", web.port());
+    let org_key = dir.path().join("org.json").display().to_string();
+    let did = format!("did:web:localhost%3A{}:ehr", web.port());
+    web.set(
+        "/ehr/did.json".into(),
+        py("tests/outside_ehr.py", &["keygen", &org_key, &did]),
+    );
+    let Care {
+        net,
+        ra,
+        gp,
+        patient,
+        ..
+    } = care_with(vec![
+        (
+            "KNOOP_DID__WEB_CA_FILE".into(),
+            web.ca_pem_path().display().to_string(),
+        ),
+        ("KNOOP_TRUST__DEZI_KEY_SETS".into(), format!("[\"{jku}\"]")),
+    ])
+    .await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    const DEZI: &str = "did:web:abonnee.dezi.example";
+    let (code, body) = hospital_node
+        .put(&format!("/v1/trust/DeziUserCredential/{DEZI}"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let org_cred = issue(gp_node, json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
+        "subject": {"id": did, "legalName": "Huisartsenpost Buiten", "city": "Zwolle", "organizationType": "gp", "ura": "70000099"}})).await;
+    let org_file = dir.path().join("org-cred.json");
+    std::fs::write(&org_file, org_cred.to_string()).unwrap();
+    let dezi_file = dir.path().join("dezi-cred.json");
+    std::fs::write(
+        &dezi_file,
+        py(
+            "tests/dezi.py",
+            &["credential", &dezi_key, &jku, DEZI, "70000099", &did],
+        ),
+    )
+    .unwrap();
+    consent_to_gps(gp_node, &gp).await;
+    let public = hospital_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t0 = Instant::now();
+    let out = loop {
+        let out: Value = serde_json::from_slice(&py(
+            "tests/rfc021_client.py",
+            &[
+                &public,
+                &org_key,
+                &did,
+                &org_file.display().to_string(),
+                &dezi_file.display().to_string(),
+                &patient,
+            ],
+        ))
+        .unwrap();
+        if out["token"]["status"] == 200 {
+            break out;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(45), "{out}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(out["definition_id"], "medication-overview", "{out}");
+    assert_eq!(
+        out["descriptors"],
+        json!(["organization", "professional"]),
+        "{out}"
+    );
+    let seen = introspect(
+        hospital_node,
+        out["token"]["body"]["access_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(seen["client_id"], did.as_str(), "{seen}");
+    assert_eq!(
+        seen["sub"], "urn:oid:2.16.528.1.1007.3.1:900000009",
+        "{seen}"
+    );
+    for case in ["replay", "swapped"] {
+        assert_eq!(out[case]["status"], 400, "{case}: {out}");
+        assert_eq!(
+            out[case]["body"]["error"], "invalid_request",
+            "{case}: {out}"
+        );
+    }
+}

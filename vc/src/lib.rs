@@ -26,6 +26,7 @@
 pub mod canon;
 pub mod contexts;
 pub mod dezi;
+pub mod exchange;
 pub mod jose;
 pub mod jws;
 pub mod model;

@@ -64,6 +64,7 @@ pub fn router(
             Some(url.clone()),
         ))
         .merge(oauth::introspection_route(tokens.clone()))
+        .merge(oauth::definition_routes(tokens.clone(), dids.clone()))
         .merge(metadata::routes(tokens, dids, url))
         .merge(status::routes(status_lists));
     if let Some(web) = web_dids {

@@ -38,6 +38,7 @@ pub fn default_policies() -> Vec<Policy> {
             roles: Vec::new(),
             purposes: vec!["regular-care".into(), "emergency".into()],
             break_the_glass: true,
+            presentation_definition: None,
         },
         Policy {
             scope: "discharge-summary".into(),
@@ -51,6 +52,7 @@ pub fn default_policies() -> Vec<Policy> {
             roles: Vec::new(),
             purposes: vec!["regular-care".into()],
             break_the_glass: false,
+            presentation_definition: None,
         },
     ]
 }
@@ -64,6 +66,8 @@ pub struct TokenRequest {
     pub assertion: String,
     /// RFC 7523 §2.2 client authentication: a presentation JWT of the client.
     pub client_assertion: Option<String>,
+    /// Nuts RFC021: the DIF Presentation Exchange submission of a `vp_token-bearer` request.
+    pub presentation_submission: Option<String>,
     pub scope: String,
     /// The patient reference, `urn:knoop:patient:...`.
     pub patient: String,
@@ -106,7 +110,7 @@ impl TokenRequest {
     /// `client_assertion` needs `client_assertion_type` [`CLIENT_ASSERTION_TYPE`] (RFC 7523
     /// §2.2), else `invalid_client`.
     pub fn from_form(body: &[u8]) -> Result<Self, TokenError> {
-        const KNOWN: [&str; 8] = [
+        const KNOWN: [&str; 9] = [
             "grant_type",
             "assertion",
             "scope",
@@ -115,6 +119,7 @@ impl TokenRequest {
             "reason",
             "client_assertion",
             "client_assertion_type",
+            "presentation_submission",
         ];
         let mut found: HashMap<&'static str, String> = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -157,6 +162,7 @@ impl TokenRequest {
                 ))
             }
         }
+        let presentation_submission = found.remove("presentation_submission");
         let mut required = |name: &'static str| {
             found
                 .remove(name)
@@ -165,6 +171,7 @@ impl TokenRequest {
         Ok(TokenRequest {
             grant_type,
             client_assertion,
+            presentation_submission,
             assertion: required("assertion")?,
             scope: required("scope")?,
             patient: required("patient")?,
@@ -173,6 +180,31 @@ impl TokenRequest {
             tenant: None,
         })
     }
+}
+
+/// The Presentation Exchange definition of a policy: its file (checked at config load), or the
+/// default: one organisation credential (`CareOrganizationCredential` or `X509Credential`) and
+/// one professional credential (`HealthcareProfessionalCredential` or `DeziUserCredential`).
+pub fn presentation_definition(p: &Policy) -> Value {
+    if let Some(def) = p
+        .presentation_definition
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+    {
+        return def;
+    }
+    serde_json::json!({
+        "id": p.scope,
+        "input_descriptors": [
+            {"id": "organization", "name": "The requesting care organisation",
+             "constraints": {"fields": [{"path": ["$.type"], "filter": {"type": "array",
+                 "contains": {"enum": ["CareOrganizationCredential", "X509Credential"]}}}]}},
+            {"id": "professional", "name": "The professional who asks",
+             "constraints": {"fields": [{"path": ["$.type"], "filter": {"type": "array",
+                 "contains": {"enum": ["HealthcareProfessionalCredential", "DeziUserCredential"]}}}]}}
+        ]
+    })
 }
 
 /// The URA of the organisation `org` from a verified `X509Credential` about it: the fifth
@@ -296,6 +328,15 @@ pub fn server_metadata(base: &str, tenant: Option<&str>, scopes: &[String]) -> V
         "response_types_supported": [],
         "scopes_supported": scopes,
         "dpop_signing_alg_values_supported": knoop_vc::jws::Alg::names(),
+        // Nuts RFC021 §3 and §5.
+        "presentation_definition_endpoint": match tenant {
+            None => format!("{base}/presentation_definition"),
+            Some(t) => format!("{}/presentation_definition", tenant_issuer(base, t)),
+        },
+        "vp_formats": {
+            "jwt_vp": {"alg": knoop_vc::jws::Alg::names()},
+            "jwt_vc": {"alg": knoop_vc::jws::Alg::names()},
+        },
         "knoop_nonce_endpoint": format!("{base}/oauth2/nonce"),
     })
 }
@@ -366,6 +407,8 @@ pub struct Tokens {
     require_dpop: bool,
     /// DIDs of resource servers that may introspect every token (config).
     introspection_clients: Vec<String>,
+    /// The Presentation Exchange definition of each scope (RFC021).
+    definitions: HashMap<String, Value>,
     /// What a presentation JWT's `aud` may name: this node's DID, and once the public API is
     /// bound its base URL (the RFC 8414 issuer) and token endpoint.
     audiences: Mutex<Vec<String>>,
@@ -395,6 +438,10 @@ impl Tokens {
         require_dpop: bool,
         introspection_clients: Vec<String>,
     ) -> Self {
+        let definitions = policies
+            .iter()
+            .map(|p| (p.scope.clone(), presentation_definition(p)))
+            .collect();
         Tokens {
             credentials,
             prefetch,
@@ -407,6 +454,7 @@ impl Tokens {
             dpop: DpopGuard::new(),
             require_dpop,
             introspection_clients,
+            definitions,
             audiences: Mutex::new(vec![node_did.clone()]),
             used_jtis: Mutex::new(HashMap::new()),
             node_did,
@@ -492,6 +540,11 @@ impl Tokens {
     /// Lifetime of the tokens issued here.
     pub fn lifetime(&self) -> Duration {
         self.lifetime
+    }
+
+    /// The Presentation Exchange definition of `scope` (RFC021 §5), if it is a scope here.
+    pub fn definition(&self, scope: &str) -> Option<&Value> {
+        self.definitions.get(scope)
     }
 
     /// The scopes of this node's policies.
@@ -620,6 +673,8 @@ impl Tokens {
         };
         let verified = if req.grant_type == JWT_BEARER {
             self.verify_jwt(&req.assertion, "invalid_grant", fetched, extra_audiences)?
+        } else if let Some(submission) = &req.presentation_submission {
+            self.verify_rfc021(req, submission, fetched, extra_audiences)?
         } else {
             self.verify_nonce_presentation(&req.assertion, fetched)?
         };
@@ -727,6 +782,73 @@ impl Tokens {
             jkt: None,
             client,
         })
+    }
+
+    /// Nuts RFC021 (§4.1, §4.2, §4.4): a presentation JWT for this server with `sub` = `iss`,
+    /// a client `nonce` used once, `nbf` and `exp` at most 5 s apart, every credential about
+    /// the holder, and a presentation submission that satisfies the scope's definition.
+    /// Refusals are `invalid_request`, as RFC021 §4.5 says.
+    fn verify_rfc021(
+        &self,
+        req: &TokenRequest,
+        submission: &str,
+        fetched: &Fetched,
+        extra_audiences: &[String],
+    ) -> Result<knoop_vc::presentation::VerifiedPresentation, TokenError> {
+        let bad = |m: String| refuse("invalid_request", m);
+        let submission: Value = serde_json::from_str(submission)
+            .map_err(|_| bad("presentation_submission must be JSON".into()))?;
+        let definition = self
+            .definition(&req.scope)
+            .ok_or_else(|| refuse("invalid_scope", format!("unknown scope {}", req.scope)))?;
+        let claims = knoop_vc::jws::Compact::parse(&req.assertion)
+            .and_then(|c| c.claims())
+            .map_err(|_| bad("RFC021 assertions are presentation JWTs here".into()))?;
+        let iss = claims.get("iss").and_then(Value::as_str);
+        if iss.is_none() || claims.get("sub").and_then(Value::as_str) != iss {
+            return Err(bad("sub must equal iss".into()));
+        }
+        let nonce = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty() && n.len() <= 256)
+            .ok_or_else(|| bad("a nonce is required".into()))?;
+        let (nbf, exp) = (
+            claims.get("nbf").and_then(Value::as_i64),
+            claims.get("exp").and_then(Value::as_i64),
+        );
+        match (nbf, exp) {
+            (Some(n), Some(e)) if e - n <= 5 => {}
+            _ => return Err(bad("nbf and exp are required, at most 5 s apart".into())),
+        }
+        let verified =
+            self.verify_jwt(&req.assertion, "invalid_request", fetched, extra_audiences)?;
+        // The client's nonce, once (its jti is used up too).
+        self.use_jti(
+            &verified.holder,
+            &format!("nonce:{nonce}"),
+            exp.unwrap_or_default(),
+        )
+        .map_err(|e| bad(e.description))?;
+        if let Some(c) = verified
+            .credentials
+            .iter()
+            .find(|c| c.credential["credentialSubject"]["id"].as_str() != Some(&verified.holder))
+        {
+            return Err(bad(format!(
+                "credential {} is not about the presenter (RFC021 §4.2.5)",
+                c.id.as_deref().unwrap_or("?")
+            )));
+        }
+        let vp = claims.get("vp").cloned().unwrap_or(Value::Null);
+        let docs: Vec<Value> = verified
+            .credentials
+            .iter()
+            .map(|c| c.credential.clone())
+            .collect();
+        knoop_vc::exchange::evaluate(definition, &submission, &vp, &docs)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(verified)
     }
 
     /// The [`GRANT_TYPE`] assertion: a JSON presentation whose challenge is a fresh nonce of

@@ -275,6 +275,19 @@ impl Config {
             {
                 return Err(invalid(&field("purposes"), format!("unknown purpose {u}")));
             }
+            if let Some(path) = &p.presentation_definition {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        &field("presentation_definition"),
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                let def: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    invalid(&field("presentation_definition"), format!("not JSON: {e}"))
+                })?;
+                knoop_vc::exchange::check_definition(&def)
+                    .map_err(|e| invalid(&field("presentation_definition"), e.to_string()))?;
+            }
         }
         self.validate_public()?;
         if self.status_list.timeout < Duration::from_millis(100) {

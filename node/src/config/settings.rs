@@ -387,4 +387,8 @@ pub struct Policy {
     /// an objection), flagged in the audit log.
     #[serde(default)]
     pub break_the_glass: bool,
+    /// A DIF Presentation Exchange definition (JSON file) that RFC021 token requests for this
+    /// scope must satisfy; default: an organisation credential and a professional credential.
+    #[serde(default)]
+    pub presentation_definition: Option<std::path::PathBuf>,
 }
