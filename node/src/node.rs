@@ -122,17 +122,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let web = if cfg.did.web_enabled {
         Some(
             // did:web documents of knoop tenants are served by public APIs: their CA counts too.
-            DidWebClient::with_cas(
-                &[
-                    cfg.did.web_ca_file.as_deref(),
-                    cfg.public.ca_file.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-                cfg.did.web_timeout,
-            )
-            .context("did:web client")?,
+            https_client(&cfg, cfg.did.web_ca_file.as_deref(), cfg.did.web_timeout)
+                .context("did:web client")?,
         )
     } else {
         None
@@ -169,14 +160,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         if cfg.status_list.enabled {
             Some(
                 // Knoop issuers' lists are served by public APIs: their CA counts too.
-                DidWebClient::with_cas(
-                    &[
-                        cfg.status_list.ca_file.as_deref(),
-                        cfg.public.ca_file.as_deref(),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>(),
+                https_client(
+                    &cfg,
+                    cfg.status_list.ca_file.as_deref(),
                     cfg.status_list.timeout,
                 )
                 .context("status list client")?,
@@ -439,6 +425,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(cfg.data_dir.join("public.addr"));
     info!("stopped");
     Ok(())
+}
+
+/// A client for HTTPS fetches (did:web, status lists, key sets) trusting the web PKI, `extra_ca`
+/// and the CA of other nodes' public APIs (`public.ca_file`).
+fn https_client(
+    cfg: &Config,
+    extra_ca: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> Result<DidWebClient, crate::identity::didweb::DidWebError> {
+    let cas: Vec<&std::path::Path> = [extra_ca, cfg.public.ca_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    DidWebClient::with_cas(&cas, timeout)
 }
 
 /// Indexes published credentials and revocations whenever the log stores something (and every

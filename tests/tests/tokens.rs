@@ -109,6 +109,130 @@ async fn introspect(at: &Node, token: &str) -> Value {
         .unwrap()
 }
 
+/// Runs `script` (relative to the repository) with python3 and `args`; its stdout, which must
+/// be a success.
+fn python(script: &str, args: &[&str]) -> Vec<u8> {
+    let run = python_run(script, args);
+    assert!(
+        run.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    run.stdout
+}
+
+fn python_run(script: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("python3")
+        .arg(knoop_e2e::repo_root().join(script))
+        .args(args)
+        .output()
+        .expect("python3 runs (with authlib, joserfc, requests: .ci/run installs them)")
+}
+
+/// The public API base URL of `node`.
+async fn public_url(node: &Node) -> String {
+    node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs the client `script` (`BASE_URL PRESENTATION_FILE PATIENT`) with a fresh presentation JWT
+/// of `holder`'s `credentials` until the consent has reached the holder node (until then the
+/// client fails with `access_denied`); its JSON output.
+async fn client_after_consent(
+    script: &str,
+    node: &Node,
+    holder: &str,
+    credentials: &[Value],
+    public: &str,
+    patient: &str,
+) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let vp = presentation_jwt(node, holder, credentials, public).await;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vp).unwrap();
+        let path = file.path().display().to_string();
+        let run = python_run(script, &[public, &path, patient]);
+        if run.status.success() {
+            return serde_json::from_slice(&run.stdout).unwrap();
+        }
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            err.contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "{script} failed: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A Dezi stand-in (`tests/dezi.py`): an RSA key set served over HTTPS by a test server, and
+/// `DeziUserCredential`s made with it, issued as `did:web:abonnee.dezi.example`.
+struct DeziStandIn {
+    web: knoop_e2e::https::TestHttps,
+    key_file: String,
+    jku: String,
+    _dir: tempfile::TempDir,
+}
+
+const DEZI: &str = "did:web:abonnee.dezi.example";
+
+impl DeziStandIn {
+    fn start() -> DeziStandIn {
+        let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("dezi.json").display().to_string();
+        web.set(
+            "/jwks.json".into(),
+            python("tests/dezi.py", &["keyset", &key_file]),
+        );
+        let jku = format!("https://localhost:{}/jwks.json", web.port());
+        DeziStandIn {
+            web,
+            key_file,
+            jku,
+            _dir: dir,
+        }
+    }
+
+    /// Node environment: trust the test server's CA and this key set.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "KNOOP_DID__WEB_CA_FILE".into(),
+                self.web.ca_pem_path().display().to_string(),
+            ),
+            (
+                "KNOOP_TRUST__DEZI_KEY_SETS".into(),
+                format!("[\"{}\"]", self.jku),
+            ),
+        ]
+    }
+
+    /// A credential for organisation `ura` (about `subject`), its attestation naming `jku`.
+    fn credential_at(&self, jku: &str, ura: &str, subject: &str) -> Value {
+        let out = python(
+            "tests/dezi.py",
+            &["credential", &self.key_file, jku, DEZI, ura, subject],
+        );
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn credential(&self, ura: &str, subject: &str) -> Value {
+        self.credential_at(&self.jku, ura, subject)
+    }
+
+    /// Trusts the stand-in as an issuer of `DeziUserCredential` on `node`.
+    async fn trust_on(&self, node: &Node) {
+        let (code, body) = node
+            .put(&format!("/v1/trust/DeziUserCredential/{DEZI}"), &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+}
+
 /// The patient consents, registered by the GP: medication, regular care, requesters that are
 /// GPs.
 async fn consent_to_gps(gp_node: &Node, gp: &str) {
@@ -381,10 +505,7 @@ async fn a_standard_oauth_client_gets_a_token_without_workarounds() {
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let creds = [gp_cred, doctor_cred];
     consent_to_gps(gp_node, &gp).await;
-    let public = hospital_node.status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = public_url(hospital_node).await;
     let http = reqwest::Client::new();
 
     // Refusals with RFC 6749 codes, never cacheable.
@@ -432,28 +553,15 @@ async fn a_standard_oauth_client_gets_a_token_without_workarounds() {
     );
 
     // The consent reaches the hospital's node: then authlib asks.
-    let t0 = Instant::now();
-    let out = loop {
-        let vp = presentation_jwt(gp_node, &gp, &creds, &public).await;
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), vp).unwrap();
-        let run = std::process::Command::new("python3")
-            .arg(knoop_e2e::repo_root().join("tests/oauth_client.py"))
-            .arg(&public)
-            .arg(file.path())
-            .arg(&patient)
-            .output()
-            .expect("python3 runs (tests/run.sh needs it, with authlib: .ci/run installs both)");
-        if run.status.success() {
-            break serde_json::from_slice::<Value>(&run.stdout).unwrap();
-        }
-        let err = String::from_utf8_lossy(&run.stderr);
-        assert!(
-            err.contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
-            "authlib client failed: {err}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let out = client_after_consent(
+        "tests/oauth_client.py",
+        gp_node,
+        &gp,
+        &creds,
+        &public,
+        &patient,
+    )
+    .await;
     assert_eq!(out["metadata"]["status"], 200, "{out}");
     assert_eq!(out["metadata"]["body"]["issuer"], public.as_str(), "{out}");
     assert_eq!(out["token"]["token_type"], "Bearer", "{out}");
@@ -497,32 +605,16 @@ async fn dpop_binds_tokens_to_the_clients_key() {
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let creds = [gp_cred, doctor_cred];
     consent_to_gps(gp_node, &gp).await;
-    let public = hospital_node.status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let t0 = Instant::now();
-    let out = loop {
-        let vp = presentation_jwt(gp_node, &gp, &creds, &public).await;
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), vp).unwrap();
-        let run = std::process::Command::new("python3")
-            .arg(knoop_e2e::repo_root().join("tests/dpop_client.py"))
-            .arg(&public)
-            .arg(file.path())
-            .arg(&patient)
-            .output()
-            .expect("python3 runs (with authlib and joserfc: .ci/run installs them)");
-        if run.status.success() {
-            break serde_json::from_slice::<Value>(&run.stdout).unwrap();
-        }
-        let err = String::from_utf8_lossy(&run.stderr);
-        assert!(
-            err.contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
-            "DPoP client failed: {err}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let public = public_url(hospital_node).await;
+    let out = client_after_consent(
+        "tests/dpop_client.py",
+        gp_node,
+        &gp,
+        &creds,
+        &public,
+        &patient,
+    )
+    .await;
     assert_eq!(out["without_nonce"]["status"], 400, "{out}");
     assert_eq!(out["without_nonce"]["error"], "use_dpop_nonce", "{out}");
     assert_eq!(out["without_nonce"]["nonce"], true, "{out}");
@@ -576,10 +668,7 @@ async fn rfc_7523_assertions_and_client_assertions() {
     let creds = [gp_cred, doctor_cred];
     consent_to_gps(gp_node, &gp).await;
     let vendor = create_did(gp_node).await;
-    let public = hospital_node.status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = public_url(hospital_node).await;
     let token_url = format!("{public}/oauth2/token");
     let http = reqwest::Client::new();
     let ask = |assertion: String, client: Option<(String, &'static str)>| {
@@ -805,46 +894,29 @@ async fn an_ehr_outside_knoop_gets_a_dpop_token_with_its_did_web() {
     )])
     .await;
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
-    let script = knoop_e2e::repo_root().join("tests/outside_ehr.py");
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key.json");
     let did = format!("did:web:localhost%3A{}:ehr", web.port());
-    let keygen = std::process::Command::new("python3")
-        .arg(&script)
-        .args(["keygen", &key_file.display().to_string(), &did])
-        .output()
-        .expect("python3 with joserfc");
-    assert!(
-        keygen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keygen.stderr)
+    let key_file = key_file.display().to_string();
+    web.set(
+        "/ehr/did.json".into(),
+        python("tests/outside_ehr.py", &["keygen", &key_file, &did]),
     );
-    web.set("/ehr/did.json".into(), keygen.stdout);
 
     let org_cred = issue(gp_node, json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
         "subject": {"id": did, "legalName": "Huisartsenpost Buiten", "city": "Zwolle", "organizationType": "gp", "ura": "70000099"}})).await;
     let org_file = dir.path().join("org.json");
     std::fs::write(&org_file, org_cred.to_string()).unwrap();
     consent_to_gps(gp_node, &gp).await;
-    let public = hospital_node.status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = public_url(hospital_node).await;
     let t0 = Instant::now();
     let out = loop {
-        let run = std::process::Command::new("python3")
-            .arg(&script)
-            .args(["fetch", &public, &key_file.display().to_string(), &did])
-            .arg(&org_file)
-            .arg(&patient)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+        let org_file = org_file.display().to_string();
+        let out: Value = serde_json::from_slice(&python(
+            "tests/outside_ehr.py",
+            &["fetch", &public, &key_file, &did, &org_file, &patient],
+        ))
+        .unwrap();
         if out["token"]["status"] == 200 {
             break out;
         }
@@ -889,10 +961,7 @@ async fn an_ehr_gets_tokens_and_proofs_through_its_node() {
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let creds = json!([gp_cred, doctor_cred]);
     consent_to_gps(gp_node, &gp).await;
-    let public = hospital_node.status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = public_url(hospital_node).await;
     let ask = |extra: Value| {
         let mut body = json!({"requester": gp, "credentials": creds, "scope": "medication-overview",
                               "patient": {"value": BSN}, "purpose": "regular-care"});
@@ -975,71 +1044,24 @@ async fn an_ehr_gets_tokens_and_proofs_through_its_node() {
 /// another URA, or from a key set the node does not trust, is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dezi_attestation_identifies_the_professional() {
-    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("dezi.json");
-    let script = knoop_e2e::repo_root().join("tests/dezi.py");
-    let keyset = std::process::Command::new("python3")
-        .arg(&script)
-        .args(["keyset", &key_file.display().to_string()])
-        .output()
-        .expect("python3 with joserfc");
-    assert!(
-        keyset.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keyset.stderr)
-    );
-    web.set("/jwks.json".into(), keyset.stdout);
-    let jku = format!("https://localhost:{}/jwks.json", web.port());
+    let dezi = DeziStandIn::start();
     let Care {
         net,
         gp,
         hospital,
         gp_cred,
         ..
-    } = care_with(vec![
-        (
-            "KNOOP_DID__WEB_CA_FILE".into(),
-            web.ca_pem_path().display().to_string(),
-        ),
-        ("KNOOP_TRUST__DEZI_KEY_SETS".into(), format!("[\"{jku}\"]")),
-    ])
-    .await;
+    } = care_with(dezi.env()).await;
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
-    const DEZI: &str = "did:web:abonnee.dezi.example";
-    let (code, body) = hospital_node
-        .put(&format!("/v1/trust/DeziUserCredential/{DEZI}"), &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{body}");
+    dezi.trust_on(hospital_node).await;
     consent_to_gps(gp_node, &gp).await;
-    let dezi = |jku: &str, ura: &str| {
-        let run = std::process::Command::new("python3")
-            .arg(&script)
-            .args([
-                "credential",
-                &key_file.display().to_string(),
-                jku,
-                DEZI,
-                ura,
-                &gp,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        serde_json::from_slice::<Value>(&run.stdout).unwrap()
-    };
     let ask = |credentials: Value| {
         let body = json!({"requester": gp, "credentials": credentials, "holder": hospital,
                           "scope": "medication-overview", "patient": {"value": BSN},
                           "purpose": "regular-care"});
         async move { gp_node.post("/v1/access-tokens", &body).await.unwrap() }
     };
-    let good = dezi(&jku, "70000001");
+    let good = dezi.credential("70000001", &gp);
     let t0 = Instant::now();
     let token = loop {
         let (code, body) = ask(json!([gp_cred, good])).await;
@@ -1063,10 +1085,10 @@ async fn a_dezi_attestation_identifies_the_professional() {
     );
     // Another organisation's attestation, and one signed under a key set nobody trusts.
     for (what, cred) in [
-        ("other URA", dezi(&jku, "70000002")),
+        ("other URA", dezi.credential("70000002", &gp)),
         (
             "untrusted key set",
-            dezi("https://localhost:1/jwks.json", "70000001"),
+            dezi.credential_at("https://localhost:1/jwks.json", "70000001", &gp),
         ),
     ] {
         let (code, body) = ask(json!([gp_cred, cred])).await;
@@ -1085,30 +1107,11 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
     use base64::Engine;
     use p256::pkcs8::EncodePrivateKey;
     use sha2::Digest;
-    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("dezi.json");
-    let script = knoop_e2e::repo_root().join("tests/dezi.py");
-    let keyset = std::process::Command::new("python3")
-        .arg(&script)
-        .args(["keyset", &key_file.display().to_string()])
-        .output()
-        .expect("python3 with joserfc");
-    assert!(keyset.status.success());
-    web.set("/jwks.json".into(), keyset.stdout);
-    let jku = format!("https://localhost:{}/jwks.json", web.port());
+    let dezi = DeziStandIn::start();
     let Care {
         net, gp, hospital, ..
-    } = care_with(vec![
-        (
-            "KNOOP_DID__WEB_CA_FILE".into(),
-            web.ca_pem_path().display().to_string(),
-        ),
-        ("KNOOP_TRUST__DEZI_KEY_SETS".into(), format!("[\"{jku}\"]")),
-    ])
-    .await;
+    } = care_with(dezi.env()).await;
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
-    const DEZI: &str = "did:web:abonnee.dezi.example";
     const UZI: &str = "2.16.528.1.1007.99.2110-1-900000001-S-70000001-00.000-00000000";
 
     // A UZI-shaped chain and the X509Credential its leaf issues to the GP's organisation.
@@ -1170,24 +1173,7 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
         assert_eq!(code, 200, "{body}");
     }
     consent_to_gps(gp_node, &gp).await;
-    let run = std::process::Command::new("python3")
-        .arg(&script)
-        .args([
-            "credential",
-            &key_file.display().to_string(),
-            &jku,
-            DEZI,
-            "70000001",
-            &gp,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let dezi: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let dezi_cred = dezi.credential("70000001", &gp);
     let ask = |credentials: Value| {
         let body = json!({"requester": gp, "credentials": credentials, "holder": hospital,
                           "scope": "medication-overview", "patient": {"value": BSN},
@@ -1196,7 +1182,7 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
     };
     let t0 = Instant::now();
     let token = loop {
-        let (code, body) = ask(json!([org_vc, dezi])).await;
+        let (code, body) = ask(json!([org_vc, dezi_cred])).await;
         if code == 200 {
             break body;
         }
@@ -1223,7 +1209,7 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
     );
     // A certificate of another CA is not trusted.
     let (_, other_vc) = x509_credential(&gp);
-    let (code, body) = ask(json!([other_vc, dezi])).await;
+    let (code, body) = ask(json!([other_vc, dezi_cred])).await;
     assert_eq!(code, 403, "{body}");
     assert!(body.to_string().contains("untrusted_issuer"), "{body}");
 }
@@ -1248,27 +1234,10 @@ fn org_vc_issuer(jwt: &Value) -> String {
 /// assertion and a submission that maps the wrong credentials are `invalid_request`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nuts_rfc021_client_gets_a_token() {
-    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let dezi = DeziStandIn::start();
+    let web = &dezi.web;
     let dir = tempfile::tempdir().unwrap();
-    let py = |script: &str, args: &[&str]| {
-        let run = std::process::Command::new("python3")
-            .arg(knoop_e2e::repo_root().join(script))
-            .args(args)
-            .output()
-            .expect("python3 with joserfc");
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        run.stdout
-    };
-    let dezi_key = dir.path().join("dezi.json").display().to_string();
-    web.set(
-        "/jwks.json".into(),
-        py("tests/dezi.py", &["keyset", &dezi_key]),
-    );
-    let jku = format!("https://localhost:{}/jwks.json", web.port());
+    let py = python;
     let org_key = dir.path().join("org.json").display().to_string();
     let did = format!("did:web:localhost%3A{}:ehr", web.port());
     web.set(
@@ -1281,39 +1250,17 @@ async fn a_nuts_rfc021_client_gets_a_token() {
         gp,
         patient,
         ..
-    } = care_with(vec![
-        (
-            "KNOOP_DID__WEB_CA_FILE".into(),
-            web.ca_pem_path().display().to_string(),
-        ),
-        ("KNOOP_TRUST__DEZI_KEY_SETS".into(), format!("[\"{jku}\"]")),
-    ])
-    .await;
+    } = care_with(dezi.env()).await;
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
-    const DEZI: &str = "did:web:abonnee.dezi.example";
-    let (code, body) = hospital_node
-        .put(&format!("/v1/trust/DeziUserCredential/{DEZI}"), &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(code, 200, "{body}");
+    dezi.trust_on(hospital_node).await;
     let org_cred = issue(gp_node, json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
         "subject": {"id": did, "legalName": "Huisartsenpost Buiten", "city": "Zwolle", "organizationType": "gp", "ura": "70000099"}})).await;
     let org_file = dir.path().join("org-cred.json");
     std::fs::write(&org_file, org_cred.to_string()).unwrap();
     let dezi_file = dir.path().join("dezi-cred.json");
-    std::fs::write(
-        &dezi_file,
-        py(
-            "tests/dezi.py",
-            &["credential", &dezi_key, &jku, DEZI, "70000099", &did],
-        ),
-    )
-    .unwrap();
+    std::fs::write(&dezi_file, dezi.credential("70000099", &did).to_string()).unwrap();
     consent_to_gps(gp_node, &gp).await;
-    let public = hospital_node.status().await.unwrap()["public_url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = public_url(hospital_node).await;
     let t0 = Instant::now();
     let out = loop {
         let out: Value = serde_json::from_slice(&py(

@@ -3,8 +3,10 @@
 //! config, or plain HTTP on loopback. The node publishes its base URL in its DID as a
 //! `KnoopPublicApi` service, so requesters find it from the holder node's DID.
 
+pub mod definitions;
 pub mod did_web;
 pub mod fhir;
+pub mod introspect;
 pub mod metadata;
 pub mod oauth;
 pub mod status;
@@ -63,8 +65,8 @@ pub fn router(
             dids.clone(),
             Some(url.clone()),
         ))
-        .merge(oauth::introspection_route(tokens.clone()))
-        .merge(oauth::definition_routes(tokens.clone(), dids.clone()))
+        .merge(introspect::routes(tokens.clone()))
+        .merge(definitions::routes(tokens.clone(), dids.clone()))
         .merge(metadata::routes(tokens, dids, url))
         .merge(status::routes(status_lists));
     if let Some(web) = web_dids {

@@ -31,22 +31,57 @@ const MAX_CACHED: usize = 4096;
 /// Deepest nesting of presentations and credentials looked into.
 const MAX_DEPTH: usize = 4;
 
-/// A did:web document as fetched (or why not), and when.
-type CachedDocument = (Instant, Result<Value, String>);
+/// Fetched values (or why not) by URL or DID: a value for [`DOCUMENT_TTL`], a failure for
+/// [`NEGATIVE_TTL`], at most [`MAX_CACHED`] entries.
+struct TtlCache<T> {
+    map: Mutex<HashMap<String, Cached<T>>>,
+}
+
+/// When a value was fetched, and the value or why not.
+type Cached<T> = (Instant, Result<T, String>);
+
+impl<T: Clone> TtlCache<T> {
+    fn new() -> Self {
+        TtlCache {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Result<T, String>> {
+        let map = self.map.lock().ok()?;
+        let (at, v) = map.get(key)?;
+        let ttl = if v.is_ok() {
+            DOCUMENT_TTL
+        } else {
+            NEGATIVE_TTL
+        };
+        (at.elapsed() < ttl).then(|| v.clone())
+    }
+
+    fn put(&self, key: &str, v: &Result<T, String>) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= MAX_CACHED {
+                map.retain(|_, (at, _)| at.elapsed() < DOCUMENT_TTL);
+                if map.len() >= MAX_CACHED {
+                    map.clear();
+                }
+            }
+            map.insert(key.to_owned(), (Instant::now(), v.clone()));
+        }
+    }
+}
 
 /// Fetches status lists and did:web documents for verifications.
 pub struct Prefetcher {
     lists: Arc<StatusLists>,
     /// `None` when did:web is disabled: every did:web key is then unavailable.
     web: Option<DidWebClient>,
-    cache: Mutex<HashMap<String, CachedDocument>>,
+    documents: TtlCache<Value>,
     /// The Dezi key sets trusted (config), and their cache.
     dezi_key_sets: Vec<String>,
-    key_sets: Mutex<HashMap<String, CachedKeySet>>,
+    key_sets: TtlCache<knoop_vc::dezi::KeySet>,
 }
 
-/// A Dezi key set as fetched (or why not), and when.
-type CachedKeySet = (Instant, Result<knoop_vc::dezi::KeySet, String>);
 /// Largest JWK Set fetched (bytes).
 const MAX_KEY_SET_BYTES: usize = 256 * 1024;
 
@@ -59,25 +94,16 @@ impl Prefetcher {
         Prefetcher {
             lists,
             web,
-            cache: Mutex::new(HashMap::new()),
+            documents: TtlCache::new(),
             dezi_key_sets,
-            key_sets: Mutex::new(HashMap::new()),
+            key_sets: TtlCache::new(),
         }
     }
 
     /// The trusted Dezi key set at `url` (cached like did:web documents).
     async fn key_set(&self, url: &str) -> Result<knoop_vc::dezi::KeySet, String> {
-        if let Ok(cache) = self.key_sets.lock() {
-            if let Some((at, set)) = cache.get(url) {
-                let ttl = if set.is_ok() {
-                    DOCUMENT_TTL
-                } else {
-                    NEGATIVE_TTL
-                };
-                if at.elapsed() < ttl {
-                    return set.clone();
-                }
-            }
+        if let Some(set) = self.key_sets.get(url) {
+            return set;
         }
         let set = match &self.web {
             None => Err("fetching over HTTPS is disabled (did.web_enabled)".to_owned()),
@@ -96,9 +122,7 @@ impl Prefetcher {
                     .and_then(|v| knoop_vc::dezi::parse_key_set(&v)),
             },
         };
-        if let Ok(mut cache) = self.key_sets.lock() {
-            cache.insert(url.to_owned(), (Instant::now(), set.clone()));
-        }
+        self.key_sets.put(url, &set);
         set
     }
 
@@ -150,17 +174,8 @@ impl Prefetcher {
     }
 
     async fn document(&self, did: &str) -> Result<Value, String> {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((at, doc)) = cache.get(did) {
-                let ttl = if doc.is_ok() {
-                    DOCUMENT_TTL
-                } else {
-                    NEGATIVE_TTL
-                };
-                if at.elapsed() < ttl {
-                    return doc.clone();
-                }
-            }
+        if let Some(doc) = self.documents.get(did) {
+            return doc;
         }
         let doc = match &self.web {
             None => Err("did:web resolution is disabled on this node".to_owned()),
@@ -170,15 +185,7 @@ impl Prefetcher {
                 .await
                 .map_err(|e| format!("{did}: {e}")),
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= MAX_CACHED {
-                cache.retain(|_, (at, _)| at.elapsed() < DOCUMENT_TTL);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-            }
-            cache.insert(did.to_owned(), (Instant::now(), doc.clone()));
-        }
+        self.documents.put(did, &doc);
         doc
     }
 }

@@ -50,122 +50,6 @@ pub(crate) fn hosted_tenant(dids: &DidOps, id: &str) -> Option<String> {
     (valid && dids.hosted().ok()?.contains(&did)).then_some(did)
 }
 
-/// `GET /presentation_definition?scope=` and `GET /oauth2/{id}/presentation_definition` on the
-/// public API (Nuts RFC021 §5): the DIF Presentation Exchange definition of a scope.
-pub fn definition_routes<S>(tokens: Arc<Tokens>, dids: Arc<DidOps>) -> Router<S> {
-    Router::new()
-        .route("/presentation_definition", get(definition))
-        .route(
-            "/oauth2/{tenant}/presentation_definition",
-            get(tenant_definition),
-        )
-        .with_state((tokens, dids))
-}
-
-#[derive(serde::Deserialize)]
-struct ScopeQuery {
-    #[serde(default)]
-    scope: String,
-}
-
-fn definition_of(tokens: &Tokens, scope: &str) -> Response {
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
-    match scopes.as_slice() {
-        [one] => match tokens.definition(one) {
-            Some(d) => Json(d.clone()).into_response(),
-            None => oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "unknown scope"),
-        },
-        _ => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            "name exactly one scope",
-        ),
-    }
-}
-
-async fn definition(
-    State((tokens, _)): State<(Arc<Tokens>, Arc<DidOps>)>,
-    q: Result<axum::extract::Query<ScopeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    match q {
-        Ok(q) => definition_of(&tokens, &q.scope),
-        Err(_) => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "bad query"),
-    }
-}
-
-async fn tenant_definition(
-    State((tokens, dids)): State<(Arc<Tokens>, Arc<DidOps>)>,
-    Path(id): Path<String>,
-    q: Result<axum::extract::Query<ScopeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    if hosted_tenant(&dids, &id).is_none() {
-        return oauth_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request",
-            "no organisation with this id is hosted here",
-        );
-    }
-    match q {
-        Ok(q) => definition_of(&tokens, &q.scope),
-        Err(_) => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "bad query"),
-    }
-}
-
-/// `POST /oauth2/introspect` on the public API: RFC 7662 for resource servers outside the node,
-/// authenticated by a client assertion (RFC 7523 §2.2).
-pub fn introspection_route<S>(tokens: Arc<Tokens>) -> Router<S> {
-    Router::new()
-        .route("/oauth2/introspect", post(introspect))
-        .with_state(tokens)
-}
-
-async fn introspect(
-    State(tokens): State<Arc<Tokens>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !is_form(&headers) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the body must be application/x-www-form-urlencoded",
-        );
-    }
-    let mut token = None;
-    let mut assertion = None;
-    let mut assertion_type = None;
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        match k.as_ref() {
-            "token" => token = Some(v.into_owned()),
-            "client_assertion" => assertion = Some(v.into_owned()),
-            "client_assertion_type" => assertion_type = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    let Some(token) = token else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "token is required",
-        );
-    };
-    let (Some(assertion), Some(crate::care::tokens::CLIENT_ASSERTION_TYPE)) =
-        (assertion, assertion_type.as_deref())
-    else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "authenticate with client_assertion_type \
-             urn:ietf:params:oauth:client-assertion-type:jwt-bearer and a client_assertion",
-        );
-    };
-    match tokens.introspect_as(&token, &assertion).await {
-        Ok(None) => no_store(Json(json!({"active": false})).into_response()),
-        Ok(Some(g)) => no_store(Json(tokens.introspection(&g)).into_response()),
-        Err(e) => oauth_error(status_for(e.error), e.error, &e.description),
-    }
-}
-
 /// The URL of `path` as the client called it: under `base`, or `http://<Host>` on the RPC.
 pub(crate) fn request_url(base: Option<&str>, headers: &HeaderMap, path: &str) -> String {
     match base {
@@ -233,7 +117,7 @@ async fn nonce(State(s): State<OAuth>) -> Response {
 
 /// Whether the body is declared as a form (RFC 6749 §3.2: the token endpoint takes
 /// `application/x-www-form-urlencoded`).
-fn is_form(headers: &HeaderMap) -> bool {
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -297,7 +181,7 @@ fn binding(s: &OAuth, headers: &HeaderMap, path: &str) -> Result<Option<String>,
 
 /// The status of an RFC 6749 §5.2 error: 401 for a client that failed to authenticate, 403 for
 /// a refusal of policy or consent, 500 for the server's own failure, else 400.
-fn status_for(error: &str) -> StatusCode {
+pub(crate) fn status_for(error: &str) -> StatusCode {
     match error {
         "access_denied" => StatusCode::FORBIDDEN,
         "invalid_client" => StatusCode::UNAUTHORIZED,
