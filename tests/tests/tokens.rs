@@ -1305,3 +1305,59 @@ async fn a_nuts_rfc021_client_gets_a_token() {
         );
     }
 }
+
+/// `tokens.require_dpop`: a node that issues no bearer tokens refuses a request without a DPoP
+/// proof (`invalid_dpop_proof`) and grants one with a proof (the EHR's node always sends one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_requires_dpop_issues_no_bearer_tokens() {
+    let Care {
+        net,
+        gp,
+        hospital,
+        gp_cred,
+        doctor_cred,
+        patient,
+        ..
+    } = care_with(vec![("KNOOP_TOKENS__REQUIRE_DPOP".into(), "true".into())]).await;
+    let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
+    let creds = [gp_cred, doctor_cred];
+    consent_to_gps(gp_node, &gp).await;
+    let public = public_url(hospital_node).await;
+    let vp = presentation_jwt(gp_node, &gp, &creds, &public).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{public}/oauth2/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", vp.as_str()),
+            ("scope", "medication-overview"),
+            ("patient", patient.as_str()),
+            ("purpose", "regular-care"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    let t0 = Instant::now();
+    loop {
+        let (code, body) = gp_node
+            .post(
+                "/v1/access-tokens",
+                &json!({"requester": gp, "credentials": creds, "holder": hospital,
+                        "scope": "medication-overview", "patient": {"value": BSN},
+                        "purpose": "regular-care"}),
+            )
+            .await
+            .unwrap();
+        if code == 200 {
+            assert_eq!(body["token_type"], "DPoP", "{body}");
+            break;
+        }
+        assert!(
+            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "{code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -64,19 +64,33 @@ async fn auth(State(st): St, req: Request, next: Next) -> Response {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer)
             .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
         if !ok {
-            return ApiError::new(
+            let mut resp = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing or wrong bearer token",
             )
             .into_response();
+            // RFC 6750 §3.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"knoop-rpc\""),
+            );
+            return resp;
         }
     }
     let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path());
     next.run(req).instrument(span).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC
+/// 9110 §11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -93,6 +107,20 @@ async fn openapi() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_rpc_bearer_scheme_is_case_insensitive() {
+        for (value, want) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer ", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(super::bearer(value), want, "{value:?}");
+        }
+    }
+
     /// Every route the RPC serves is documented in the OpenAPI document.
     #[test]
     fn every_route_is_in_the_openapi_document() {

@@ -339,11 +339,11 @@ impl Requester {
             .keys
             .lock()
             .map_err(|_| RequestError::UnknownKey(kid.to_owned()))?;
-        let (until, key) = keys
+        let key = keys
             .get(kid)
             .filter(|(until, _)| *until > Instant::now())
+            .map(|(_, key)| key)
             .ok_or_else(|| RequestError::UnknownKey(kid.to_owned()))?;
-        let _ = until;
         Ok(dpop::proof(
             key,
             method,
