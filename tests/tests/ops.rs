@@ -187,7 +187,20 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     let health = http.get(format!("{public}/health")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200, "/health is rate limited");
 
-    let text = net.nodes[1].metrics().await.unwrap();
+    // The gossip counters reach /metrics with the network task's next tick (250 ms): wait for
+    // the received transactions to show before reading the rest.
+    let received_of = |text: &str| {
+        metric(text, "knoop_transactions_received_push_total").unwrap_or(0.0)
+            + metric(text, "knoop_transactions_received_fetched_total").unwrap_or(0.0)
+    };
+    let t0 = std::time::Instant::now();
+    let text = loop {
+        let text = net.nodes[1].metrics().await.unwrap();
+        if received_of(&text) >= 100.0 || t0.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(text.ends_with("# EOF\n"), "not OpenMetrics text");
     assert_eq!(
         metric(&text, "knoop_transactions"),
@@ -197,8 +210,7 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
                 .unwrap() as f64
         )
     );
-    let received = metric(&text, "knoop_transactions_received_push_total").unwrap_or(0.0)
-        + metric(&text, "knoop_transactions_received_fetched_total").unwrap_or(0.0);
+    let received = received_of(&text);
     assert!(received >= 100.0, "received {received}\n{text}");
     assert!(metric(&text, "knoop_sync_rounds_total").is_some());
     // libp2p's wire counters: every byte on the connection, more than the payload alone.
@@ -217,8 +229,16 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
         text.contains("knoop_http_request_duration_seconds_count{api=\"public\",method=\"get\",route=\"/fhir/{resource_type}\",status=\"4xx\"} 6"),
         "\n{text}"
     );
-    // The sender pushed them.
-    let sender = net.nodes[0].metrics().await.unwrap();
+    // The sender pushed them (its counters too reach /metrics with its next tick).
+    let t0 = std::time::Instant::now();
+    let sender = loop {
+        let sender = net.nodes[0].metrics().await.unwrap();
+        let pushed = metric(&sender, "knoop_transactions_pushed_total").unwrap_or(0.0);
+        if pushed >= 100.0 || t0.elapsed() > Duration::from_secs(10) {
+            break sender;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         metric(&sender, "knoop_transactions_pushed_total").unwrap_or(0.0) >= 100.0,
         "\n{sender}"
