@@ -201,6 +201,36 @@ pub fn is_knoop_type(doc: &Value) -> bool {
     })
 }
 
+/// The national guide's credential of an organisation's care-provider role (draft).
+pub const HEALTHCARE_PROVIDER_ROLE_TYPE_CREDENTIAL: &str = "HealthcareProviderRoleTypeCredential";
+
+/// `HealthcareProviderRoleTypeCredential`: the subject is the organisation (a DID) and
+/// `roleCodeNL` a code of the care-provider role code system (2.16.840.1.113883.2.4.15.1060):
+/// 1 to 16 letters, digits and dots.
+fn check_provider_role_type(subject: Option<&Value>) -> Result<(), SchemaError> {
+    let s = subject.ok_or_else(|| err("credentialSubject", "is required"))?;
+    let id = s.get("id").and_then(Value::as_str).unwrap_or_default();
+    if !id.starts_with("did:") {
+        return Err(err(
+            "credentialSubject.id",
+            "must be the organisation's DID",
+        ));
+    }
+    let code = s
+        .get("roleCodeNL")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let ok = (1..=16).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    if !ok {
+        return Err(err(
+            "credentialSubject.roleCodeNL",
+            "must be a care-provider role code (letters, digits, dots; at most 16)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks and extracts the claims of a credential: knoop's types strictly, any other type as
 /// [`Claims::Other`].
 pub fn claims(doc: &Value) -> Result<Claims, SchemaError> {
@@ -209,6 +239,9 @@ pub fn claims(doc: &Value) -> Result<Claims, SchemaError> {
             Some(Value::Array(a)) => a.first(),
             s => s,
         };
+        if types(doc).contains(&HEALTHCARE_PROVIDER_ROLE_TYPE_CREDENTIAL) {
+            check_provider_role_type(subject)?;
+        }
         return Ok(Claims::Other(OtherClaims {
             types: types(doc)
                 .into_iter()
@@ -473,6 +506,31 @@ pub fn unsigned(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_role_type_credentials_need_an_organisation_and_a_code() {
+        let vc = |subject: Value| {
+            serde_json::json!({
+                "@context": ["https://www.w3.org/2018/credentials/v1"],
+                "type": ["VerifiableCredential", HEALTHCARE_PROVIDER_ROLE_TYPE_CREDENTIAL],
+                "credentialSubject": subject,
+            })
+        };
+        let good = claims(&vc(
+            serde_json::json!({"id": "did:web:zorg.example", "roleCodeNL": "A1"}),
+        ));
+        assert!(
+            matches!(good, Ok(Claims::Other(o)) if o.subject.as_deref() == Some("did:web:zorg.example"))
+        );
+        for bad in [
+            serde_json::json!({"id": "did:web:zorg.example"}),
+            serde_json::json!({"id": "did:web:zorg.example", "roleCodeNL": "A 1"}),
+            serde_json::json!({"id": "did:web:zorg.example", "roleCodeNL": "x".repeat(17)}),
+            serde_json::json!({"roleCodeNL": "A1"}),
+        ] {
+            assert!(claims(&vc(bad.clone())).is_err(), "{bad}");
+        }
+    }
 
     fn org() -> Claims {
         Claims::CareOrganization(CareOrganization {
