@@ -178,6 +178,24 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// [`TestCa::public_env`] on a free port of `127.0.0.1`, published as
+    /// `https://localhost:<port>` (a host name, so hosted DIDs get did:web ids): the port and
+    /// the environment.
+    pub fn public_env_on_localhost(&self) -> anyhow::Result<(u16, Vec<(String, String)>)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut env = self.public_env();
+        env.push(("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")));
+        env.push((
+            "KNOOP_PUBLIC__URL".into(),
+            format!("https://localhost:{port}"),
+        ));
+        Ok((port, env))
+    }
+}
+
 /// A fresh CA (PEM) and a leaf certificate and key for `localhost` and `127.0.0.1`.
 fn test_certificates(
 ) -> anyhow::Result<(String, CertificateDer<'static>, PrivatePkcs8KeyDer<'static>)> {

@@ -630,17 +630,7 @@ async fn did_key_jwk_and_web_resolve_through_the_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosted_dids_resolve_as_did_web_elsewhere() {
     let ca = knoop_e2e::https::TestCa::new().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut env = ca.public_env();
-    env.push(("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")));
-    env.push((
-        "KNOOP_PUBLIC__URL".into(),
-        format!("https://localhost:{port}"),
-    ));
+    let (port, env) = ca.public_env_on_localhost().unwrap();
     let root = tempfile::tempdir().unwrap();
     let host = Node::start_with_env("n0", &root.path().join("n0"), &[], env)
         .await

@@ -233,6 +233,42 @@ impl DeziStandIn {
     }
 }
 
+/// `POST /v1/access-tokens` on `node`: `requester` asks the own authorization server of
+/// `holder` for a medication-overview token for the test patient, presenting `credentials`.
+async fn ask_holder(
+    node: &Node,
+    requester: &str,
+    holder: &str,
+    credentials: &Value,
+) -> (u16, Value) {
+    let body = json!({"requester": requester, "credentials": credentials, "holder": holder,
+                      "scope": "medication-overview", "patient": {"value": BSN},
+                      "purpose": "regular-care"});
+    node.post("/v1/access-tokens", &body).await.unwrap()
+}
+
+/// [`ask_holder`] until the consent has reached the holder's node (refused with
+/// `access_denied` until then); the token answer.
+async fn token_after_consent(
+    node: &Node,
+    requester: &str,
+    holder: &str,
+    credentials: &Value,
+) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (code, body) = ask_holder(node, requester, holder, credentials).await;
+        if code == 200 {
+            return body;
+        }
+        assert!(
+            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
+            "{code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// The patient consents, registered by the GP: medication, regular care, requesters that are
 /// GPs.
 async fn consent_to_gps(gp_node: &Node, gp: &str) {
@@ -1055,25 +1091,8 @@ async fn a_dezi_attestation_identifies_the_professional() {
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     dezi.trust_on(hospital_node).await;
     consent_to_gps(gp_node, &gp).await;
-    let ask = |credentials: Value| {
-        let body = json!({"requester": gp, "credentials": credentials, "holder": hospital,
-                          "scope": "medication-overview", "patient": {"value": BSN},
-                          "purpose": "regular-care"});
-        async move { gp_node.post("/v1/access-tokens", &body).await.unwrap() }
-    };
     let good = dezi.credential("70000001", &gp);
-    let t0 = Instant::now();
-    let token = loop {
-        let (code, body) = ask(json!([gp_cred, good])).await;
-        if code == 200 {
-            break body;
-        }
-        assert!(
-            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
-            "{code} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let token = token_after_consent(gp_node, &gp, &hospital, &json!([gp_cred, good])).await;
     let seen = introspect(hospital_node, token["access_token"].as_str().unwrap()).await;
     assert_eq!(
         seen["sub"], "urn:oid:2.16.528.1.1007.3.1:900000009",
@@ -1091,7 +1110,7 @@ async fn a_dezi_attestation_identifies_the_professional() {
             dezi.credential_at("https://localhost:1/jwks.json", "70000001", &gp),
         ),
     ] {
-        let (code, body) = ask(json!([gp_cred, cred])).await;
+        let (code, body) = ask_holder(gp_node, &gp, &hospital, &json!([gp_cred, cred])).await;
         assert_eq!(code, 403, "{what}: {body}");
         assert!(body.to_string().contains("invalid_grant"), "{what}: {body}");
     }
@@ -1174,24 +1193,7 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
     }
     consent_to_gps(gp_node, &gp).await;
     let dezi_cred = dezi.credential("70000001", &gp);
-    let ask = |credentials: Value| {
-        let body = json!({"requester": gp, "credentials": credentials, "holder": hospital,
-                          "scope": "medication-overview", "patient": {"value": BSN},
-                          "purpose": "regular-care"});
-        async move { gp_node.post("/v1/access-tokens", &body).await.unwrap() }
-    };
-    let t0 = Instant::now();
-    let token = loop {
-        let (code, body) = ask(json!([org_vc, dezi_cred])).await;
-        if code == 200 {
-            break body;
-        }
-        assert!(
-            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
-            "{code} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let token = token_after_consent(gp_node, &gp, &hospital, &json!([org_vc, dezi_cred])).await;
     let seen = introspect(hospital_node, token["access_token"].as_str().unwrap()).await;
     assert_eq!(seen["client_id"], gp.as_str(), "{seen}");
     assert_eq!(
@@ -1209,7 +1211,7 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
     );
     // A certificate of another CA is not trusted.
     let (_, other_vc) = x509_credential(&gp);
-    let (code, body) = ask(json!([other_vc, dezi_cred])).await;
+    let (code, body) = ask_holder(gp_node, &gp, &hospital, &json!([other_vc, dezi_cred])).await;
     assert_eq!(code, 403, "{body}");
     assert!(body.to_string().contains("untrusted_issuer"), "{body}");
 }
@@ -1339,25 +1341,6 @@ async fn a_node_that_requires_dpop_issues_no_bearer_tokens() {
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
-    let t0 = Instant::now();
-    loop {
-        let (code, body) = gp_node
-            .post(
-                "/v1/access-tokens",
-                &json!({"requester": gp, "credentials": creds, "holder": hospital,
-                        "scope": "medication-overview", "patient": {"value": BSN},
-                        "purpose": "regular-care"}),
-            )
-            .await
-            .unwrap();
-        if code == 200 {
-            assert_eq!(body["token_type"], "DPoP", "{body}");
-            break;
-        }
-        assert!(
-            body.to_string().contains("access_denied") && t0.elapsed() < Duration::from_secs(45),
-            "{code} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let token = token_after_consent(gp_node, &gp, &hospital, &json!(creds)).await;
+    assert_eq!(token["token_type"], "DPoP", "{token}");
 }

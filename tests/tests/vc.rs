@@ -618,22 +618,12 @@ async fn other_issuers_jose_and_status_lists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_outsiders_through_the_status_list() {
     let ca = knoop_e2e::https::TestCa::new().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (port, mut host_env) = ca.public_env_on_localhost().unwrap();
     let ca_file = ca.ca_pem_path().display().to_string();
     let reader_env = vec![
         ("KNOOP_STATUS_LIST__CA_FILE".to_owned(), ca_file.clone()),
         ("KNOOP_STATUS_LIST__MAX_AGE".to_owned(), "1s".to_owned()),
     ];
-    let mut host_env = ca.public_env();
-    host_env.push(("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")));
-    host_env.push((
-        "KNOOP_PUBLIC__URL".into(),
-        format!("https://localhost:{port}"),
-    ));
     host_env.extend(reader_env.clone());
     let net = Network::start_each(vec![host_env, reader_env])
         .await
