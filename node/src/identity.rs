@@ -4,6 +4,7 @@
 //! revocations, status lists and the prefetch of what a verification needs from the web, and
 //! the did:web ids and documents of the DIDs hosted here.
 
+pub mod credential_offers;
 pub mod credentials;
 pub mod did_ops;
 pub mod did_state;
@@ -15,5 +16,6 @@ pub mod prefetch;
 pub mod resolver;
 pub mod status_hosting;
 pub mod status_list;
+pub mod wallet;
 pub mod web_dids;
 pub mod web_id;

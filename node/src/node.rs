@@ -347,6 +347,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         dids.clone(),
         public_url.as_deref(),
     ));
+    let credential_offers = Arc::new(crate::identity::credential_offers::CredentialOffers::new(
+        dids.clone(),
+        credentials.clone(),
+        status_hosting.clone(),
+        store.clone(),
+        public_url.as_deref(),
+    ));
+    let wallet = Arc::new(crate::identity::wallet::Wallet::new(
+        dids.clone(),
+        credentials.clone(),
+        prefetch.clone(),
+        requester.clone(),
+        store.clone(),
+    ));
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
@@ -368,6 +382,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         directory,
         fetcher,
         requester,
+        credential_offers,
+        wallet,
         public_url,
         metrics,
         data_dir: cfg.data_dir.clone(),
@@ -393,6 +409,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 proxy,
                 state.web_dids.clone(),
                 state.status_hosting.clone(),
+                (state.credential_offers.clone(), state.prefetch.clone()),
                 state.metrics.clone(),
                 limiter,
             );

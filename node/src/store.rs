@@ -209,6 +209,20 @@ impl RocksStore {
         self.scan_prefix(CF_PRIVATE, prefix)
     }
 
+    /// Deletes records of the `private` family, in one fsynced batch.
+    pub fn delete_private(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut wb = WriteBatch::default();
+        for k in keys {
+            wb.delete_cf(self.cf(CF_PRIVATE), k);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo).map_err(err)
+    }
+
     fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let it = self.db.iterator_cf(

@@ -9,6 +9,7 @@ pub mod fhir;
 pub mod introspect;
 pub mod metadata;
 pub mod oauth;
+pub mod oid4vci;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -34,7 +35,9 @@ use tracing::{info, warn, Instrument};
 use crate::care::data_proxy::DataProxy;
 use crate::care::tokens::Tokens;
 use crate::config::PublicConfig;
+use crate::identity::credential_offers::CredentialOffers;
 use crate::identity::did_ops::DidOps;
+use crate::identity::prefetch::Prefetcher;
 use crate::identity::status_hosting::HostedStatusLists;
 use crate::identity::web_dids::WebDids;
 use crate::ops::metrics::{track_public, Metrics};
@@ -47,7 +50,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The public routes at base URL `url`: OAuth2 nonce, token, introspection and server metadata,
 /// the FHIR data proxy, the did:web documents of the hosted DIDs (when the URL has a host name),
-/// the status lists of the hosted issuers, health.
+/// the status lists and OpenID4VCI credential issuers of the hosted organisations, health.
 #[allow(clippy::too_many_arguments)]
 pub fn router(
     url: String,
@@ -56,6 +59,7 @@ pub fn router(
     proxy: Arc<DataProxy>,
     web_dids: Option<Arc<WebDids>>,
     status_lists: Arc<HostedStatusLists>,
+    issuers: (Arc<CredentialOffers>, Arc<Prefetcher>),
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
@@ -66,6 +70,7 @@ pub fn router(
             Some(url.clone()),
         ))
         .merge(introspect::routes(tokens.clone()))
+        .merge(oid4vci::routes(issuers.0, tokens.clone(), issuers.1))
         .merge(definitions::routes(tokens.clone(), dids.clone()))
         .merge(metadata::routes(tokens, dids, url))
         .merge(status::routes(status_lists));

@@ -15,6 +15,7 @@ pub mod private;
 pub mod state;
 pub mod tokens;
 pub mod vc;
+pub mod wallet;
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(data::routes())
         .merge(access::routes())
         .merge(admin::routes())
+        .merge(wallet::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

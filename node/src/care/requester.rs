@@ -210,10 +210,6 @@ impl Requester {
     /// Asks `ask.issuer` for a token (see the module comment).
     pub async fn token(&self, ask: &TokenAsk) -> Result<Obtained, RequestError> {
         let meta = self.metadata(&ask.issuer).await?;
-        let token_endpoint = meta["token_endpoint"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
         let present = |holder: &str, credentials: Vec<Value>| {
             crate::identity::issuing::present_jwt(
                 &self.dids,
@@ -238,6 +234,21 @@ impl Requester {
             form.push(("client_assertion".into(), present(client, Vec::new())?));
         }
         form.extend(ask.params.iter().cloned());
+        self.exchange(&meta, form).await
+    }
+
+    /// Sends the token request `form` to the token endpoint of the server whose metadata is
+    /// `meta`, with DPoP when the server takes ES256 proofs (a fresh key per token, and the
+    /// server's nonce when it asks for one).
+    pub async fn exchange(
+        &self,
+        meta: &Value,
+        form: Vec<(String, String)>,
+    ) -> Result<Obtained, RequestError> {
+        let token_endpoint = meta["token_endpoint"]
+            .as_str()
+            .ok_or_else(|| RequestError::Metadata("no token_endpoint".into()))?
+            .to_owned();
         // DPoP when the server takes ES256 proofs (RFC 9449 §5.1); a fresh key per token.
         let dpop_key = meta["dpop_signing_alg_values_supported"]
             .as_array()
@@ -361,16 +372,34 @@ impl Requester {
         token: &Obtained,
         url: &str,
     ) -> Result<reqwest::RequestBuilder, RequestError> {
-        let get = self.http.get(url);
+        self.with_token(reqwest::Method::GET, token, url)
+    }
+
+    /// `method url` with the token, as [`Requester::get`].
+    pub fn with_token(
+        &self,
+        method: reqwest::Method,
+        token: &Obtained,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, RequestError> {
+        let req = self.http.request(method.clone(), url);
         Ok(match &token.dpop_kid {
-            Some(kid) => get
+            Some(kid) => req
                 .header(
                     reqwest::header::AUTHORIZATION,
                     format!("DPoP {}", token.access_token),
                 )
-                .header(DPOP, self.dpop_proof(kid, "GET", url, &token.access_token)?),
-            None => get.bearer_auth(&token.access_token),
+                .header(
+                    DPOP,
+                    self.dpop_proof(kid, method.as_str(), url, &token.access_token)?,
+                ),
+            None => req.bearer_auth(&token.access_token),
         })
+    }
+
+    /// The HTTPS client (the node's roots and `public.ca_file`, bounded time).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 }
 

@@ -329,6 +329,37 @@ impl Credentials {
         )
     }
 
+    /// Verifies a credential now without the trust rule (a wallet checks that what it receives
+    /// is genuine and unrevoked; trust is each verifier's own).
+    pub fn verify_genuine(&self, doc: &Value, fetched: &Fetched) -> Result<Verified, Failure> {
+        verify_credential(
+            doc,
+            &Env {
+                c: self,
+                skip_trust: true,
+                fetched: Some(fetched),
+            },
+            &self.contexts,
+            true,
+        )
+    }
+
+    /// The key `vm` of relationship `rel` now: of a did:knoop DID, a did:key or did:jwk, or a
+    /// did:web document in `fetched`.
+    pub fn key_now(
+        &self,
+        vm: &str,
+        rel: Relationship,
+        fetched: &Fetched,
+    ) -> Result<PublicJwk, String> {
+        Env {
+            c: self,
+            skip_trust: true,
+            fetched: Some(fetched),
+        }
+        .key(vm, now_ms(), rel)
+    }
+
     /// Verifies a presentation made for `challenge` and `domain`, with its credentials.
     pub fn verify_presentation(
         &self,

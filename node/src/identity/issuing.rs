@@ -76,39 +76,16 @@ pub fn issue(
     req: CredentialRequest,
     status: &HostedStatusLists,
 ) -> Result<Value, IssueError> {
-    let bad = IssueError::BadRequest;
-    let subject_type = match req.type_.as_str() {
-        "CareOrganizationCredential" => "CareOrganization",
-        "HealthcareProfessionalCredential" => "HealthcareProfessional",
-        t => return Err(bad(format!("unknown credential type {t}"))),
-    };
-    let mut subject = req.subject;
-    let Some(obj) = subject.as_object_mut() else {
-        return Err(bad("subject must be an object".into()));
-    };
-    obj.insert("type".into(), subject_type.into());
+    let now = knoop_gossip::tx::now_ms();
+    let mut vc = unsigned(&req, now)?;
     let suite = match req.cryptosuite.as_deref() {
         None => Some(Cryptosuite::EddsaJcs2022),
         Some("jose") | Some("jwt_vc") => None,
-        Some(n) => {
-            Some(Cryptosuite::from_name(n).ok_or_else(|| bad(format!("unknown cryptosuite {n}")))?)
-        }
+        Some(n) => Some(
+            Cryptosuite::from_name(n)
+                .ok_or_else(|| IssueError::BadRequest(format!("unknown cryptosuite {n}")))?,
+        ),
     };
-    let now = knoop_gossip::tx::now_ms();
-    let mut vc = json!({
-        "@context": [CREDENTIALS_V2, KNOOP_CONTEXT],
-        "id": urn_uuid(),
-        "type": ["VerifiableCredential", req.type_],
-        "issuer": req.issuer,
-        "validFrom": to_rfc3339_ms(now),
-        "credentialSubject": subject,
-    });
-    if let Some(u) = req.valid_until {
-        vc["validUntil"] = Value::String(u);
-    }
-    claims(&vc).map_err(|e| IssueError::Schema(e.to_string()))?;
-    knoop_vc::model::check_credential(&vc, knoop_vc::Strictness::Issued)
-        .map_err(|e| IssueError::Malformed(e.to_string()))?;
     // The issuer must be able to sign before it gets a status entry.
     dids.with_assertion_key(&req.issuer, |_, _| ())?;
     let id = vc["id"].as_str().unwrap_or_default().to_owned();
@@ -129,6 +106,48 @@ pub fn issue(
         sign(&vc, &opts, key, &contexts).map_err(|e| e.to_string())
     })?
     .map_err(IssueError::Proof)
+}
+
+/// The unsigned credential of `req` at `now` (ms): the subject typed, checked against the type's
+/// schema and the data model.
+fn unsigned(req: &CredentialRequest, now: u64) -> Result<Value, IssueError> {
+    let subject_type = match req.type_.as_str() {
+        "CareOrganizationCredential" => "CareOrganization",
+        "HealthcareProfessionalCredential" => "HealthcareProfessional",
+        t => {
+            return Err(IssueError::BadRequest(format!(
+                "unknown credential type {t}"
+            )))
+        }
+    };
+    let mut subject = req.subject.clone();
+    let Some(obj) = subject.as_object_mut() else {
+        return Err(IssueError::BadRequest("subject must be an object".into()));
+    };
+    obj.insert("type".into(), subject_type.into());
+    let mut vc = json!({
+        "@context": [CREDENTIALS_V2, KNOOP_CONTEXT],
+        "id": urn_uuid(),
+        "type": ["VerifiableCredential", req.type_],
+        "issuer": req.issuer,
+        "validFrom": to_rfc3339_ms(now),
+        "credentialSubject": subject,
+    });
+    if let Some(u) = &req.valid_until {
+        vc["validUntil"] = Value::String(u.clone());
+    }
+    claims(&vc).map_err(|e| IssueError::Schema(e.to_string()))?;
+    knoop_vc::model::check_credential(&vc, knoop_vc::Strictness::Issued)
+        .map_err(|e| IssueError::Malformed(e.to_string()))?;
+    Ok(vc)
+}
+
+/// Whether `req` could be issued now (schema, data model, the issuer's signing key), without
+/// signing it or giving it a status entry: for an offer made before its holder is known.
+pub fn check(dids: &DidOps, req: &CredentialRequest) -> Result<(), IssueError> {
+    unsigned(req, knoop_gossip::tx::now_ms())?;
+    dids.with_assertion_key(&req.issuer, |_, _| ())?;
+    Ok(())
 }
 
 /// A `vc+jwt` of `vc` by `issuer` (or, `vc11`, a VC 1.1 JWT): ES256 with its P-256 key, else

@@ -120,7 +120,7 @@ fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
 
 /// The token of `Authorization` and whether its scheme is `DPoP` (RFC 9449 §7.1) rather than
 /// `Bearer` (RFC 6750 §2.1); schemes are case-insensitive (RFC 9110 §11.1).
-fn authorization(headers: &HeaderMap) -> Option<(bool, &str)> {
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<(bool, &str)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -32,7 +32,9 @@ pub fn routes() -> Router<Arc<RpcState>> {
 struct AccessReq {
     /// The organisation (hosted here) whose credentials are presented.
     requester: String,
-    credentials: Vec<Value>,
+    /// The credentials presented; absent: those in the organisation's wallet.
+    #[serde(default)]
+    credentials: Option<Vec<Value>>,
     /// The authorization server's issuer URL; or
     #[serde(default)]
     issuer: Option<String>,
@@ -114,9 +116,13 @@ async fn access_token(
         params.push(("reason".into(), r));
     }
     params.extend(req.params);
+    let credentials = match req.credentials {
+        Some(c) => c,
+        None => st.wallet.presentable(&req.requester).await?,
+    };
     let ask = TokenAsk {
         requester: req.requester,
-        credentials: req.credentials,
+        credentials,
         issuer: issuer.clone(),
         scope: req.scope,
         params,

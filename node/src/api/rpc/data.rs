@@ -26,7 +26,9 @@ pub fn routes() -> Router<Arc<RpcState>> {
 #[serde(deny_unknown_fields)]
 struct FetchReq {
     requester: String,
-    credentials: Vec<Value>,
+    /// The credentials presented; absent: those in the requester's wallet.
+    #[serde(default)]
+    credentials: Option<Vec<Value>>,
     patient: Patient,
     scope: String,
     #[serde(default)]
@@ -58,6 +60,10 @@ async fn fetch(
         purpose,
         reason,
     } = body(b)?;
+    let credentials = match credentials {
+        Some(c) => c,
+        None => st.wallet.presentable(&requester).await?,
+    };
     let req = FetchRequest {
         requester,
         credentials,

@@ -41,6 +41,10 @@ pub struct RpcState {
     pub fetcher: Arc<crate::care::fetch::Fetcher>,
     /// Asks authorization servers for tokens as a hosted organisation (and holds DPoP keys).
     pub requester: Arc<crate::care::requester::Requester>,
+    /// The OpenID4VCI credential issuers of the hosted organisations (offers, codes, nonces).
+    pub credential_offers: Arc<crate::identity::credential_offers::CredentialOffers>,
+    /// The credentials the hosted organisations hold.
+    pub wallet: Arc<crate::identity::wallet::Wallet>,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,
