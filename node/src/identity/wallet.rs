@@ -325,6 +325,22 @@ impl Wallet {
             .collect())
     }
 
+    /// The credentials a request of `holder` presents: `given`, and its presentable wallet
+    /// credentials when `wallet` says so (by default when nothing is given).
+    pub async fn with_given(
+        &self,
+        holder: &str,
+        given: Option<Vec<Value>>,
+        wallet: Option<bool>,
+    ) -> Result<Vec<Value>, WalletError> {
+        let from_wallet = wallet.unwrap_or(given.is_none());
+        let mut all = given.unwrap_or_default();
+        if from_wallet {
+            all.extend(self.presentable(holder).await?);
+        }
+        Ok(all)
+    }
+
     /// Removes the credential `id` of `holder`; whether it was there.
     pub fn remove(&self, holder: &str, id: &str) -> Result<bool, WalletError> {
         let k = key(holder, id);

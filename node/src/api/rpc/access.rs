@@ -35,6 +35,10 @@ struct AccessReq {
     /// The credentials presented; absent: those in the organisation's wallet.
     #[serde(default)]
     credentials: Option<Vec<Value>>,
+    /// Also present the organisation's own credentials from its wallet (default: only when
+    /// `credentials` is absent).
+    #[serde(default)]
+    wallet: Option<bool>,
     /// The authorization server's issuer URL; or
     #[serde(default)]
     issuer: Option<String>,
@@ -116,10 +120,10 @@ async fn access_token(
         params.push(("reason".into(), r));
     }
     params.extend(req.params);
-    let credentials = match req.credentials {
-        Some(c) => c,
-        None => st.wallet.presentable(&req.requester).await?,
-    };
+    let credentials = st
+        .wallet
+        .with_given(&req.requester, req.credentials, req.wallet)
+        .await?;
     let ask = TokenAsk {
         requester: req.requester,
         credentials,

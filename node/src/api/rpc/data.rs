@@ -29,6 +29,10 @@ struct FetchReq {
     /// The credentials presented; absent: those in the requester's wallet.
     #[serde(default)]
     credentials: Option<Vec<Value>>,
+    /// Also present the requester's own credentials from its wallet (default: only when
+    /// `credentials` is absent).
+    #[serde(default)]
+    wallet: Option<bool>,
     patient: Patient,
     scope: String,
     #[serde(default)]
@@ -59,11 +63,12 @@ async fn fetch(
         categories,
         purpose,
         reason,
+        wallet,
     } = body(b)?;
-    let credentials = match credentials {
-        Some(c) => c,
-        None => st.wallet.presentable(&requester).await?,
-    };
+    let credentials = st
+        .wallet
+        .with_given(&requester, credentials, wallet)
+        .await?;
     let req = FetchRequest {
         requester,
         credentials,
