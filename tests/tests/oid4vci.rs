@@ -273,3 +273,84 @@ async fn credentials_are_offered_received_and_presented_over_openid4vci() {
     let r = client.delete(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// A wallet on a knoop node receives a credential from an issuer outside knoop (oid4vc-ts,
+/// `tests/oid4vc/issuer.mjs`) that binds credentials to did:web holders only: the wallet proves
+/// possession as its organisation's did:web id, which the outside issuer resolves from the
+/// node's public API, and keeps the VC 1.1 JWT signed by the issuer's did:jwk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_receives_from_an_issuer_outside_knoop() {
+    use std::io::BufRead;
+
+    let ca = knoop_e2e::https::TestCa::new().unwrap();
+    let (port, env) = ca.public_env_on_localhost().unwrap();
+    let file = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let (cert, key) = (
+        file("KNOOP_PUBLIC__TLS_CERT"),
+        file("KNOOP_PUBLIC__TLS_KEY"),
+    );
+    let net = knoop_e2e::Network::start_each(vec![env]).await.unwrap();
+    let node = &net.nodes[0];
+    let holder = create_did(node).await;
+    let web = format!(
+        "did:web:localhost%3A{port}:knoop:{}",
+        &holder["did:knoop:".len()..]
+    );
+
+    let mut issuer = std::process::Command::new("node")
+        .arg(knoop_e2e::repo_root().join("tests/oid4vc/issuer.mjs"))
+        .arg(&cert)
+        .arg(&key)
+        .arg(r#"{"type": "CareOrganization", "legalName": "Apotheek Buiten", "city": "Venlo", "organizationType": "pharmacy", "ura": "99990077"}"#)
+        .env("NODE_EXTRA_CA_CERTS", ca.ca_pem_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (.ci/run installs it and tests/oid4vc's packages)");
+    let mut first = String::new();
+    std::io::BufReader::new(issuer.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let started: Value = match serde_json::from_str(&first) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = issuer.kill();
+            let out = issuer.wait_with_output().unwrap();
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))
+        }
+    };
+    let accept = |tx: &str| {
+        let body = json!({"holder": holder, "offer": started["offer"], "tx_code": tx});
+        async move { node.post("/v1/wallet/offers", &body).await.unwrap() }
+    };
+    let tx = started["tx_code"].as_str().unwrap();
+    let wrong = if tx == "000000" { "000001" } else { "000000" };
+    let (code, refused) = accept(wrong).await;
+    let (code2, held) = accept(tx).await;
+    let _ = issuer.kill();
+    let out = issuer.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, 403, "{refused} {log}");
+    assert_eq!(code2, 201, "{held} {log}");
+    let payload = jwt_payload(held["credential"].as_str().unwrap());
+    assert_eq!(
+        payload["sub"],
+        web.as_str(),
+        "bound to the did:web id: {payload}"
+    );
+    assert_eq!(payload["iss"], started["did"], "{payload}");
+    assert_eq!(held["issuer"], started["did"], "{held}");
+    assert!(log.contains(&format!("issued to {web}")), "{log}");
+
+    let (_, list) = node
+        .get(&format!("/v1/wallet/credentials?holder={holder}"))
+        .await
+        .unwrap();
+    assert_eq!(list["credentials"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["credentials"][0]["via"], started["issuer"], "{list}");
+}

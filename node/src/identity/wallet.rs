@@ -363,10 +363,10 @@ impl Wallet {
             .credentials
             .verify_genuine(&credential, &fetched)
             .map_err(|f| WalletError::NotGenuine(f.to_string()))?;
-        if verified.claims.subject() != holder {
+        let subject = verified.claims.subject();
+        if subject != holder && self.dids.web_alias(holder).as_deref() != Some(subject) {
             return Err(WalletError::NotGenuine(format!(
-                "its subject is {}, not {holder}",
-                verified.claims.subject()
+                "its subject is {subject}, not {holder} (or its did:web id)"
             )));
         }
         let id = verified.id.clone().unwrap_or_else(|| {
@@ -465,6 +465,10 @@ impl Wallet {
         };
         let proof_algs = &supported[config.as_str()]["proof_types_supported"]["jwt"]
             ["proof_signing_alg_values_supported"];
+        let subject = self.binding(
+            holder,
+            &supported[config.as_str()]["cryptographic_binding_methods_supported"],
+        )?;
         let credential_endpoint = metadata["credential_endpoint"]
             .as_str()
             .ok_or_else(|| WalletError::Issuer("no credential_endpoint in the metadata".into()))?
@@ -506,7 +510,13 @@ impl Wallet {
         let mut attempt = 0;
         let credential = loop {
             attempt += 1;
-            let proof = self.proof(holder, &grant.issuer, nonce.as_deref(), proof_algs)?;
+            let proof = self.proof(
+                holder,
+                &subject,
+                &grant.issuer,
+                nonce.as_deref(),
+                proof_algs,
+            )?;
             let mut body = json!({"proofs": {"jwt": [proof]}});
             match &identifier {
                 Some(i) => body["credential_identifier"] = json!(i),
@@ -617,11 +627,35 @@ impl Wallet {
         json_of(resp).await
     }
 
-    /// A key proof JWT (Appendix F.1) of `holder` for `issuer`: its ES256 key (else Ed25519),
-    /// if the issuer takes that algorithm.
+    /// The DID the credential is bound to (§12.2.4 `cryptographic_binding_methods_supported`):
+    /// `holder` itself where the issuer takes did:knoop (or names no methods), else its did:web
+    /// id where the issuer takes did:web (an issuer outside knoop resolves that one).
+    fn binding(&self, holder: &str, methods: &Value) -> Result<String, WalletError> {
+        let Some(methods) = methods.as_array() else {
+            return Ok(holder.to_owned());
+        };
+        let takes = |m: &str| methods.iter().any(|x| x == m);
+        if takes("did:knoop") {
+            return Ok(holder.to_owned());
+        }
+        if takes("did:web") {
+            if let Some(web) = self.dids.web_alias(holder) {
+                return Ok(web);
+            }
+        }
+        Err(WalletError::BadRequest(format!(
+            "the issuer binds credentials to {}; this wallet binds to did:knoop, or did:web \
+             when the node's public URL has a host name",
+            Value::Array(methods.clone())
+        )))
+    }
+
+    /// A key proof JWT (Appendix F.1) of `holder`, as its DID `subject` (itself or its did:web
+    /// id), for `issuer`: its ES256 key (else Ed25519), if the issuer takes that algorithm.
     fn proof(
         &self,
         holder: &str,
+        subject: &str,
         issuer: &str,
         nonce: Option<&str>,
         algs: &Value,
@@ -641,9 +675,11 @@ impl Wallet {
                         "the issuer takes key proofs signed with {algs}, not {alg}"
                     )));
                 }
+                // The same key under the did:web id: its documents mirror the fragments.
+                let fragment = vm.split_once('#').map(|(_, f)| f).unwrap_or_default();
                 let mut header = Map::new();
                 header.insert("typ".into(), json!(PROOF_JWT_TYPE));
-                header.insert("kid".into(), json!(vm));
+                header.insert("kid".into(), json!(format!("{subject}#{fragment}")));
                 Ok(key.sign_compact(header, payload.as_bytes()))
             })
             .map_err(|e| WalletError::BadRequest(e.to_string()))?
