@@ -263,6 +263,109 @@ async fn credentials_are_offered_received_and_presented_over_openid4vci() {
         assert_eq!(v["valid"], true, "{v}");
     }
 
+    // The issuer's endpoints, as a plain HTTPS client sees them.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let issuer = offer["credential_offer"]["credential_issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let origin = issuer.split("/oid4vci/").next().unwrap().to_owned();
+    let path = &issuer[origin.len()..];
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (code, after_host) = get(format!(
+        "{origin}/.well-known/openid-credential-issuer{path}"
+    ))
+    .await;
+    assert_eq!(code, 200, "{after_host}");
+    let (_, after_path) = get(format!("{issuer}/.well-known/openid-credential-issuer")).await;
+    assert_eq!(after_host, after_path);
+    assert_eq!(after_host["credential_issuer"], issuer.as_str());
+    assert_eq!(
+        after_host["credential_configurations_supported"]
+            .as_object()
+            .map(|c| c.len()),
+        Some(4),
+        "{after_host}"
+    );
+    let (code, server) = get(format!(
+        "{origin}/.well-known/oauth-authorization-server{path}"
+    ))
+    .await;
+    assert_eq!(code, 200, "{server}");
+    assert_eq!(
+        server["pre-authorized_grant_anonymous_access_supported"],
+        true
+    );
+    let (code, _) = get(format!(
+        "{origin}/.well-known/openid-credential-issuer/oid4vci/4Pd4h9CoNrCCu5QPupW7pEyPzh3AuxrR5mR1LDGiAhz8"
+    ))
+    .await;
+    assert_eq!(code, 404);
+    let post_form = |body: &'static str| {
+        let (http, url) = (http.clone(), format!("{issuer}/token"));
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let no_store = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                r.status().as_u16(),
+                no_store,
+                r.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    for (body, error) in [
+        ("grant_type=authorization_code&code=x", "unsupported_grant_type"),
+        ("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Apre-authorized_code", "invalid_request"),
+        ("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Apre-authorized_code&pre-authorized_code=nope", "invalid_grant"),
+    ] {
+        let (code, no_store, v) = post_form(body).await;
+        assert_eq!((code, v["error"].as_str()), (400, Some(error)), "{body}: {v}");
+        assert_eq!(no_store.as_deref(), Some("no-store"), "{body}");
+    }
+    let r = http.post(format!("{issuer}/nonce")).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.json::<Value>().await.unwrap()["c_nonce"].is_string());
+    let r = http
+        .post(format!("{issuer}/credential"))
+        .json(&json!({"credential_configuration_id": "CareOrganizationCredential_jwt_vc_json"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let r = http
+        .post(format!("{issuer}/credential"))
+        .bearer_auth("not-a-token")
+        .json(&json!({"credential_configuration_id": "CareOrganizationCredential_jwt_vc_json"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_token");
+
     // Removal.
     let id = list["credentials"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/wallet/credentials?holder={gp_did}&id={id}");

@@ -736,6 +736,17 @@ mod tests {
     }
 
     #[test]
+    fn the_vector_offer_reads_by_value() {
+        let v: Value =
+            serde_json::from_str(include_str!("../../../specs/vectors/oid4vci.json")).unwrap();
+        let parsed = parse_offer(&v["credential_offer_url"]).unwrap().unwrap();
+        assert_eq!(parsed, v["credential_offer"]);
+        let grant = pre_authorized(&parsed).unwrap();
+        assert!(grant.tx_code);
+        assert_eq!(grant.code, "oaKazRN8I0IbtZ0C7JuMn5");
+    }
+
+    #[test]
     fn issuer_metadata_is_looked_for_after_the_host_then_after_the_path() {
         assert_eq!(
             issuer_metadata_urls("https://i.example/oid4vci/a").unwrap(),
