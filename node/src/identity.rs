@@ -16,6 +16,5 @@ pub mod prefetch;
 pub mod resolver;
 pub mod status_hosting;
 pub mod status_list;
-pub mod wallet;
 pub mod web_dids;
 pub mod web_id;

@@ -354,7 +354,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store.clone(),
         public_url.as_deref(),
     ));
-    let wallet = Arc::new(crate::identity::wallet::Wallet::new(
+    let wallet = Arc::new(crate::care::wallet::Wallet::new(
         dids.clone(),
         credentials.clone(),
         prefetch.clone(),

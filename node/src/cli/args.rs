@@ -522,6 +522,47 @@ pub enum VcCommand {
         #[arg(long)]
         publish: bool,
     },
+    /// Offer a credential over OpenID4VCI as a DID hosted on the node (specs/oid4vci.md):
+    /// prints the offer links and the transaction code to send the holder separately.
+    Offer {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        issuer: String,
+        #[arg(long = "type")]
+        type_: String,
+        /// The claims; with "id", only that DID can receive it.
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// jwt_vc_json (default) or ldp_vc.
+        #[arg(long)]
+        format: Option<String>,
+        /// No transaction code (anyone with the offer can redeem it).
+        #[arg(long)]
+        no_tx_code: bool,
+        /// Seconds the offer can be redeemed (default a day).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Receive the credential an OpenID4VCI offer makes into a hosted organisation's wallet.
+    Receive {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        #[arg(long)]
+        holder: String,
+        /// The offer URL (openid-credential-offer://...).
+        offer: String,
+        #[arg(long)]
+        tx_code: Option<String>,
+    },
+    /// The credentials a hosted organisation holds in its wallet.
+    Held {
+        #[command(flatten)]
+        rpc: RpcArgs,
+        holder: String,
+    },
     /// Verify a credential (a JSON file or a vc+jwt, or - for stdin).
     Verify {
         #[command(flatten)]

@@ -329,6 +329,47 @@ pub async fn vc(cmd: VcCommand) -> anyhow::Result<Value> {
                 )
                 .await
         }
+        VcCommand::Offer {
+            rpc,
+            issuer,
+            type_,
+            subject,
+            valid_until,
+            format,
+            no_tx_code,
+            expires_in,
+        } => {
+            let subject: Value = serde_json::from_str(&subject).context("--subject is not JSON")?;
+            Client::new(&rpc)?
+                .post(
+                    "/v1/credential-offers",
+                    &json!({"issuer": issuer, "type": type_, "subject": subject,
+                            "validUntil": valid_until, "format": format,
+                            "tx_code": !no_tx_code, "expires_in": expires_in}),
+                )
+                .await
+        }
+        VcCommand::Receive {
+            rpc,
+            holder,
+            offer,
+            tx_code,
+        } => {
+            Client::new(&rpc)?
+                .post(
+                    "/v1/wallet/offers",
+                    &json!({"holder": holder, "offer": offer, "tx_code": tx_code}),
+                )
+                .await
+        }
+        VcCommand::Held { rpc, holder } => {
+            let q: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("holder", &holder)
+                .finish();
+            Client::new(&rpc)?
+                .get(&format!("/v1/wallet/credentials?{q}"))
+                .await
+        }
         VcCommand::Verify { rpc, file } => {
             Client::new(&rpc)?
                 .post(

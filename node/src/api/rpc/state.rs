@@ -44,7 +44,7 @@ pub struct RpcState {
     /// The OpenID4VCI credential issuers of the hosted organisations (offers, codes, nonces).
     pub credential_offers: Arc<crate::identity::credential_offers::CredentialOffers>,
     /// The credentials the hosted organisations hold.
-    pub wallet: Arc<crate::identity::wallet::Wallet>,
+    pub wallet: Arc<crate::care::wallet::Wallet>,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,

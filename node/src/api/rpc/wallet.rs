@@ -2,7 +2,7 @@
 //! /v1/credential-offers` makes an offer as an organisation hosted here (the issuer side,
 //! [`crate::identity::credential_offers`]); `/v1/wallet/...` receives offered credentials into a
 //! hosted organisation's wallet, adds credentials handed over otherwise, lists and removes them
-//! ([`crate::identity::wallet`]).
+//! ([`crate::care::wallet`]).
 
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use crate::api::rpc::error::ApiError;
 use crate::api::rpc::localisation::body;
 use crate::api::rpc::state::RpcState;
+use crate::care::wallet::WalletError;
 use crate::identity::credential_offers::{Format, OfferError, OfferRequest, DEFAULT_OFFER_TTL_S};
-use crate::identity::wallet::WalletError;
 
 type St = State<Arc<RpcState>>;
 

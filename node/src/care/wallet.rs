@@ -413,24 +413,14 @@ impl Wallet {
         self.hosted(holder)?;
         let offer = match parse_offer(offer)? {
             Ok(o) => o,
-            Err(uri) => {
-                let resp = self
-                    .requester
-                    .http()
-                    .get(&uri)
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .send()
-                    .await
-                    .map_err(|e| WalletError::Issuer(crate::https::error_chain(&e)))?;
-                match json_of(resp).await? {
-                    (200, v) if v.is_object() => v,
-                    (s, _) => {
-                        return Err(WalletError::Issuer(format!(
-                            "the offer at {uri}: HTTP {s} (used or expired?)"
-                        )))
-                    }
+            Err(uri) => match self.get_json(&uri).await? {
+                (200, v) if v.is_object() => v,
+                (s, _) => {
+                    return Err(WalletError::Issuer(format!(
+                        "the offer at {uri}: HTTP {s} (used or expired?)"
+                    )))
                 }
-            }
+            },
         };
         let grant = pre_authorized(&offer)?;
         if grant.tx_code && tx_code.is_none() {
@@ -556,24 +546,23 @@ impl Wallet {
         self.add(holder, issued, &grant.issuer).await
     }
 
+    /// `GET url` for JSON.
+    async fn get_json(&self, url: &str) -> Result<(u16, Value), WalletError> {
+        let resp = self
+            .requester
+            .http()
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| WalletError::Issuer(crate::https::error_chain(&e)))?;
+        json_of(resp).await
+    }
+
     async fn issuer_metadata(&self, issuer: &str) -> Result<Value, WalletError> {
         let mut last = String::new();
         for url in issuer_metadata_urls(issuer)? {
-            let resp = match self
-                .requester
-                .http()
-                .get(&url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    last = crate::https::error_chain(&e);
-                    continue;
-                }
-            };
-            match json_of(resp).await {
+            match self.get_json(&url).await {
                 Ok((200, v)) => {
                     // §12.2.3: the metadata is the issuer's own.
                     let named = v["credential_issuer"]
