@@ -456,4 +456,16 @@ async fn a_wallet_receives_from_an_issuer_outside_knoop() {
         .unwrap();
     assert_eq!(list["credentials"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["credentials"][0]["via"], started["issuer"], "{list}");
+    // The same from the command line.
+    let out = std::process::Command::new(knoop_e2e::knoop_bin())
+        .args(["vc", "held", &holder, "--rpc", &node.rpc])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["credentials"], list["credentials"], "{cli}");
 }
