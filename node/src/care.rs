@@ -1,8 +1,8 @@
 //! Care services: what organisations do about patients. Private transactions (the sealed
 //! channel between nodes), localisation (who holds data about whom), consent, access tokens
 //! and their policies, the source systems, the data proxy and the fetch from every holder, the
-//! wallet of credentials the organisations present (received over OpenID4VCI), and the audit
-//! log that records each decision. No HTTP here: `api` calls these.
+//! wallet of credentials the organisations present (received over OpenID4VCI), the policy
+//! decision point (Rego) and the audit log that records each decision. No HTTP here: `api` calls these.
 
 pub mod audit;
 pub mod consent;
@@ -11,6 +11,7 @@ pub mod data_proxy;
 pub mod dpop;
 pub mod fetch;
 pub mod localisation;
+pub mod pdp;
 pub mod private;
 pub mod requester;
 pub mod source;

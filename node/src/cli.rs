@@ -59,6 +59,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consent(cmd) => print_json(rt.block_on(client::consent(cmd))?),
         Command::Audit(cmd) => print_json(rt.block_on(client::audit(cmd))?),
         Command::Data(cmd) => print_json(rt.block_on(client::data(cmd))?),
+        Command::Pdp(crate::cli::args::PdpCommand::Test { dir }) => {
+            let results = crate::care::pdp::run_tests(&dir)?;
+            let failed = results.iter().filter(|r| !r.passed).count();
+            print_json(serde_json::json!({
+                "passed": results.len() - failed,
+                "failed": failed,
+                "tests": results,
+            }))?;
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} policy tests failed", results.len());
+            }
+            Ok(())
+        }
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }

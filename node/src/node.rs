@@ -361,6 +361,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         requester.clone(),
         store.clone(),
     ));
+    let pdp = Arc::new(
+        crate::care::pdp::Pdp::load(
+            cfg.pdp.policies.as_deref(),
+            dids.clone(),
+            credentials.clone(),
+            consents.clone(),
+            localisation.clone(),
+            sources.clone(),
+        )
+        .context("pdp")?,
+    );
+    if cfg.pdp.policies.is_some() {
+        info!(policies = ?pdp.names(), "policy decision point loaded");
+    }
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
@@ -384,6 +398,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         requester,
         credential_offers,
         wallet,
+        pdp,
         public_url,
         metrics,
         data_dir: cfg.data_dir.clone(),

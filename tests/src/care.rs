@@ -30,6 +30,28 @@ pub struct OrgSpec {
     pub role: &'static str,
 }
 
+/// The hospital of story 1, fronting the `leiden-hospital` dataset.
+pub const LEIDEN_HOSPITAL: OrgSpec = OrgSpec {
+    dataset: "leiden-hospital",
+    name: "Ziekenhuis Leiden",
+    city: "Leiden",
+    kind: "hospital",
+    ura: "99990011",
+    professional: "Dr. M. Verbeek (geriatrics)",
+    role: "01.010",
+};
+
+/// The GP of story 1, fronting the `kerkrade-gp` dataset.
+pub const KERKRADE_GP: OrgSpec = OrgSpec {
+    dataset: "kerkrade-gp",
+    name: "Huisartsenpraktijk Kerkrade-West",
+    city: "Kerkrade",
+    kind: "gp",
+    ura: "99990022",
+    professional: "Dr. L. Crombach",
+    role: "01.015",
+};
+
 pub struct World {
     pub net: Network,
     pub orgs: Vec<Org>,

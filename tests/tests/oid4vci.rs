@@ -18,31 +18,7 @@ fn jwt_payload(jwt: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_offered_received_and_presented_over_openid4vci() {
-    let w = world(
-        "opt-out",
-        &[
-            OrgSpec {
-                dataset: "leiden-hospital",
-                name: "Ziekenhuis Leiden",
-                city: "Leiden",
-                kind: "hospital",
-                ura: "99990011",
-                professional: "Dr. M. Verbeek (geriatrics)",
-                role: "01.010",
-            },
-            OrgSpec {
-                dataset: "kerkrade-gp",
-                name: "Huisartsenpraktijk Kerkrade-West",
-                city: "Kerkrade",
-                kind: "gp",
-                ura: "99990022",
-                professional: "Dr. L. Crombach",
-                role: "01.015",
-            },
-        ],
-        &[],
-    )
-    .await;
+    let w = world("opt-out", &[LEIDEN_HOSPITAL, KERKRADE_GP], &[]).await;
     let (hospital, gp) = (0, 1);
     let ra = w.orgs[hospital].credential["issuer"]
         .as_str()

@@ -22,24 +22,8 @@ async fn story_1_discharge_leiden_to_kerkrade() {
     let w = world(
         "opt-in",
         &[
-            OrgSpec {
-                dataset: "leiden-hospital",
-                name: "Ziekenhuis Leiden",
-                city: "Leiden",
-                kind: "hospital",
-                ura: "99990011",
-                professional: "Dr. M. Verbeek (geriatrics)",
-                role: "01.010",
-            },
-            OrgSpec {
-                dataset: "kerkrade-gp",
-                name: "Huisartsenpraktijk Kerkrade-West",
-                city: "Kerkrade",
-                kind: "gp",
-                ura: "99990022",
-                professional: "Dr. L. Crombach",
-                role: "01.015",
-            },
+            LEIDEN_HOSPITAL,
+            KERKRADE_GP,
             OrgSpec {
                 dataset: "kerkrade-homecare",
                 name: "Wijkverpleging Kerkrade",

@@ -11,6 +11,7 @@ pub mod did;
 pub mod error;
 pub mod localisation;
 pub mod log;
+pub mod pdp;
 pub mod private;
 pub mod state;
 pub mod tokens;
@@ -50,6 +51,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(access::routes())
         .merge(admin::routes())
         .merge(wallet::routes())
+        .merge(pdp::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -54,11 +54,17 @@ pub struct Question<'a> {
 
 fn applies(c: &Applicable, q: &Question) -> bool {
     let k = &c.claims;
+    applies_to_pair(c, q)
+        && (k.data_categories == ["*"] || k.data_categories.iter().any(|c| c == q.category))
+}
+
+/// Whether `c` is in force now and speaks of this holder, requester and purpose (any category).
+fn applies_to_pair(c: &Applicable, q: &Question) -> bool {
+    let k = &c.claims;
     !c.revoked
         && c.valid_from_ms.is_none_or(|f| f <= q.now_ms)
         && c.valid_until_ms.is_none_or(|u| q.now_ms < u)
         && k.purpose.iter().any(|p| p == q.purpose)
-        && (k.data_categories == ["*"] || k.data_categories.iter().any(|c| c == q.category))
         && k.holders
             .as_ref()
             .is_none_or(|s| s.matches(q.holder, q.holder_type))
@@ -76,6 +82,22 @@ pub fn shared(opt_out: bool, consents: &[Applicable], q: &Question) -> bool {
             return false;
         }
         permit = true;
+    }
+    opt_out || permit
+}
+
+/// The closed question ("gesloten vraag" of Mitz; `specs/pdp.md` §5): may the requester get the
+/// holder's data about the patient for the purpose, whatever its category (`q.category` is not
+/// read)? No, when any objection in force names the pair and purpose, for any category (the
+/// question cannot narrow to categories, so it does not guess); otherwise yes in opt-out mode,
+/// and in opt-in mode only with a permit for every category (`*`).
+pub fn closed_question(opt_out: bool, consents: &[Applicable], q: &Question) -> bool {
+    let mut permit = false;
+    for c in consents.iter().filter(|c| applies_to_pair(c, q)) {
+        if !c.claims.permit {
+            return false;
+        }
+        permit |= c.claims.data_categories == ["*"];
     }
     opt_out || permit
 }
@@ -301,6 +323,28 @@ mod tests {
             purpose,
             now_ms: 1_000,
         }
+    }
+
+    #[test]
+    fn the_closed_question_reads_no_category_and_guesses_none() {
+        let none: Vec<Applicable> = Vec::new();
+        let question = q("ignored", "regular-care");
+        assert!(!closed_question(false, &none, &question));
+        assert!(closed_question(true, &none, &question));
+        // A permit for some categories does not answer for all of them; one for `*` does.
+        let some = vec![consent(true, &["medication"], &["regular-care"])];
+        assert!(!closed_question(false, &some, &question));
+        let all = vec![consent(true, &["*"], &["regular-care"])];
+        assert!(closed_question(false, &all, &question));
+        assert!(!closed_question(false, &all, &q("x", "emergency")));
+        // An objection in any category answers no, in both modes.
+        let lab = consent(false, &["lab"], &["regular-care"]);
+        assert!(!closed_question(
+            true,
+            std::slice::from_ref(&lab),
+            &question
+        ));
+        assert!(!closed_question(false, &[all[0].clone(), lab], &question));
     }
 
     #[test]

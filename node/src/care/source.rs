@@ -183,6 +183,12 @@ impl Sources {
                 q.append_pair(k, v);
             }
         }
+        self.pages(base, url).await
+    }
+
+    /// The matches of the searchset at `url` and its `next` pages on `base`'s origin (at most
+    /// `MAX_PAGES`).
+    async fn pages(&self, base: &Url, mut url: Url) -> Result<Vec<Value>, SourceError> {
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
             let bundle = self.get(url.clone()).await?;
@@ -200,6 +206,46 @@ impl Sources {
             }
         }
         Ok(out)
+    }
+
+    /// The identifiers of patient `id` at `tenant`'s source (`GET Patient/<id>?_elements=
+    /// identifier`: the policy information point's BSN lookup, `specs/pdp.md` §6).
+    pub async fn patient_identifiers(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Vec<Value>, SourceError> {
+        if !is_fhir_id(id) {
+            return Err(SourceError::Malformed(format!("{id} is not a FHIR id")));
+        }
+        let mut url = self
+            .base(tenant)?
+            .join(&format!("Patient/{id}"))
+            .map_err(|e| SourceError::Malformed(e.to_string()))?;
+        url.query_pairs_mut().append_pair("_elements", "identifier");
+        let patient = self.get(url).await?;
+        if patient["resourceType"] != "Patient" {
+            return Err(SourceError::Malformed("expected a Patient".into()));
+        }
+        Ok(patient["identifier"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The `Consent` resources at `tenant`'s source that govern `reference` (`GET
+    /// Consent?data=<reference>`, every page: the implied consent of `specs/pdp.md` §6).
+    pub async fn consents_about(
+        &self,
+        tenant: &str,
+        reference: &str,
+    ) -> Result<Vec<Value>, SourceError> {
+        let base = self.base(tenant)?;
+        let mut url = base
+            .join("Consent")
+            .map_err(|e| SourceError::Malformed(e.to_string()))?;
+        url.query_pairs_mut().append_pair("data", reference);
+        self.pages(base, url).await
     }
 }
 

@@ -69,11 +69,21 @@ pub enum Command {
     /// Fetch a patient's data from every organisation that holds it, as one FHIR Bundle.
     #[command(subcommand)]
     Data(DataCommand),
+    /// The policy decision point: run a policy directory's Rego tests.
+    #[command(subcommand)]
+    Pdp(PdpCommand),
     /// Generate signed transactions and submit them at a given rate; report what was measured.
     Load(LoadArgs),
     /// Micro-benchmarks of the log on this machine (use a release build).
     #[command(subcommand)]
     Bench(crate::cli::bench::BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PdpCommand {
+    /// Run the `policy_test.rego` tests of every policy under DIR (as `opa test` does), here,
+    /// with the node's Rego engine; exits non-zero when one fails.
+    Test { dir: PathBuf },
 }
 
 #[derive(Args, Debug)]

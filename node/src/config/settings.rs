@@ -33,6 +33,16 @@ pub struct Config {
     pub public: PublicConfig,
     pub source: SourceConfig,
     pub tokens: TokensConfig,
+    pub pdp: PdpConfig,
+}
+
+/// The policy decision point (spec: `specs/pdp.md`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PdpConfig {
+    /// A directory of Rego policies, one `<name>/policy.rego` each (with an optional
+    /// `fhir_capabilitystatement.json`): knooppunt's `component/pdp/policies` loads as it is.
+    pub policies: Option<PathBuf>,
 }
 
 /// The public API (spec: `specs/data-fetch.md`): token endpoint and data proxy, for other
@@ -330,6 +340,7 @@ impl Default for Config {
             public: PublicConfig::default(),
             source: SourceConfig::default(),
             tokens: TokensConfig::default(),
+            pdp: PdpConfig::default(),
         }
     }
 }
