@@ -722,3 +722,111 @@ async fn revocations_reach_outsiders_through_the_status_list() {
         assert_eq!(r.status().as_u16(), 404, "{path}");
     }
 }
+
+/// The directory is an mCSD Query Directory an outside FHIR client reads without workarounds
+/// (`tests/fhir_directory.py`: SMART on FHIR's fhirclient, strict R4 models): the
+/// CapabilityStatement, the client's own search and read, FHIR string matching (prefix, accents,
+/// `:exact`, `:contains`), paging by next links that covers the true total, and
+/// OperationOutcomes for an unknown id and an unknown parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_reads_as_a_fhir_query_directory() {
+    let net = Network::start(1).await.unwrap();
+    let n = &net.nodes[0];
+    let ra = create_did(n, json!([])).await;
+    let (code, body) = n
+        .put(
+            &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let orgs = [
+        (
+            "Zorggroep Noord",
+            "Groningen",
+            "99990101",
+            json!("https://noord.example/fhir"),
+        ),
+        (
+            "Zélande Zorg",
+            "Middelburg",
+            "99990102",
+            json!(["https://zelande.example/fhir"]),
+        ),
+        ("Apotheek Zuid", "Maastricht", "99990103", Value::Null),
+    ];
+    for (name, city, ura, fhir) in &orgs {
+        let services = if fhir.is_null() {
+            json!([])
+        } else {
+            json!([{"type": "FHIR", "serviceEndpoint": fhir}])
+        };
+        let did = create_did(n, services).await;
+        let (code, issued) = n
+            .post(
+                "/v1/credentials",
+                &json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
+                        "subject": {"id": did, "legalName": name, "city": city,
+                                    "organizationType": "pharmacy", "ura": ura}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{issued}");
+    }
+    wait_for(n, "/v1/directory", |v| {
+        v["organizations"].as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
+
+    let run = std::process::Command::new("python3")
+        .arg(knoop_e2e::repo_root().join("tests/fhir_directory.py"))
+        .arg(format!("{}/fhir", n.rpc))
+        .arg("zorg")
+        .output()
+        .expect("python3 with fhirclient (.ci/run installs it)");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        v["found"],
+        json!(["Zorggroep Noord"]),
+        "prefix, not substring: {v}"
+    );
+    assert_eq!(v["read"], "Zorggroep Noord", "{v}");
+    assert_eq!(v["endpoints"], json!(["https://noord.example/fhir"]), "{v}");
+    assert_eq!(
+        (v["total"].as_u64(), v["paged"].as_u64()),
+        (Some(3), Some(3)),
+        "{v}"
+    );
+    assert_eq!(v["exact"], json!(["Zorggroep Noord"]), "{v}");
+    assert_eq!(
+        v["contains"],
+        json!(["Zorggroep Noord", "Zélande Zorg"]),
+        "{v}"
+    );
+    assert_eq!(v["accent"], json!(["Zélande Zorg"]), "{v}");
+    assert_eq!(
+        (v["not_found"].as_u64(), v["unknown_parameter"].as_u64()),
+        (Some(404), Some(400)),
+        "{v}"
+    );
+
+    // An endpoint published as a list is one address in FHIR.
+    let (_, b) = n.get("/fhir/Endpoint").await.unwrap();
+    let mut addresses: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["address"].as_str().unwrap())
+        .collect();
+    addresses.sort();
+    assert_eq!(
+        addresses,
+        vec!["https://noord.example/fhir", "https://zelande.example/fhir"]
+    );
+}

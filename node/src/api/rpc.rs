@@ -9,6 +9,7 @@ pub mod consent;
 pub mod data;
 pub mod did;
 pub mod error;
+pub mod fhir;
 pub mod localisation;
 pub mod log;
 pub mod pdp;
@@ -52,6 +53,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(admin::routes())
         .merge(wallet::routes())
         .merge(pdp::routes())
+        .merge(fhir::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

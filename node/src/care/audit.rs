@@ -222,8 +222,41 @@ impl AuditLog {
     }
 }
 
-/// An entry as a FHIR R4 `AuditEvent`.
+/// `v` without empty strings, arrays and objects, which FHIR JSON forbids (R4 §2.6.2).
+pub fn without_empties(v: Value) -> Option<Value> {
+    match v {
+        Value::String(s) if s.is_empty() => None,
+        Value::Array(a) => {
+            let a: Vec<Value> = a.into_iter().filter_map(without_empties).collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        Value::Object(o) => {
+            let o: serde_json::Map<String, Value> = o
+                .into_iter()
+                .filter_map(|(k, v)| without_empties(v).map(|v| (k, v)))
+                .collect();
+            (!o.is_empty()).then_some(Value::Object(o))
+        }
+        v => Some(v),
+    }
+}
+
+/// An entry as a FHIR R4 `AuditEvent` (no empty elements).
 pub fn to_fhir(e: &Entry, node_did: &str) -> Value {
+    without_empties(event_resource(e, node_did)).unwrap_or_default()
+}
+
+fn event_resource(e: &Entry, node_did: &str) -> Value {
+    // A detail needs its value: those without one are left out.
+    let details: Vec<Value> = [
+        ("categories", e.event.categories.join(",")),
+        ("scope", e.event.scope.clone()),
+        ("hash", e.hash.clone()),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(t, v)| json!({"type": t, "valueString": v}))
+    .collect();
     let o = &e.event.outcome;
     let success = o == "answered"
         || o == "granted"
@@ -256,11 +289,7 @@ pub fn to_fhir(e: &Entry, node_did: &str) -> Value {
         "source": {"observer": {"identifier": {"system": "urn:ietf:rfc:3986", "value": node_did}}},
         "entity": [{
             "what": {"identifier": {"system": "urn:knoop:patient", "value": e.event.patient}},
-            "detail": [
-                {"type": "categories", "valueString": e.event.categories.join(",")},
-                {"type": "scope", "valueString": e.event.scope},
-                {"type": "hash", "valueString": e.hash},
-            ],
+            "detail": details,
         }],
     })
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -44,16 +46,34 @@ async fn verify(State(st): St) -> Json<Value> {
     Json(json!(verdict))
 }
 
-async fn fhir(State(st): St, Query(p): Query<Page>) -> Json<Value> {
+/// The entries after `after` as a FHIR `searchset` Bundle of `AuditEvent` (FHIR JSON, each
+/// entry with its `fullUrl`).
+async fn fhir(State(st): St, headers: HeaderMap, Query(p): Query<Page>) -> Response {
     let entries = st
         .audit
         .entries(p.after, p.limit.unwrap_or(1000).min(10_000));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let resources: Vec<Value> = entries
         .iter()
-        .map(|e| json!({"resource": crate::care::audit::to_fhir(e, &st.node_did)}))
+        .map(|e| {
+            let r = crate::care::audit::to_fhir(e, &st.node_did);
+            let id = r["id"].as_str().unwrap_or_default().to_owned();
+            json!({"fullUrl": format!("http://{host}/fhir/AuditEvent/{id}"), "resource": r,
+                   "search": {"mode": "match"}})
+        })
         .collect();
-    Json(json!({
-        "resourceType": "Bundle", "type": "searchset", "total": resources.len(),
-        "entry": resources,
-    }))
+    let mut bundle =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": resources.len()});
+    if !resources.is_empty() {
+        bundle["entry"] = json!(resources);
+    }
+    let mut resp = (StatusCode::OK, bundle.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::directory::mcsd::FHIR_JSON),
+    );
+    resp
 }

@@ -1,6 +1,5 @@
-//! RPC endpoints for credentials: issue (as a hosted DID), verify, publish, revoke, trust, the
-//! organisation directory, and the same directory as FHIR `Organization` / `Endpoint` search
-//! (IHE mCSD).
+//! RPC endpoints for credentials: issue (as a hosted DID), verify, publish, revoke, trust, and
+//! the organisation directory (as FHIR: `fhir.rs`).
 
 use std::sync::Arc;
 
@@ -14,7 +13,6 @@ use serde_json::{json, Value};
 
 use crate::api::rpc::error::ApiError;
 use crate::api::rpc::state::RpcState;
-use crate::directory::mcsd;
 use crate::identity::credentials::{Revocation, REVOCATION_CONTENT_TYPE, VC_CONTENT_TYPE};
 use crate::identity::issuing::{self, CredentialRequest, IssueError};
 
@@ -31,8 +29,6 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/v1/trust", get(trust_list))
         .route("/v1/trust/{type}/{issuer}", put(trust).delete(untrust))
         .route("/v1/directory", get(directory))
-        .route("/fhir/Organization", get(fhir_organizations))
-        .route("/fhir/Endpoint", get(fhir_endpoints))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -323,20 +319,4 @@ async fn directory(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| bad(e.body_text()))?;
     Ok(Json(json!({"organizations": st.directory.search(&q)})))
-}
-
-async fn fhir_organizations(
-    State(st): St,
-    q: Result<Query<mcsd::OrganizationQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    Ok(Json(mcsd::organizations(&st.directory, q)))
-}
-
-async fn fhir_endpoints(
-    State(st): St,
-    q: Result<Query<mcsd::EndpointQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    Ok(Json(mcsd::endpoints(&st.directory, q)))
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Checks what a FHIR endpoint answers with an outside FHIR library: SMART on FHIR's fhirclient
+(4.4, R4 models, strict), plus the FHIR JSON rules the models do not check (no empty arrays,
+objects or strings) and the media type (application/fhir+json).
+
+    python3 tests/fhir_check.py <URL>
+
+Prints {"resourceType", "total", "types": [entry resource types]}; fails on the first
+non-conformance.
+"""
+import json
+import sys
+
+import requests
+from fhirclient.models.fhirelementfactory import FHIRElementFactory
+
+
+def no_empties(v, where="$"):
+    if v in ([], {}, ""):
+        raise AssertionError(f"empty value at {where} (FHIR JSON forbids it)")
+    if isinstance(v, dict):
+        for k, x in v.items():
+            no_empties(x, f"{where}.{k}")
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            no_empties(x, f"{where}[{i}]")
+
+
+r = requests.get(sys.argv[1], headers={"Accept": "application/fhir+json"}, timeout=10)
+ctype = r.headers.get("content-type", "")
+assert ctype.startswith("application/fhir+json"), f"content-type {ctype}"
+body = r.json()
+no_empties(body)
+FHIRElementFactory.instantiate(body["resourceType"], body)  # strict by default: raises
+print(json.dumps({
+    "resourceType": body["resourceType"],
+    "total": body.get("total"),
+    "types": [e["resource"]["resourceType"] for e in body.get("entry", [])],
+}))
