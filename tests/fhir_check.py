@@ -3,7 +3,7 @@
 (4.4, R4 models, strict), plus the FHIR JSON rules the models do not check (no empty arrays,
 objects or strings) and the media type (application/fhir+json).
 
-    python3 tests/fhir_check.py <URL>
+    python3 tests/fhir_check.py <URL> [<header>: <value>]...
 
 Prints {"resourceType", "total", "types": [entry resource types]}; fails on the first
 non-conformance.
@@ -26,7 +26,11 @@ def no_empties(v, where="$"):
             no_empties(x, f"{where}[{i}]")
 
 
-r = requests.get(sys.argv[1], headers={"Accept": "application/fhir+json"}, timeout=10)
+headers = {"Accept": "application/fhir+json"}
+for h in sys.argv[2:]:
+    name, value = h.split(":", 1)
+    headers[name.strip()] = value.strip()
+r = requests.get(sys.argv[1], headers=headers, timeout=10)
 ctype = r.headers.get("content-type", "")
 assert ctype.startswith("application/fhir+json"), f"content-type {ctype}"
 body = r.json()

@@ -11,6 +11,7 @@ pub mod data_proxy;
 pub mod dpop;
 pub mod fetch;
 pub mod localisation;
+pub mod nvi;
 pub mod pdp;
 pub mod private;
 pub mod requester;

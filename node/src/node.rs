@@ -375,6 +375,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.pdp.policies.is_some() {
         info!(policies = ?pdp.names(), "policy decision point loaded");
     }
+    let nvi = Arc::new(crate::care::nvi::Nvi::new(
+        localisation.clone(),
+        credentials.clone(),
+        dids.clone(),
+    ));
     let state = Arc::new(RpcState {
         log: handle.clone(),
         net,
@@ -399,6 +404,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         credential_offers,
         wallet,
         pdp,
+        nvi,
         public_url,
         metrics,
         data_dir: cfg.data_dir.clone(),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fhir;
 pub mod localisation;
 pub mod log;
+pub mod nvi;
 pub mod pdp;
 pub mod private;
 pub mod state;
@@ -54,6 +55,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(wallet::routes())
         .merge(pdp::routes())
         .merge(fhir::routes())
+        .merge(nvi::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -45,6 +45,8 @@ pub struct RpcState {
     pub credential_offers: Arc<crate::identity::credential_offers::CredentialOffers>,
     /// The credentials the hosted organisations hold.
     pub wallet: Arc<crate::care::wallet::Wallet>,
+    /// knooppunt's NVI interface over the localisation index.
+    pub nvi: Arc<crate::care::nvi::Nvi>,
     /// The policy decision point (Rego policies, the closed question from the consents).
     pub pdp: Arc<crate::care::pdp::Pdp>,
     /// This node's public API base URL, if it serves one.

@@ -1,0 +1,141 @@
+//! knooppunt's NVI interface on the RPC (spec: `specs/nvi.md`): `List` registration (plain and
+//! in a transaction Bundle), search (`GET` and `POST _search`) and delete by parameters, with
+//! `X-Tenant-ID`; FHIR JSON in and out, errors as `OperationOutcome` ([`crate::care::nvi`]).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+
+use crate::api::rpc::state::RpcState;
+use crate::care::nvi::NviError;
+use crate::directory::mcsd::FHIR_JSON;
+
+type St = State<Arc<RpcState>>;
+
+pub fn routes() -> Router<Arc<RpcState>> {
+    Router::new()
+        .route("/nvi", post(register_bundle))
+        .route("/nvi/List", post(register).get(search).delete(delete))
+        .route("/nvi/List/_search", post(search_form))
+        .route("/nvi/List/{id}", get(by_id).delete(by_id))
+}
+
+fn fhir(status: StatusCode, body: &Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    resp
+}
+
+fn outcome(e: NviError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    fhir(status, &e.resource())
+}
+
+fn tenant(st: &RpcState, headers: &HeaderMap) -> Result<(String, String), NviError> {
+    st.nvi
+        .tenant(headers.get("x-tenant-id").and_then(|v| v.to_str().ok()))
+}
+
+fn json_body(body: &Bytes) -> Result<Value, NviError> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| NviError {
+            status: 400,
+            code: "structure",
+            diagnostics: "the body must be a FHIR JSON resource".into(),
+        })
+}
+
+fn params(text: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(text)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let done = async {
+        let t = tenant(&st, &headers)?;
+        st.nvi.register(&t, &json_body(&body)?).await
+    };
+    match done.await {
+        Ok(list) => {
+            let mut resp = fhir(StatusCode::CREATED, &list);
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("List/{}", list["id"].as_str().unwrap_or_default()))
+            {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
+        Err(e) => outcome(e),
+    }
+}
+
+async fn register_bundle(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let done = async {
+        let t = tenant(&st, &headers)?;
+        st.nvi.register_bundle(&t, &json_body(&body)?).await
+    };
+    match done.await {
+        Ok(b) => fhir(StatusCode::OK, &b),
+        Err(e) => outcome(e),
+    }
+}
+
+async fn search(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let done = async {
+        let t = tenant(&st, &headers)?;
+        st.nvi
+            .search(&t, &params(q.unwrap_or_default().as_bytes()))
+            .await
+    };
+    match done.await {
+        Ok(b) => fhir(StatusCode::OK, &b),
+        Err(e) => outcome(e),
+    }
+}
+
+async fn search_form(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let done = async {
+        let t = tenant(&st, &headers)?;
+        st.nvi.search(&t, &params(&body)).await
+    };
+    match done.await {
+        Ok(b) => fhir(StatusCode::OK, &b),
+        Err(e) => outcome(e),
+    }
+}
+
+async fn delete(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let done = async {
+        let t = tenant(&st, &headers)?;
+        st.nvi
+            .delete(&t, &params(q.unwrap_or_default().as_bytes()))
+            .await
+    };
+    match done.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => outcome(e),
+    }
+}
+
+/// Read and delete by id: knoop keeps no registration by id (no BSN is stored to rebuild the
+/// List from), so these point to the search and the delete by parameters.
+async fn by_id(Path(id): Path<String>) -> Response {
+    outcome(NviError {
+        status: 404,
+        code: "not-supported",
+        diagnostics: format!(
+            "List/{id}: read and delete by id are not supported; search or delete by \
+             patient:identifier (and code)"
+        ),
+    })
+}

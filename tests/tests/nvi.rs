@@ -1,0 +1,242 @@
+//! knooppunt's NVI interface over node processes (spec: `specs/nvi.md`), with no central NVI:
+//! the hospital's EHR registers `List`s at its own node, the GP's EHR finds them at the GP's
+//! node through the network's localisation index, the hospital deletes them; bad requests get
+//! an `OperationOutcome`. The search answer is read by an outside FHIR library
+//! (`tests/fhir_check.py`: fhirclient's strict R4 models).
+
+use std::time::{Duration, Instant};
+
+use knoop_e2e::care::*;
+use knoop_e2e::Node;
+use serde_json::{json, Value};
+
+const ANNA: &str = "999900109";
+const BSN: &str = "http://fhir.nl/fhir/NamingSystem/bsn";
+const URA: &str = "http://fhir.nl/fhir/NamingSystem/ura";
+const CATEGORIES: &str =
+    "http://minvws.github.io/generiekefuncties-docs/CodeSystem/nl-gf-data-categories-cs";
+
+fn list(ura: &str, code: &str) -> Value {
+    json!({"resourceType": "List", "status": "current", "mode": "working",
+        "extension": [{"url": "http://minvws.github.io/generiekefuncties-docs/StructureDefinition/nl-gf-localization-custodian",
+                       "valueReference": {"identifier": {"system": URA, "value": ura}}}],
+        "subject": {"identifier": {"system": BSN, "value": ANNA}},
+        "code": {"coding": [{"system": CATEGORIES, "code": code, "display": code}]}})
+}
+
+/// A request to the node's NVI interface as the organisation with URA `ura`.
+async fn nvi(
+    node: &Node,
+    method: reqwest::Method,
+    path: &str,
+    ura: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", node.rpc));
+    if let Some(u) = ura {
+        req = req.header("X-Tenant-ID", format!("{URA}|{u}"));
+    }
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/fhir+json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    if status != 204 {
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/fhir+json",
+            "{path}"
+        );
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn codes(bundle: &Value) -> Vec<String> {
+    let mut c: Vec<String> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["resource"]["resourceType"] == "List")
+        .map(|e| {
+            e["resource"]["code"]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    c.sort();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_registered_at_one_node_are_found_at_another() {
+    let w = world("opt-out", &[LEIDEN_HOSPITAL, KERKRADE_GP], &[]).await;
+    let (hospital, gp) = (w.node(0), w.node(1));
+    let get = reqwest::Method::GET;
+    let search = format!("/nvi/List?patient:identifier={BSN}%7C{ANNA}");
+
+    // The hospital's EHR registers medication as a plain List, problems in a Bundle.
+    let (code, created) = nvi(
+        hospital,
+        reqwest::Method::POST,
+        "/nvi/List",
+        Some("99990011"),
+        Some(&list("99990011", "MedicationRequest")),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert!(created["id"].is_string(), "{created}");
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "POST", "url": "List"}, "resource": list("99990011", "Condition")}]});
+    let (code, response) = nvi(
+        hospital,
+        reqwest::Method::POST,
+        "/nvi",
+        Some("99990011"),
+        Some(&bundle),
+    )
+    .await;
+    assert_eq!(code, 200, "{response}");
+    assert_eq!(response["type"], "transaction-response");
+    assert_eq!(response["entry"][0]["response"]["status"], "201 Created");
+
+    // The GP's EHR finds them at its own node: the hospital's URA as custodian, a List per
+    // data category code of what the hospital holds (medication: three resource types).
+    let t0 = Instant::now();
+    let found = loop {
+        let (code, b) = nvi(gp, get.clone(), &search, Some("99990022"), None).await;
+        assert_eq!(code, 200, "{b}");
+        if b["total"].as_u64().unwrap_or(0) >= 4 {
+            break b;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "never found: {b}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        codes(&found),
+        vec![
+            "Condition",
+            "MedicationDispense",
+            "MedicationRequest",
+            "MedicationStatement"
+        ],
+        "{found}"
+    );
+    let custodian = &found["entry"][0]["resource"]["extension"][0]["valueReference"]["identifier"];
+    assert_eq!(custodian["value"], "99990011", "{found}");
+    let (_, only) = nvi(
+        gp,
+        get.clone(),
+        &format!("{search}&code={CATEGORIES}%7CCondition"),
+        Some("99990022"),
+        None,
+    )
+    .await;
+    assert_eq!(codes(&only), vec!["Condition"], "{only}");
+    // The same search as a form, and as an outside FHIR library reads the answer.
+    let r = reqwest::Client::new()
+        .post(format!("{}/nvi/List/_search", gp.rpc))
+        .header("X-Tenant-ID", format!("{URA}|99990022"))
+        .form(&[("patient:identifier", format!("{BSN}|{ANNA}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(codes(&r.json::<Value>().await.unwrap()).len(), 4);
+    let run = std::process::Command::new("python3")
+        .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+        .arg(format!("{}{search}", gp.rpc))
+        .arg(format!("X-Tenant-ID: {URA}|99990022"))
+        .output()
+        .expect("python3 with fhirclient");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&run.stdout).contains("OperationOutcome"));
+
+    // The hospital deletes its medication registration; the GP then finds the problems only.
+    let (code, v) = nvi(
+        hospital,
+        reqwest::Method::DELETE,
+        &format!("{search}&code={CATEGORIES}%7CMedicationRequest"),
+        Some("99990011"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 204, "{v}");
+    let t0 = Instant::now();
+    loop {
+        let (_, b) = nvi(gp, get.clone(), &search, Some("99990022"), None).await;
+        if codes(&b) == ["Condition"] {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never withdrawn: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Bad requests: an OperationOutcome with a 4xx, nothing registered.
+    let post = reqwest::Method::POST;
+    for (ura, body, status) in [
+        (None, list("99990011", "Condition"), 400),
+        (Some("12345678"), list("12345678", "Condition"), 403),
+        (Some("99990011"), list("99990022", "Condition"), 400),
+        (Some("99990011"), list("99990011", "Coverage"), 400),
+        (Some("99990011"), json!({"resourceType": "Patient"}), 400),
+    ] {
+        let (code, v) = nvi(hospital, post.clone(), "/nvi/List", ura, Some(&body)).await;
+        assert_eq!(
+            (code, v["resourceType"].as_str()),
+            (status, Some("OperationOutcome")),
+            "{body}: {v}"
+        );
+    }
+    let (code, v) = nvi(
+        hospital,
+        post.clone(),
+        "/nvi/List",
+        Some("99990011"),
+        Some(&json!("x")),
+    )
+    .await;
+    assert_eq!(
+        (code, v["resourceType"].as_str()),
+        (400, Some("OperationOutcome")),
+        "{v}"
+    );
+    for path in [
+        "/nvi/List".to_owned(),
+        format!("/nvi/List?patient:identifier={ANNA}"),
+        format!("{search}&name=x"),
+    ] {
+        let (code, v) = nvi(gp, get.clone(), &path, Some("99990022"), None).await;
+        assert_eq!(
+            (code, v["resourceType"].as_str()),
+            (400, Some("OperationOutcome")),
+            "{path}: {v}"
+        );
+    }
+    let (code, v) = nvi(gp, get.clone(), "/nvi/List/abc", Some("99990022"), None).await;
+    assert_eq!(
+        (code, v["issue"][0]["code"].as_str()),
+        (404, Some("not-supported")),
+        "{v}"
+    );
+    // A Bundle with one bad entry registers none of them.
+    let mixed = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "POST", "url": "List"}, "resource": list("99990011", "ImagingStudy")},
+        {"request": {"method": "POST", "url": "List"}, "resource": list("99990011", "Coverage")}]});
+    let (code, _) = nvi(hospital, post, "/nvi", Some("99990011"), Some(&mixed)).await;
+    assert_eq!(code, 400);
+    let (_, b) = nvi(gp, get, &search, Some("99990022"), None).await;
+    assert_eq!(
+        codes(&b),
+        vec!["Condition"],
+        "nothing of the bad Bundle: {b}"
+    );
+}
