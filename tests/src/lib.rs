@@ -17,6 +17,25 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 
 /// The repository's top directory.
+/// Runs an outside program of the tests (a Python or Node.js client), which must succeed and
+/// print one JSON value: that value. Its stderr is shown when it fails.
+pub fn run_outside(cmd: &mut std::process::Command) -> Value {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?} did not start ({e}); .ci/run installs its tools"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{cmd:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -216,17 +216,11 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
         let (_, bundle) = node.get("/fhir/AuditEvent").await.unwrap();
         assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "AuditEvent");
         // As an outside FHIR library reads it (strict R4 models, FHIR JSON rules).
-        let run = std::process::Command::new("python3")
-            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
-            .arg(format!("{}/fhir/AuditEvent", node.rpc))
-            .output()
-            .expect("python3 with fhirclient (.ci/run installs it)");
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
+        let checked = knoop_e2e::run_outside(
+            std::process::Command::new("python3")
+                .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+                .arg(format!("{}/fhir/AuditEvent", node.rpc)),
         );
-        let checked: Value = serde_json::from_slice(&run.stdout).unwrap();
         assert_eq!(checked["resourceType"], "Bundle", "{checked}");
         assert!(
             checked["types"]

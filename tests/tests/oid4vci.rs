@@ -207,19 +207,13 @@ async fn credentials_are_offered_received_and_presented_over_openid4vci() {
         .await
         .unwrap();
     assert_eq!(code, 201, "{offer}");
-    let run = std::process::Command::new("node")
-        .arg(knoop_e2e::repo_root().join("tests/oid4vc/wallet.mjs"))
-        .arg(offer["offer_uri_url"].as_str().unwrap())
-        .arg(offer["tx_code"].as_str().unwrap())
-        .env("NODE_EXTRA_CA_CERTS", w.ca.ca_pem_path())
-        .output()
-        .expect("node (.ci/run installs it and tests/oid4vc's packages)");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let outside = knoop_e2e::run_outside(
+        std::process::Command::new("node")
+            .arg(knoop_e2e::repo_root().join("tests/oid4vc/wallet.mjs"))
+            .arg(offer["offer_uri_url"].as_str().unwrap())
+            .arg(offer["tx_code"].as_str().unwrap())
+            .env("NODE_EXTRA_CA_CERTS", w.ca.ca_pem_path()),
     );
-    let outside: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(
         outside["version"], "V1",
         "read as OpenID4VCI 1.0: {outside}"
@@ -433,15 +427,9 @@ async fn a_wallet_receives_from_an_issuer_outside_knoop() {
     assert_eq!(list["credentials"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["credentials"][0]["via"], started["issuer"], "{list}");
     // The same from the command line.
-    let out = std::process::Command::new(knoop_e2e::knoop_bin())
-        .args(["vc", "held", &holder, "--rpc", &node.rpc])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let cli = knoop_e2e::run_outside(
+        std::process::Command::new(knoop_e2e::knoop_bin())
+            .args(["vc", "held", &holder, "--rpc", &node.rpc]),
     );
-    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli["credentials"], list["credentials"], "{cli}");
 }

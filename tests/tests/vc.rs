@@ -779,18 +779,12 @@ async fn the_directory_reads_as_a_fhir_query_directory() {
     })
     .await;
 
-    let run = std::process::Command::new("python3")
-        .arg(knoop_e2e::repo_root().join("tests/fhir_directory.py"))
-        .arg(format!("{}/fhir", n.rpc))
-        .arg("zorg")
-        .output()
-        .expect("python3 with fhirclient (.ci/run installs it)");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let v = knoop_e2e::run_outside(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_directory.py"))
+            .arg(format!("{}/fhir", n.rpc))
+            .arg("zorg"),
     );
-    let v: Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(
         v["found"],
         json!(["Zorggroep Noord"]),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -70,10 +70,5 @@ async fn fhir(State(st): St, headers: HeaderMap, Query(p): Query<Page>) -> Respo
     if !resources.is_empty() {
         bundle["entry"] = json!(resources);
     }
-    let mut resp = (StatusCode::OK, bundle.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::directory::mcsd::FHIR_JSON),
-    );
-    resp
+    crate::api::rpc::fhir::fhir(StatusCode::OK, &bundle)
 }

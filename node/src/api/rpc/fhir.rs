@@ -25,8 +25,8 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/fhir/Endpoint/{id}", get(endpoint))
 }
 
-/// A FHIR JSON answer.
-fn fhir(status: StatusCode, body: &Value) -> Response {
+/// A FHIR JSON answer (`application/fhir+json`), for every FHIR route of the RPC.
+pub(crate) fn fhir(status: StatusCode, body: &Value) -> Response {
     let mut resp = (status, body.to_string()).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));

@@ -12,9 +12,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
+use crate::api::rpc::fhir::fhir;
 use crate::api::rpc::state::RpcState;
 use crate::care::nvi::NviError;
-use crate::directory::mcsd::FHIR_JSON;
 
 type St = State<Arc<RpcState>>;
 
@@ -24,13 +24,6 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/nvi/List", post(register).get(search).delete(delete))
         .route("/nvi/List/_search", post(search_form))
         .route("/nvi/List/{id}", get(by_id).delete(by_id))
-}
-
-fn fhir(status: StatusCode, body: &Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
-    resp
 }
 
 fn outcome(e: NviError) -> Response {
