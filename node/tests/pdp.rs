@@ -64,6 +64,38 @@ fn a_failing_policy_test_is_reported() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A policy that would evaluate for seconds is stopped at the time limit and reported, not
+/// waited for.
+#[test]
+fn a_policy_that_runs_too_long_is_stopped() {
+    let dir = tempfile_dir().join("slow-case");
+    let p = dir.join("slow");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("policy.rego"),
+        "package slow\n\nimport rego.v1\n\ndefault allow := false\n\
+         allow if {\n\tsome i in numbers.range(1, 4000)\n\tsome j in numbers.range(1, 4000)\n\ti * j < 0\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("policy_test.rego"),
+        "package slow_test\n\nimport rego.v1\n\nimport data.slow\n\n\
+         test_never_allows if {\n\tnot slow.allow\n}\n",
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let results = knoop_node::care::pdp::run_tests(&dir).unwrap();
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].passed, "{results:?}");
+    assert!(results[0].error.is_some(), "{results:?}");
+    assert!(
+        t0.elapsed() < knoop_node::care::pdp::EVALUATION_LIMIT * 10,
+        "stopped near the limit, not after the whole evaluation: {:?}",
+        t0.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn tempfile_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("knoop-pdp-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

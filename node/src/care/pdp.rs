@@ -28,6 +28,19 @@ use capability::CapabilityStatement;
 
 /// Largest policy file read.
 const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+/// Longest one evaluation may run: a policy that loops is stopped, and the request denied with
+/// the reason, rather than holding a thread.
+pub const EVALUATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An engine with the evaluation time limit.
+fn new_engine() -> regorus::Engine {
+    let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: EVALUATION_LIMIT,
+        check_interval: std::num::NonZeroU32::MIN.saturating_add(255),
+    });
+    engine
+}
 
 /// One loaded policy (its Rego is in the engine).
 struct Policy {
@@ -174,7 +187,7 @@ impl Pdp {
         sources: Arc<Sources>,
     ) -> Result<Self, LoadError> {
         let mut policies = BTreeMap::new();
-        let mut engine = regorus::Engine::new();
+        let mut engine = new_engine();
         if let Some(dir) = dir {
             for (name, path) in policy_dirs(dir)? {
                 let file = path.join("policy.rego");
@@ -575,7 +588,7 @@ pub fn run_tests(dir: &Path) -> Result<Vec<TestResult>, LoadError> {
         if !test_file.is_file() {
             continue;
         }
-        let mut engine = regorus::Engine::new();
+        let mut engine = new_engine();
         let policy_file = path.join("policy.rego");
         add_policy(&mut engine, &policy_file, read(&policy_file)?)?;
         let tests = read(&test_file)?;

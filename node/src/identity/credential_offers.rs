@@ -281,6 +281,8 @@ pub enum OfferError {
     Issue(#[from] IssueError),
     #[error("offer store: {0}")]
     Store(#[from] knoop_gossip::StoreError),
+    #[error("the offer lock is poisoned")]
+    Lock,
 }
 
 /// A token response (§6.2).
@@ -458,7 +460,7 @@ impl CredentialOffers {
             stage: Stage::Offered,
         };
         {
-            let _w = self.write.lock().map_err(|_| OfferError::NoPublicUrl)?;
+            let _w = self.write.lock().map_err(|_| OfferError::Lock)?;
             self.prune()?;
             let code_hash = hash(&code);
             self.save(&code_hash, &record)?;

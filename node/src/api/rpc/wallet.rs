@@ -39,7 +39,7 @@ impl From<OfferError> for ApiError {
             OfferError::NoPublicUrl => {
                 ApiError::new(StatusCode::CONFLICT, "not_configured", e.to_string())
             }
-            OfferError::Store(_) => {
+            OfferError::Store(_) | OfferError::Lock => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
             }
             e => ApiError::bad(e.to_string()),
