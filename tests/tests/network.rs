@@ -203,6 +203,40 @@ async fn bad_transactions_are_refused_with_a_reason_and_never_spread() {
         .unwrap();
     assert_eq!(code, 400);
 
+    // Batches: an empty one is an empty answer (not "shutting down"); each member gets its own
+    // reason in its slot (nothing new is stored here: the count below stays one).
+    let (code, body) = n0
+        .post("/v1/transactions/batch", &json!({"transactions": []}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, body.clone()),
+        (200, json!({"results": []})),
+        "{body}"
+    );
+    let (code, body) = n0
+        .post(
+            "/v1/transactions/batch",
+            &json!({"transactions": [{"envelope": "not.a-jws"}, submit(&good)]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["results"][0]["error"], "malformed", "{body}");
+    assert_eq!(body["results"][1]["error"], "duplicate", "{body}");
+    let (code, body) = n0
+        .post(
+            "/v1/transactions/batch",
+            &json!({"transactions": [{"envelope": "not.a-jws"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, body["results"][0]["error"].as_str()),
+        (200, Some("malformed")),
+        "{body}"
+    );
+
     // Bad signature: the envelope of one key with the signature of another.
     let a = me.sign("text/plain", b"x".to_vec(), &[]);
     let b = stranger.sign("text/plain", b"x".to_vec(), &[]);
