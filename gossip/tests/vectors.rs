@@ -46,7 +46,10 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("localisation.json", "privacy/tests/vectors.rs"),
     ("jose.json", "vc/src/jws/tests.rs"),
     ("did-x509.json", "did/src/x509/tests.rs"),
-    ("oid4vci.json", "node/src/identity/credential_offers.rs"),
+    (
+        "oid4vci.json",
+        "node/src/identity/credential_offers/proof.rs",
+    ),
 ];
 
 fn vectors_dir() -> PathBuf {

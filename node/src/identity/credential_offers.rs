@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
 use knoop_did::document::Relationship;
-use knoop_vc::jws::{Alg, Compact};
+
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -30,10 +30,6 @@ use crate::identity::issuing::{self, CredentialRequest, IssueError};
 use crate::identity::status_hosting::HostedStatusLists;
 use crate::store::RocksStore;
 
-/// The grant type of the pre-authorized code flow (OpenID4VCI 1.0 §3.5).
-pub const PRE_AUTHORIZED_CODE: &str = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
-/// The `typ` of a key proof JWT (OpenID4VCI 1.0 Appendix F.1).
-pub const PROOF_JWT_TYPE: &str = "openid4vci-proof+jwt";
 /// Default and longest lifetime of an offer.
 pub const DEFAULT_OFFER_TTL_S: u64 = 24 * 3600;
 pub const MAX_OFFER_TTL_S: u64 = 30 * 24 * 3600;
@@ -45,129 +41,25 @@ pub const C_NONCE_TTL_S: u64 = 300;
 pub const MAX_TX_CODE_FAILURES: u32 = 5;
 /// Digits of a transaction code.
 pub const TX_CODE_DIGITS: usize = 6;
-/// Oldest and most future `iat` of a key proof (seconds from now).
-const MAX_PROOF_AGE_S: i64 = 300;
-const MAX_PROOF_FUTURE_S: i64 = 60;
 /// Most `c_nonce`s live at once (a full cache refuses new ones: the wallet retries).
 const MAX_NONCES: usize = 100_000;
 /// Longest parameter of a token request read.
 const MAX_PARAM_BYTES: usize = 8 * 1024;
 
-/// The credential formats offered (OpenID4VCI 1.0 Appendix A.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Format {
-    /// A VC Data Model 1.1 JWT (`jwt_vc_json`, A.1.1): the guide's catalog format, ES256.
-    #[serde(rename = "jwt_vc_json")]
-    JwtVcJson,
-    /// A Data Integrity credential (`ldp_vc`, A.1.3): knoop's own, eddsa-jcs-2022.
-    #[serde(rename = "ldp_vc")]
-    LdpVc,
-}
+pub mod errors;
+pub mod metadata;
+pub mod proof;
 
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::JwtVcJson => "jwt_vc_json",
-            Format::LdpVc => "ldp_vc",
-        }
-    }
-    fn parse(s: &str) -> Option<Format> {
-        [Format::JwtVcJson, Format::LdpVc]
-            .into_iter()
-            .find(|f| f.name() == s)
-    }
-    /// The `cryptosuite` of [`issuing::issue`].
-    fn cryptosuite(self) -> &'static str {
-        match self {
-            Format::JwtVcJson => "jwt_vc",
-            Format::LdpVc => "eddsa-jcs-2022",
-        }
-    }
-}
+use errors::{cred_error, token_error};
+pub use errors::{CredentialError, TokenError};
+pub use metadata::PRE_AUTHORIZED_CODE;
+pub use proof::PROOF_JWT_TYPE;
 
-/// The credential types an organisation can issue.
-pub const TYPES: [&str; 2] = [
-    "CareOrganizationCredential",
-    "HealthcareProfessionalCredential",
-];
-
-/// The `credential_configuration_id` of `type_` in `format`: `<type>_<format>`.
-pub fn configuration_id(type_: &str, format: Format) -> String {
-    format!("{type_}_{}", format.name())
-}
-
-fn parse_configuration_id(id: &str) -> Option<(&'static str, Format)> {
-    TYPES.into_iter().find_map(|t| {
-        let f = id.strip_prefix(t)?.strip_prefix('_')?;
-        Some((t, Format::parse(f)?))
-    })
-}
-
-/// The DID methods a credential can be bound to (`cryptographic_binding_methods_supported`).
-pub const BINDING_METHODS: [&str; 4] = ["did:knoop", "did:web", "did:key", "did:jwk"];
-
-/// The credential issuer identifier of the organisation `id` (its did:knoop method-specific
-/// id) on the public API at `base`.
-pub fn issuer_id(base: &str, id: &str) -> String {
-    format!("{}/oid4vci/{id}", base.trim_end_matches('/'))
-}
-
-/// The Credential Issuer Metadata (OpenID4VCI 1.0 §12.2.4) of organisation `id`.
-pub fn issuer_metadata(base: &str, id: &str, display_name: Option<&str>) -> Value {
-    let issuer = issuer_id(base, id);
-    let algs = Alg::names();
-    let mut configurations = serde_json::Map::new();
-    for type_ in TYPES {
-        for format in [Format::JwtVcJson, Format::LdpVc] {
-            let mut c = json!({
-                "format": format.name(),
-                "scope": type_,
-                "cryptographic_binding_methods_supported": BINDING_METHODS,
-                "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": algs}},
-                "credential_metadata": {"display": [{"name": type_, "locale": "en-US"}]},
-            });
-            match format {
-                Format::JwtVcJson => {
-                    c["credential_signing_alg_values_supported"] = json!(["ES256", "EdDSA"]);
-                    c["credential_definition"] = json!({"type": ["VerifiableCredential", type_]});
-                }
-                Format::LdpVc => {
-                    c["credential_signing_alg_values_supported"] = json!(["eddsa-jcs-2022"]);
-                    c["credential_definition"] = json!({
-                        "@context": [knoop_vc::types::CREDENTIALS_V2, knoop_vc::types::KNOOP_CONTEXT],
-                        "type": ["VerifiableCredential", type_],
-                    });
-                }
-            }
-            configurations.insert(configuration_id(type_, format), c);
-        }
-    }
-    let mut m = json!({
-        "credential_issuer": issuer,
-        "credential_endpoint": format!("{issuer}/credential"),
-        "nonce_endpoint": format!("{issuer}/nonce"),
-        "credential_configurations_supported": configurations,
-    });
-    if let Some(name) = display_name {
-        m["display"] = json!([{"name": name}]);
-    }
-    m
-}
-
-/// The OAuth 2.0 Authorization Server Metadata (RFC 8414; OpenID4VCI 1.0 §12.3) of the issuer
-/// of organisation `id`: the issuer is its own authorization server, for the pre-authorized code.
-pub fn server_metadata(base: &str, id: &str) -> Value {
-    let issuer = issuer_id(base, id);
-    json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/token"),
-        "grant_types_supported": [PRE_AUTHORIZED_CODE],
-        "pre-authorized_grant_anonymous_access_supported": true,
-        "token_endpoint_auth_methods_supported": ["none"],
-        "response_types_supported": [],
-        "dpop_signing_alg_values_supported": Alg::names(),
-    })
-}
+use metadata::parse_configuration_id;
+pub use metadata::{
+    configuration_id, issuer_id, issuer_metadata, server_metadata, Format, BINDING_METHODS, TYPES,
+};
+pub use proof::{check_proof_jwt, KeyProof};
 
 /// What to offer.
 #[derive(Clone, Debug)]
@@ -225,48 +117,6 @@ struct OfferRecord {
     expires_ms: u64,
     reference: String,
     stage: Stage,
-}
-
-/// An error of the token endpoint, as RFC 6749 §5.2 (and OpenID4VCI 1.0 §6.3) name it.
-#[derive(Debug, thiserror::Error)]
-#[error("{error}: {description}")]
-pub struct TokenError {
-    pub error: &'static str,
-    pub description: String,
-}
-
-fn token_error(error: &'static str, description: impl Into<String>) -> TokenError {
-    TokenError {
-        error,
-        description: description.into(),
-    }
-}
-
-/// An error of the credential endpoint (OpenID4VCI 1.0 §8.3.1), or of its access token (RFC
-/// 6750 §3.1, `invalid_token`: 401).
-#[derive(Debug, thiserror::Error)]
-#[error("{error}: {description}")]
-pub struct CredentialError {
-    pub error: &'static str,
-    pub description: String,
-}
-
-impl CredentialError {
-    /// The HTTP status: 401 for the token, 500 for the issuer's own failure, else 400.
-    pub fn status(&self) -> u16 {
-        match self.error {
-            "invalid_token" | "invalid_dpop_proof" => 401,
-            "server_error" => 500,
-            _ => 400,
-        }
-    }
-}
-
-fn cred_error(error: &'static str, description: impl Into<String>) -> CredentialError {
-    CredentialError {
-        error,
-        description: description.into(),
-    }
 }
 
 /// Why an offer could not be made.
@@ -951,220 +801,9 @@ impl CredentialOffers {
     }
 }
 
-/// A key proof that checked out: the holder's DID and the proof's nonce.
-#[derive(Debug, PartialEq)]
-pub struct KeyProof {
-    pub holder: String,
-    pub nonce: Option<String>,
-}
-
-/// Checks a key proof JWT (OpenID4VCI 1.0 Appendix F.1, F.4) for issuer `aud` at `now`
-/// (seconds): typed `openid4vci-proof+jwt`, an asymmetric algorithm, a `kid` that is a DID URL
-/// of a supported method (no `jwk` or `x5c`: credentials are bound to DIDs), signed by the key
-/// `key_of(kid)` gives, `aud` the issuer, `iat` within 5 minutes before and 1 after `now`.
-pub fn check_proof_jwt(
-    jwt: &str,
-    aud: &str,
-    now: i64,
-    key_of: impl FnOnce(&str) -> Result<knoop_vc::jws::PublicJwk, String>,
-) -> Result<KeyProof, CredentialError> {
-    let bad = |d: String| cred_error("invalid_proof", d);
-    let jws = Compact::parse(jwt).map_err(|e| bad(e.to_string()))?;
-    if jws.header_str("typ") != Some(PROOF_JWT_TYPE) {
-        return Err(bad(format!("typ must be {PROOF_JWT_TYPE}")));
-    }
-    if jws.header.contains_key("jwk") || jws.header.contains_key("x5c") {
-        return Err(bad(
-            "this issuer binds credentials to DIDs: give a kid (a DID URL), not jwk or x5c".into(),
-        ));
-    }
-    let kid = jws
-        .header_str("kid")
-        .ok_or_else(|| bad("kid (a DID URL) is required".into()))?;
-    let (did, fragment) = kid
-        .split_once('#')
-        .ok_or_else(|| bad(format!("kid {kid} is not a DID URL with a fragment")))?;
-    let supported = BINDING_METHODS
-        .iter()
-        .any(|m| did.starts_with(&format!("{m}:")));
-    if fragment.is_empty() || !supported {
-        return Err(bad(format!(
-            "kid {kid}: the DID methods supported are {}",
-            BINDING_METHODS.join(", ")
-        )));
-    }
-    let claims = jws.claims().map_err(|e| bad(e.to_string()))?;
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == aud,
-        Some(Value::Array(a)) => a.iter().any(|x| x == aud),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(bad(format!("aud must be the credential issuer {aud}")));
-    }
-    let iat = claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| bad("iat is required".into()))?;
-    if iat > now + MAX_PROOF_FUTURE_S || iat < now - MAX_PROOF_AGE_S {
-        return Err(bad(format!(
-            "iat is {iat}; it must be within {MAX_PROOF_AGE_S} s of now ({now})"
-        )));
-    }
-    let key = key_of(kid).map_err(bad)?;
-    jws.verify(&key)
-        .map_err(|e| bad(format!("signature: {e}")))?;
-    Ok(KeyProof {
-        holder: did.to_owned(),
-        nonce: claims
-            .get("nonce")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use knoop_vc::jws::PublicJwk;
-
-    /// `specs/vectors/oid4vci.json`, made with joserfc (`tests/make_oid4vci_vectors.py`).
-    fn vectors() -> Value {
-        serde_json::from_str(include_str!("../../../specs/vectors/oid4vci.json")).unwrap()
-    }
-
-    /// The key of a did:jwk DID URL (the vectors' holders).
-    fn did_jwk_key(kid: &str) -> Result<PublicJwk, String> {
-        let b64 = kid
-            .strip_prefix("did:jwk:")
-            .and_then(|r| r.split('#').next())
-            .ok_or("not did:jwk")?;
-        let jwk: Value = serde_json::from_slice(
-            &BASE64_URL_SAFE_NO_PAD
-                .decode(b64)
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        PublicJwk::from_json(&jwk).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn key_proofs_made_by_joserfc_verify() {
-        let v = vectors();
-        let aud = v["aud"].as_str().unwrap();
-        let iat = v["iat"].as_i64().unwrap();
-        for p in v["proofs"].as_array().unwrap() {
-            let got = check_proof_jwt(p["jwt"].as_str().unwrap(), aud, iat + 10, did_jwk_key)
-                .unwrap_or_else(|e| panic!("{e}: {p}"));
-            assert_eq!(
-                got,
-                KeyProof {
-                    holder: p["holder"].as_str().unwrap().to_owned(),
-                    nonce: Some("c-nonce-vector".into()),
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn key_proofs_are_refused_with_invalid_proof() {
-        let v = vectors();
-        let aud = v["aud"].as_str().unwrap();
-        let iat = v["iat"].as_i64().unwrap();
-        let good = v["proofs"][0]["jwt"].as_str().unwrap();
-        let other = v["proofs"][1]["holder"].as_str().unwrap().to_owned();
-        let b64 = |s: &str| BASE64_URL_SAFE_NO_PAD.encode(s);
-        let payload = good.split('.').nth(1).unwrap();
-        let forged = |header: &str| format!("{}.{payload}.{}", b64(header), b64("sig"));
-        let kid = format!("{}#0", v["proofs"][0]["holder"].as_str().unwrap());
-        let cases: Vec<(String, String, i64, &str)> = vec![
-            (good.into(), "https://other.example".into(), iat, "aud"),
-            (good.into(), aud.into(), iat + 301, "iat"),
-            (good.into(), aud.into(), iat - 61, "iat"),
-            (
-                v["proof_with_jwk"]["jwt"].as_str().unwrap().into(),
-                aud.into(),
-                iat,
-                "jwk",
-            ),
-            (
-                v["proof_wrong_typ"]["jwt"].as_str().unwrap().into(),
-                aud.into(),
-                iat,
-                "typ",
-            ),
-            // Algorithm confusion: none, and HMAC with the public key as the secret.
-            (
-                forged(&format!(
-                    r#"{{"alg":"none","typ":"{PROOF_JWT_TYPE}","kid":"{kid}"}}"#
-                )),
-                aud.into(),
-                iat,
-                "alg",
-            ),
-            (
-                forged(&format!(
-                    r#"{{"alg":"HS256","typ":"{PROOF_JWT_TYPE}","kid":"{kid}"}}"#
-                )),
-                aud.into(),
-                iat,
-                "alg",
-            ),
-            (
-                forged(&format!(
-                    r#"{{"alg":"ES256","typ":"{PROOF_JWT_TYPE}","kid":"did:example:x#0"}}"#
-                )),
-                aud.into(),
-                iat,
-                "methods",
-            ),
-            (
-                forged(&format!(
-                    r#"{{"alg":"ES256","typ":"{PROOF_JWT_TYPE}","kid":"{kid}"}}"#
-                )),
-                aud.into(),
-                iat,
-                "signature",
-            ),
-            (
-                forged(&format!(r#"{{"alg":"ES256","typ":"{PROOF_JWT_TYPE}"}}"#)),
-                aud.into(),
-                iat,
-                "kid",
-            ),
-        ];
-        for (jwt, aud, now, why) in cases {
-            let e = check_proof_jwt(&jwt, &aud, now, did_jwk_key).unwrap_err();
-            assert_eq!(e.error, "invalid_proof", "{why}: {e}");
-            assert!(e.description.contains(why), "{why}: {e}");
-        }
-        // Signed by another key than the kid's.
-        let e =
-            check_proof_jwt(good, aud, iat, |_| did_jwk_key(&format!("{other}#0"))).unwrap_err();
-        assert_eq!(e.error, "invalid_proof", "{e}");
-    }
-
-    #[test]
-    fn configuration_ids_name_the_type_and_format() {
-        for t in TYPES {
-            for f in [Format::JwtVcJson, Format::LdpVc] {
-                assert_eq!(
-                    parse_configuration_id(&configuration_id(t, f)),
-                    Some((t, f))
-                );
-            }
-        }
-        assert_eq!(
-            parse_configuration_id("CareOrganizationCredential_mso_mdoc"),
-            None
-        );
-        assert_eq!(parse_configuration_id("Other_jwt_vc_json"), None);
-        assert_eq!(
-            parse_configuration_id("CareOrganizationCredentialjwt_vc_json"),
-            None
-        );
-    }
 
     #[test]
     fn transaction_codes_have_six_digits() {
@@ -1173,36 +812,6 @@ mod tests {
             assert_eq!(c.len(), TX_CODE_DIGITS);
             assert!(c.bytes().all(|b| b.is_ascii_digit()), "{c}");
         }
-    }
-
-    #[test]
-    fn the_metadata_lists_every_configuration_with_jwt_proofs() {
-        let m = issuer_metadata("https://n.example/", "abc", Some("RA"));
-        assert_eq!(m["credential_issuer"], "https://n.example/oid4vci/abc");
-        assert_eq!(
-            m["credential_endpoint"],
-            "https://n.example/oid4vci/abc/credential"
-        );
-        assert_eq!(m["nonce_endpoint"], "https://n.example/oid4vci/abc/nonce");
-        let c = m["credential_configurations_supported"]
-            .as_object()
-            .unwrap();
-        assert_eq!(c.len(), 4);
-        let jwt = &c["CareOrganizationCredential_jwt_vc_json"];
-        assert_eq!(jwt["format"], "jwt_vc_json");
-        assert_eq!(
-            jwt["credential_definition"]["type"],
-            json!(["VerifiableCredential", "CareOrganizationCredential"])
-        );
-        assert!(
-            jwt["proof_types_supported"]["jwt"]["proof_signing_alg_values_supported"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("ES256"))
-        );
-        let s = server_metadata("https://n.example", "abc");
-        assert_eq!(s["issuer"], m["credential_issuer"]);
-        assert_eq!(s["grant_types_supported"], json!([PRE_AUTHORIZED_CODE]));
     }
 
     #[test]
