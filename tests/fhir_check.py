@@ -26,18 +26,27 @@ def no_empties(v, where="$"):
             no_empties(x, f"{where}[{i}]")
 
 
-headers = {"Accept": "application/fhir+json"}
-for h in sys.argv[2:]:
-    name, value = h.split(":", 1)
-    headers[name.strip()] = value.strip()
-r = requests.get(sys.argv[1], headers=headers, timeout=10)
-ctype = r.headers.get("content-type", "")
-assert ctype.startswith("application/fhir+json"), f"content-type {ctype}"
-body = r.json()
-no_empties(body)
-FHIRElementFactory.instantiate(body["resourceType"], body)  # strict by default: raises
-print(json.dumps({
-    "resourceType": body["resourceType"],
-    "total": body.get("total"),
-    "types": [e["resource"]["resourceType"] for e in body.get("entry", [])],
-}))
+def fetch(url, headers=None):
+    """GET url: the status and the FHIR JSON body, checked for the media type and for empty
+    elements."""
+    r = requests.get(url, headers={"Accept": "application/fhir+json", **(headers or {})},
+                     timeout=10)
+    ctype = r.headers.get("content-type", "")
+    assert ctype.startswith("application/fhir+json"), f"{url}: content-type {ctype}"
+    body = r.json()
+    no_empties(body)
+    return r.status_code, body
+
+
+if __name__ == "__main__":
+    extra = {}
+    for h in sys.argv[2:]:
+        name, value = h.split(":", 1)
+        extra[name.strip()] = value.strip()
+    _, body = fetch(sys.argv[1], extra)
+    FHIRElementFactory.instantiate(body["resourceType"], body)  # strict by default: raises
+    print(json.dumps({
+        "resourceType": body["resourceType"],
+        "total": body.get("total"),
+        "types": [e["resource"]["resourceType"] for e in body.get("entry", [])],
+    }))

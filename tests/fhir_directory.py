@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """An outside FHIR client against knoop's mCSD Query Directory: SMART on FHIR's fhirclient
 (4.4, R4 models, strict: an unknown, missing or mistyped element raises), plus the FHIR JSON
-rules the models do not check (no empty arrays, objects or strings; application/fhir+json).
+rules the models do not check (no empty arrays, objects or strings; application/fhir+json), as
+`fhir_check.py` checks them.
 
     python3 tests/fhir_directory.py <FHIR base> <name prefix>
 
@@ -11,7 +12,7 @@ import json
 import sys
 import urllib.parse
 
-import requests
+from fhir_check import fetch
 from fhirclient import server as fhir_server
 from fhirclient.models.bundle import Bundle
 from fhirclient.models.capabilitystatement import CapabilityStatement
@@ -22,26 +23,10 @@ from fhirclient.models.organization import Organization
 base, prefix = sys.argv[1], sys.argv[2]
 
 
-def no_empties(v, where="$"):
-    if v in ([], {}, ""):
-        raise AssertionError(f"empty value at {where} (FHIR JSON forbids it)")
-    if isinstance(v, dict):
-        for k, x in v.items():
-            no_empties(x, f"{where}.{k}")
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            no_empties(x, f"{where}[{i}]")
-
-
 def get(url, model):
-    r = requests.get(url if url.startswith("http") else base + url,
-                     headers={"Accept": "application/fhir+json"}, timeout=10)
-    ctype = r.headers.get("content-type", "")
-    assert ctype.startswith("application/fhir+json"), f"{url}: content-type {ctype}"
-    body = r.json()
-    no_empties(body)
+    status, body = fetch(url if url.startswith("http") else base + url)
     model(body, strict=True)
-    return r.status_code, body
+    return status, body
 
 
 out = {}

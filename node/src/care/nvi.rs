@@ -27,8 +27,7 @@ pub const CUSTODIAN_EXTENSION: &str =
 /// The code system of the data categories.
 pub const CATEGORY_SYSTEM: &str =
     "http://minvws.github.io/generiekefuncties-docs/CodeSystem/nl-gf-data-categories-cs";
-/// The URA naming system.
-pub const URA_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/ura";
+pub use crate::directory::mcsd::URA_SYSTEM;
 pub use knoop_privacy::patient::BSN_SYSTEM;
 /// Most `List` entries in one registration Bundle.
 pub const MAX_BUNDLE_ENTRIES: usize = 100;

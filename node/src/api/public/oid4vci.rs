@@ -243,6 +243,15 @@ async fn credential(
         Ok(j) => j,
         Err(e) => return credential_error(e, dpop_scheme),
     };
+    let bad_proof = |description: String| {
+        credential_error(
+            CredentialError {
+                error: "invalid_dpop_proof",
+                description,
+            },
+            true,
+        )
+    };
     // A bound token needs the DPoP scheme and a proof of its key (RFC 9449 §7).
     match (&jkt, dpop_scheme) {
         (Some(jkt), true) => {
@@ -255,28 +264,12 @@ async fn credential(
             let proof = match dpop_proof(&headers) {
                 Ok(Some(p)) => p,
                 Ok(None) => return unauthorized("a DPoP proof is required", true),
-                Err(e) => {
-                    return credential_error(
-                        CredentialError {
-                            error: "invalid_dpop_proof",
-                            description: e.to_string(),
-                        },
-                        true,
-                    )
-                }
+                Err(e) => return bad_proof(e.to_string()),
             };
             match s.tokens.dpop().verify(proof, &expect, false) {
                 Ok(p) if p.jkt == *jkt => {}
                 Ok(_) => return unauthorized("the DPoP proof is of another key", true),
-                Err(e) => {
-                    return credential_error(
-                        CredentialError {
-                            error: "invalid_dpop_proof",
-                            description: e.to_string(),
-                        },
-                        true,
-                    )
-                }
+                Err(e) => return bad_proof(e.to_string()),
             }
         }
         (Some(_), false) => {

@@ -7,8 +7,7 @@ use serde_json::{json, Value};
 
 use super::input::BSN_SYSTEM;
 
-/// The URA naming system.
-pub const URA_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/ura";
+pub use crate::directory::mcsd::URA_SYSTEM;
 /// The code system of the consent scopes (the national guide's `nl-gf-consent-scope`).
 pub const CONSENT_SCOPE_SYSTEM: &str =
     "http://nuts-foundation.github.io/nl-generic-functions-ig/CodeSystem/nl-gf-consent-scope";
