@@ -5,8 +5,8 @@ objects or strings) and the media type (application/fhir+json).
 
     python3 tests/fhir_check.py <URL> [<header>: <value>]...
 
-Prints {"resourceType", "total", "types": [entry resource types]}; fails on the first
-non-conformance.
+Prints {"resourceType", "total", "types": [entry resource types, "(deleted)" for a history
+entry without one]}; fails on the first non-conformance.
 """
 import json
 import sys
@@ -48,5 +48,6 @@ if __name__ == "__main__":
     print(json.dumps({
         "resourceType": body["resourceType"],
         "total": body.get("total"),
-        "types": [e["resource"]["resourceType"] for e in body.get("entry", [])],
+        "types": [e.get("resource", {}).get("resourceType", "(deleted)")
+                  for e in body.get("entry", [])],
     }))

@@ -50,6 +50,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
         "oid4vci.json",
         "node/src/identity/credential_offers/proof.rs",
     ),
+    ("mcsd.json", "node/src/directory/published.rs"),
 ];
 
 fn vectors_dir() -> PathBuf {

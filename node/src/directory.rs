@@ -1,8 +1,17 @@
 //! The care directory: the network's organisations as their published, verified organisation
-//! credentials describe them, with the service endpoints their DID documents name. [`mcsd`]
-//! serves the same directory as FHIR `Organization` and `Endpoint` resources (IHE mCSD).
+//! credentials describe them, with the service endpoints their DID documents name, and the
+//! mCSD resources (locations, services, roles, endpoints, departments) the organisations
+//! publish themselves. [`view`] materialises it all as versioned FHIR resources; [`mcsd`]
+//! serves them as IHE mCSD Query and Administration Directories; [`admin`] takes a hosted
+//! organisation's changes and publishes them to the network.
 
+pub mod admin;
+pub mod derived;
+pub mod fhir_search;
+pub mod ids;
 pub mod mcsd;
+pub mod published;
+pub mod view;
 
 use std::sync::Arc;
 

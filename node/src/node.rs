@@ -248,7 +248,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => tracing::warn!("public.listen is empty: this node serves no tokens and no data"),
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let indexer = spawn_indexer(credentials.clone(), &handle, stop_tx.subscribe());
     let (net, net_task) = if cfg.p2p.enabled {
         let n = knoop_gossip::net::spawn(
             key.to_bytes(),
@@ -375,6 +374,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.pdp.policies.is_some() {
         info!(policies = ?pdp.names(), "policy decision point loaded");
     }
+    // The mCSD directory: published changes and derived resources, materialised with their
+    // history after each commit.
+    let published = Arc::new(crate::directory::published::Published::new(store.clone()));
+    let view = Arc::new(crate::directory::view::DirectoryView::open(
+        directory.clone(),
+        published.clone(),
+        store.clone(),
+    ));
+    let indexer = spawn_indexer(
+        credentials.clone(),
+        view.clone(),
+        &handle,
+        stop_tx.subscribe(),
+    );
+    let admin_directory = Arc::new(crate::directory::admin::AdminDirectory::new(
+        view,
+        published,
+        directory.clone(),
+        dids.clone(),
+    ));
     let nvi = Arc::new(crate::care::nvi::Nvi::new(
         localisation.clone(),
         credentials.clone(),
@@ -404,6 +423,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         credential_offers,
         wallet,
         pdp,
+        admin_directory,
         nvi,
         public_url,
         metrics,
@@ -480,14 +500,17 @@ fn https_client(
 }
 
 /// Indexes published credentials and revocations whenever the log stores something (and every
-/// second, so nothing is missed when the event stream lags), off the ingest path.
+/// second, so nothing is missed when the event stream lags), off the ingest path; then brings
+/// the mCSD directory view up to date with them and with the published directory changes.
 fn spawn_indexer(
     credentials: Arc<crate::identity::credentials::Credentials>,
+    view: Arc<crate::directory::view::DirectoryView>,
     log: &LogHandle<RocksStore>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     crate::indexing::after_commits(log, stop, "index_credentials", move || {
-        credentials.catch_up()
+        credentials.catch_up();
+        view.refresh();
     })
 }
 

@@ -200,6 +200,17 @@ impl RocksStore {
             .map_err(err)
     }
 
+    /// Records of the `private` family, in one fsynced batch.
+    pub fn put_private_many(&self, rows: &[KeyValue]) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for (k, v) in rows {
+            wb.put_cf(self.cf(CF_PRIVATE), k, v);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo).map_err(err)
+    }
+
     pub fn get_private(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get_cf(self.cf(CF_PRIVATE), key).map_err(err)
     }

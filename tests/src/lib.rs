@@ -287,6 +287,36 @@ impl Node {
         Ok((code, r.text().await.unwrap_or_default()))
     }
 
+    /// A FHIR request to the RPC (`application/fhir+json` body, extra `headers`): the status
+    /// and the FHIR JSON answer. Every answer but a 204 must be `application/fhir+json`.
+    pub async fn fhir(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.rpc));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.expect("the RPC answers");
+        let status = r.status().as_u16();
+        if status != 204 {
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/fhir+json",
+                "{path}"
+            );
+        }
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

@@ -32,25 +32,9 @@ async fn nvi(
     ura: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", node.rpc));
-    if let Some(u) = ura {
-        req = req.header("X-Tenant-ID", format!("{URA}|{u}"));
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/fhir+json")
-            .body(b.to_string());
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    if status != 204 {
-        assert_eq!(
-            r.headers()["content-type"],
-            "application/fhir+json",
-            "{path}"
-        );
-    }
-    (status, r.json().await.unwrap_or(Value::Null))
+    let tenant = ura.map(|u| format!("{URA}|{u}"));
+    let headers: Vec<(&str, &str)> = tenant.iter().map(|t| ("X-Tenant-ID", t.as_str())).collect();
+    node.fhir(method, path, body, &headers).await
 }
 
 fn codes(bundle: &Value) -> Vec<String> {

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admin_directory;
 pub mod audit;
 pub mod consent;
 pub mod data;
@@ -55,6 +56,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(wallet::routes())
         .merge(pdp::routes())
         .merge(fhir::routes())
+        .merge(admin_directory::routes())
         .merge(nvi::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(

@@ -301,8 +301,4 @@ impl Private {
     }
 }
 
-/// The DID that signed `tx` (its `kid`).
-pub(crate) fn signer_did(tx: &Transaction) -> Option<String> {
-    let kid = tx.header().kid.as_deref()?;
-    Some(kid.split(['?', '#']).next()?.to_owned())
-}
+pub(crate) use crate::identity::did_state::signer_did;

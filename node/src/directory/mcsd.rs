@@ -1,30 +1,15 @@
-//! The directory as an IHE mCSD Query Directory over FHIR R4 (spec: `specs/mcsd.md`):
-//! `Organization` (URA and DID identifiers, type, name, city, a reference to its FHIR
-//! endpoint) and `Endpoint` (the organisation's FHIR base), with read, search (FHIR string,
-//! token and reference semantics, `_id`, paging by `_count` with `self` and `next` links and a
-//! true `total`), a CapabilityStatement, and `OperationOutcome` for what cannot be answered.
-//! FHIR JSON rules hold: no empty arrays, objects or strings.
+//! The directory as IHE mCSD over FHIR R4 (spec: `specs/mcsd.md`): the interactions of the
+//! Query Directory over the whole network (read, vread, search with `_include` and
+//! `_revinclude`, type and instance `_history` with `_since`) and of one organisation's
+//! Administration Directory (the same, restricted to what it published), their
+//! CapabilityStatements, and `OperationOutcome` for what cannot be answered. FHIR JSON rules
+//! hold: no empty arrays, objects or strings.
 
 use serde_json::{json, Value};
-use sha2::Digest;
 
-use crate::directory::Directory;
-use crate::identity::credentials::{DirectoryEntry, Query};
-
-/// The URA naming system (Dutch national care-provider id) in FHIR.
-pub const URA_SYSTEM: &str = "http://fhir.nl/fhir/NamingSystem/ura";
-/// The identifier system of a DID (a URI).
-pub const URI_SYSTEM: &str = "urn:ietf:rfc:3986";
-/// The media type of FHIR JSON.
-pub const FHIR_JSON: &str = "application/fhir+json";
-/// Page size without `_count`, and the largest one.
-pub const DEFAULT_COUNT: usize = 100;
-pub const MAX_COUNT: usize = 1000;
-
-/// A stable FHIR id for a DID.
-pub fn fhir_id(did: &str) -> String {
-    hex::encode(&sha2::Sha256::digest(did.as_bytes())[..16])
-}
+use crate::directory::fhir_search::{self, Search};
+pub use crate::directory::ids::{fhir_id, FHIR_JSON, URA_SYSTEM, URI_SYSTEM};
+use crate::directory::view::{DirectoryView, Version};
 
 /// An answer that is not a resource: status and `OperationOutcome` (R4 `operationoutcome`).
 #[derive(Debug, PartialEq)]
@@ -35,19 +20,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn invalid(d: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: &'static str, d: impl Into<String>) -> Self {
         Outcome {
-            status: 400,
-            code: "invalid",
+            status,
+            code,
             diagnostics: d.into(),
         }
     }
-    fn not_found(d: impl Into<String>) -> Self {
-        Outcome {
-            status: 404,
-            code: "not-found",
-            diagnostics: d.into(),
-        }
+    pub fn invalid(d: impl Into<String>) -> Self {
+        Outcome::new(400, "invalid", d)
+    }
+    pub fn not_found(d: impl Into<String>) -> Self {
+        Outcome::new(404, "not-found", d)
     }
     /// The `OperationOutcome` resource.
     pub fn resource(&self) -> Value {
@@ -56,148 +40,222 @@ impl Outcome {
     }
 }
 
-/// The CapabilityStatement of the Query Directory at `base` (`GET [base]/metadata`).
-pub fn capability_statement(base: &str) -> Value {
-    let param = |name: &str, type_: &str| json!({"name": name, "type": type_});
+impl From<fhir_search::Refused> for Outcome {
+    fn from(r: fhir_search::Refused) -> Self {
+        Outcome::invalid(r.0)
+    }
+}
+
+/// The parameters of a request: name → value, in order (a repeated name once per repetition).
+pub type Params = Vec<(String, String)>;
+
+/// Whose resources an interaction sees: the whole network (Query Directory) or one
+/// organisation's (its Administration Directory).
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    Network,
+    Organisation(&'a str),
+}
+
+impl Scope<'_> {
+    fn owner(&self) -> Option<&str> {
+        match self {
+            Scope::Network => None,
+            Scope::Organisation(o) => Some(o),
+        }
+    }
+    fn sees(&self, v: &Version) -> bool {
+        self.owner().is_none_or(|o| v.owner == o)
+    }
+}
+
+/// The CapabilityStatement at `base`: a Query Directory (`admin` false) or an Administration
+/// Directory that also takes create, update, delete and transaction (`admin` true).
+pub fn capability_statement(base: &str, admin: bool) -> Value {
+    let resources: Vec<Value> = fhir_search::TYPES
+        .iter()
+        .map(|t| {
+            let mut interactions = vec![
+                "read",
+                "vread",
+                "search-type",
+                "history-instance",
+                "history-type",
+            ];
+            if admin {
+                interactions.extend(["create", "update", "delete"]);
+            }
+            let mut params: Vec<Value> = fhir_search::param_names(t)
+                .iter()
+                .map(|(n, k)| json!({"name": n, "type": k}))
+                .collect();
+            params.push(json!({"name": "_since", "type": "date",
+                               "documentation": "on _history"}));
+            let includes = fhir_search::reference_params(t);
+            let mut r = json!({
+                "type": t,
+                "interaction": interactions.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
+                "versioning": "versioned",
+                "readHistory": true,
+                "updateCreate": admin,
+                "searchParam": params,
+            });
+            if !includes.is_empty() {
+                r["searchInclude"] = json!(includes
+                    .iter()
+                    .map(|p| format!("{t}:{p}"))
+                    .collect::<Vec<_>>());
+            }
+            let revincludes = fhir_search::revincludes_onto(t);
+            if !revincludes.is_empty() {
+                r["searchRevInclude"] = json!(revincludes);
+            }
+            r
+        })
+        .collect();
+    let mut rest = json!({"mode": "server", "resource": resources,
+                          "interaction": [{"code": "history-system"}]});
+    if admin {
+        rest["interaction"] = json!([{"code": "history-system"}, {"code": "transaction"}]);
+    }
+    let description = if admin {
+        "knoop mCSD Administration Directory of one organisation"
+    } else {
+        "knoop mCSD Query Directory over the whole network"
+    };
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": "2026-12-07",
         "kind": "instance",
         "software": {"name": "knoop", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": "knoop mCSD Query Directory", "url": base},
+        "implementation": {"description": description, "url": base},
         "fhirVersion": "4.0.1",
         "format": [FHIR_JSON, "json"],
-        "rest": [{
-            "mode": "server",
-            "resource": [
-                {"type": "Organization",
-                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                 "searchParam": [param("_id", "token"), param("identifier", "token"),
-                                 param("name", "string"), param("address-city", "string"),
-                                 param("active", "token")]},
-                {"type": "Endpoint",
-                 "interaction": [{"code": "read"}, {"code": "search-type"}],
-                 "searchParam": [param("_id", "token"), param("organization", "reference"),
-                                 param("status", "token"), param("connection-type", "token")]},
-            ],
-        }],
+        "rest": [rest],
     })
 }
 
-/// The parameters of a search: name → values in order (a repeated name: one entry per
-/// repetition, each a comma list).
-pub type Params = Vec<(String, String)>;
+fn check_type(type_: &str) -> Result<(), Outcome> {
+    if fhir_search::params_of(type_).is_some() {
+        Ok(())
+    } else {
+        Err(Outcome::new(
+            404,
+            "not-supported",
+            format!(
+                "{type_} is not served here (served: {})",
+                fhir_search::TYPES.join(", ")
+            ),
+        ))
+    }
+}
 
-/// Lower case without diacritics, for FHIR's default string matching ("case- and
-/// accent-insensitive", R4 §3.1.1.4.7).
-fn fold(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => {
-                'a'
-            }
-            'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' => 'e',
-            'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' => 'i',
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' => 'o',
-            'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' => 'u',
-            'ý' | 'ÿ' | 'Ý' => 'y',
-            'ç' | 'Ç' => 'c',
-            'ñ' | 'Ñ' => 'n',
-            c => c.to_lowercase().next().unwrap_or(c),
+/// `GET [base]/[type]?...` (R4 search; `specs/mcsd.md` §3).
+pub fn search(
+    view: &DirectoryView,
+    base: &str,
+    type_: &str,
+    params: &Params,
+    scope: Scope,
+) -> Result<Value, Outcome> {
+    check_type(type_)?;
+    let s = fhir_search::parse(type_, params)?;
+    let matches: Vec<Value> = view
+        .current(type_, scope.owner())
+        .into_iter()
+        .filter_map(|v| v.resource)
+        .filter(|r| fhir_search::matches(r, &s))
+        .collect();
+    let total = matches.len();
+    let page: Vec<Value> = matches.into_iter().skip(s.offset).take(s.count).collect();
+    let included = inclusions(view, type_, &page, &s, scope);
+    let mut entries: Vec<Value> = page.into_iter().map(|r| entry(base, r, "match")).collect();
+    entries.extend(included.into_iter().map(|r| entry(base, r, "include")));
+    let links = links(base, type_, params, s.offset, s.count, total);
+    Ok(bundle("searchset", total, links, entries))
+}
+
+fn entry(base: &str, r: Value, mode: &str) -> Value {
+    let url = format!(
+        "{base}/{}/{}",
+        r["resourceType"].as_str().unwrap_or_default(),
+        r["id"].as_str().unwrap_or_default()
+    );
+    json!({"fullUrl": url, "resource": r, "search": {"mode": mode}})
+}
+
+/// The resources `_include` and `_revinclude` add to a page (each once, none of the page).
+fn inclusions(
+    view: &DirectoryView,
+    type_: &str,
+    page: &[Value],
+    s: &Search,
+    scope: Scope,
+) -> Vec<Value> {
+    let mut seen: std::collections::BTreeSet<(String, String)> = page
+        .iter()
+        .map(|r| {
+            (
+                type_.to_owned(),
+                r["id"].as_str().unwrap_or_default().to_owned(),
+            )
         })
-        .collect()
-}
-
-/// FHIR string matching: `modifier` none (starts with, folded), `exact`, `contains` (folded).
-fn string_matches(modifier: Option<&str>, value: &str, wanted: &str) -> bool {
-    match modifier {
-        Some("exact") => value == wanted,
-        Some("contains") => fold(value).contains(&fold(wanted)),
-        _ => fold(value).starts_with(&fold(wanted)),
-    }
-}
-
-/// FHIR token matching against `(system, value)` pairs: `system|value`, `|value` (no system),
-/// `system|`, or `value` (any system).
-fn token_matches(identifiers: &[(&str, &str)], wanted: &str) -> bool {
-    match wanted.split_once('|') {
-        None => identifiers.iter().any(|(_, v)| *v == wanted),
-        Some(("", v)) => identifiers.iter().any(|(s, x)| s.is_empty() && *x == v),
-        Some((s, "")) => identifiers.iter().any(|(x, _)| *x == s),
-        Some((s, v)) => identifiers.iter().any(|(x, y)| *x == s && *y == v),
-    }
-}
-
-/// Every AND group (repetition) has an OR value (comma list) that `matches`.
-fn all_groups(groups: &[&String], matches: impl Fn(&str) -> bool) -> bool {
-    groups.iter().all(|g| g.split(',').any(&matches))
-}
-
-/// A search request, checked: its filters, page size and offset.
-struct Search<'a> {
-    filters: Vec<(String, Option<String>, Vec<&'a String>)>,
-    count: usize,
-    offset: usize,
-}
-
-/// Splits `params` into filters (name, modifier, AND groups) of the `known` parameters; `_count`
-/// and `_offset` page; `_format` must be JSON; anything else is refused (strict handling).
-fn search<'a>(params: &'a Params, known: &[&str]) -> Result<Search<'a>, Outcome> {
-    let mut out = Search {
-        filters: Vec::new(),
-        count: DEFAULT_COUNT,
-        offset: 0,
-    };
-    for (key, value) in params {
-        let (name, modifier) = match key.split_once(':') {
-            Some((n, m)) => (n, Some(m.to_owned())),
-            None => (key.as_str(), None),
-        };
-        let number = |what: &str| {
-            value
-                .parse::<usize>()
-                .map_err(|_| Outcome::invalid(format!("{what} must be a number")))
-        };
-        match name {
-            "_count" => out.count = number("_count")?.clamp(1, MAX_COUNT),
-            "_offset" => out.offset = number("_offset")?,
-            "_format" => {
-                if !matches!(value.as_str(), "json" | "application/json" | FHIR_JSON) {
-                    return Err(Outcome::invalid("only JSON is served"));
+        .collect();
+    let mut out = Vec::new();
+    for inc in &s.includes {
+        for r in page {
+            for target in fhir_search::references(r, type_, inc.param) {
+                if seen.contains(&target) {
+                    continue;
                 }
-            }
-            n if known.contains(&n) => {
-                if let Some(m) = &modifier {
-                    if !matches!(m.as_str(), "exact" | "contains") {
-                        return Err(Outcome::invalid(format!(
-                            "the modifier :{m} is not supported"
-                        )));
-                    }
-                }
-                match out
-                    .filters
-                    .iter_mut()
-                    .find(|(f, fm, _)| f == n && *fm == modifier)
+                if let Some(res) = view
+                    .latest(&target.0, &target.1)
+                    .filter(|v| scope.sees(v))
+                    .and_then(|v| v.resource)
                 {
-                    Some((_, _, groups)) => groups.push(value),
-                    None => out.filters.push((n.to_owned(), modifier, vec![value])),
+                    seen.insert(target);
+                    out.push(res);
                 }
-            }
-            n => {
-                return Err(Outcome::invalid(format!(
-                    "unknown search parameter {n} (supported: {}, _count, _offset)",
-                    known.join(", ")
-                )))
             }
         }
     }
-    Ok(out)
+    for inc in &s.revincludes {
+        let ids: Vec<(String, String)> = page
+            .iter()
+            .map(|r| {
+                (
+                    type_.to_owned(),
+                    r["id"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        for v in view.current(&inc.source, scope.owner()) {
+            let Some(r) = v.resource else { continue };
+            let key = (inc.source.clone(), v.id.clone());
+            if seen.contains(&key) {
+                continue;
+            }
+            if fhir_search::references(&r, &inc.source, inc.param)
+                .iter()
+                .any(|t| ids.contains(t))
+            {
+                seen.insert(key);
+                out.push(r);
+            }
+        }
+    }
+    out
 }
 
-/// A page of `matches` as a `searchset` Bundle with `total`, `fullUrl`s and links.
-fn searchset(base: &str, type_: &str, params: &Params, s: &Search, matches: Vec<Value>) -> Value {
-    let total = matches.len();
+fn links(
+    base: &str,
+    path: &str,
+    params: &Params,
+    offset: usize,
+    count: usize,
+    total: usize,
+) -> Vec<Value> {
     let query = |offset: usize| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in params {
@@ -205,247 +263,151 @@ fn searchset(base: &str, type_: &str, params: &Params, s: &Search, matches: Vec<
                 q.append_pair(k, v);
             }
         }
-        q.append_pair("_count", &s.count.to_string());
+        q.append_pair("_count", &count.to_string());
         if offset > 0 {
             q.append_pair("_offset", &offset.to_string());
         }
-        format!("{base}/{type_}?{}", q.finish())
+        format!("{base}/{path}?{}", q.finish())
     };
-    let mut links = vec![json!({"relation": "self", "url": query(s.offset)})];
-    if s.offset + s.count < total {
-        links.push(json!({"relation": "next", "url": query(s.offset + s.count)}));
+    let mut links = vec![json!({"relation": "self", "url": query(offset)})];
+    if offset + count < total {
+        links.push(json!({"relation": "next", "url": query(offset + count)}));
     }
-    let entries: Vec<Value> = matches
-        .into_iter()
-        .skip(s.offset)
-        .take(s.count)
-        .map(|r| {
-            json!({"fullUrl": format!("{base}/{type_}/{}", r["id"].as_str().unwrap_or_default()),
-                   "resource": r, "search": {"mode": "match"}})
-        })
-        .collect();
-    let mut b =
-        json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links});
+    links
+}
+
+fn bundle(type_: &str, total: usize, links: Vec<Value>, entries: Vec<Value>) -> Value {
+    let mut b = json!({"resourceType": "Bundle", "type": type_, "total": total, "link": links});
     if !entries.is_empty() {
         b["entry"] = json!(entries);
     }
     b
 }
 
-/// The one URL of a DID service endpoint (a string, or the first string of a list or map).
-fn address_of(endpoint: &Value) -> Option<String> {
-    match endpoint {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(a) => a.iter().find_map(address_of),
-        Value::Object(o) => o.values().find_map(address_of),
-        _ => None,
-    }
+/// `GET [base]/[type]/[id]`: the resource, `404` if it never existed here, `410` once deleted.
+pub fn read(view: &DirectoryView, type_: &str, id: &str, scope: Scope) -> Result<Value, Outcome> {
+    check_type(type_)?;
+    let v = view
+        .latest(type_, id)
+        .filter(|v| scope.sees(v))
+        .ok_or_else(|| Outcome::not_found(format!("{type_}/{id} is not in the directory")))?;
+    v.resource
+        .ok_or_else(|| Outcome::new(410, "deleted", format!("{type_}/{id} was deleted")))
 }
 
-fn organization_resource(dir: &Directory, e: &DirectoryEntry) -> Value {
-    let id = fhir_id(&e.did);
-    let mut identifier = vec![json!({"system": URI_SYSTEM, "value": e.did})];
-    if !e.ura.is_empty() {
-        identifier.insert(0, json!({"system": URA_SYSTEM, "value": e.ura}));
-    }
-    let mut r = json!({"resourceType": "Organization", "id": id, "identifier": identifier,
-                       "active": true, "name": e.legal_name});
-    if !e.organization_type.is_empty() {
-        r["type"] = json!([{"text": e.organization_type}]);
-    }
-    if !e.city.is_empty() {
-        r["address"] = json!([{"city": e.city}]);
-    }
-    if dir
-        .endpoint(&e.did, "FHIR")
-        .and_then(|v| address_of(&v))
-        .is_some()
-    {
-        r["endpoint"] = json!([{"reference": format!("Endpoint/{id}-fhir")}]);
-    }
-    r
-}
-
-fn endpoint_resource(dir: &Directory, e: &DirectoryEntry) -> Option<Value> {
-    let address = address_of(&dir.endpoint(&e.did, "FHIR")?)?;
-    let id = fhir_id(&e.did);
-    Some(json!({
-        "resourceType": "Endpoint",
-        "id": format!("{id}-fhir"),
-        "status": "active",
-        "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
-                           "code": "hl7-fhir-rest"},
-        "name": format!("FHIR endpoint of {}", e.legal_name),
-        "managingOrganization": {"reference": format!("Organization/{id}")},
-        "payloadType": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
-                                     "code": "any"}]}],
-        "address": address,
-    }))
-}
-
-fn all(dir: &Directory) -> Vec<DirectoryEntry> {
-    dir.entries(&Query::default())
-}
-
-/// `GET [base]/Organization?...` (R4 search; `specs/mcsd.md` §2).
-pub fn search_organizations(
-    dir: &Directory,
-    base: &str,
-    params: &Params,
+/// `GET [base]/[type]/[id]/_history/[vid]`.
+pub fn vread(
+    view: &DirectoryView,
+    type_: &str,
+    id: &str,
+    vid: &str,
+    scope: Scope,
 ) -> Result<Value, Outcome> {
-    let s = search(
-        params,
-        &["_id", "identifier", "name", "address-city", "active"],
-    )?;
-    let mut matches = Vec::new();
-    for e in all(dir) {
-        let id = fhir_id(&e.did);
-        let ok = s
-            .filters
-            .iter()
-            .all(|(name, modifier, groups)| match name.as_str() {
-                "_id" => all_groups(groups, |v| v == id),
-                "identifier" => all_groups(groups, |v| {
-                    token_matches(&[(URA_SYSTEM, &e.ura), (URI_SYSTEM, &e.did)], v)
-                }),
-                "name" => all_groups(groups, |v| {
-                    string_matches(modifier.as_deref(), &e.legal_name, v)
-                }),
-                "address-city" => {
-                    all_groups(groups, |v| string_matches(modifier.as_deref(), &e.city, v))
-                }
-                "active" => all_groups(groups, |v| v == "true"),
-                _ => false,
-            });
-        if ok {
-            matches.push(organization_resource(dir, &e));
-        }
-    }
-    Ok(searchset(base, "Organization", params, &s, matches))
+    check_type(type_)?;
+    let v = view
+        .history(|v| v.type_ == type_ && v.id == id && v.vid.to_string() == vid && scope.sees(v))
+        .into_iter()
+        .next()
+        .ok_or_else(|| Outcome::not_found(format!("{type_}/{id} has no version {vid}")))?;
+    v.resource.ok_or_else(|| {
+        Outcome::new(
+            410,
+            "deleted",
+            format!("version {vid} of {type_}/{id} is its delete"),
+        )
+    })
 }
 
-/// `GET [base]/Endpoint?...`.
-pub fn search_endpoints(dir: &Directory, base: &str, params: &Params) -> Result<Value, Outcome> {
-    let s = search(
-        params,
-        &["_id", "organization", "status", "connection-type"],
-    )?;
-    let mut matches = Vec::new();
-    for e in all(dir) {
-        let Some(r) = endpoint_resource(dir, &e) else {
-            continue;
+/// `GET [base]/_history`, `[base]/[type]/_history` or `[base]/[type]/[id]/_history`, with
+/// `_since`, `_count` and paging (R4 §3.1.0.12): newest first, deletes included.
+pub fn history(
+    view: &DirectoryView,
+    base: &str,
+    type_: Option<&str>,
+    id: Option<&str>,
+    params: &Params,
+    scope: Scope,
+) -> Result<Value, Outcome> {
+    if let Some(t) = type_ {
+        check_type(t)?;
+    }
+    let mut since: Option<u64> = None;
+    let (mut count, mut offset) = (fhir_search::DEFAULT_COUNT, 0usize);
+    for (k, v) in params {
+        let number = |what: &str| {
+            v.parse::<usize>()
+                .map_err(|_| Outcome::invalid(format!("{what} must be a number")))
         };
-        let org = fhir_id(&e.did);
-        let ok = s
-            .filters
-            .iter()
-            .all(|(name, _, groups)| match name.as_str() {
-                "_id" => all_groups(groups, |v| r["id"] == v),
-                "organization" => all_groups(groups, |v| {
-                    let id = v
-                        .strip_prefix("Organization/")
-                        .or_else(|| v.rsplit_once("/Organization/").map(|(_, i)| i))
-                        .unwrap_or(v);
-                    id == org
-                }),
-                "status" => all_groups(groups, |v| v == "active"),
-                "connection-type" => all_groups(groups, |v| {
-                    token_matches(
-                        &[(
-                            "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
-                            "hl7-fhir-rest",
-                        )],
-                        v,
-                    )
-                }),
-                _ => false,
-            });
-        if ok {
-            matches.push(r);
+        match k.as_str() {
+            "_since" => {
+                let t = fhir_search::instant_ms(v).ok_or_else(|| {
+                    Outcome::invalid("_since is an instant (YYYY-MM-DDThh:mm:ss[.sss]+zz:zz)")
+                })?;
+                since = Some(u64::try_from(t).unwrap_or(0));
+            }
+            "_count" => count = number("_count")?.clamp(1, fhir_search::MAX_COUNT),
+            "_offset" => offset = number("_offset")?,
+            "_format" => fhir_search::check_format(v)?,
+            other => {
+                return Err(Outcome::invalid(format!(
+                    "unknown _history parameter {other} (supported: _since, _count, _offset)"
+                )))
+            }
         }
     }
-    Ok(searchset(base, "Endpoint", params, &s, matches))
+    let versions = view.history(|v| {
+        type_.is_none_or(|t| v.type_ == t)
+            && id.is_none_or(|i| v.id == i)
+            && since.is_none_or(|s| v.at_ms >= s)
+            && scope.sees(v)
+    });
+    if let (Some(t), Some(i)) = (type_, id) {
+        if versions.is_empty() && since.is_none() {
+            return Err(Outcome::not_found(format!(
+                "{t}/{i} is not in the directory"
+            )));
+        }
+    }
+    let total = versions.len();
+    let entries: Vec<Value> = versions
+        .into_iter()
+        .skip(offset)
+        .take(count)
+        .map(|v| history_entry(base, v))
+        .collect();
+    let path = match (type_, id) {
+        (Some(t), Some(i)) => format!("{t}/{i}/_history"),
+        (Some(t), None) => format!("{t}/_history"),
+        _ => "_history".to_owned(),
+    };
+    Ok(bundle(
+        "history",
+        total,
+        links(base, &path, params, offset, count, total),
+        entries,
+    ))
 }
 
-/// `GET [base]/Organization/[id]`.
-pub fn read_organization(dir: &Directory, id: &str) -> Result<Value, Outcome> {
-    all(dir)
-        .iter()
-        .find(|e| fhir_id(&e.did) == id)
-        .map(|e| organization_resource(dir, e))
-        .ok_or_else(|| Outcome::not_found(format!("Organization/{id} is not in the directory")))
+fn history_entry(base: &str, v: Version) -> Value {
+    let (method, status) = v.interaction();
+    let url = if method == "POST" {
+        v.type_.clone()
+    } else {
+        format!("{}/{}", v.type_, v.id)
+    };
+    let mut e = json!({
+        "fullUrl": format!("{base}/{}/{}", v.type_, v.id),
+        "request": {"method": method, "url": url},
+        "response": {"status": status, "etag": etag(v.vid),
+                     "lastModified": knoop_did::knoop::time::to_rfc3339_ms(v.at_ms)},
+    });
+    if let Some(r) = v.resource {
+        e["resource"] = r;
+    }
+    e
 }
 
-/// `GET [base]/Endpoint/[id]`.
-pub fn read_endpoint(dir: &Directory, id: &str) -> Result<Value, Outcome> {
-    all(dir)
-        .iter()
-        .filter_map(|e| endpoint_resource(dir, e))
-        .find(|r| r["id"] == id)
-        .ok_or_else(|| Outcome::not_found(format!("Endpoint/{id} is not in the directory")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strings_match_as_fhir_says() {
-        assert!(string_matches(None, "Ziekenhuis Leiden", "zieken"));
-        assert!(string_matches(None, "Zélande", "zel"));
-        assert!(!string_matches(None, "Ziekenhuis Leiden", "leiden"));
-        assert!(string_matches(
-            Some("contains"),
-            "Ziekenhuis Leiden",
-            "LEIDEN"
-        ));
-        assert!(string_matches(Some("exact"), "Leiden", "Leiden"));
-        assert!(!string_matches(Some("exact"), "Leiden", "leiden"));
-    }
-
-    #[test]
-    fn tokens_match_with_and_without_system() {
-        let ids = [(URA_SYSTEM, "99990011"), (URI_SYSTEM, "did:knoop:x")];
-        assert!(token_matches(&ids, "99990011"));
-        assert!(token_matches(&ids, &format!("{URA_SYSTEM}|99990011")));
-        assert!(token_matches(&ids, &format!("{URA_SYSTEM}|")));
-        assert!(!token_matches(&ids, "|99990011"));
-        assert!(!token_matches(&ids, "urn:other|99990011"));
-    }
-
-    #[test]
-    fn unknown_parameters_and_modifiers_are_refused() {
-        let p = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
-        let known = ["name"];
-        assert!(search(&p("name", "a"), &known).is_ok());
-        assert!(search(&p("name:contains", "a"), &known).is_ok());
-        assert_eq!(
-            search(&p("nmae", "a"), &known).err().map(|o| o.status),
-            Some(400)
-        );
-        assert!(search(&p("name:missing", "true"), &known).is_err());
-        assert!(search(&p("_count", "x"), &known).is_err());
-        assert!(search(&p("_format", "xml"), &known).is_err());
-        assert_eq!(
-            search(&p("_count", "5000"), &known).unwrap().count,
-            MAX_COUNT
-        );
-    }
-
-    #[test]
-    fn service_endpoints_give_one_address() {
-        assert_eq!(
-            address_of(&json!("https://a")).as_deref(),
-            Some("https://a")
-        );
-        assert_eq!(
-            address_of(&json!(["https://a", "https://b"])).as_deref(),
-            Some("https://a")
-        );
-        assert_eq!(
-            address_of(&json!({"origins": ["https://c"]})).as_deref(),
-            Some("https://c")
-        );
-        assert_eq!(address_of(&json!(7)), None);
-    }
+/// The weak ETag of version `vid` (R4 §3.1.0.5: `W/"<versionId>"`).
+pub fn etag(vid: u64) -> String {
+    format!("W/\"{vid}\"")
 }

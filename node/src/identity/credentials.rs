@@ -40,7 +40,7 @@ pub struct Revocation {
 pub struct Trust(pub BTreeMap<String, BTreeSet<String>>);
 
 /// One organisation in the directory.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DirectoryEntry {
     pub did: String,
@@ -627,12 +627,7 @@ pub struct Query {
 /// A revocation counts only when the issuer's own DID signed its transaction.
 fn check_revocation(tx: &Transaction, payload: &[u8]) -> Result<Revocation, String> {
     let r: Revocation = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-    let signer = tx
-        .header()
-        .kid
-        .as_deref()
-        .and_then(|k| k.split(['?', '#']).next())
-        .unwrap_or_default();
+    let signer = crate::identity::did_state::signer_did(tx).unwrap_or_default();
     if signer != r.issuer {
         return Err(format!(
             "signed by {signer}, but only the issuer {} may revoke",

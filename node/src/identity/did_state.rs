@@ -468,6 +468,12 @@ fn superseded_by(
     }
 }
 
+/// The DID that signed `tx`: its `kid` without version query and fragment.
+pub fn signer_did(tx: &Transaction) -> Option<String> {
+    let kid = tx.header().kid.as_deref()?;
+    Some(kid.split(['?', '#']).next()?.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

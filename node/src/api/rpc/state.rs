@@ -49,6 +49,9 @@ pub struct RpcState {
     pub nvi: Arc<crate::care::nvi::Nvi>,
     /// The policy decision point (Rego policies, the closed question from the consents).
     pub pdp: Arc<crate::care::pdp::Pdp>,
+    /// The mCSD directory: the network's versioned view and the hosted organisations'
+    /// Administration Directories.
+    pub admin_directory: Arc<crate::directory::admin::AdminDirectory>,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,

@@ -1,0 +1,327 @@
+//! The mCSD Administration Directory of each hosted organisation on the RPC (spec:
+//! `specs/mcsd.md` §5), FHIR base `/admin-directory/<URA>`: create, update, delete and
+//! transaction for an administration client, and read, search and `_history` of what the
+//! organisation published, in FHIR JSON; errors as `OperationOutcome`
+//! ([`crate::directory::admin`]).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::api::rpc::fhir::{
+    answer, base_url, fhir, form_params, outcome, params, version_headers,
+};
+use crate::api::rpc::state::RpcState;
+use crate::directory::admin::{self, Done, Request, Tenant};
+use crate::directory::mcsd::{self, Outcome, Scope};
+use crate::directory::view::DirectoryView;
+
+type St = State<Arc<RpcState>>;
+
+pub fn routes() -> Router<Arc<RpcState>> {
+    Router::new()
+        .route("/admin-directory/{ura}/metadata", get(metadata))
+        .route("/admin-directory/{ura}", post(transaction))
+        .route("/admin-directory/{ura}/", post(transaction))
+        .route("/admin-directory/{ura}/_history", get(system_history))
+        .route("/admin-directory/{ura}/{type}", get(search).post(create))
+        .route("/admin-directory/{ura}/{type}/_search", post(search_form))
+        .route("/admin-directory/{ura}/{type}/_history", get(type_history))
+        .route(
+            "/admin-directory/{ura}/{type}/{id}",
+            get(read).put(update).delete(delete),
+        )
+        .route(
+            "/admin-directory/{ura}/{type}/{id}/_history",
+            get(instance_history),
+        )
+        .route(
+            "/admin-directory/{ura}/{type}/{id}/_history/{vid}",
+            get(vread),
+        )
+}
+
+fn base(headers: &HeaderMap, ura: &str) -> String {
+    base_url(headers, &format!("/admin-directory/{ura}"))
+}
+
+fn tenant(st: &RpcState, ura: &str) -> Result<Tenant, Outcome> {
+    st.admin_directory.tenant(ura)
+}
+
+/// The JSON resource in a request body (`application/fhir+json` or `application/json`).
+fn resource_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Outcome> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| {
+            c.starts_with("application/fhir+json") || c.starts_with("application/json")
+        });
+    if !json {
+        return Err(Outcome::new(
+            415,
+            "not-supported",
+            "the body is application/fhir+json",
+        ));
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Outcome::new(400, "structure", format!("the body is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Outcome::new(400, "structure", "the body is not a resource"));
+    }
+    Ok(v)
+}
+
+async fn metadata(State(st): St, Path(ura): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(o) = tenant(&st, &ura) {
+        return outcome(&o);
+    }
+    fhir(
+        StatusCode::OK,
+        &mcsd::capability_statement(&base(&headers, &ura), true),
+    )
+}
+
+/// The answer to one create or update.
+fn written(base: &str, d: &Done) -> Response {
+    let Some(v) = &d.version else {
+        return fhir(
+            StatusCode::ACCEPTED,
+            &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information",
+                    "code": "informational",
+                    "diagnostics": "published; not (yet) served by this node's directory"}]}),
+        );
+    };
+    let r = v.resource.clone().unwrap_or_default();
+    let status = if d.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = fhir(status, &r);
+    version_headers(&mut resp, &r);
+    let location = format!("{base}/{}/{}/_history/{}", d.type_, d.id, v.vid);
+    if let Ok(h) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, h);
+    }
+    resp
+}
+
+async fn apply_one(st: &RpcState, ura: &str, headers: &HeaderMap, req: Request) -> Response {
+    let t = match tenant(st, ura) {
+        Ok(t) => t,
+        Err(o) => return outcome(&o),
+    };
+    let delete = matches!(req, Request::Delete { .. });
+    let span = tracing::info_span!("admin_directory", ura, tenant = %t.did);
+    match st
+        .admin_directory
+        .apply(&t, vec![req])
+        .instrument(span)
+        .await
+    {
+        Err(o) => outcome(&o),
+        Ok(_) if delete => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(axum::body::Body::empty())
+            .unwrap_or_default(),
+        Ok(done) => match done.first() {
+            Some(d) => written(&base(headers, ura), d),
+            None => outcome(&Outcome::invalid("nothing to do")),
+        },
+    }
+}
+
+async fn create(
+    State(st): St,
+    Path((ura, type_)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let resource = match resource_body(&headers, &body) {
+        Ok(r) => r,
+        Err(o) => return outcome(&o),
+    };
+    let req = Request::Create {
+        type_,
+        resource,
+        full_url: None,
+    };
+    apply_one(&st, &ura, &headers, req).await
+}
+
+async fn update(
+    State(st): St,
+    Path((ura, type_, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let resource = match resource_body(&headers, &body) {
+        Ok(r) => r,
+        Err(o) => return outcome(&o),
+    };
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let req = Request::Update {
+        type_,
+        id,
+        resource,
+        if_match,
+    };
+    apply_one(&st, &ura, &headers, req).await
+}
+
+async fn delete(
+    State(st): St,
+    Path((ura, type_, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    apply_one(&st, &ura, &headers, Request::Delete { type_, id }).await
+}
+
+/// `POST [base]` with a `transaction` Bundle: all entries or none (R4 §3.1.0.11).
+async fn transaction(
+    State(st): St,
+    Path(ura): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t = match tenant(&st, &ura) {
+        Ok(t) => t,
+        Err(o) => return outcome(&o),
+    };
+    let requests =
+        match resource_body(&headers, &body).and_then(|b| admin::transaction_requests(&b)) {
+            Ok(r) => r,
+            Err(o) => return outcome(&o),
+        };
+    let span = tracing::info_span!("admin_directory_transaction", ura, entries = requests.len());
+    let done = match st
+        .admin_directory
+        .apply(&t, requests)
+        .instrument(span)
+        .await
+    {
+        Ok(d) => d,
+        Err(o) => return outcome(&o),
+    };
+    let base = base(&headers, &ura);
+    let entries: Vec<Value> = done
+        .iter()
+        .map(|d| match &d.version {
+            Some(v) => {
+                let status = if d.created { "201 Created" } else { "200 OK" };
+                let mut e = json!({"fullUrl": format!("{base}/{}/{}", d.type_, d.id),
+                    "response": {"status": status,
+                        "location": format!("{}/{}/_history/{}", d.type_, d.id, v.vid),
+                        "etag": mcsd::etag(v.vid),
+                        "lastModified": knoop_did::knoop::time::to_rfc3339_ms(v.at_ms)}});
+                if let Some(r) = &v.resource {
+                    e["resource"] = r.clone();
+                }
+                e
+            }
+            None => json!({"response": {"status": "204 No Content"}}),
+        })
+        .collect();
+    let mut b = json!({"resourceType": "Bundle", "type": "transaction-response"});
+    if !entries.is_empty() {
+        b["entry"] = json!(entries);
+    }
+    fhir(StatusCode::OK, &b)
+}
+
+/// Answers `f` over the resources of the organisation with URA `ura`.
+fn as_tenant(
+    st: &RpcState,
+    ura: &str,
+    f: impl FnOnce(&DirectoryView, Scope) -> Result<Value, Outcome>,
+) -> Response {
+    match tenant(st, ura) {
+        Ok(t) => answer(f(st.admin_directory.view(), Scope::Organisation(&t.did))),
+        Err(o) => outcome(&o),
+    }
+}
+
+async fn search(
+    State(st): St,
+    Path((ura, type_)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let base = base(&headers, &ura);
+    as_tenant(&st, &ura, |v, s| {
+        mcsd::search(v, &base, &type_, &params(q), s)
+    })
+}
+
+async fn search_form(
+    State(st): St,
+    Path((ura, type_)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = match form_params(&headers, q, &body) {
+        Ok(p) => p,
+        Err(o) => return outcome(&o),
+    };
+    let base = base(&headers, &ura);
+    as_tenant(&st, &ura, |v, s| mcsd::search(v, &base, &type_, &p, s))
+}
+
+async fn read(State(st): St, Path((ura, type_, id)): Path<(String, String, String)>) -> Response {
+    as_tenant(&st, &ura, |v, s| mcsd::read(v, &type_, &id, s))
+}
+
+async fn vread(
+    State(st): St,
+    Path((ura, type_, id, vid)): Path<(String, String, String, String)>,
+) -> Response {
+    as_tenant(&st, &ura, |v, s| mcsd::vread(v, &type_, &id, &vid, s))
+}
+
+async fn system_history(
+    State(st): St,
+    Path(ura): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let base = base(&headers, &ura);
+    as_tenant(&st, &ura, |v, s| {
+        mcsd::history(v, &base, None, None, &params(q), s)
+    })
+}
+
+async fn type_history(
+    State(st): St,
+    Path((ura, type_)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let base = base(&headers, &ura);
+    as_tenant(&st, &ura, |v, s| {
+        mcsd::history(v, &base, Some(&type_), None, &params(q), s)
+    })
+}
+
+async fn instance_history(
+    State(st): St,
+    Path((ura, type_, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let base = base(&headers, &ura);
+    as_tenant(&st, &ura, |v, s| {
+        mcsd::history(v, &base, Some(&type_), Some(&id), &params(q), s)
+    })
+}

@@ -1,0 +1,516 @@
+//! The mCSD Administration and Query Directories over node processes (spec: `specs/mcsd.md`),
+//! with no central directory: the hospital's administration client (an outside FHIR library,
+//! `tests/mcsd_admin_client.py`) writes its organisation, a location, a service and an
+//! endpoint to the hospital's node as one transaction; a third node's Query Directory finds
+//! them with `_include`, follows the hospital's update and delete through `_history?_since`
+//! and keeps that history across a restart; the authority rules hold against another
+//! organisation; bad input gets an `OperationOutcome` and writes nothing.
+
+use std::time::{Duration, Instant};
+
+use knoop_e2e::care::*;
+use knoop_e2e::Node;
+use serde_json::{json, Value};
+
+const URA: &str = "http://fhir.nl/fhir/NamingSystem/ura";
+const AUTHOR: &str = "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
+/// The hospital's top-level Organization id, chosen by its administration client.
+const ORG_ID: &str = "4cb35b96-f021-4e15-bf71-d67a6d4bebec";
+const ENDPOINT_ID: &str = "59654248-477c-4694-b156-e0042f0765a6";
+
+const PHARMACY: OrgSpec = OrgSpec {
+    dataset: "kerkrade-gp",
+    name: "Apotheek De Vaart",
+    city: "Leiden",
+    kind: "pharmacy",
+    ura: "99990033",
+    professional: "Apotheker J. de Vries",
+    role: "17.000",
+};
+
+/// An author-assigned identifier (nl-gf profiles) of the organisation with URA `ura`.
+fn assigned(ura: &str, value: &str) -> Value {
+    json!([{"system": "https://hospital.example/ids", "value": value,
+            "assigner": {"identifier": {"system": URA, "value": ura,
+                "type": {"coding": [{"system": AUTHOR, "code": "author"}]}}}}])
+}
+
+fn organization(ura: &str) -> Value {
+    json!({"resourceType": "Organization", "id": ORG_ID,
+        "identifier": [{"system": URA, "value": ura}, assigned(ura, "org")[0].clone()],
+        "name": "ZL", "active": true,
+        "type": [{"coding": [{"system": "http://nictiz.nl/fhir/NamingSystem/organization-type",
+                              "code": "V4", "display": "Ziekenhuis"}]}],
+        "endpoint": [{"reference": format!("Endpoint/{ENDPOINT_ID}")}]})
+}
+
+fn location(ura: &str, name: &str, org: &str) -> Value {
+    json!({"resourceType": "Location", "identifier": assigned(ura, name), "name": name,
+        "status": "active",
+        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+                              "code": "HOSP"}]}],
+        "address": {"city": "Leiden"},
+        "managingOrganization": {"reference": org}})
+}
+
+fn service(ura: &str, name: &str, location: &str) -> Value {
+    json!({"resourceType": "HealthcareService", "identifier": assigned(ura, name),
+        "active": true, "name": name,
+        "type": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.22.472",
+                              "code": "0320", "display": "Orthopedie"}]}],
+        "providedBy": {"reference": format!("Organization/{ORG_ID}")},
+        "location": [{"reference": location}],
+        "endpoint": [{"reference": format!("Endpoint/{ENDPOINT_ID}")}]})
+}
+
+fn endpoint() -> Value {
+    json!({"resourceType": "Endpoint", "id": ENDPOINT_ID, "status": "active",
+        "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                           "code": "hl7-fhir-rest"},
+        "payloadType": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
+                                     "code": "any"}]}],
+        "payloadMimeType": ["application/fhir+json"],
+        "managingOrganization": {"reference": format!("Organization/{ORG_ID}")},
+        "address": "https://hospital.example/fhir/orthopedie"})
+}
+
+async fn fhir(
+    node: &Node,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    node.fhir(method, path, body, headers).await
+}
+
+async fn get(node: &Node, path: &str) -> (u16, Value) {
+    fhir(node, reqwest::Method::GET, path, None, &[]).await
+}
+
+/// Polls `path` on `node` until `pred` holds (30 s at most).
+async fn until(node: &Node, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (_, v) = get(node, path).await;
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{path} never matched; last: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn entries<'a>(b: &'a Value, mode: &str) -> Vec<&'a Value> {
+    b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| &e["resource"])
+        .collect()
+}
+
+fn check_outside(url: &str) -> Value {
+    knoop_e2e::run_outside(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg(url),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administration_directory_feeds_every_query_directory() {
+    let mut w = world("opt-out", &[LEIDEN_HOSPITAL, KERKRADE_GP, PHARMACY], &[]).await;
+    let (hospital, gp) = (w.node(0), w.node(1));
+    let ura = LEIDEN_HOSPITAL.ura;
+    let admin = format!("/admin-directory/{ura}");
+
+    // The hospital's administration client writes its directory entries as one transaction:
+    // its organisation and endpoint under its own ids, a location and a service created with
+    // ids the directory assigns (the service refers to the location by its urn:uuid).
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": organization(ura), "request": {"method": "PUT", "url": format!("Organization/{ORG_ID}")}},
+        {"resource": endpoint(), "request": {"method": "PUT", "url": format!("Endpoint/{ENDPOINT_ID}")}},
+        {"fullUrl": "urn:uuid:0b6a2a53-5f8a-4d43-8a0e-0c5c0b1e9d01",
+         "resource": location(ura, "Polikliniek Orthopedie", &format!("Organization/{ORG_ID}")),
+         "request": {"method": "POST", "url": "Location"}},
+        {"resource": service(ura, "Orthopedie", "urn:uuid:0b6a2a53-5f8a-4d43-8a0e-0c5c0b1e9d01"),
+         "request": {"method": "POST", "url": "HealthcareService"}}]});
+    let mut client = std::process::Command::new("python3");
+    client
+        .arg(knoop_e2e::repo_root().join("tests/mcsd_admin_client.py"))
+        .arg(format!("{}{admin}", hospital.rpc))
+        .stdin(std::process::Stdio::piped());
+    let v = {
+        use std::io::Write;
+        let mut child = client
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(tx.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "admin client: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            hospital.log_tail()
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        v["statuses"],
+        json!(["201 Created", "201 Created", "201 Created", "201 Created"]),
+        "{v}"
+    );
+    let location_id = v["created"]["Location"][0].as_str().unwrap().to_owned();
+    let service_id = v["created"]["HealthcareService"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(location_id, "0b6a2a53-5f8a-4d43-8a0e-0c5c0b1e9d01");
+    // The credential decides the name; the client's name stays as an alias.
+    assert_eq!(v["names"][ORG_ID], "Ziekenhuis Leiden", "{v}");
+    let (_, svc) = get(hospital, &format!("{admin}/HealthcareService/{service_id}")).await;
+    assert_eq!(
+        svc["location"][0]["reference"],
+        format!("Location/{location_id}"),
+        "urn:uuid rewritten: {svc}"
+    );
+
+    // A third node's Query Directory has them within seconds: the service by type, with its
+    // organisation and location included, and the organisation with its locations.
+    let third = w.node(2);
+    let q = "/fhir/HealthcareService?service-type=urn:oid:2.16.840.1.113883.2.4.3.11.22.472%7C0320\
+             &_include=HealthcareService:organization&_include=HealthcareService:location";
+    let b = until(third, q, |b| b["total"] == 1).await;
+    assert_eq!(entries(&b, "match")[0]["id"], service_id.as_str());
+    let included: Vec<(String, String)> = entries(&b, "include")
+        .iter()
+        .map(|r| {
+            (
+                r["resourceType"].as_str().unwrap().to_owned(),
+                r["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        included.contains(&("Organization".into(), ORG_ID.into())),
+        "{b}"
+    );
+    assert!(
+        included.contains(&("Location".into(), location_id.clone())),
+        "{b}"
+    );
+    let org = entries(&b, "include")
+        .into_iter()
+        .find(|r| r["id"] == ORG_ID)
+        .unwrap()
+        .clone();
+    assert_eq!(org["name"], "Ziekenhuis Leiden");
+    assert_eq!(org["alias"], json!(["ZL"]));
+    assert!(
+        org["identifier"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"system": "urn:ietf:rfc:3986", "value": w.orgs[0].did})),
+        "{org}"
+    );
+    let (_, orgs) = get(
+        third,
+        &format!("/fhir/Organization?identifier={URA}%7C{ura}&_revinclude=Location:organization"),
+    )
+    .await;
+    assert_eq!(orgs["total"], 1, "one Organization per URA: {orgs}");
+    assert_eq!(entries(&orgs, "include").len(), 1, "{orgs}");
+    // The published endpoint is the organisation's.
+    let (_, eps) = get(
+        third,
+        &format!("/fhir/Endpoint?organization=Organization/{ORG_ID}"),
+    )
+    .await;
+    assert!(
+        eps["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource"]["id"] == ENDPOINT_ID),
+        "{eps}"
+    );
+    for url in [
+        format!("{}{q}", third.rpc),
+        format!(
+            "{}/fhir/Organization?_revinclude=Location:organization",
+            third.rpc
+        ),
+        format!("{}{admin}/metadata", hospital.rpc),
+    ] {
+        check_outside(&url);
+    }
+
+    // The hospital renames its service, with optimistic locking; a stale version is refused.
+    let mut renamed = svc.clone();
+    renamed["name"] = json!("Orthopedie en Traumatologie");
+    let since = knoop_did_time();
+    let path = format!("{admin}/HealthcareService/{service_id}");
+    let (code, body) = fhir(
+        hospital,
+        reqwest::Method::PUT,
+        &path,
+        Some(&renamed),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["meta"]["versionId"], "2");
+    let (code, body) = fhir(
+        hospital,
+        reqwest::Method::PUT,
+        &path,
+        Some(&renamed),
+        &[("if-match", "W/\"1\"")],
+    )
+    .await;
+    assert_eq!(
+        (code, body["issue"][0]["code"].as_str()),
+        (412, Some("conflict")),
+        "{body}"
+    );
+
+    // And deletes a location it no longer uses.
+    let (code, extra) = fhir(
+        hospital,
+        reqwest::Method::POST,
+        &format!("{admin}/Location"),
+        Some(&location(
+            ura,
+            "Dependance Oegstgeest",
+            &format!("Organization/{ORG_ID}"),
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 201, "{extra}");
+    let extra_id = extra["id"].as_str().unwrap().to_owned();
+    until(third, &format!("/fhir/Location/{extra_id}"), |r| {
+        r["id"] == extra_id.as_str()
+    })
+    .await;
+    let (code, _) = fhir(
+        hospital,
+        reqwest::Method::DELETE,
+        &format!("{admin}/Location/{extra_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(code, 204);
+
+    // The third node's history since before the rename has the rename and the delete.
+    let hist = format!(
+        "/fhir/HealthcareService/_history?_since={}",
+        since.replace('+', "%2B")
+    );
+    let h = until(third, &hist, |h| h["total"] == 1).await;
+    assert_eq!(
+        h["entry"][0]["resource"]["name"], "Orthopedie en Traumatologie",
+        "{h}"
+    );
+    assert_eq!(h["entry"][0]["request"]["method"], "PUT");
+    let (code, gone) = get(
+        until_gone(third, &extra_id).await,
+        &format!("/fhir/Location/{extra_id}"),
+    )
+    .await;
+    assert_eq!(
+        (code, gone["issue"][0]["code"].as_str()),
+        (410, Some("deleted"))
+    );
+    let loc_hist = format!(
+        "/fhir/Location/_history?_since={}",
+        since.replace('+', "%2B")
+    );
+    let (_, lh) = get(third, &loc_hist).await;
+    let methods: Vec<&str> = lh["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request"]["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, vec!["DELETE", "POST"], "{lh}");
+    check_outside(&format!("{}{loc_hist}", third.rpc));
+
+    // The authority rules: the GP can neither take over nor link to the hospital's resources.
+    let gp_admin = format!("/admin-directory/{}", KERKRADE_GP.ura);
+    let mut taken = endpoint();
+    taken["managingOrganization"] =
+        json!({"identifier": {"system": URA, "value": KERKRADE_GP.ura}});
+    until(gp, &format!("/fhir/Endpoint/{ENDPOINT_ID}"), |r| {
+        r["id"] == ENDPOINT_ID
+    })
+    .await;
+    let (code, body) = fhir(
+        gp,
+        reqwest::Method::PUT,
+        &format!("{gp_admin}/Endpoint/{ENDPOINT_ID}"),
+        Some(&taken),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (code, body["issue"][0]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let linked = location(
+        KERKRADE_GP.ura,
+        "Buitenpost",
+        &format!("Organization/{ORG_ID}"),
+    );
+    let (code, body) = fhir(
+        gp,
+        reqwest::Method::POST,
+        &format!("{gp_admin}/Location"),
+        Some(&linked),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (code, body["issue"][0]["code"].as_str()),
+        (422, Some("business-rule")),
+        "{body}"
+    );
+    let foreign = location(ura, "Buitenpost", "Organization/x");
+    let (code, body) = fhir(
+        gp,
+        reqwest::Method::POST,
+        &format!("{gp_admin}/Location"),
+        Some(&foreign),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 422, "the assigner must be the GP itself: {body}");
+
+    // Bad input: an OperationOutcome with a 4xx, and nothing written.
+    let (_, before) = get(hospital, &format!("{admin}/_history")).await;
+    let mut no_status = location(ura, "Zonder status", &format!("Organization/{ORG_ID}"));
+    no_status.as_object_mut().unwrap().remove("status");
+    let half = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": location(ura, "Goed", &format!("Organization/{ORG_ID}")), "request": {"method": "POST", "url": "Location"}},
+        {"resource": no_status, "request": {"method": "POST", "url": "Location"}}]});
+    let too_many = json!({"resourceType": "Bundle", "type": "transaction",
+        "entry": (0..101).map(|i| json!({"resource": location(ura, &format!("L{i}"), &format!("Organization/{ORG_ID}")),
+                                          "request": {"method": "POST", "url": "Location"}})).collect::<Vec<_>>()});
+    let post = reqwest::Method::POST;
+    let mut second_top = organization(ura);
+    second_top["id"] = json!("second-top");
+    for (method, path, body, want) in [
+        (
+            reqwest::Method::PUT,
+            format!("{admin}/Organization/second-top"),
+            second_top,
+            422,
+        ),
+        (post.clone(), admin.clone(), half, 422),
+        (post.clone(), admin.clone(), too_many, 413),
+        (
+            post.clone(),
+            format!("{admin}/Location"),
+            json!({"resourceType": "Patient"}),
+            400,
+        ),
+        (
+            post.clone(),
+            format!("{admin}/Patient"),
+            json!({"resourceType": "Patient"}),
+            404,
+        ),
+        (
+            post.clone(),
+            format!("{admin}/Practitioner"),
+            json!({"resourceType": "Practitioner"}),
+            404,
+        ),
+        (
+            post.clone(),
+            "/admin-directory/12345678/Location".to_owned(),
+            location(ura, "X", "Organization/x"),
+            404,
+        ),
+        (
+            post.clone(),
+            admin.clone(),
+            json!({"resourceType": "Bundle", "type": "batch"}),
+            400,
+        ),
+    ] {
+        let (code, outcome) = fhir(hospital, method, &path, Some(&body), &[]).await;
+        assert_eq!(
+            (code, outcome["resourceType"].as_str()),
+            (want, Some("OperationOutcome")),
+            "{path}: {outcome}"
+        );
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}{admin}/Location", hospital.rpc))
+        .header("content-type", "application/fhir+json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    for (path, want) in [
+        ("/fhir/Location?nmae=x", 400),
+        ("/fhir/Location?_include=Organization:endpoint", 400),
+        ("/fhir/Patient", 404),
+        ("/fhir/Location/_history?_since=yesterday", 400),
+    ] {
+        let (code, outcome) = get(third, path).await;
+        assert_eq!(
+            (code, outcome["resourceType"].as_str()),
+            (want, Some("OperationOutcome")),
+            "{path}"
+        );
+    }
+    let (_, after) = get(hospital, &format!("{admin}/_history")).await;
+    assert_eq!(
+        before["total"], after["total"],
+        "a refused request wrote nothing"
+    );
+
+    // The history is kept across a restart: an update client loses no delete.
+    let third_net = &mut w.net.nodes[2];
+    third_net.restart_offline(false).await.unwrap();
+    let (_, lh2) = get(&w.net.nodes[2], &loc_hist).await;
+    assert_eq!(lh2["total"], lh["total"], "{lh2}");
+}
+
+/// Now, as an RFC 3339 instant with a `+00:00` offset (as update clients send `_since`).
+fn knoop_did_time() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let z = knoop_did::knoop::time::to_rfc3339_ms(ms);
+    format!("{}+00:00", z.trim_end_matches('Z'))
+}
+
+async fn until_gone<'a>(node: &'a Node, id: &str) -> &'a Node {
+    until(node, "/fhir/Location/_history?_count=1000", |h| {
+        h["entry"].as_array().into_iter().flatten().any(|e| {
+            e["request"]["method"] == "DELETE"
+                && e["fullUrl"].as_str().is_some_and(|u| u.ends_with(id))
+        })
+    })
+    .await;
+    node
+}
