@@ -3,6 +3,8 @@
 //! `api/openapi.yaml`), the public API other nodes call ([`public`]: OAuth2 and the FHIR data
 //! proxy over HTTPS), and the answers to other nodes' libp2p requests ([`answers`]).
 
+pub mod admin_directory_reads;
 pub mod answers;
+pub mod fhir_answer;
 pub mod public;
 pub mod rpc;

@@ -7,10 +7,12 @@
 
 pub mod admin;
 pub mod derived;
+pub mod external;
 pub mod fhir_search;
 pub mod ids;
 pub mod mcsd;
 pub mod published;
+pub mod update_client;
 pub mod view;
 
 use std::sync::Arc;

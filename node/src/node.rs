@@ -377,11 +377,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The mCSD directory: published changes and derived resources, materialised with their
     // history after each commit.
     let published = Arc::new(crate::directory::published::Published::new(store.clone()));
+    let external = Arc::new(crate::directory::external::External::default());
+    let update_client = Arc::new(crate::directory::update_client::UpdateClient::open(
+        requester.http().clone(),
+        &cfg.mcsd,
+        store.clone(),
+        external.clone(),
+    ));
     let view = Arc::new(crate::directory::view::DirectoryView::open(
         directory.clone(),
         published.clone(),
+        external,
         store.clone(),
     ));
+    let update_task = spawn_update_client(
+        update_client.clone(),
+        view.clone(),
+        cfg.mcsd.interval,
+        stop_tx.subscribe(),
+    );
     let indexer = spawn_indexer(
         credentials.clone(),
         view.clone(),
@@ -424,6 +438,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         wallet,
         pdp,
         admin_directory,
+        update_client,
         nvi,
         public_url,
         metrics,
@@ -451,6 +466,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 state.web_dids.clone(),
                 state.status_hosting.clone(),
                 (state.credential_offers.clone(), state.prefetch.clone()),
+                state.admin_directory.clone(),
                 state.metrics.clone(),
                 limiter,
             );
@@ -476,6 +492,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = indexer.await;
     let _ = private_task.await;
     let _ = loc_task.await;
+    let _ = update_task.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;
@@ -511,6 +528,32 @@ fn spawn_indexer(
     crate::indexing::after_commits(log, stop, "index_credentials", move || {
         credentials.catch_up();
         view.refresh();
+    })
+}
+
+/// Runs the mCSD update client's rounds every `interval` (none when it has no roots or the
+/// interval is zero), each followed by a refresh of the directory view.
+fn spawn_update_client(
+    client: Arc<crate::directory::update_client::UpdateClient>,
+    view: Arc<crate::directory::view::DirectoryView>,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if !client.enabled() || interval.is_zero() {
+            return;
+        }
+        loop {
+            let report = client.update().await;
+            let errors: usize = report.values().map(|r| r.errors.len()).sum();
+            info!(directories = report.len(), errors, "mCSD update round");
+            let v = view.clone();
+            let _ = tokio::task::spawn_blocking(move || v.refresh()).await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => break,
+            }
+        }
     })
 }
 

@@ -349,6 +349,52 @@ async fn an_administration_directory_feeds_every_query_directory() {
     assert_eq!(methods, vec!["DELETE", "POST"], "{lh}");
     check_outside(&format!("{}{loc_hist}", third.rpc));
 
+    // Outside update clients read the hospital's Administration Directory on its node's public
+    // API (HTTPS): its own resources only, with their history.
+    let public = hospital.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let outside = knoop_e2e::run_outside(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg(format!("{public}{admin}/HealthcareService/_history"))
+            .env("REQUESTS_CA_BUNDLE", w.ca.ca_pem_path()),
+    );
+    assert_eq!(outside["resourceType"], "Bundle", "{outside}");
+    assert_eq!(outside["total"], 2, "create and rename: {outside}");
+    let r = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(format!(
+            "{public}/admin-directory/{}/Location",
+            KERKRADE_GP.ura
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "the GP is not hosted on the hospital's node"
+    );
+    let r = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap()
+        .put(format!("{public}{admin}/Location/{location_id}"))
+        .header("content-type", "application/fhir+json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405, "no writes on the public API");
+
     // The authority rules: the GP can neither take over nor link to the hospital's resources.
     let gp_admin = format!("/admin-directory/{}", KERKRADE_GP.ura);
     let mut taken = endpoint();

@@ -3,6 +3,7 @@
 //! config, or plain HTTP on loopback. The node publishes its base URL in its DID as a
 //! `KnoopPublicApi` service, so requesters find it from the holder node's DID.
 
+pub mod admin_directory;
 pub mod definitions;
 pub mod did_web;
 pub mod fhir;
@@ -50,7 +51,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The public routes at base URL `url`: OAuth2 nonce, token, introspection and server metadata,
 /// the FHIR data proxy, the did:web documents of the hosted DIDs (when the URL has a host name),
-/// the status lists and OpenID4VCI credential issuers of the hosted organisations, health.
+/// the status lists, OpenID4VCI credential issuers and mCSD Administration Directories (read
+/// only) of the hosted organisations, health.
 #[allow(clippy::too_many_arguments)]
 pub fn router(
     url: String,
@@ -60,6 +62,7 @@ pub fn router(
     web_dids: Option<Arc<WebDids>>,
     status_lists: Arc<HostedStatusLists>,
     issuers: (Arc<CredentialOffers>, Arc<Prefetcher>),
+    directories: Arc<crate::directory::admin::AdminDirectory>,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
@@ -72,8 +75,9 @@ pub fn router(
         .merge(introspect::routes(tokens.clone()))
         .merge(oid4vci::routes(issuers.0, tokens.clone(), issuers.1))
         .merge(definitions::routes(tokens.clone(), dids.clone()))
-        .merge(metadata::routes(tokens, dids, url))
-        .merge(status::routes(status_lists));
+        .merge(metadata::routes(tokens, dids, url.clone()))
+        .merge(status::routes(status_lists))
+        .merge(admin_directory::routes(directories, url.clone()));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));
     }

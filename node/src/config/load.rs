@@ -135,7 +135,21 @@ impl Config {
         Ok(())
     }
 
+    fn validate_mcsd(&self) -> Result<(), ConfigError> {
+        for root in &self.mcsd.roots {
+            let ok = url::Url::parse(root).is_ok_and(|u| u.scheme() == "https" && u.has_host());
+            if !ok {
+                return Err(invalid(
+                    "mcsd.roots",
+                    format!("{root} is not an https:// FHIR base URL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_mcsd()?;
         let rpc: SocketAddr = self
             .rpc
             .listen

@@ -34,6 +34,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub tokens: TokensConfig,
     pub pdp: PdpConfig,
+    pub mcsd: McsdConfig,
 }
 
 /// The policy decision point (spec: `specs/pdp.md`).
@@ -43,6 +44,32 @@ pub struct PdpConfig {
     /// A directory of Rego policies, one `<name>/policy.rego` each (with an optional
     /// `fhir_capabilitystatement.json`): knooppunt's `component/pdp/policies` loads as it is.
     pub policies: Option<PathBuf>,
+}
+
+/// The mCSD Update Client (spec: `specs/mcsd.md` §6): external Administration Directories the
+/// node reads into its Query Directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct McsdConfig {
+    /// Root Administration Directories (FHIR bases, `https://`), such as the LRZa: authoritative
+    /// for organisations' URA and name, and listing the directories of the organisations. None:
+    /// no update client.
+    pub roots: Vec<String>,
+    /// Directory bases never read (e.g. this node's own, when a root lists it).
+    pub exclude: Vec<String>,
+    /// Time between update rounds; `0s`: only on `POST /mcsd/update`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for McsdConfig {
+    fn default() -> Self {
+        McsdConfig {
+            roots: Vec::new(),
+            exclude: Vec::new(),
+            interval: Duration::from_secs(300),
+        }
+    }
 }
 
 /// The public API (spec: `specs/data-fetch.md`): token endpoint and data proxy, for other
@@ -341,6 +368,7 @@ impl Default for Config {
             source: SourceConfig::default(),
             tokens: TokensConfig::default(),
             pdp: PdpConfig::default(),
+            mcsd: McsdConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::directory::derived;
+use crate::directory::external::External;
 use crate::directory::ids::fhir_id;
 use crate::directory::published::{self, Claims, Published};
 use crate::directory::Directory;
@@ -67,6 +68,7 @@ struct Target {
 pub struct DirectoryView {
     directory: Arc<Directory>,
     published: Arc<Published>,
+    external: Arc<External>,
     store: Arc<RocksStore>,
     state: RwLock<State>,
     refreshing: Mutex<()>,
@@ -77,6 +79,7 @@ impl DirectoryView {
     pub fn open(
         directory: Arc<Directory>,
         published: Arc<Published>,
+        external: Arc<External>,
         store: Arc<RocksStore>,
     ) -> Self {
         let mut state = State::default();
@@ -99,6 +102,7 @@ impl DirectoryView {
         DirectoryView {
             directory,
             published,
+            external,
             store,
             state: RwLock::new(state),
             refreshing: Mutex::new(()),
@@ -123,8 +127,14 @@ impl DirectoryView {
             let mut push = |type_: &str, id: &str, vid: u64, owner: &str, r: Option<Value>| {
                 seq += 1;
                 let resource = r.map(|mut r| {
-                    r["meta"] = json!({"versionId": vid.to_string(),
-                                       "lastUpdated": knoop_did::knoop::time::to_rfc3339_ms(now)});
+                    // The source's meta (source, tags, profiles) stays; the version is ours.
+                    let mut meta = r["meta"].as_object().cloned().unwrap_or_default();
+                    meta.insert("versionId".into(), json!(vid.to_string()));
+                    meta.insert(
+                        "lastUpdated".into(),
+                        json!(knoop_did::knoop::time::to_rfc3339_ms(now)),
+                    );
+                    r["meta"] = Value::Object(meta);
                     r
                 });
                 new.push(Version {
@@ -146,7 +156,7 @@ impl DirectoryView {
                     v.owner == t.owner
                         && v.resource
                             .as_ref()
-                            .is_some_and(|r| without_meta(r) == t.resource)
+                            .is_some_and(|r| without_version(r) == t.resource)
                 });
                 if !same {
                     let vid = last.map_or(1, |v| v.vid + 1);
@@ -273,6 +283,22 @@ impl DirectoryView {
                 },
             );
         }
+        // What the update client learned from external directories, unverified, for the
+        // organisations that are not on the network themselves (§6.3).
+        let on_network: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.ura.as_str()).collect();
+        for (key, x) in self.external.all() {
+            if on_network.contains(x.ura.as_str()) || out.contains_key(&key) {
+                continue;
+            }
+            out.insert(
+                key,
+                Target {
+                    owner: format!("external:{}", x.source),
+                    resource: x.resource,
+                },
+            );
+        }
         out
     }
 
@@ -374,10 +400,17 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn without_meta(r: &Value) -> Value {
+/// `r` without the version the view gave it (and without `meta` when nothing else is in it).
+fn without_version(r: &Value) -> Value {
     let mut r = r.clone();
-    if let Some(o) = r.as_object_mut() {
-        o.remove("meta");
+    if let Some(m) = r["meta"].as_object_mut() {
+        m.remove("versionId");
+        m.remove("lastUpdated");
+        if m.is_empty() {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("meta");
+            }
+        }
     }
     r
 }

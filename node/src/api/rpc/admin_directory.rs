@@ -1,51 +1,60 @@
 //! The mCSD Administration Directory of each hosted organisation on the RPC (spec:
 //! `specs/mcsd.md` §5), FHIR base `/admin-directory/<URA>`: create, update, delete and
-//! transaction for an administration client, and read, search and `_history` of what the
-//! organisation published, in FHIR JSON; errors as `OperationOutcome`
-//! ([`crate::directory::admin`]).
+//! transaction for an administration client (here), and read, search and `_history` of what
+//! the organisation published ([`crate::api::admin_directory_reads`]), in FHIR JSON; errors as
+//! `OperationOutcome` ([`crate::directory::admin`]).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::Json;
 use axum::Router;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::api::rpc::fhir::{
-    answer, base_url, fhir, form_params, outcome, params, version_headers,
-};
+use crate::api::admin_directory_reads::{self as reads, DirectoryHost};
+use crate::api::rpc::fhir::{base_url, fhir, outcome, version_headers};
 use crate::api::rpc::state::RpcState;
-use crate::directory::admin::{self, Done, Request, Tenant};
-use crate::directory::mcsd::{self, Outcome, Scope};
-use crate::directory::view::DirectoryView;
+use crate::directory::admin::{self, AdminDirectory, Done, Request, Tenant};
+use crate::directory::mcsd::{self, Outcome};
 
 type St = State<Arc<RpcState>>;
 
 pub fn routes() -> Router<Arc<RpcState>> {
-    Router::new()
-        .route("/admin-directory/{ura}/metadata", get(metadata))
+    reads::routes::<RpcState>()
         .route("/admin-directory/{ura}", post(transaction))
         .route("/admin-directory/{ura}/", post(transaction))
-        .route("/admin-directory/{ura}/_history", get(system_history))
-        .route("/admin-directory/{ura}/{type}", get(search).post(create))
-        .route("/admin-directory/{ura}/{type}/_search", post(search_form))
-        .route("/admin-directory/{ura}/{type}/_history", get(type_history))
+        .route("/admin-directory/{ura}/{type}", post(create))
         .route(
             "/admin-directory/{ura}/{type}/{id}",
-            get(read).put(update).delete(delete),
+            put(update).delete(delete),
         )
-        .route(
-            "/admin-directory/{ura}/{type}/{id}/_history",
-            get(instance_history),
-        )
-        .route(
-            "/admin-directory/{ura}/{type}/{id}/_history/{vid}",
-            get(vread),
-        )
+        .route("/mcsd/update", post(mcsd_update))
+}
+
+/// `POST /mcsd/update` (knooppunt's): one update client round now, then the view refreshed;
+/// the report per external directory.
+async fn mcsd_update(State(st): St) -> Response {
+    let report = st.update_client.update().await;
+    let view = st.admin_directory.view().clone();
+    let _ = tokio::task::spawn_blocking(move || view.refresh()).await;
+    let mut resp = Json(report).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+impl DirectoryHost for RpcState {
+    fn admin_directory(&self) -> &AdminDirectory {
+        &self.admin_directory
+    }
+    fn base(&self, headers: &HeaderMap, ura: &str) -> String {
+        base(headers, ura)
+    }
 }
 
 fn base(headers: &HeaderMap, ura: &str) -> String {
@@ -77,16 +86,6 @@ fn resource_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Outcome> {
         return Err(Outcome::new(400, "structure", "the body is not a resource"));
     }
     Ok(v)
-}
-
-async fn metadata(State(st): St, Path(ura): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(o) = tenant(&st, &ura) {
-        return outcome(&o);
-    }
-    fhir(
-        StatusCode::OK,
-        &mcsd::capability_statement(&base(&headers, &ura), true),
-    )
 }
 
 /// The answer to one create or update.
@@ -238,90 +237,4 @@ async fn transaction(
         b["entry"] = json!(entries);
     }
     fhir(StatusCode::OK, &b)
-}
-
-/// Answers `f` over the resources of the organisation with URA `ura`.
-fn as_tenant(
-    st: &RpcState,
-    ura: &str,
-    f: impl FnOnce(&DirectoryView, Scope) -> Result<Value, Outcome>,
-) -> Response {
-    match tenant(st, ura) {
-        Ok(t) => answer(f(st.admin_directory.view(), Scope::Organisation(&t.did))),
-        Err(o) => outcome(&o),
-    }
-}
-
-async fn search(
-    State(st): St,
-    Path((ura, type_)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let base = base(&headers, &ura);
-    as_tenant(&st, &ura, |v, s| {
-        mcsd::search(v, &base, &type_, &params(q), s)
-    })
-}
-
-async fn search_form(
-    State(st): St,
-    Path((ura, type_)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = match form_params(&headers, q, &body) {
-        Ok(p) => p,
-        Err(o) => return outcome(&o),
-    };
-    let base = base(&headers, &ura);
-    as_tenant(&st, &ura, |v, s| mcsd::search(v, &base, &type_, &p, s))
-}
-
-async fn read(State(st): St, Path((ura, type_, id)): Path<(String, String, String)>) -> Response {
-    as_tenant(&st, &ura, |v, s| mcsd::read(v, &type_, &id, s))
-}
-
-async fn vread(
-    State(st): St,
-    Path((ura, type_, id, vid)): Path<(String, String, String, String)>,
-) -> Response {
-    as_tenant(&st, &ura, |v, s| mcsd::vread(v, &type_, &id, &vid, s))
-}
-
-async fn system_history(
-    State(st): St,
-    Path(ura): Path<String>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let base = base(&headers, &ura);
-    as_tenant(&st, &ura, |v, s| {
-        mcsd::history(v, &base, None, None, &params(q), s)
-    })
-}
-
-async fn type_history(
-    State(st): St,
-    Path((ura, type_)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let base = base(&headers, &ura);
-    as_tenant(&st, &ura, |v, s| {
-        mcsd::history(v, &base, Some(&type_), None, &params(q), s)
-    })
-}
-
-async fn instance_history(
-    State(st): St,
-    Path((ura, type_, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let base = base(&headers, &ura);
-    as_tenant(&st, &ura, |v, s| {
-        mcsd::history(v, &base, Some(&type_), Some(&id), &params(q), s)
-    })
 }

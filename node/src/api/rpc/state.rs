@@ -52,6 +52,8 @@ pub struct RpcState {
     /// The mCSD directory: the network's versioned view and the hosted organisations'
     /// Administration Directories.
     pub admin_directory: Arc<crate::directory::admin::AdminDirectory>,
+    /// The mCSD update client over external Administration Directories.
+    pub update_client: Arc<crate::directory::update_client::UpdateClient>,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,
