@@ -378,8 +378,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // history after each commit.
     let published = Arc::new(crate::directory::published::Published::new(store.clone()));
     let external = Arc::new(crate::directory::external::External::default());
+    let mcsd_http = crate::https::client(
+        cfg.mcsd.ca_file.as_deref(),
+        std::time::Duration::from_secs(15),
+    )
+    .context("mcsd.ca_file")?;
     let update_client = Arc::new(crate::directory::update_client::UpdateClient::open(
-        requester.http().clone(),
+        mcsd_http,
         &cfg.mcsd,
         store.clone(),
         external.clone(),

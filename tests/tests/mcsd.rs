@@ -560,3 +560,249 @@ async fn until_gone<'a>(node: &'a Node, id: &str) -> &'a Node {
     .await;
     node
 }
+
+/// A fixture of knooppunt's recorded directory answers (`tests/fixtures/knooppunt-mcsd`), with
+/// the org1 directory's placeholder base replaced.
+fn fixture(name: &str, org1: &str) -> Vec<u8> {
+    let path = knoop_e2e::repo_root().join(format!("tests/fixtures/knooppunt-mcsd/{name}.json"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("{{ORG1_DIR_BASEURL}}", org1)
+        .into_bytes()
+}
+
+fn history(entries: Value) -> Vec<u8> {
+    json!({"resourceType": "Bundle", "type": "history",
+           "meta": {"lastUpdated": "2025-09-01T00:00:00.000+00:00"}, "entry": entries})
+    .to_string()
+    .into_bytes()
+}
+
+/// The update client reads a test LRZa and the administration directory of organisation 111 it
+/// lists, over HTTPS (knooppunt's recorded answers), under the guide's authority rules; the
+/// directories that cannot be reached or are not https are reported, not followed; a second
+/// round reads only the changes; an organisation on the network itself is served from the
+/// network, not from the LRZa.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
+    let https = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let lrza = https.url("/lrza");
+    let org1 = https.url("/org1");
+    for (path, name) in [
+        (
+            "/lrza/Organization/_history",
+            "root_dir_organization_history_response",
+        ),
+        (
+            "/lrza/Endpoint/_history",
+            "root_dir_endpoint_history_response",
+        ),
+        (
+            "/org1/Organization/_history",
+            "org1_dir_organization_history_response-page1",
+        ),
+        (
+            "/org1/Organization/_history_page2",
+            "org1_dir_organization_history_response-page2",
+        ),
+        (
+            "/org1/Endpoint/_history",
+            "org1_dir_endpoint_history_response-page1",
+        ),
+        (
+            "/org1/Endpoint/_history_page2",
+            "org1_dir_endpoint_history_response-page2",
+        ),
+        ("/org1/Location/_history", "empty_bundle_response"),
+        ("/org1/HealthcareService/_history", "empty_bundle_response"),
+        ("/org1/PractitionerRole/_history", "empty_bundle_response"),
+    ] {
+        https.set(path.to_owned(), fixture(name, &org1));
+    }
+    let env = vec![
+        ("KNOOP_MCSD__ROOTS".to_owned(), format!("[\"{lrza}\"]")),
+        ("KNOOP_MCSD__INTERVAL".to_owned(), "0s".to_owned()),
+        (
+            "KNOOP_MCSD__CA_FILE".to_owned(),
+            https.ca_pem_path().display().to_string(),
+        ),
+    ];
+    let loc = |method: &str| {
+        json!({"request": {"method": method, "url": "Location/loc-1"},
+               "resource": {"resourceType": "Location", "id": "loc-1", "name": "Locatie Een",
+                            "status": "active",
+                            "meta": {"lastUpdated": "2025-08-20T00:00:00.000+00:00"},
+                            "managingOrganization": {"reference": "Organization/org-1"}}})
+    };
+    https.set(
+        "/org1/Location/_history".to_owned(),
+        history(json!([loc("POST")])),
+    );
+    let net = knoop_e2e::Network::start_with_env(1, env).await.unwrap();
+    let n = &net.nodes[0];
+
+    let (code, report) = n.post("/mcsd/update", &json!({})).await.unwrap();
+    assert_eq!(code, 200, "{report}");
+    let root = &report[lrza.as_str()];
+    assert_eq!(
+        root["created"], 3,
+        "organisations 2, 3 and 4 (1 comes from its own directory): {report}"
+    );
+    let warnings = root["warnings"].to_string();
+    for w in [
+        "Something-else",
+        "file:///etc/passwd",
+        "Endpoint.connectionType is required",
+    ] {
+        assert!(warnings.contains(w), "{w}: {warnings}");
+    }
+    let own = &report[format!("{org1}|111").as_str()];
+    assert_eq!(
+        (&own["created"], own["errors"].as_array().map(Vec::len)),
+        (&json!(2), Some(0)),
+        "organisation 1 and its location, read over two pages: {report}"
+    );
+    assert!(
+        own["warnings"]
+            .to_string()
+            .contains("Endpoint.payloadType is required"),
+        "knooppunt's recorded endpoints are not valid R4: {report}"
+    );
+    for unreachable in [
+        "https://directory1.example.org|222",
+        "https://directory2.example.org|444",
+    ] {
+        assert_eq!(
+            report[unreachable]["errors"].as_array().map(Vec::len),
+            Some(1),
+            "{report}"
+        );
+    }
+
+    // One Organization per URA: the LRZa's name, the rest from the organisation's directory,
+    // marked unverified; its location with it.
+    let q = format!("/fhir/Organization?identifier={URA}%7C111&_revinclude=Location:organization");
+    let (_, b) = get(n, &q).await;
+    assert_eq!(b["total"], 1, "{b}");
+    let org = entries(&b, "match")[0].clone();
+    assert_eq!(
+        org["name"], "Organization 1",
+        "the LRZa decides the name: {org}"
+    );
+    assert_eq!(org["alias"], json!(["Organization 1 Updated"]), "{org}");
+    assert_eq!(org["meta"]["tag"][0]["code"], "unverified");
+    assert_eq!(org["meta"]["source"], format!("{org1}/Organization/org-1"));
+    let locations = entries(&b, "include");
+    assert_eq!(locations.len(), 1, "{b}");
+    assert_eq!(locations[0]["name"], "Locatie Een");
+    let loc_id = locations[0]["id"].as_str().unwrap().to_owned();
+    let (_, two) = get(n, &format!("/fhir/Organization?identifier={URA}%7C222")).await;
+    assert_eq!(entries(&two, "match")[0]["name"], "Organization 2", "{two}");
+    check_outside(&format!(
+        "{}/fhir/Organization?_revinclude=Location:organization",
+        n.rpc
+    ));
+
+    // Round two reads the changes only: organisation 1 renamed with a new endpoint, its
+    // location deleted, and an organisation of another URA this directory may not speak for.
+    https.set(
+        "/org1/Organization/_history".to_owned(),
+        history(json!([
+            {"resource": {"resourceType": "Organization", "id": "org-1",
+                "meta": {"versionId": "4", "lastUpdated": "2025-09-01T00:00:00.000+00:00"},
+                "identifier": [{"system": URA, "value": "111"}], "active": true,
+                "name": "Organisatie Een", "endpoint": [{"reference": "Endpoint/ep-3"}]},
+             "request": {"method": "PUT", "url": "Organization/org-1"}},
+            {"resource": {"resourceType": "Organization", "id": "imposter",
+                "identifier": [{"system": URA, "value": "222"}], "name": "Not Organization 2"},
+             "request": {"method": "POST", "url": "Organization/imposter"}}])),
+    );
+    https.set(
+        "/org1/Endpoint/_history".to_owned(),
+        history(json!([{"request": {"method": "POST", "url": "Endpoint/ep-3"},
+            "resource": {"resourceType": "Endpoint", "id": "ep-3", "status": "active", "name": "FHIR-3",
+                "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                                   "code": "hl7-fhir-rest"},
+                "payloadType": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/endpoint-payload-type",
+                                             "code": "any"}]}],
+                "address": "https://org1.example/fhir"}}])),
+    );
+    https.set(
+        "/org1/Location/_history".to_owned(),
+        history(
+            json!([{"request": {"method": "DELETE", "url": "Location/loc-1"},
+                        "response": {"status": "204 No Content"}}]),
+        ),
+    );
+    let (_, report) = n.post("/mcsd/update", &json!({})).await.unwrap();
+    let own = &report[format!("{org1}|111").as_str()];
+    assert_eq!(
+        (&own["created"], &own["updated"], &own["deleted"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{report}"
+    );
+    assert!(own["warnings"].to_string().contains("URA 222"), "{report}");
+    let (_, two) = get(n, &format!("/fhir/Organization?identifier={URA}%7C222")).await;
+    assert_eq!(two["total"], 1, "the imposter is not served: {two}");
+    let (code, _) = get(n, &format!("/fhir/Location/{loc_id}")).await;
+    assert_eq!(code, 410, "the deleted location is gone");
+    let (_, one) = get(
+        n,
+        &format!("/fhir/Organization?identifier={URA}%7C111&_include=Organization:endpoint"),
+    )
+    .await;
+    assert_eq!(
+        entries(&one, "match")[0]["alias"],
+        json!(["Organisatie Een"])
+    );
+    assert_eq!(entries(&one, "include")[0]["name"], "FHIR-3", "{one}");
+    check_outside(&format!("{}/fhir/Endpoint", n.rpc));
+
+    // Organisation 444 joins the network with a trusted credential: from then on the network
+    // serves it, verified, and the LRZa's entry stands back.
+    let (_, ra) = n.post("/v1/dids", &json!({})).await.unwrap();
+    let ra = ra["did"].as_str().unwrap().to_owned();
+    let (code, _) = n
+        .put(
+            &format!("/v1/trust/CareOrganizationCredential/{ra}"),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let (_, did) = n.post("/v1/dids", &json!({})).await.unwrap();
+    let did = did["did"].as_str().unwrap().to_owned();
+    let (code, issued) = n
+        .post(
+            "/v1/credentials",
+            &json!({"issuer": ra, "type": "CareOrganizationCredential", "publish": true,
+                    "subject": {"id": did, "legalName": "Organisatie Vier", "city": "Utrecht",
+                                "organizationType": "hospital", "ura": "444"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{issued}");
+    let four = until(
+        n,
+        &format!("/fhir/Organization?identifier={URA}%7C444"),
+        |b| b["entry"][0]["resource"]["name"] == "Organisatie Vier",
+    )
+    .await;
+    assert_eq!(four["total"], 1, "{four}");
+    assert!(
+        four["entry"][0]["resource"]["meta"].get("tag").is_none(),
+        "{four}"
+    );
+
+    // What was learned survives a restart, without a new round.
+    let mut net = net;
+    net.nodes[0].restart_offline(false).await.unwrap();
+    let n = &net.nodes[0];
+    let b = until(
+        n,
+        &format!("/fhir/Organization?identifier={URA}%7C111"),
+        |b| b["total"] == 1,
+    )
+    .await;
+    assert_eq!(entries(&b, "match")[0]["name"], "Organization 1");
+}

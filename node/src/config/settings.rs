@@ -60,6 +60,9 @@ pub struct McsdConfig {
     /// Time between update rounds; `0s`: only on `POST /mcsd/update`.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Extra CA certificates (PEM) for the directories' TLS, beside the web PKI (e.g. the
+    /// PKIoverheid roots for the LRZa).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for McsdConfig {
@@ -68,6 +71,7 @@ impl Default for McsdConfig {
             roots: Vec::new(),
             exclude: Vec::new(),
             interval: Duration::from_secs(300),
+            ca_file: None,
         }
     }
 }

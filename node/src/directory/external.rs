@@ -39,6 +39,15 @@ impl External {
         }
     }
 
+    /// What was learned from `source`.
+    pub fn share(&self, source: &str) -> Resources {
+        self.by_source
+            .read()
+            .ok()
+            .and_then(|m| m.get(source).cloned())
+            .unwrap_or_default()
+    }
+
     /// Everything learned, from every directory; of two for one `(type, id)`, the higher rank
     /// (then the first source) is kept.
     pub fn all(&self) -> Resources {

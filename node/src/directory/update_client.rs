@@ -216,7 +216,8 @@ impl UpdateClient {
         }
     }
 
-    /// Hands every directory's authoritative resources to the view.
+    /// Hands every directory's authoritative resources to the view, counting what this
+    /// changes in the Query Directory as created, updated and deleted (knooppunt's report).
     fn publish(&self, dirs: &BTreeMap<String, DirState>, report: &mut Report) {
         let names: HashMap<String, String> = dirs
             .values()
@@ -254,6 +255,16 @@ impl UpdateClient {
             shares.push((d.key(), share));
         }
         for (k, share) in shares {
+            let before = self.external.share(&k);
+            let r = report.entry(k.clone()).or_default();
+            for (key, x) in &share {
+                match before.get(key) {
+                    None => r.created += 1,
+                    Some(old) if old.resource != x.resource => r.updated += 1,
+                    Some(_) => {}
+                }
+            }
+            r.deleted += before.keys().filter(|k| !share.contains_key(*k)).count();
             self.external.replace(&k, share);
         }
     }
@@ -383,8 +394,7 @@ fn mapped_id(base: &str, type_: &str, id: &str) -> String {
 }
 
 /// Applies history `entries` (`(type, entry)`) to `d`: per resource the latest entry (by
-/// `meta.lastUpdated`, a delete by `response.lastModified`, else by position), counted as
-/// created, updated or deleted.
+/// `meta.lastUpdated`, a delete by `response.lastModified`, else by position).
 fn apply(d: &mut DirState, entries: Vec<(String, Value)>, report: &mut DirectoryReport) {
     let mut latest: BTreeMap<String, (String, usize, Value)> = BTreeMap::new();
     for (i, (type_, e)) in entries.into_iter().enumerate() {
@@ -438,15 +448,11 @@ fn apply(d: &mut DirState, entries: Vec<(String, Value)>, report: &mut Directory
             .get("resource")
             .filter(|_| e["request"]["method"] != "DELETE")
         {
-            Some(r) => match d.resources.insert(key, r.clone()) {
-                None => report.created += 1,
-                Some(old) if old != *r => report.updated += 1,
-                Some(_) => {}
-            },
+            Some(r) => {
+                d.resources.insert(key, r.clone());
+            }
             None => {
-                if d.resources.remove(&key).is_some() {
-                    report.deleted += 1;
-                }
+                d.resources.remove(&key);
             }
         }
     }
@@ -572,6 +578,19 @@ fn authoritative(
             )),
         }
     }
+    // What FHIR R4 requires of a resource (an invalid one is not served, whoever sent it).
+    keep.retain(|(t, id), _| {
+        let Some(r) = d.resources.get(&format!("{t}/{id}")) else {
+            return false;
+        };
+        match r4_required(t, r) {
+            Ok(()) => true,
+            Err(e) => {
+                warnings.push(format!("{t}/{id}: {e}; ignored"));
+                false
+            }
+        }
+    });
     // Node-given ids: a top-level Organization by its URA, the rest by source.
     let ids: HashMap<(String, String), String> = keep
         .keys()
@@ -612,6 +631,7 @@ fn authoritative(
         if let Some(o) = r.as_object_mut() {
             o.remove("text"); // narrative of another server: not ours to vouch for
         }
+        drop_empty(&mut r);
         out.insert(
             (t, new_id),
             ExternalResource {
@@ -623,6 +643,49 @@ fn authoritative(
         );
     }
     out
+}
+
+/// The elements FHIR R4 requires (cardinality 1..) and the invariants the directory relies on.
+fn r4_required(type_: &str, r: &Value) -> Result<(), String> {
+    let present = |e: &str| match r.get(e) {
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Null) | None => false,
+        Some(_) => true,
+    };
+    let required: &[&str] = match type_ {
+        "Endpoint" => &["status", "connectionType", "payloadType", "address"],
+        _ => &[],
+    };
+    if let Some(missing) = required.iter().find(|e| !present(e)) {
+        return Err(format!("{type_}.{missing} is required (FHIR R4)"));
+    }
+    if type_ == "Organization" && !present("identifier") && !present("name") {
+        return Err("an Organization has an identifier or a name (FHIR R4 org-1)".into());
+    }
+    Ok(())
+}
+
+/// Removes empty strings, arrays and objects (FHIR JSON has none), innermost first.
+fn drop_empty(v: &mut Value) {
+    let empty = |x: &Value| match x {
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Null => true,
+        _ => false,
+    };
+    match v {
+        Value::Object(o) => {
+            o.values_mut().for_each(drop_empty);
+            o.retain(|_, x| !empty(x));
+        }
+        Value::Array(a) => {
+            a.iter_mut().for_each(drop_empty);
+            a.retain(|x| !empty(x));
+        }
+        _ => {}
+    }
 }
 
 /// The URA of the top-level Organization `id` is or belongs to (`partOf`, at most 10 deep).
@@ -718,6 +781,10 @@ mod tests {
                 json!({"resourceType": "Location", "id": "l2",
                        "managingOrganization": {"reference": "Organization/other"}}),
                 json!({"resourceType": "Endpoint", "id": "e1", "address": "https://x",
+                       "status": "active", "connectionType": {"code": "hl7-fhir-rest"},
+                       "payloadType": [{"text": "any"}], "name": "",
+                       "managingOrganization": {"reference": "Organization/top"}}),
+                json!({"resourceType": "Endpoint", "id": "e2", "address": "https://y",
                        "managingOrganization": {"reference": "Organization/top"}}),
             ],
         );
@@ -731,7 +798,10 @@ mod tests {
         assert!(kept.contains("Root Name"), "{kept:?}");
         assert!(kept.contains("dept"));
         assert!(!kept.contains("other") && !kept.contains("orphan"));
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains("Endpoint/e2: Endpoint.status is required")));
         let top = &out[&("Organization".to_owned(), ura_id("111"))].resource;
         assert_eq!(top["alias"], json!(["top"]));
         assert_eq!(top["meta"]["tag"][0]["code"], "unverified");
@@ -744,11 +814,16 @@ mod tests {
             l1.resource["managingOrganization"]["reference"],
             format!("Organization/{dept_id}")
         );
-        assert_eq!(
-            out.values()
-                .filter(|r| r.resource["resourceType"] == "Endpoint")
-                .count(),
-            1
+        let eps: Vec<&Value> = out
+            .values()
+            .filter(|r| r.resource["resourceType"] == "Endpoint")
+            .map(|r| &r.resource)
+            .collect();
+        assert_eq!(eps.len(), 1);
+        assert!(
+            eps[0].get("name").is_none(),
+            "empty elements dropped: {}",
+            eps[0]
         );
     }
 
@@ -783,7 +858,6 @@ mod tests {
         ];
         let mut report = DirectoryReport::default();
         apply(&mut d, entries, &mut report);
-        assert_eq!((report.created, report.updated, report.deleted), (0, 1, 1));
         assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
         assert_eq!(d.resources["Organization/a"]["name"], "A2");
         assert!(!d.resources.contains_key("Organization/b"));
