@@ -6,12 +6,14 @@
 //! organisation's changes and publishes them to the network.
 
 pub mod admin;
+pub mod bridge;
 pub mod derived;
 pub mod external;
 pub mod fhir_search;
 pub mod ids;
 pub mod mcsd;
 pub mod published;
+pub mod r4;
 pub mod update_client;
 pub mod view;
 

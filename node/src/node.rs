@@ -378,6 +378,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // history after each commit.
     let published = Arc::new(crate::directory::published::Published::new(store.clone()));
     let external = Arc::new(crate::directory::external::External::default());
+    let mut trusted_bridges = cfg.mcsd.trusted_bridges.clone();
+    if cfg.mcsd.bridge {
+        trusted_bridges.push(node_did.clone());
+    }
+    let bridged = Arc::new(crate::directory::bridge::Bridged::new(
+        store.clone(),
+        trusted_bridges,
+    ));
+    let bridge_out = cfg
+        .mcsd
+        .bridge
+        .then(|| crate::directory::update_client::BridgeOut {
+            dids: dids.clone(),
+            did: node_did.clone(),
+            bridged: bridged.clone(),
+        });
     let mcsd_http = crate::https::client(
         cfg.mcsd.ca_file.as_deref(),
         std::time::Duration::from_secs(15),
@@ -388,11 +404,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         &cfg.mcsd,
         store.clone(),
         external.clone(),
+        bridge_out,
     ));
     let view = Arc::new(crate::directory::view::DirectoryView::open(
         directory.clone(),
         published.clone(),
         external,
+        bridged,
         store.clone(),
     ));
     let update_task = spawn_update_client(

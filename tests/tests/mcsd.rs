@@ -622,6 +622,7 @@ async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
     let env = vec![
         ("KNOOP_MCSD__ROOTS".to_owned(), format!("[\"{lrza}\"]")),
         ("KNOOP_MCSD__INTERVAL".to_owned(), "0s".to_owned()),
+        ("KNOOP_MCSD__BRIDGE".to_owned(), "true".to_owned()),
         (
             "KNOOP_MCSD__CA_FILE".to_owned(),
             https.ca_pem_path().display().to_string(),
@@ -703,6 +704,37 @@ async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
         n.rpc
     ));
 
+    // The node is a bridge: it published what it learned, signed, once. A node that trusts it
+    // as a bridge serves the same, without reading any directory itself.
+    let bridge_did = node_did(n).await;
+    let sent = &report[format!("bridge:{bridge_did}").as_str()];
+    assert_eq!(
+        (&sent["created"], sent["errors"].as_array().map(Vec::len)),
+        (&json!(5), Some(0)),
+        "organisations 1 to 4 and the location: {report}"
+    );
+    let far_dir = tempfile::tempdir().unwrap();
+    let far = Node::start_with_env(
+        "far",
+        far_dir.path(),
+        std::slice::from_ref(&n.p2p),
+        vec![(
+            "KNOOP_MCSD__TRUSTED_BRIDGES".to_owned(),
+            format!("[\"{bridge_did}\"]"),
+        )],
+    )
+    .await
+    .unwrap();
+    let b = until(&far, &q, |b| b["total"] == 1).await;
+    assert_eq!(entries(&b, "match")[0]["name"], "Organization 1", "{b}");
+    assert_eq!(
+        entries(&b, "match")[0]["meta"]["tag"][0]["code"],
+        "unverified"
+    );
+    assert_eq!(entries(&b, "include").len(), 1, "its location: {b}");
+    let (_, status) = far.post("/mcsd/update", &json!({})).await.unwrap();
+    assert_eq!(status, json!({}), "the far node reads no directory itself");
+
     // Round two reads the changes only: organisation 1 renamed with a new endpoint, its
     // location deleted, and an organisation of another URA this directory may not speak for.
     https.set(
@@ -746,6 +778,17 @@ async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
     assert_eq!(two["total"], 1, "the imposter is not served: {two}");
     let (code, _) = get(n, &format!("/fhir/Location/{loc_id}")).await;
     assert_eq!(code, 410, "the deleted location is gone");
+    assert_eq!(
+        report[format!("bridge:{bridge_did}").as_str()]["deleted"],
+        1,
+        "{report}"
+    );
+    until(&far, "/fhir/Location/_history?_count=1000", |h| {
+        h["entry"][0]["request"]["method"] == "DELETE"
+    })
+    .await;
+    let (code, _) = get(&far, &format!("/fhir/Location/{loc_id}")).await;
+    assert_eq!(code, 410, "the bridge carried the delete");
     let (_, one) = get(
         n,
         &format!("/fhir/Organization?identifier={URA}%7C111&_include=Organization:endpoint"),

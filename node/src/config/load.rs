@@ -136,6 +136,20 @@ impl Config {
     }
 
     fn validate_mcsd(&self) -> Result<(), ConfigError> {
+        if self.mcsd.bridge && self.mcsd.roots.is_empty() {
+            return Err(invalid(
+                "mcsd.bridge",
+                "a bridge publishes what its update client reads: give mcsd.roots",
+            ));
+        }
+        if let Some(d) = self
+            .mcsd
+            .trusted_bridges
+            .iter()
+            .find(|d| !d.starts_with("did:"))
+        {
+            return Err(invalid("mcsd.trusted_bridges", format!("{d} is not a DID")));
+        }
         for root in &self.mcsd.roots {
             let ok = url::Url::parse(root).is_ok_and(|u| u.scheme() == "https" && u.has_host());
             if !ok {

@@ -63,6 +63,11 @@ pub struct McsdConfig {
     /// Extra CA certificates (PEM) for the directories' TLS, beside the web PKI (e.g. the
     /// PKIoverheid roots for the LRZa).
     pub ca_file: Option<PathBuf>,
+    /// Publish what the update client learned to the network, signed by the node DID, so that
+    /// nodes trusting this one as a bridge need not poll (needs `roots`).
+    pub bridge: bool,
+    /// Node DIDs whose published directory learnings this node serves (unverified).
+    pub trusted_bridges: Vec<String>,
 }
 
 impl Default for McsdConfig {
@@ -72,6 +77,8 @@ impl Default for McsdConfig {
             exclude: Vec::new(),
             interval: Duration::from_secs(300),
             ca_file: None,
+            bridge: false,
+            trusted_bridges: Vec::new(),
         }
     }
 }

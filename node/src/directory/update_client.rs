@@ -15,10 +15,13 @@ use sha2::Digest;
 use tracing::Instrument;
 
 use crate::config::McsdConfig;
+use crate::directory::bridge::{self, Bridged};
 use crate::directory::external::{External, ExternalResource};
 use crate::directory::fhir_search::{self, TYPES};
 use crate::directory::ids::FHIR_JSON;
 use crate::directory::published;
+use crate::directory::r4::{drop_empty, r4_required};
+use crate::identity::did_ops::DidOps;
 use crate::store::RocksStore;
 
 /// The code system of the guide's data exchange capabilities (`Endpoint.payloadType`).
@@ -77,7 +80,16 @@ impl DirState {
 }
 
 /// The update client.
+/// Where a bridge publishes: the node's DIDs service, its DID, and the index that shows what
+/// it published before.
+pub struct BridgeOut {
+    pub dids: Arc<DidOps>,
+    pub did: String,
+    pub bridged: Arc<Bridged>,
+}
+
 pub struct UpdateClient {
+    bridge: Option<BridgeOut>,
     http: reqwest::Client,
     roots: Vec<String>,
     exclude: Vec<String>,
@@ -93,6 +105,7 @@ impl UpdateClient {
         cfg: &McsdConfig,
         store: Arc<RocksStore>,
         external: Arc<External>,
+        bridge: Option<BridgeOut>,
     ) -> Self {
         let mut dirs = BTreeMap::new();
         match store.scan_private(STATE_PREFIX) {
@@ -117,6 +130,7 @@ impl UpdateClient {
             });
         }
         let mut client = UpdateClient {
+            bridge,
             http,
             roots,
             exclude: cfg.exclude.iter().map(|e| trim(e)).collect(),
@@ -162,6 +176,9 @@ impl UpdateClient {
             }
         }
         self.publish(&dirs, &mut report);
+        if let Some(b) = &self.bridge {
+            report.insert(format!("bridge:{}", b.did), self.bridge_out(b).await);
+        }
         let rows: Vec<(Vec<u8>, Vec<u8>)> = dirs
             .values()
             .filter_map(|d| {
@@ -174,6 +191,35 @@ impl UpdateClient {
             tracing::warn!(error = %e, "mCSD update client state not stored; the next round reads again");
         }
         report
+    }
+
+    /// Publishes what differs between what this bridge published before (read back from the
+    /// log) and what it learned now; the report counts the entries sent.
+    async fn bridge_out(&self, b: &BridgeOut) -> DirectoryReport {
+        let mut r = DirectoryReport::default();
+        b.bridged.catch_up();
+        let before = b.bridged.resources(Some(&b.did));
+        let after = self.external.all();
+        for change in bridge::changes(&before, &after) {
+            let entries = bridge::parse(&change).unwrap_or_default();
+            match b
+                .dids
+                .publish_as(&b.did, bridge::CONTENT_TYPE, change)
+                .await
+            {
+                Ok(_) => {
+                    for e in entries {
+                        match (&e.resource, before.contains_key(&(e.type_, e.id))) {
+                            (None, _) => r.deleted += 1,
+                            (Some(_), true) => r.updated += 1,
+                            (Some(_), false) => r.created += 1,
+                        }
+                    }
+                }
+                Err(e) => r.errors.push(format!("not published to the network: {e}")),
+            }
+        }
+        r
     }
 
     /// Registers the directories the roots' organisations list (an `Endpoint` with the
@@ -643,49 +689,6 @@ fn authoritative(
         );
     }
     out
-}
-
-/// The elements FHIR R4 requires (cardinality 1..) and the invariants the directory relies on.
-fn r4_required(type_: &str, r: &Value) -> Result<(), String> {
-    let present = |e: &str| match r.get(e) {
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Null) | None => false,
-        Some(_) => true,
-    };
-    let required: &[&str] = match type_ {
-        "Endpoint" => &["status", "connectionType", "payloadType", "address"],
-        _ => &[],
-    };
-    if let Some(missing) = required.iter().find(|e| !present(e)) {
-        return Err(format!("{type_}.{missing} is required (FHIR R4)"));
-    }
-    if type_ == "Organization" && !present("identifier") && !present("name") {
-        return Err("an Organization has an identifier or a name (FHIR R4 org-1)".into());
-    }
-    Ok(())
-}
-
-/// Removes empty strings, arrays and objects (FHIR JSON has none), innermost first.
-fn drop_empty(v: &mut Value) {
-    let empty = |x: &Value| match x {
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Null => true,
-        _ => false,
-    };
-    match v {
-        Value::Object(o) => {
-            o.values_mut().for_each(drop_empty);
-            o.retain(|_, x| !empty(x));
-        }
-        Value::Array(a) => {
-            a.iter_mut().for_each(drop_empty);
-            a.retain(|x| !empty(x));
-        }
-        _ => {}
-    }
 }
 
 /// The URA of the top-level Organization `id` is or belongs to (`partOf`, at most 10 deep).

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::directory::bridge::Bridged;
 use crate::directory::derived;
 use crate::directory::external::External;
 use crate::directory::ids::fhir_id;
@@ -69,6 +70,7 @@ pub struct DirectoryView {
     directory: Arc<Directory>,
     published: Arc<Published>,
     external: Arc<External>,
+    bridged: Arc<Bridged>,
     store: Arc<RocksStore>,
     state: RwLock<State>,
     refreshing: Mutex<()>,
@@ -80,6 +82,7 @@ impl DirectoryView {
         directory: Arc<Directory>,
         published: Arc<Published>,
         external: Arc<External>,
+        bridged: Arc<Bridged>,
         store: Arc<RocksStore>,
     ) -> Self {
         let mut state = State::default();
@@ -103,6 +106,7 @@ impl DirectoryView {
             directory,
             published,
             external,
+            bridged,
             store,
             state: RwLock::new(state),
             refreshing: Mutex::new(()),
@@ -116,6 +120,7 @@ impl DirectoryView {
             return;
         };
         self.published.catch_up();
+        self.bridged.catch_up();
         let target = self.target();
         let now = now_ms();
         let mut new = Vec::new();
@@ -283,18 +288,28 @@ impl DirectoryView {
                 },
             );
         }
-        // What the update client learned from external directories, unverified, for the
-        // organisations that are not on the network themselves (§6.3).
+        // What this node's update client and the trusted bridges learned from external
+        // directories, unverified, for the organisations not on the network themselves (§6.3).
         let on_network: std::collections::HashSet<&str> =
             entries.iter().map(|e| e.ura.as_str()).collect();
-        for (key, x) in self.external.all() {
+        let learned = self
+            .external
+            .all()
+            .into_iter()
+            .map(|(k, x)| (k, x, "external"));
+        let bridged = self
+            .bridged
+            .resources(None)
+            .into_iter()
+            .map(|(k, x)| (k, x, "bridge"));
+        for (key, x, via) in learned.chain(bridged) {
             if on_network.contains(x.ura.as_str()) || out.contains_key(&key) {
                 continue;
             }
             out.insert(
                 key,
                 Target {
-                    owner: format!("external:{}", x.source),
+                    owner: format!("{via}:{}", x.source),
                     resource: x.resource,
                 },
             );
