@@ -100,3 +100,13 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// Is `url` a place to deliver callbacks (notifications) to: `https://` with a host, or
+/// `http://` on a loopback address (an EHR on the same machine)?
+pub fn is_callback_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| match u.scheme() {
+        "https" => u.has_host(),
+        "http" => matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")),
+        _ => false,
+    })
+}

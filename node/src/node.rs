@@ -431,6 +431,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         directory.clone(),
         dids.clone(),
     ));
+    let subscriptions = Arc::new(crate::care::subscriptions::Subscriptions::new(
+        store.clone(),
+        consents.clone(),
+        credentials.clone(),
+        requester.http().clone(),
+    ));
+    let subscription_task = {
+        let s = subscriptions.clone();
+        let rt = tokio::runtime::Handle::current();
+        crate::indexing::after_commits(
+            &handle,
+            stop_tx.subscribe(),
+            "consent_notifications",
+            move || rt.block_on(s.notify_round()),
+        )
+    };
     let nvi = Arc::new(crate::care::nvi::Nvi::new(
         localisation.clone(),
         credentials.clone(),
@@ -462,6 +478,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         pdp,
         admin_directory,
         update_client,
+        subscriptions,
+        notify_endpoint: cfg.consent.notify_endpoint.clone(),
         nvi,
         public_url,
         metrics,
@@ -516,6 +534,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = private_task.await;
     let _ = loc_task.await;
     let _ = update_task.await;
+    let _ = subscription_task.await;
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;

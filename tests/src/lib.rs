@@ -7,6 +7,7 @@
 pub mod blob_probe;
 pub mod care;
 pub mod fhir;
+pub mod hooks;
 pub mod https;
 
 use std::path::{Path, PathBuf};

@@ -101,6 +101,29 @@ pub fn form_params(
     Ok(p)
 }
 
+/// The JSON resource in a request body (`application/fhir+json` or `application/json`).
+pub fn fhir_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Outcome> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| {
+            c.starts_with("application/fhir+json") || c.starts_with("application/json")
+        });
+    if !json {
+        return Err(Outcome::new(
+            415,
+            "not-supported",
+            "the body is application/fhir+json",
+        ));
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| Outcome::new(400, "structure", format!("the body is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Outcome::new(400, "structure", "the body is not a resource"));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -11,6 +11,7 @@ pub mod data;
 pub mod did;
 pub mod error;
 pub mod fhir;
+pub mod fhir_consent;
 pub mod localisation;
 pub mod log;
 pub mod nvi;
@@ -57,6 +58,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(pdp::routes())
         .merge(fhir::routes())
         .merge(admin_directory::routes())
+        .merge(fhir_consent::routes())
         .merge(nvi::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(

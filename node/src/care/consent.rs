@@ -195,6 +195,17 @@ impl Consents {
             .collect()
     }
 
+    /// The consent with credential id `id` held here, whichever patient it is about.
+    pub fn by_id(&self, id: &str) -> Option<StoredConsent> {
+        let h: [u8; 32] = Sha256::digest(id.as_bytes()).into();
+        self.store
+            .scan_private(b"c/")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(&h))
+            .find_map(|(_, v)| serde_json::from_slice(&v).ok())
+    }
+
     /// The consents about `patient` that verify now (trust included), for decisions.
     pub fn applicable(&self, patient: &str) -> Vec<Applicable> {
         self.of_patient(patient)

@@ -64,6 +64,7 @@ impl RegistrationError {
 }
 
 /// A consent or objection to register.
+#[derive(Debug)]
 pub struct ConsentRequest {
     /// The registering organisation: a tenant here with a trusted organisation credential.
     pub issuer: String,

@@ -135,6 +135,18 @@ impl Config {
         Ok(())
     }
 
+    fn validate_consent(&self) -> Result<(), ConfigError> {
+        if let Some(e) = &self.consent.notify_endpoint {
+            if !crate::https::is_callback_url(e) {
+                return Err(invalid(
+                    "consent.notify_endpoint",
+                    "an https:// URL (http:// only on loopback)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_mcsd(&self) -> Result<(), ConfigError> {
         if self.mcsd.bridge && self.mcsd.roots.is_empty() {
             return Err(invalid(
@@ -164,6 +176,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_mcsd()?;
+        self.validate_consent()?;
         let rpc: SocketAddr = self
             .rpc
             .listen

@@ -243,12 +243,16 @@ impl Default for LocalisationConfig {
 pub struct ConsentConfig {
     /// `opt-in` (share only with consent) or `opt-out` (share unless the patient objected).
     pub mode: String,
+    /// Where consent notifications go when a subscription names no endpoint
+    /// (`specs/fhir-consent.md` §4).
+    pub notify_endpoint: Option<String>,
 }
 
 impl Default for ConsentConfig {
     fn default() -> Self {
         ConsentConfig {
             mode: "opt-in".into(),
+            notify_endpoint: None,
         }
     }
 }

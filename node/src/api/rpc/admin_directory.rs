@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::api::admin_directory_reads::{self as reads, DirectoryHost};
+use crate::api::fhir_answer::fhir_body;
 use crate::api::rpc::fhir::{base_url, fhir, outcome, version_headers};
 use crate::api::rpc::state::RpcState;
 use crate::directory::admin::{self, AdminDirectory, Done, Request, Tenant};
@@ -63,29 +64,6 @@ fn base(headers: &HeaderMap, ura: &str) -> String {
 
 fn tenant(st: &RpcState, ura: &str) -> Result<Tenant, Outcome> {
     st.admin_directory.tenant(ura)
-}
-
-/// The JSON resource in a request body (`application/fhir+json` or `application/json`).
-fn resource_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Outcome> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| {
-            c.starts_with("application/fhir+json") || c.starts_with("application/json")
-        });
-    if !json {
-        return Err(Outcome::new(
-            415,
-            "not-supported",
-            "the body is application/fhir+json",
-        ));
-    }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| Outcome::new(400, "structure", format!("the body is not JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(Outcome::new(400, "structure", "the body is not a resource"));
-    }
-    Ok(v)
 }
 
 /// The answer to one create or update.
@@ -144,7 +122,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let resource = match resource_body(&headers, &body) {
+    let resource = match fhir_body(&headers, &body) {
         Ok(r) => r,
         Err(o) => return outcome(&o),
     };
@@ -162,7 +140,7 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let resource = match resource_body(&headers, &body) {
+    let resource = match fhir_body(&headers, &body) {
         Ok(r) => r,
         Err(o) => return outcome(&o),
     };
@@ -198,11 +176,10 @@ async fn transaction(
         Ok(t) => t,
         Err(o) => return outcome(&o),
     };
-    let requests =
-        match resource_body(&headers, &body).and_then(|b| admin::transaction_requests(&b)) {
-            Ok(r) => r,
-            Err(o) => return outcome(&o),
-        };
+    let requests = match fhir_body(&headers, &body).and_then(|b| admin::transaction_requests(&b)) {
+        Ok(r) => r,
+        Err(o) => return outcome(&o),
+    };
     let span = tracing::info_span!("admin_directory_transaction", ura, entries = requests.len());
     let done = match st
         .admin_directory

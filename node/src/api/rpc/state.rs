@@ -52,6 +52,10 @@ pub struct RpcState {
     /// The mCSD directory: the network's versioned view and the hosted organisations'
     /// Administration Directories.
     pub admin_directory: Arc<crate::directory::admin::AdminDirectory>,
+    /// Consent subscriptions (Mitz-style) and their notifications.
+    pub subscriptions: Arc<crate::care::subscriptions::Subscriptions>,
+    /// Where consent notifications go when a subscription names no endpoint.
+    pub notify_endpoint: Option<String>,
     /// The mCSD update client over external Administration Directories.
     pub update_client: Arc<crate::directory::update_client::UpdateClient>,
     /// This node's public API base URL, if it serves one.
