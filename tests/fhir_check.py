@@ -4,6 +4,7 @@
 objects or strings) and the media type (application/fhir+json).
 
     python3 tests/fhir_check.py <URL> [<header>: <value>]...
+    python3 tests/fhir_check.py - < resource.json
 
 Prints {"resourceType", "total", "types": [entry resource types, "(deleted)" for a history
 entry without one]}; fails on the first non-conformance.
@@ -43,7 +44,11 @@ if __name__ == "__main__":
     for h in sys.argv[2:]:
         name, value = h.split(":", 1)
         extra[name.strip()] = value.strip()
-    _, body = fetch(sys.argv[1], extra)
+    if sys.argv[1] == "-":  # a resource on stdin (an answer the caller got another way)
+        body = json.load(sys.stdin)
+        no_empties(body)
+    else:
+        _, body = fetch(sys.argv[1], extra)
     FHIRElementFactory.instantiate(body["resourceType"], body)  # strict by default: raises
     print(json.dumps({
         "resourceType": body["resourceType"],

@@ -295,6 +295,79 @@ async fn story_2_emergency_on_the_veluwe() {
         ],
     );
 
+    // As FHIR (Accept: application/fhir+json): the Bundle alone stands on its own. Every holder
+    // has its OperationOutcome; the patient each holder's resources refer to is in it, with the
+    // BSN the caller gave; an outside FHIR library reads it with strict R4 models.
+    let o = &w.orgs[ed];
+    let bundle: Value = reqwest::Client::new()
+        .post(format!("{}/v1/data/fetch", w.node(ed).rpc))
+        .header("accept", "application/fhir+json")
+        .json(
+            &json!({"requester": o.did, "credentials": [o.credential, o.professional],
+            "patient": {"value": PIETER}, "scope": "medication-overview",
+            "categories": ["medication", "allergies"], "purpose": "emergency", "reason": reason}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle", "{bundle}");
+    let entries = bundle["entry"].as_array().unwrap();
+    let outcomes: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "outcome")
+        .collect();
+    assert_eq!(outcomes.len(), 3, "one per holder node: {bundle}");
+    assert!(outcomes
+        .iter()
+        .all(|e| e["resource"]["issue"][0]["severity"] == "information"));
+    let patients: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .collect();
+    assert_eq!(patients.len(), 3, "the patient at each holder: {bundle}");
+    for p in &patients {
+        assert_eq!(p["resource"]["identifier"][0]["value"], PIETER);
+        let url = p["fullUrl"].as_str().unwrap();
+        assert!(
+            entries.iter().any(|e| {
+                let full = e["fullUrl"].as_str().unwrap_or_default();
+                let base = full.rsplitn(3, '/').nth(2).unwrap_or_default();
+                let r = &e["resource"];
+                let reference = r["subject"]["reference"]
+                    .as_str()
+                    .or(r["patient"]["reference"].as_str());
+                reference.is_some_and(|x| format!("{base}/{x}") == url)
+            }),
+            "{url} is what a resource's reference resolves to"
+        );
+    }
+    let mut check = std::process::Command::new("python3");
+    check
+        .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = check.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(bundle.to_string().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "strict R4: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The pharmacy's node goes down: the answer still comes, with the two others, and says so.
     let pharmacy_node = node_did(w.node(pharmacy)).await;
     w.net.nodes[pharmacy].stop().await.unwrap();
@@ -317,8 +390,12 @@ async fn story_2_emergency_on_the_veluwe() {
             .unwrap()
             .iter()
             .any(|e| e["search"]["mode"] == "outcome"
-                && e["resource"]["resourceType"] == "OperationOutcome"),
-        "{v}"
+                && e["resource"]["issue"][0]["severity"] == "error"
+                && e["resource"]["issue"][0]["details"]["coding"][0]["code"] == "unreachable"
+                && e["resource"]["issue"][0]["diagnostics"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with(pharmacy_node.as_str()))),
+        "the unreachable pharmacy has its OperationOutcome: {v}"
     );
 
     // Another patient of the GP objects: nothing of hers is shared, not even in an emergency.
@@ -460,6 +537,12 @@ fn public_client(w: &World) -> reqwest::Client {
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .build()
         .unwrap()
+}
+
+/// The id of the first Condition the token is served.
+async fn b_condition_id(w: &World, at: &Node, token: &str) -> String {
+    let (_, b) = data(w, at, token, "/fhir/Condition").await;
+    b["entry"][0]["resource"]["id"].as_str().unwrap().to_owned()
 }
 
 async fn data(w: &World, at: &Node, token: &str, path: &str) -> (u16, Value) {
@@ -699,6 +782,24 @@ break_the_glass = true
         assert_eq!(code, 400, "{path}: {b}");
         assert_eq!(b["resourceType"], "OperationOutcome", "{b}");
     }
+    // A reference in what was served resolves through the proxy (FHIR read), within the grant.
+    let first = b_condition_id(&w, w.node(hospital), &access).await;
+    let (code, r) = data(
+        &w,
+        w.node(hospital),
+        &access,
+        &format!("/fhir/Condition/{first}"),
+    )
+    .await;
+    assert_eq!((code, r["id"].as_str()), (200, Some(first.as_str())), "{r}");
+    let (code, r) = data(&w, w.node(hospital), &access, "/fhir/Condition/no-such-id").await;
+    assert_eq!(
+        (code, r["resourceType"].as_str()),
+        (404, Some("OperationOutcome")),
+        "{r}"
+    );
+    let (code, r) = data(&w, w.node(hospital), &access, "/fhir/MedicationRequest/x").await;
+    assert_eq!(code, 403, "outside the grant: {r}");
     let (code, b) = data(&w, w.node(hospital), &access, "/fhir/MedicationRequest").await;
     assert_eq!(code, 403, "{b}");
     let (code, _) = data(&w, w.node(hospital), "not-a-token", "/fhir/Condition").await;

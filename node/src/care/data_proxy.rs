@@ -81,6 +81,8 @@ pub enum ProxyError {
     NotCovered(String),
     #[error("the token's patient is not a reference")]
     TokenPatient,
+    #[error("{0} is not served to this token")]
+    NotFound(String),
 }
 
 impl ProxyError {
@@ -97,6 +99,7 @@ impl ProxyError {
             ProxyError::ParamTooLong(_) => "too-long",
             ProxyError::NotCovered(_) => "forbidden",
             ProxyError::TokenPatient => "exception",
+            ProxyError::NotFound(_) => "not-found",
         }
     }
 }
@@ -178,7 +181,9 @@ impl DataProxy {
             peer: "http".into(),
             ..Default::default()
         };
-        let res = self.serve(token, resource_type, query, &mut event).await;
+        let res = self
+            .serve(token, resource_type, query, Vec::new(), &mut event)
+            .await;
         event.outcome = match &res {
             Ok(s) if s.failed == 0 => format!("served {} {resource_type}", s.resources),
             Ok(s) => format!(
@@ -191,12 +196,53 @@ impl DataProxy {
         res
     }
 
-    /// Checks the token and the request, searches each granted holder's source, and merges.
+    /// `GET /fhir/{resource_type}/{id}` (FHIR read) with the access token as `presented`: the
+    /// resource, when a granted holder's source has it about the token's patient; so that the
+    /// references in what the proxy served resolve. Audited as the search is.
+    pub async fn read(
+        &self,
+        token: Option<Presented<'_>>,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Value, ProxyError> {
+        let mut event = Event {
+            kind: "data".into(),
+            peer: "http".into(),
+            ..Default::default()
+        };
+        if !crate::directory::ids::is_fhir_id(id) {
+            return Err(ProxyError::NotFound(format!("{resource_type}/{id}")));
+        }
+        let extra = vec![("_id".to_owned(), id.to_owned())];
+        let res = self
+            .serve(token, resource_type, None, extra, &mut event)
+            .await
+            .and_then(|s| {
+                s.bundle["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| &e["resource"])
+                    .find(|r| r["resourceType"] == resource_type && r["id"] == id)
+                    .cloned()
+                    .ok_or_else(|| ProxyError::NotFound(format!("{resource_type}/{id}")))
+            });
+        event.outcome = match &res {
+            Ok(_) => format!("read {resource_type}/{id}"),
+            Err(e) => format!("{}: {e}", e.code()),
+        };
+        self.audit.append(event);
+        res
+    }
+
+    /// Checks the token and the request, searches each granted holder's source (with the
+    /// caller's parameters and `extra`), and merges.
     async fn serve(
         &self,
         token: Option<Presented<'_>>,
         resource_type: &str,
         query: Option<&str>,
+        extra: Vec<(String, String)>,
         event: &mut Event,
     ) -> Result<Served, ProxyError> {
         let presented = token.ok_or(ProxyError::NoToken)?;
@@ -216,7 +262,8 @@ impl DataProxy {
         {
             return Err(ProxyError::NotServed(resource_type.to_owned()));
         }
-        let params = caller_params(query)?;
+        let mut params = caller_params(query)?;
+        params.extend(extra);
         let holders = holders_for(&grant, resource_type);
         if holders.is_empty() {
             return Err(ProxyError::NotCovered(resource_type.to_owned()));

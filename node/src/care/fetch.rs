@@ -94,6 +94,99 @@ struct SourceReport {
     ms: u64,
 }
 
+/// The `OperationOutcome` entry that says how one holder node answered (every node has one,
+/// so the Bundle alone tells which holders shared, which had nothing, which failed):
+/// `information` for `ok` and `nothing_in_scope`, `warning` for a partial answer or no
+/// permitted data, `error` otherwise.
+fn source_outcome(r: &SourceReport) -> Value {
+    let severity = match r.status.as_str() {
+        "ok" | "nothing_in_scope" => "information",
+        "partial" | "no_permitted_data" | "not_here" => "warning",
+        _ => "error",
+    };
+    let code = match severity {
+        "information" => "informational",
+        "warning" => "incomplete",
+        _ => "transient",
+    };
+    let mut diagnostics = format!("{}: {} ({} resources)", r.node, r.status, r.resources);
+    if let Some(e) = &r.error {
+        diagnostics.push_str(": ");
+        diagnostics.push_str(e);
+    }
+    json!({
+        "fullUrl": format!("urn:uuid:{}", crate::identity::issuing::urn_uuid().trim_start_matches("urn:uuid:")),
+        "resource": {"resourceType": "OperationOutcome",
+                     "issue": [{"severity": severity, "code": code,
+                                "details": {"coding": [{"system": FETCH_STATUS, "code": r.status}]},
+                                "diagnostics": diagnostics}]},
+        "search": {"mode": "outcome"},
+    })
+}
+
+/// The code system of a holder node's answer in a fetch Bundle.
+pub const FETCH_STATUS: &str = "urn:knoop:fetch-status";
+
+/// Makes the merged entries stand on their own (`specs/data-fetch.md` §5.1): for every patient
+/// a holder's resources refer to (`Patient/<its source's id>`), a `Patient` entry with the
+/// identifier the caller named the patient by, at the URL the relative reference resolves to
+/// within the Bundle (the holder's FHIR base, from the entry's `fullUrl`, FHIR R4 §2.36.4.1).
+/// The entries to add.
+fn standalone(entries: &[Value], identifier: Option<(&str, &str)>) -> Vec<Value> {
+    let Some((system, value)) = identifier else {
+        return Vec::new();
+    };
+    let mut patients: BTreeSet<(String, String)> = BTreeSet::new();
+    for e in entries {
+        let r = &e["resource"];
+        let (Some(full), Some(t), Some(id)) = (
+            e["fullUrl"].as_str(),
+            r["resourceType"].as_str(),
+            r["id"].as_str(),
+        ) else {
+            continue;
+        };
+        let Some(base) = full.strip_suffix(&format!("/{t}/{id}")) else {
+            continue;
+        };
+        let mut refs = Vec::new();
+        patient_references(r, &mut refs);
+        for local in refs {
+            patients.insert((format!("{base}/Patient/{local}"), local));
+        }
+    }
+    patients
+        .into_iter()
+        .map(|(url, id)| {
+            json!({"fullUrl": url,
+                   "resource": {"resourceType": "Patient", "id": id,
+                                "identifier": [{"system": system, "value": value}]},
+                   "search": {"mode": "include"}})
+        })
+        .collect()
+}
+
+/// The ids of the relative `Patient/<id>` references in `v`.
+fn patient_references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k == "reference" {
+                    if let Some(id) = x.as_str().and_then(|r| r.strip_prefix("Patient/")) {
+                        if crate::care::source::is_fhir_id(id) && !out.iter().any(|o| o == id) {
+                            out.push(id.to_owned());
+                        }
+                    }
+                    continue;
+                }
+                patient_references(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| patient_references(x, out)),
+        _ => {}
+    }
+}
+
 /// The professional's name in the presented credentials, for the holders' audit logs.
 fn professional_name(credentials: &[Value]) -> String {
     credentials
@@ -127,7 +220,15 @@ impl Fetcher {
 
     /// Localises the patient of `k`, asks every holder node for a token and the data, and
     /// merges the answers: `{patient, bundle, sources, ms}`. Audited as a `fetch` entry.
-    pub async fn fetch(&self, req: FetchRequest, k: &PatientKeys) -> Result<Value, FetchError> {
+    /// `identifier` (`system`, `value`) is the patient as the caller named them: the Bundle
+    /// includes the patient with it wherever a holder's resources refer to the patient
+    /// (`specs/data-fetch.md` §5.1); it is not kept.
+    pub async fn fetch(
+        &self,
+        req: FetchRequest,
+        k: &PatientKeys,
+        identifier: Option<(&str, &str)>,
+    ) -> Result<Value, FetchError> {
         req.check()?;
         let t0 = Instant::now();
         let wanted: Option<BTreeSet<String>> =
@@ -210,28 +311,16 @@ impl Fetcher {
         });
         let results = futures::future::join_all(asks).await;
         let mut entries = Vec::new();
+        let mut outcomes = Vec::new();
         let mut sources = Vec::new();
         for (report, resources) in results {
-            for e in resources {
-                entries.push(e);
-            }
-            if !matches!(
-                report.status.as_str(),
-                "ok" | "nothing_in_scope" | "no_permitted_data"
-            ) {
-                entries.push(json!({
-                    "resource": {
-                        "resourceType": "OperationOutcome",
-                        "issue": [{"severity": if report.status == "partial" { "warning" } else { "error" },
-                                   "code": "incomplete",
-                                   "diagnostics": format!("{}: {}: {}", report.node, report.status,
-                                                          report.error.as_deref().unwrap_or(""))}],
-                    },
-                    "search": {"mode": "outcome"},
-                }));
-            }
+            entries.extend(resources);
+            outcomes.push(source_outcome(&report));
             sources.push(report);
         }
+        let included = standalone(&entries, identifier);
+        entries.extend(included);
+        entries.extend(outcomes);
         let matches = entries
             .iter()
             .filter(|e| e["search"]["mode"] == "match")

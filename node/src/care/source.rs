@@ -32,12 +32,7 @@ pub enum SourceError {
     Ambiguous(usize),
 }
 
-/// Whether `s` is a FHIR logical id.
-pub fn is_fhir_id(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
+pub use crate::directory::ids::is_fhir_id;
 
 /// How a registration links the patient to the holder's source: the local id, or why none.
 #[derive(Debug, Clone, Default)]

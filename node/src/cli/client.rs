@@ -617,12 +617,14 @@ pub async fn data(cmd: crate::cli::args::DataCommand) -> anyhow::Result<Value> {
     }
 }
 
-/// The holders' statuses and, per resource type, how many came from each source.
+/// The holders' statuses and, per resource type, how many came from each source (the matches:
+/// not the included patient nor the holders' outcomes).
 fn fetch_summary(answer: &Value) -> Value {
     let mut counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
         Default::default();
     let mut total = 0u64;
-    for e in answer["bundle"]["entry"].as_array().into_iter().flatten() {
+    let entries = answer["bundle"]["entry"].as_array().into_iter().flatten();
+    for e in entries.filter(|e| e["search"]["mode"] == "match") {
         let r = &e["resource"];
         let Some(t) = r["resourceType"].as_str() else {
             continue;

@@ -1,4 +1,5 @@
-//! `GET /fhir/{resource_type}` on the public API (spec: `specs/data-fetch.md` §3): the access
+//! `GET /fhir/{resource_type}` and `GET /fhir/{resource_type}/{id}` on the public API (spec:
+//! `specs/data-fetch.md` §3): the access
 //! token (`Bearer`, or `DPoP` with its proof), the URL and the query go to the data proxy
 //! ([`crate::care::data_proxy`]); its answer comes back as `application/fhir+json`, a refusal
 //! as an `OperationOutcome` with the RFC 6750 / RFC 9449 challenge.
@@ -19,6 +20,7 @@ use crate::care::dpop::DpopError;
 pub fn routes<S>(proxy: Arc<DataProxy>) -> Router<S> {
     Router::new()
         .route("/fhir/{resource_type}", get(search))
+        .route("/fhir/{resource_type}/{id}", get(read))
         .with_state(proxy)
 }
 
@@ -46,11 +48,41 @@ async fn search(
                 .await
         }
     };
+    answer(&proxy, res.map(|s| s.bundle))
+}
+
+/// `GET /fhir/{resource_type}/{id}`: a read through the proxy, so that references resolve.
+async fn read(
+    State(proxy): State<Arc<DataProxy>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/fhir/{resource_type}/{id}");
+    let url = proxy
+        .url_of(&path)
+        .unwrap_or_else(|| request_url(None, &headers, &path));
+    let res = match (authorization(&headers), dpop_proof(&headers)) {
+        (_, Err(e)) => Err(ProxyError::Proof(e)),
+        (auth, Ok(proof)) => {
+            let presented = auth.map(|(dpop, token)| Presented {
+                token,
+                dpop,
+                proof,
+                url: &url,
+            });
+            proxy.read(presented, &resource_type, &id).await
+        }
+    };
+    answer(&proxy, res)
+}
+
+/// The FHIR answer, or the refusal with its challenges.
+fn answer(proxy: &DataProxy, res: Result<serde_json::Value, ProxyError>) -> Response {
     match res {
-        Ok(served) => (
+        Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/fhir+json")],
-            Json(served.bundle),
+            Json(body),
         )
             .into_response(),
         Err(e) => {
@@ -98,7 +130,7 @@ fn status_of(e: &ProxyError) -> StatusCode {
         | ProxyError::NotBound
         | ProxyError::Proof(_)
         | ProxyError::OtherKey => StatusCode::UNAUTHORIZED,
-        ProxyError::NotServed(_) => StatusCode::NOT_FOUND,
+        ProxyError::NotServed(_) | ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
         ProxyError::ParamNotAllowed(_) | ProxyError::ParamTooLong(_) => StatusCode::BAD_REQUEST,
         ProxyError::NotCovered(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

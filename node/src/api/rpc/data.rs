@@ -1,11 +1,13 @@
 //! `POST /v1/data/fetch` (spec: `specs/data-fetch.md` §5): category C for patient P from every
 //! holder, through [`crate::care::fetch`]. The patient identifier travels only in the body.
+//! With `Accept: application/fhir+json` the answer is the merged FHIR Bundle alone.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -53,8 +55,9 @@ impl From<FetchError> for ApiError {
 
 async fn fetch(
     State(st): St,
+    headers: HeaderMap,
     b: Result<Json<FetchReq>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let FetchReq {
         requester,
         credentials,
@@ -78,6 +81,20 @@ async fn fetch(
         reason,
     };
     req.check()?;
+    let identifier = (patient.system.clone(), patient.value.clone());
     let k = keys(&st, patient).await?;
-    Ok(Json(st.fetcher.fetch(req, &k).await?))
+    let answer = st
+        .fetcher
+        .fetch(req, &k, Some((&identifier.0, &identifier.1)))
+        .await?;
+    // A FHIR client asks for FHIR: the Bundle alone (it names every holder itself).
+    let fhir_only = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/fhir+json"));
+    Ok(if fhir_only {
+        crate::api::fhir_answer::fhir(StatusCode::OK, &answer["bundle"])
+    } else {
+        Json(answer).into_response()
+    })
 }

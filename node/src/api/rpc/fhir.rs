@@ -16,6 +16,8 @@ use axum::Router;
 pub(crate) use crate::api::fhir_answer::{
     answer, fhir, form_params, outcome, params, version_headers,
 };
+use serde_json::json;
+
 use crate::api::rpc::state::RpcState;
 use crate::directory::mcsd::{self, Scope};
 
@@ -46,11 +48,29 @@ fn base(headers: &HeaderMap) -> String {
     base_url(headers, "/fhir")
 }
 
+/// `GET /fhir/metadata`: the Query Directory's CapabilityStatement, with the other resources
+/// served under the same base (consents, `specs/fhir-consent.md`; the audit log,
+/// `specs/audit.md`).
 async fn metadata(headers: HeaderMap) -> Response {
-    fhir(
-        StatusCode::OK,
-        &mcsd::capability_statement(&base(&headers), false),
-    )
+    let mut cs = mcsd::capability_statement(&base(&headers), false);
+    if let Some(resources) = cs["rest"][0]["resource"].as_array_mut() {
+        resources.push(json!({
+            "type": "Consent",
+            "profile": "https://profiles.ihe.net/ITI/PCF/StructureDefinition/IHE.PCF.consentIntermediate",
+            "documentation": "X-Tenant-ID names the hosted organisation; update only revokes (status inactive)",
+            "interaction": [{"code": "create"}, {"code": "read"}, {"code": "update"},
+                            {"code": "search-type"}],
+            "searchParam": [{"name": "patient", "type": "reference",
+                             "documentation": "patient:identifier=<BSN system>|<BSN>, required"},
+                            {"name": "status", "type": "token"}],
+        }));
+        resources.push(json!({
+            "type": "AuditEvent",
+            "documentation": "this node's audit log; paged by after (sequence) and limit",
+            "interaction": [{"code": "search-type"}],
+        }));
+    }
+    fhir(StatusCode::OK, &cs)
 }
 
 async fn search(
