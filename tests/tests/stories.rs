@@ -782,6 +782,24 @@ break_the_glass = true
         assert_eq!(code, 400, "{path}: {b}");
         assert_eq!(b["resourceType"], "OperationOutcome", "{b}");
     }
+    // What the proxy serves is strict FHIR R4, for an outside library.
+    let public = w.node(hospital).status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let checked = knoop_e2e::run_outside(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg(format!("{public}/fhir/Condition"))
+            .arg(format!("Authorization: Bearer {access}"))
+            .env("REQUESTS_CA_BUNDLE", w.ca.ca_pem_path()),
+    );
+    assert_eq!(
+        checked["types"],
+        json!(["Condition", "Condition", "Condition"]),
+        "{checked}"
+    );
+
     // A reference in what was served resolves through the proxy (FHIR read), within the grant.
     let first = b_condition_id(&w, w.node(hospital), &access).await;
     let (code, r) = data(

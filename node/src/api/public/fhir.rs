@@ -30,23 +30,10 @@ async fn search(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let path = format!("/fhir/{resource_type}");
-    let url = proxy
-        .url_of(&path)
-        .unwrap_or_else(|| request_url(None, &headers, &path));
-    let res = match (authorization(&headers), dpop_proof(&headers)) {
-        (_, Err(e)) => Err(ProxyError::Proof(e)),
-        (auth, Ok(proof)) => {
-            let presented = auth.map(|(dpop, token)| Presented {
-                token,
-                dpop,
-                proof,
-                url: &url,
-            });
-            proxy
-                .search(presented, &resource_type, query.as_deref())
-                .await
-        }
+    let url = url_of(&proxy, &headers, &format!("/fhir/{resource_type}"));
+    let res = match presented(&headers, &url) {
+        Ok(p) => proxy.search(p, &resource_type, query.as_deref()).await,
+        Err(e) => Err(e),
     };
     answer(&proxy, res.map(|s| s.bundle))
 }
@@ -57,23 +44,33 @@ async fn read(
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let path = format!("/fhir/{resource_type}/{id}");
-    let url = proxy
-        .url_of(&path)
-        .unwrap_or_else(|| request_url(None, &headers, &path));
-    let res = match (authorization(&headers), dpop_proof(&headers)) {
-        (_, Err(e)) => Err(ProxyError::Proof(e)),
-        (auth, Ok(proof)) => {
-            let presented = auth.map(|(dpop, token)| Presented {
-                token,
-                dpop,
-                proof,
-                url: &url,
-            });
-            proxy.read(presented, &resource_type, &id).await
-        }
+    let url = url_of(&proxy, &headers, &format!("/fhir/{resource_type}/{id}"));
+    let res = match presented(&headers, &url) {
+        Ok(p) => proxy.read(p, &resource_type, &id).await,
+        Err(e) => Err(e),
     };
     answer(&proxy, res)
+}
+
+/// The URL of the request (what its DPoP proof must name).
+fn url_of(proxy: &DataProxy, headers: &HeaderMap, path: &str) -> String {
+    proxy
+        .url_of(path)
+        .unwrap_or_else(|| request_url(None, headers, path))
+}
+
+/// How the request presents its token (none: `None`), or its malformed DPoP proof.
+fn presented<'a>(
+    headers: &'a HeaderMap,
+    url: &'a str,
+) -> Result<Option<Presented<'a>>, ProxyError> {
+    let proof = dpop_proof(headers).map_err(ProxyError::Proof)?;
+    Ok(authorization(headers).map(|(dpop, token)| Presented {
+        token,
+        dpop,
+        proof,
+        url,
+    }))
 }
 
 /// The FHIR answer, or the refusal with its challenges.
