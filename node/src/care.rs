@@ -5,6 +5,7 @@
 //! decision point (Rego) and the audit log that records each decision. No HTTP here: `api` calls these.
 
 pub mod audit;
+pub mod categories;
 pub mod consent;
 pub mod consent_registration;
 pub mod data_proxy;

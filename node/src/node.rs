@@ -305,8 +305,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         audit.clone(),
         requester.clone(),
     ));
+    let pdp = Arc::new(
+        crate::care::pdp::Pdp::load(
+            cfg.pdp.policies.as_deref(),
+            dids.clone(),
+            credentials.clone(),
+            consents.clone(),
+            localisation.clone(),
+            sources.clone(),
+        )
+        .context("pdp")?,
+    );
+    if cfg.pdp.policies.is_some() {
+        info!(policies = ?pdp.names(), "policy decision point loaded");
+    }
     let proxy = Arc::new(crate::care::data_proxy::DataProxy::new(
         tokens.clone(),
+        pdp.clone(),
         localisation.clone(),
         sources.clone(),
         audit.clone(),
@@ -360,20 +375,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         requester.clone(),
         store.clone(),
     ));
-    let pdp = Arc::new(
-        crate::care::pdp::Pdp::load(
-            cfg.pdp.policies.as_deref(),
-            dids.clone(),
-            credentials.clone(),
-            consents.clone(),
-            localisation.clone(),
-            sources.clone(),
-        )
-        .context("pdp")?,
-    );
-    if cfg.pdp.policies.is_some() {
-        info!(policies = ?pdp.names(), "policy decision point loaded");
-    }
     // The mCSD directory: published changes and derived resources, materialised with their
     // history after each commit.
     let published = Arc::new(crate::directory::published::Published::new(store.clone()));

@@ -247,3 +247,53 @@ fn the_cli_runs_policy_tests() {
         (Some(116), Some(0))
     );
 }
+
+/// One decision path: the data proxy decides every request through the PDP. A policy a holder
+/// configures under the name of a scope (`discharge_summary`) is evaluated beside the built-in
+/// one: this hospital keeps its care plans out of discharge summaries, and a GP's fetch gets
+/// everything else, with the refusal named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_policy_decides_the_data_proxys_requests_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("discharge_summary");
+    std::fs::create_dir_all(&policy).unwrap();
+    std::fs::write(
+        policy.join("policy.rego"),
+        "package discharge_summary\n\nimport rego.v1\n\ndefault allow := false\n\n\
+         # Discharge summaries from this hospital, without care plans.\n\
+         allow if input.resource.type != \"CarePlan\"\n",
+    )
+    .unwrap();
+    let w = world(
+        "opt-out",
+        &[LEIDEN_HOSPITAL, KERKRADE_GP],
+        &[(0, ("KNOOP_PDP__POLICIES", dir.path().display().to_string()))],
+    )
+    .await;
+    let (hospital, gp) = (0, 1);
+    w.register(hospital, ANNA, &["summary", "problems", "care-plan"])
+        .await;
+    let hospital_node = node_did(w.node(hospital)).await;
+    let v = w
+        .fetch_until(
+            "the hospital answers",
+            gp,
+            ANNA,
+            "discharge-summary",
+            &["summary", "problems", "care-plan"],
+            "regular-care",
+            None,
+            |v| status_of(v, &hospital_node) != "absent",
+        )
+        .await;
+    assert_eq!(status_of(&v, &hospital_node), "partial", "{v}");
+    let h = &w.orgs[hospital].did;
+    assert_eq!(count(&v, "CarePlan", h), 0, "{v}");
+    assert!(count(&v, "Condition", h) > 0, "{v}");
+    assert!(count(&v, "Composition", h) > 0, "{v}");
+    let error = v["sources"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("CarePlan") && error.contains("denied by discharge_summary"),
+        "{v}"
+    );
+}

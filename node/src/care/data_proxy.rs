@@ -8,27 +8,14 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+pub use crate::care::categories::{types_of, RESOURCE_CATEGORIES};
+
 use crate::care::audit::{AuditLog, Event};
 use crate::care::dpop::{DpopError, Expect};
 use crate::care::localisation::Localisation;
+use crate::care::pdp::Pdp;
 use crate::care::source::{is_about, Sources};
 use crate::care::tokens::{Grant, Tokens};
-
-/// Resource types served, with the data category each belongs to and, for `Observation`, the
-/// FHIR observation category that selects it.
-pub const RESOURCE_CATEGORIES: [(&str, &str, Option<&str>); 11] = [
-    ("Composition", "summary", None),
-    ("MedicationStatement", "medication", None),
-    ("MedicationRequest", "medication", None),
-    ("MedicationDispense", "medication", None),
-    ("AllergyIntolerance", "allergies", None),
-    ("Condition", "problems", None),
-    ("Observation", "lab", Some("laboratory")),
-    ("Observation", "vital-signs", Some("vital-signs")),
-    ("ImagingStudy", "imaging", None),
-    ("CarePlan", "care-plan", None),
-    ("Encounter", "encounters", None),
-];
 
 /// Search parameters a caller may add (everything else, `patient`, `subject`, `_include` and
 /// chains among them, is refused).
@@ -40,17 +27,6 @@ pub const ALLOWED_PARAMS: [&str; 6] = [
     "clinical-status",
     "code",
 ];
-
-/// The resource types of `category`.
-pub fn types_of(category: &str) -> Vec<&'static str> {
-    let mut out: Vec<&str> = RESOURCE_CATEGORIES
-        .iter()
-        .filter(|(_, c, _)| *c == category)
-        .map(|(t, _, _)| *t)
-        .collect();
-    out.dedup();
-    out
-}
 
 /// Why a proxy request was refused. [`ProxyError::code`] is the FHIR issue type.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +107,8 @@ pub struct Served {
 /// The data proxy of this node's public API.
 pub struct DataProxy {
     tokens: Arc<Tokens>,
+    /// Decides every request (the built-in policy and the scope's configured one).
+    pdp: Arc<Pdp>,
     localisation: Arc<Localisation>,
     sources: Arc<Sources>,
     audit: Arc<AuditLog>,
@@ -141,6 +119,7 @@ pub struct DataProxy {
 impl DataProxy {
     pub fn new(
         tokens: Arc<Tokens>,
+        pdp: Arc<Pdp>,
         localisation: Arc<Localisation>,
         sources: Arc<Sources>,
         audit: Arc<AuditLog>,
@@ -148,6 +127,7 @@ impl DataProxy {
     ) -> Self {
         DataProxy {
             tokens,
+            pdp,
             localisation,
             sources,
             audit,
@@ -182,7 +162,7 @@ impl DataProxy {
             ..Default::default()
         };
         let res = self
-            .serve(token, resource_type, query, Vec::new(), &mut event)
+            .serve(token, resource_type, query, None, &mut event)
             .await;
         event.outcome = match &res {
             Ok(s) if s.failed == 0 => format!("served {} {resource_type}", s.resources),
@@ -213,9 +193,8 @@ impl DataProxy {
         if !crate::directory::ids::is_fhir_id(id) {
             return Err(ProxyError::NotFound(format!("{resource_type}/{id}")));
         }
-        let extra = vec![("_id".to_owned(), id.to_owned())];
         let res = self
-            .serve(token, resource_type, None, extra, &mut event)
+            .serve(token, resource_type, None, Some(id), &mut event)
             .await
             .and_then(|s| {
                 s.bundle["entry"]
@@ -235,14 +214,15 @@ impl DataProxy {
         res
     }
 
-    /// Checks the token and the request, searches each granted holder's source (with the
-    /// caller's parameters and `extra`), and merges.
+    /// Checks the token and the request, has the PDP decide it (`specs/pdp.md` §6), searches
+    /// each granted holder's source (with the caller's parameters, and `_id` for a read), and
+    /// merges.
     async fn serve(
         &self,
         token: Option<Presented<'_>>,
         resource_type: &str,
         query: Option<&str>,
-        extra: Vec<(String, String)>,
+        read: Option<&str>,
         event: &mut Event,
     ) -> Result<Served, ProxyError> {
         let presented = token.ok_or(ProxyError::NoToken)?;
@@ -263,11 +243,28 @@ impl DataProxy {
             return Err(ProxyError::NotServed(resource_type.to_owned()));
         }
         let mut params = caller_params(query)?;
-        params.extend(extra);
-        let holders = holders_for(&grant, resource_type);
-        if holders.is_empty() {
-            return Err(ProxyError::NotCovered(resource_type.to_owned()));
+        let decision = self
+            .pdp
+            .decide_proxy(
+                &policy_request(&grant, resource_type, read, &params),
+                &granted(&grant),
+            )
+            .await;
+        if !decision.allow {
+            let why: Vec<String> = decision
+                .reasons
+                .iter()
+                .map(|r| r.description.clone())
+                .collect();
+            return Err(ProxyError::NotCovered(format!(
+                "{resource_type} ({})",
+                why.join("; ")
+            )));
         }
+        if let Some(id) = read {
+            params.push(("_id".to_owned(), id.to_owned()));
+        }
+        let holders = holders_for(&grant, resource_type);
         let p = knoop_privacy::patient::parse_reference(&grant.patient)
             .ok_or(ProxyError::TokenPatient)?;
         event.categories = RESOURCE_CATEGORIES
@@ -414,6 +411,42 @@ impl DataProxy {
         }
         Ok(())
     }
+}
+
+/// The categories the grant covers, at any of its holders.
+fn granted(grant: &Grant) -> Vec<String> {
+    let mut out: Vec<String> = grant
+        .holdings
+        .iter()
+        .flat_map(|(_, c)| c.iter().cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The request in knooppunt's model for the PDP (`specs/pdp.md` §6): the token's claims as
+/// `subject`, the FHIR request, and its context.
+fn policy_request(
+    grant: &Grant,
+    resource_type: &str,
+    read: Option<&str>,
+    params: &[(String, String)],
+) -> Value {
+    let mut query: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (k, v) in params {
+        query.entry(k).or_default().push(v);
+    }
+    let path = match read {
+        Some(id) => format!("/{resource_type}/{id}"),
+        None => format!("/{resource_type}"),
+    };
+    json!({
+        "subject": {"scope": grant.scope, "client_id": grant.requester, "user_id": grant.professional,
+                    "organization_did": grant.requester},
+        "request": {"method": "GET", "protocol": "HTTP/1.1", "path": path, "query_params": query},
+        "context": {"connection_type_code": "hl7-fhir-rest", "purpose_of_use": grant.purpose},
+    })
 }
 
 /// The grant's holders that may share `resource_type`, with the FHIR observation categories

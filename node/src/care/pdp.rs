@@ -175,7 +175,100 @@ fn add_policy(engine: &mut regorus::Engine, path: &Path, rego: String) -> Result
         })
 }
 
+/// The package of the built-in data proxy policy (`specs/pdp.md` §6).
+pub const DATA_PROXY_PACKAGE: &str = "knoop.data_proxy";
+
+/// Adds knoop's built-in policy and the data it decides with (each category's resource types).
+fn add_builtin(engine: &mut regorus::Engine) -> Result<(), LoadError> {
+    let path = Path::new("builtin/data_proxy.rego");
+    add_policy(engine, path, include_str!("pdp/data_proxy.rego").to_owned())?;
+    let mut categories: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (t, c, _) in crate::care::categories::RESOURCE_CATEGORIES {
+        let types = categories.entry(c).or_default();
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    let data = json!({"knoop": {"categories": categories}});
+    let invalid = |reason: String| LoadError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let value =
+        regorus::Value::from_json_str(&data.to_string()).map_err(|e| invalid(e.to_string()))?;
+    engine.add_data(value).map_err(|e| invalid(e.to_string()))
+}
+
 impl Pdp {
+    /// Decides one request the data proxy serves (`specs/pdp.md` §6): `api` in knooppunt's
+    /// request model (the token's claims as `subject`, the FHIR request, its `context`),
+    /// `granted` the categories the token granted. The built-in policy decides; a policy
+    /// configured under the name of the token's scope must allow too.
+    pub async fn decide_proxy(&self, api: &Value, granted: &[String]) -> PolicyResult {
+        let mut result = PolicyResult::default();
+        // The requesting organisation as the directory knows it.
+        let mut api = api.clone();
+        let did = api["subject"]["organization_did"]
+            .as_str()
+            .map(str::to_owned);
+        if let Some(e) = did.and_then(|d| self.credentials.organisation(&d)) {
+            api["subject"]["organization_ura"] = json!(e.ura);
+            api["subject"]["organization_name"] = json!(e.legal_name);
+            api["subject"]["organization_facility_type"] = json!(e.organization_type);
+        }
+        let mut input = match input::policy_input(&api) {
+            Ok(i) => i,
+            Err(e) => {
+                result
+                    .reasons
+                    .push(reason("unexpected_input", format!("invalid request: {e}")));
+                return result;
+            }
+        };
+        input["context"]["granted_categories"] = json!(granted);
+        // The token endpoint granted the categories under the patient's consents (the closed
+        // question, answered per holder and category): what a policy reads as the consent.
+        input["context"]["mitz_consent"] = json!(true);
+        let mut policies = vec![(DATA_PROXY_PACKAGE.to_owned(), None)];
+        for scope in api["subject"]["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let name = policy_name(scope);
+            if let Some(p) = self.policies.get(&name) {
+                policies.push((name, Some(p)));
+            }
+        }
+        for (name, policy) in policies {
+            let mut input = input.clone();
+            if let Some(p) = policy {
+                self.check_capability(p, &mut input, &mut result.reasons);
+            }
+            match self.evaluate(&name, input).await {
+                Ok((true, _)) => result.allow = true,
+                Ok((false, mut reasons)) => {
+                    result.allow = false;
+                    result.reasons.append(&mut reasons);
+                    result
+                        .reasons
+                        .push(reason("info", format!("denied by {name}")));
+                    return result;
+                }
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "policy evaluation failed");
+                    result.allow = false;
+                    result.reasons.push(reason(
+                        "internal_error",
+                        format!("failed to evaluate rego policy {name}: {e}"),
+                    ));
+                    return result;
+                }
+            }
+        }
+        result
+    }
+
     /// Loads the policies under `dir` (none without one), each compiled now so that a broken
     /// policy stops the start with its file and line.
     pub fn load(
@@ -188,6 +281,7 @@ impl Pdp {
     ) -> Result<Self, LoadError> {
         let mut policies = BTreeMap::new();
         let mut engine = new_engine();
+        add_builtin(&mut engine)?;
         if let Some(dir) = dir {
             for (name, path) in policy_dirs(dir)? {
                 let file = path.join("policy.rego");
@@ -626,6 +720,35 @@ pub fn run_tests(dir: &Path) -> Result<Vec<TestResult>, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pdp/data_proxy_test.rego`: the built-in policy's own Rego tests, on the engine the node
+    /// decides with (the built-in policy and its data loaded as at start).
+    #[test]
+    fn the_builtin_policy_tests_pass() {
+        let mut engine = new_engine();
+        add_builtin(&mut engine).expect("the built-in policy loads");
+        let tests = include_str!("pdp/data_proxy_test.rego");
+        add_policy(
+            &mut engine,
+            Path::new("data_proxy_test.rego"),
+            tests.to_owned(),
+        )
+        .unwrap();
+        let names = tests_of(tests);
+        assert_eq!(names.len(), 6, "{names:?}");
+        for t in names {
+            let r = engine
+                .clone()
+                .eval_query(format!("data.knoop.data_proxy_test.{t}"), false)
+                .unwrap_or_else(|e| panic!("{t}: {e}"));
+            let value = r
+                .result
+                .first()
+                .and_then(|r| r.expressions.first())
+                .map(|e| e.value.clone());
+            assert_eq!(value, Some(regorus::Value::from(true)), "{t}");
+        }
+    }
 
     #[test]
     fn scopes_select_policies_by_knooppunts_normalisation() {
