@@ -205,22 +205,39 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         web.clone(),
         cfg.trust.dezi_key_sets.clone(),
     ));
+    let scopes = if cfg.policy.is_empty() {
+        crate::care::tokens::default_policies()
+    } else {
+        cfg.policy.clone()
+    };
+    let sources = Arc::new(crate::care::source::Sources::new(&cfg.source).context("source")?);
+    let pdp = Arc::new(
+        crate::care::pdp::Pdp::load(
+            cfg.pdp.policies.as_deref(),
+            &scopes,
+            dids.clone(),
+            credentials.clone(),
+            consents.clone(),
+            localisation.clone(),
+            sources.clone(),
+        )
+        .context("pdp")?,
+    );
+    if cfg.pdp.policies.is_some() {
+        info!(policies = ?pdp.names(), "policy decision point loaded");
+    }
     let tokens = Arc::new(crate::care::tokens::Tokens::new(
+        pdp.clone(),
         credentials.clone(),
         prefetch.clone(),
         localisation.clone(),
         audit.clone(),
         node_did.clone(),
-        if cfg.policy.is_empty() {
-            crate::care::tokens::default_policies()
-        } else {
-            cfg.policy.clone()
-        },
+        scopes,
         cfg.tokens.lifetime,
         cfg.tokens.require_dpop,
         cfg.tokens.introspection_clients.clone(),
     ));
-    let sources = Arc::new(crate::care::source::Sources::new(&cfg.source).context("source")?);
     let http = crate::https::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)
         .context("public API client")?;
     // The public API: bound now, so its URL goes into the node DID before anyone asks.
@@ -305,20 +322,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         audit.clone(),
         requester.clone(),
     ));
-    let pdp = Arc::new(
-        crate::care::pdp::Pdp::load(
-            cfg.pdp.policies.as_deref(),
-            dids.clone(),
-            credentials.clone(),
-            consents.clone(),
-            localisation.clone(),
-            sources.clone(),
-        )
-        .context("pdp")?,
-    );
-    if cfg.pdp.policies.is_some() {
-        info!(policies = ?pdp.names(), "policy decision point loaded");
-    }
     let proxy = Arc::new(crate::care::data_proxy::DataProxy::new(
         tokens.clone(),
         pdp.clone(),

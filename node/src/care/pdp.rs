@@ -178,10 +178,22 @@ fn add_policy(engine: &mut regorus::Engine, path: &Path, rego: String) -> Result
 /// The package of the built-in data proxy policy (`specs/pdp.md` §6).
 pub const DATA_PROXY_PACKAGE: &str = "knoop.data_proxy";
 
-/// Adds knoop's built-in policy and the data it decides with (each category's resource types).
-fn add_builtin(engine: &mut regorus::Engine) -> Result<(), LoadError> {
+/// The package of the built-in token policy (`specs/pdp.md` §6).
+pub const TOKEN_PACKAGE: &str = "knoop.token";
+
+/// Adds knoop's built-in policies and the data they decide with: each category's resource
+/// types, and the configured token scopes (`[[policy]]`).
+fn add_builtin(
+    engine: &mut regorus::Engine,
+    scopes: &[crate::config::Policy],
+) -> Result<(), LoadError> {
     let path = Path::new("builtin/data_proxy.rego");
     add_policy(engine, path, include_str!("pdp/data_proxy.rego").to_owned())?;
+    add_policy(
+        engine,
+        Path::new("builtin/token.rego"),
+        include_str!("pdp/token.rego").to_owned(),
+    )?;
     let mut categories: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (t, c, _) in crate::care::categories::RESOURCE_CATEGORIES {
         let types = categories.entry(c).or_default();
@@ -189,7 +201,17 @@ fn add_builtin(engine: &mut regorus::Engine) -> Result<(), LoadError> {
             types.push(t);
         }
     }
-    let data = json!({"knoop": {"categories": categories}});
+    let scopes: BTreeMap<&str, Value> = scopes
+        .iter()
+        .map(|p| {
+            (
+                p.scope.as_str(),
+                json!({"purposes": p.purposes, "roles": p.roles, "categories": p.categories,
+                       "break_the_glass": p.break_the_glass}),
+            )
+        })
+        .collect();
+    let data = json!({"knoop": {"categories": categories, "scopes": scopes}});
     let invalid = |reason: String| LoadError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -200,6 +222,55 @@ fn add_builtin(engine: &mut regorus::Engine) -> Result<(), LoadError> {
 }
 
 impl Pdp {
+    /// Whether a token may be granted for `scope` and `purpose` (and the professional's `role`,
+    /// once known): the built-in token policy (`specs/pdp.md` §6). A refusal is the RFC 6749
+    /// error and its description.
+    pub fn decide_token(
+        &self,
+        scope: &str,
+        purpose: &str,
+        role: Option<&str>,
+    ) -> Result<(), (String, String)> {
+        let mut input = json!({"scope": scope, "purpose": purpose});
+        if let Some(r) = role {
+            input["role"] = json!(r);
+        }
+        let mut engine = self.engine.clone();
+        let failed = |e: String| ("server_error".to_owned(), format!("token policy: {e}"));
+        let value =
+            regorus::Value::from_json_str(&input.to_string()).map_err(|e| failed(e.to_string()))?;
+        engine.set_input(value);
+        let results = engine
+            .eval_query(format!("data.{TOKEN_PACKAGE}.errors"), false)
+            .map_err(|e| failed(e.to_string()))?;
+        let errors = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| e.value.to_json_str())
+            .transpose()
+            .map_err(|e| failed(e.to_string()))?
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .unwrap_or(json!([]));
+        // The scope's own errors first (invalid_scope), then the role's (access_denied).
+        let mut list: Vec<(String, String)> = errors
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e["error"].as_str()?.to_owned(),
+                    e["description"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        list.sort_by_key(|(e, d)| (e != "invalid_scope", d.clone()));
+        match list.into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
     /// Decides one request the data proxy serves (`specs/pdp.md` §6): `api` in knooppunt's
     /// request model (the token's claims as `subject`, the FHIR request, its `context`),
     /// `granted` the categories the token granted. The built-in policy decides; a policy
@@ -273,6 +344,7 @@ impl Pdp {
     /// policy stops the start with its file and line.
     pub fn load(
         dir: Option<&Path>,
+        scopes: &[crate::config::Policy],
         dids: Arc<DidOps>,
         credentials: Arc<Credentials>,
         consents: Arc<Consents>,
@@ -281,7 +353,7 @@ impl Pdp {
     ) -> Result<Self, LoadError> {
         let mut policies = BTreeMap::new();
         let mut engine = new_engine();
-        add_builtin(&mut engine)?;
+        add_builtin(&mut engine, scopes)?;
         if let Some(dir) = dir {
             for (name, path) in policy_dirs(dir)? {
                 let file = path.join("policy.rego");
@@ -726,27 +798,31 @@ mod tests {
     #[test]
     fn the_builtin_policy_tests_pass() {
         let mut engine = new_engine();
-        add_builtin(&mut engine).expect("the built-in policy loads");
-        let tests = include_str!("pdp/data_proxy_test.rego");
-        add_policy(
-            &mut engine,
-            Path::new("data_proxy_test.rego"),
-            tests.to_owned(),
-        )
-        .unwrap();
-        let names = tests_of(tests);
-        assert_eq!(names.len(), 6, "{names:?}");
-        for t in names {
-            let r = engine
-                .clone()
-                .eval_query(format!("data.knoop.data_proxy_test.{t}"), false)
-                .unwrap_or_else(|e| panic!("{t}: {e}"));
-            let value = r
-                .result
-                .first()
-                .and_then(|r| r.expressions.first())
-                .map(|e| e.value.clone());
-            assert_eq!(value, Some(regorus::Value::from(true)), "{t}");
+        add_builtin(&mut engine, &crate::care::tokens::default_policies())
+            .expect("the built-in policies load");
+        for (package, tests, n) in [
+            (
+                "knoop.data_proxy_test",
+                include_str!("pdp/data_proxy_test.rego"),
+                6,
+            ),
+            ("knoop.token_test", include_str!("pdp/token_test.rego"), 6),
+        ] {
+            add_policy(&mut engine, Path::new(package), tests.to_owned()).unwrap();
+            let names = tests_of(tests);
+            assert_eq!(names.len(), n, "{names:?}");
+            for t in names {
+                let r = engine
+                    .clone()
+                    .eval_query(format!("data.{package}.{t}"), false)
+                    .unwrap_or_else(|e| panic!("{t}: {e}"));
+                let value = r
+                    .result
+                    .first()
+                    .and_then(|r| r.expressions.first())
+                    .map(|e| e.value.clone());
+                assert_eq!(value, Some(regorus::Value::from(true)), "{package}.{t}");
+            }
         }
     }
 

@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::care::audit::{AuditLog, Event};
 use crate::care::dpop::DpopGuard;
 use crate::care::localisation::Localisation;
+use crate::care::pdp::Pdp;
 use crate::identity::credentials::{Credentials, Fetched};
 use crate::identity::prefetch::Prefetcher;
 
@@ -394,6 +395,8 @@ fn refuse(error: &'static str, description: impl Into<String>) -> TokenError {
 
 /// The token service of this node.
 pub struct Tokens {
+    /// Decides whether a scope may be granted (the built-in token policy).
+    pdp: Arc<Pdp>,
     credentials: Arc<Credentials>,
     prefetch: Arc<Prefetcher>,
     localisation: Arc<Localisation>,
@@ -428,6 +431,7 @@ fn random_token() -> String {
 impl Tokens {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        pdp: Arc<Pdp>,
         credentials: Arc<Credentials>,
         prefetch: Arc<Prefetcher>,
         localisation: Arc<Localisation>,
@@ -443,6 +447,7 @@ impl Tokens {
             .map(|p| (p.scope.clone(), presentation_definition(p)))
             .collect();
         Tokens {
+            pdp,
             credentials,
             prefetch,
             localisation,
@@ -649,17 +654,13 @@ impl Tokens {
                 format!("use {JWT_BEARER}"),
             ));
         }
+        // The scope and purpose, by the built-in token policy (Rego, `specs/pdp.md` §6).
+        self.policy_allows(&req.scope, &req.purpose, None)?;
         let policy = self
             .policies
             .iter()
             .find(|p| p.scope == req.scope)
             .ok_or_else(|| refuse("invalid_scope", format!("unknown scope {}", req.scope)))?;
-        if !policy.purposes.contains(&req.purpose) {
-            return Err(refuse(
-                "invalid_scope",
-                format!("scope {} is not for purpose {}", req.scope, req.purpose),
-            ));
-        }
         let p = knoop_privacy::patient::parse_reference(&req.patient)
             .ok_or_else(|| refuse("invalid_request", "patient must be a patient reference"))?;
         let extra_audiences: &[String] = req.tenant.as_ref().map_or(&[], |t| &t.audiences);
@@ -712,15 +713,7 @@ impl Tokens {
                 )
             })?;
         event.who = format!("{} ({})", professional.name, professional.id);
-        if !policy.roles.is_empty() && !policy.roles.contains(&professional.role_code) {
-            return Err(refuse(
-                "access_denied",
-                format!(
-                    "role {} may not use scope {}",
-                    professional.role_code, policy.scope
-                ),
-            ));
-        }
+        self.policy_allows(&req.scope, &req.purpose, Some(&professional.role_code))?;
         let emergency = req.purpose == "emergency";
         let reason = req.reason.as_deref().unwrap_or_default().trim();
         let in_scope = |holdings: Vec<(String, Vec<String>)>| -> Vec<(String, Vec<String>)> {
@@ -782,6 +775,25 @@ impl Tokens {
             jkt: None,
             client,
         })
+    }
+
+    /// The built-in token policy's verdict, as an RFC 6749 refusal.
+    fn policy_allows(
+        &self,
+        scope: &str,
+        purpose: &str,
+        role: Option<&str>,
+    ) -> Result<(), TokenError> {
+        self.pdp
+            .decide_token(scope, purpose, role)
+            .map_err(|(error, description)| {
+                let error = match error.as_str() {
+                    "invalid_scope" => "invalid_scope",
+                    "access_denied" => "access_denied",
+                    _ => "server_error",
+                };
+                refuse(error, description)
+            })
     }
 
     /// Nuts RFC021 (§4.1, §4.2, §4.4): a presentation JWT for this server with `sub` = `iss`,
