@@ -398,11 +398,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             did: node_did.clone(),
             bridged: bridged.clone(),
         });
-    let mcsd_http = crate::https::client(
-        cfg.mcsd.ca_file.as_deref(),
-        std::time::Duration::from_secs(15),
-    )
-    .context("mcsd.ca_file")?;
+    let mcsd_http = mcsd_client(&cfg.mcsd)?;
     let update_client = Arc::new(crate::directory::update_client::UpdateClient::open(
         mcsd_http,
         &cfg.mcsd,
@@ -575,6 +571,28 @@ fn spawn_indexer(
         credentials.catch_up();
         view.refresh();
     })
+}
+
+/// The update client's HTTP client: the web PKI and `mcsd.ca_file`, and the client identity of
+/// `mcsd.tls_cert` and `mcsd.tls_key` for directories that require mutual TLS.
+fn mcsd_client(cfg: &crate::config::McsdConfig) -> anyhow::Result<reqwest::Client> {
+    let mut b = crate::https::builder(cfg.ca_file.as_deref(), std::time::Duration::from_secs(15))
+        .context("mcsd.ca_file")?;
+    if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+        let read = |p: &std::path::Path, field: &str| {
+            std::fs::read(p).with_context(|| format!("mcsd.{field} {}", p.display()))
+        };
+        let pem = [
+            read(cert, "tls_cert")?,
+            b"\n".to_vec(),
+            read(key, "tls_key")?,
+        ]
+        .concat();
+        let identity = reqwest::Identity::from_pem(&pem)
+            .context("mcsd.tls_cert and mcsd.tls_key: not a PEM certificate and key")?;
+        b = b.identity(identity);
+    }
+    b.build().context("mcsd client")
 }
 
 /// Runs the mCSD update client's rounds every `interval` (none when it has no roots or the

@@ -44,6 +44,15 @@ impl TestHttps {
     /// Starts serving `files` (`(path, body)`, path as in the request line, e.g.
     /// `/.well-known/did.json`).
     pub fn start(files: Vec<(String, Vec<u8>)>) -> anyhow::Result<TestHttps> {
+        Self::start_with(files, None)
+    }
+
+    /// Like [`TestHttps::start`], and when `client_ca` (PEM) is given, every client must present
+    /// a certificate that CA issued (mutual TLS): the handshake fails without one.
+    pub fn start_with(
+        files: Vec<(String, Vec<u8>)>,
+        client_ca: Option<&str>,
+    ) -> anyhow::Result<TestHttps> {
         let (ca_pem, leaf, key) = test_certificates()?;
         let dir = tempfile::Builder::new()
             .prefix("knoop-e2e-https-")
@@ -51,12 +60,26 @@ impl TestHttps {
         let ca_pem_path = dir.path().join("ca.pem");
         std::fs::write(&ca_pem_path, &ca_pem)?;
 
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf], PrivateKeyDer::Pkcs8(key))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                use rustls::pki_types::pem::PemObject;
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    roots.add(c?)?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder.with_single_cert(vec![leaf], PrivateKeyDer::Pkcs8(key))?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -194,6 +217,25 @@ impl TestCa {
         ));
         Ok((port, env))
     }
+}
+
+/// A client identity for mutual TLS: `(CA PEM, client certificate PEM, client key PEM)`, the
+/// certificate issued by a fresh CA for client authentication.
+pub fn client_identity(name: &str) -> anyhow::Result<(String, String, String)> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "knoop e2e client CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
+    leaf.distinguished_name.push(DnType::CommonName, name);
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
 
 /// A fresh CA (PEM) and a leaf certificate and key for `localhost` and `127.0.0.1`.

@@ -585,7 +585,18 @@ fn history(entries: Value) -> Vec<u8> {
 /// network, not from the LRZa.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
-    let https = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    // The directories require mutual TLS, as the national guide asks: the node presents its
+    // client certificate.
+    let (client_ca, client_cert, client_key) =
+        knoop_e2e::https::client_identity("knoop update client").unwrap();
+    let identity = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (
+        identity.path().join("client.pem"),
+        identity.path().join("client.key"),
+    );
+    std::fs::write(&cert_path, &client_cert).unwrap();
+    std::fs::write(&key_path, &client_key).unwrap();
+    let https = knoop_e2e::https::TestHttps::start_with(Vec::new(), Some(&client_ca)).unwrap();
     let lrza = https.url("/lrza");
     let org1 = https.url("/org1");
     for (path, name) in [
@@ -624,6 +635,14 @@ async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
         ("KNOOP_MCSD__INTERVAL".to_owned(), "0s".to_owned()),
         ("KNOOP_MCSD__BRIDGE".to_owned(), "true".to_owned()),
         (
+            "KNOOP_MCSD__TLS_CERT".to_owned(),
+            cert_path.display().to_string(),
+        ),
+        (
+            "KNOOP_MCSD__TLS_KEY".to_owned(),
+            key_path.display().to_string(),
+        ),
+        (
             "KNOOP_MCSD__CA_FILE".to_owned(),
             https.ca_pem_path().display().to_string(),
         ),
@@ -641,6 +660,34 @@ async fn an_update_client_reads_the_lrza_and_the_directories_it_lists() {
     );
     let net = knoop_e2e::Network::start_with_env(1, env).await.unwrap();
     let n = &net.nodes[0];
+
+    let without_certificate = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(https.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap()
+        .get(format!("{lrza}/Organization/_history"))
+        .send()
+        .await;
+    assert!(
+        without_certificate.is_err(),
+        "the directory requires a client certificate"
+    );
+    let with_certificate = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(https.ca_pem().as_bytes()).unwrap())
+        .identity(
+            reqwest::Identity::from_pem(format!("{client_cert}\n{client_key}").as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(format!("{lrza}/Organization/_history"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_certificate.status().as_u16(),
+        200,
+        "and serves one that has it"
+    );
 
     let (code, report) = n.post("/mcsd/update", &json!({})).await.unwrap();
     assert_eq!(code, 200, "{report}");

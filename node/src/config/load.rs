@@ -148,6 +148,11 @@ impl Config {
     }
 
     fn validate_mcsd(&self) -> Result<(), ConfigError> {
+        match (&self.mcsd.tls_cert, &self.mcsd.tls_key) {
+            (Some(_), None) => return Err(invalid("mcsd.tls_key", "required with mcsd.tls_cert")),
+            (None, Some(_)) => return Err(invalid("mcsd.tls_cert", "required with mcsd.tls_key")),
+            _ => {}
+        }
         if self.mcsd.bridge && self.mcsd.roots.is_empty() {
             return Err(invalid(
                 "mcsd.bridge",

@@ -63,6 +63,11 @@ pub struct McsdConfig {
     /// Extra CA certificates (PEM) for the directories' TLS, beside the web PKI (e.g. the
     /// PKIoverheid roots for the LRZa).
     pub ca_file: Option<PathBuf>,
+    /// The client certificate (PEM chain) and key (PEM) the update client presents to the
+    /// directories (mutual TLS, as the national guide asks of an Administration Directory):
+    /// both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Publish what the update client learned to the network, signed by the node DID, so that
     /// nodes trusting this one as a bridge need not poll (needs `roots`).
     pub bridge: bool,
@@ -77,6 +82,8 @@ impl Default for McsdConfig {
             exclude: Vec::new(),
             interval: Duration::from_secs(300),
             ca_file: None,
+            tls_cert: None,
+            tls_key: None,
             bridge: false,
             trusted_bridges: Vec::new(),
         }
