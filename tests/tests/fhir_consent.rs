@@ -282,6 +282,29 @@ async fn a_fhir_consent_turns_the_closed_question_and_notifies_subscribers() {
         )
         .await;
     assert_eq!(code, 404, "not the GP's subscription");
+    let (code, read) = hospital
+        .fhir(
+            reqwest::Method::GET,
+            &format!("/mitz/Subscription/{sub_id}"),
+            None,
+            &[("X-Tenant-ID", &hospital_tenant)],
+        )
+        .await;
+    assert_eq!(
+        (code, read["status"].as_str()),
+        (200, Some("active")),
+        "{read}"
+    );
+    assert!(!read.to_string().contains(ANNA), "no BSN kept: {read}");
+    let (code, _) = gp
+        .fhir(
+            reqwest::Method::GET,
+            &format!("/mitz/Subscription/{sub_id}"),
+            None,
+            &[("X-Tenant-ID", &gp_tenant)],
+        )
+        .await;
+    assert_eq!(code, 404, "not the GP's subscription");
     let (code, _) = hospital
         .fhir(
             reqwest::Method::DELETE,

@@ -215,16 +215,19 @@ impl Subscriptions {
         Ok(s)
     }
 
-    /// Removes subscription `id` of `tenant`; `false` if there is none.
-    pub fn delete(&self, id: &str, tenant: &str) -> bool {
-        let found = self
-            .store
+    /// Subscription `id`, if it is `tenant`'s.
+    pub fn get(&self, id: &str, tenant: &str) -> Option<Subscription> {
+        self.store
             .get_private(&Self::key(id))
             .ok()
             .flatten()
             .and_then(|v| serde_json::from_slice::<Subscription>(&v).ok())
-            .is_some_and(|s| s.tenant == tenant);
-        found && self.store.delete_private(&[Self::key(id)]).is_ok()
+            .filter(|s| s.tenant == tenant)
+    }
+
+    /// Removes subscription `id` of `tenant`; `false` if there is none.
+    pub fn delete(&self, id: &str, tenant: &str) -> bool {
+        self.get(id, tenant).is_some() && self.store.delete_private(&[Self::key(id)]).is_ok()
     }
 
     /// One round: every active subscription whose patient's consents changed since it was last
@@ -286,6 +289,29 @@ impl Subscriptions {
             }
         }
     }
+}
+
+/// `s` as a FHIR `Subscription` for its subscriber (`specs/fhir-consent.md` §4): the criteria
+/// without `patientid` (the node keeps no BSN), `status` `active` or `error`, and `error`
+/// naming the failed deliveries.
+pub fn as_fhir(s: &Subscription, provider_ura: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "Subscription",
+        "id": s.id,
+        "status": s.status,
+        "reason": "OTV",
+        "criteria": format!("Consent?_query=otv&providerid={provider_ura}&providertype={}",
+                            s.provider_type),
+        "channel": {"type": "rest-hook", "endpoint": s.endpoint,
+                    "payload": "application/fhir+json"},
+    });
+    if s.failures > 0 {
+        r["error"] = json!(format!(
+            "{} notification(s) in a row not delivered",
+            s.failures
+        ));
+    }
+    r
 }
 
 /// The notification of `changed` consents for `s` (FHIR R4 Subscriptions Backport: a

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -31,7 +31,10 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/fhir/Consent", get(search).post(create))
         .route("/fhir/Consent/{id}", get(read).put(update))
         .route("/mitz/Subscription", post(subscribe))
-        .route("/mitz/Subscription/{id}", delete(unsubscribe))
+        .route(
+            "/mitz/Subscription/{id}",
+            get(subscription).delete(unsubscribe),
+        )
 }
 
 impl From<ConsentError> for Outcome {
@@ -301,6 +304,17 @@ async fn subscribe(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
         }
         .await,
     )
+}
+
+/// `GET /mitz/Subscription/[id]` by the subscribing organisation (`X-Tenant-ID`): its status.
+async fn subscription(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    done((|| {
+        let t = tenant(&st, &headers)?;
+        let s = st.subscriptions.get(&id, &t.did).ok_or_else(|| {
+            Outcome::not_found(format!("Subscription/{id} is not this organisation's"))
+        })?;
+        Ok(fhir(StatusCode::OK, &subscriptions::as_fhir(&s, &t.ura)))
+    })())
 }
 
 /// `DELETE /mitz/Subscription/[id]` by the subscribing organisation (`X-Tenant-ID`).
