@@ -47,6 +47,11 @@ impl Directory {
             .collect()
     }
 
+    /// The organisation with URA `ura` among `hosted` (a node's tenants).
+    pub fn hosted_by_ura(&self, ura: &str, hosted: &[String]) -> Option<DirectoryEntry> {
+        self.credentials.hosted_by_ura(ura, hosted)
+    }
+
     /// Organisations matching `q`, as indexed.
     pub fn entries(&self, q: &Query) -> Vec<DirectoryEntry> {
         self.credentials.directory(q)

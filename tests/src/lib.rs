@@ -17,12 +17,28 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 
-/// The repository's top directory.
 /// Runs an outside program of the tests (a Python or Node.js client), which must succeed and
 /// print one JSON value: that value. Its stderr is shown when it fails.
 pub fn run_outside(cmd: &mut std::process::Command) -> Value {
-    let out = cmd
-        .output()
+    run_outside_with(cmd, None)
+}
+
+/// [`run_outside`], with `input` on the program's stdin (a resource to check, a Bundle to
+/// post).
+pub fn run_outside_with(cmd: &mut std::process::Command, input: Option<&[u8]>) -> Value {
+    use std::io::Write;
+    let started = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            stdin.write_all(input.unwrap_or_default())?;
+            drop(stdin);
+            child.wait_with_output()
+        });
+    let out = started
         .unwrap_or_else(|e| panic!("{cmd:?} did not start ({e}); .ci/run installs its tools"));
     assert!(
         out.status.success(),
@@ -37,6 +53,7 @@ pub fn run_outside(cmd: &mut std::process::Command) -> Value {
     })
 }
 
+/// The repository's top directory.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

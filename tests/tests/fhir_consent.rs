@@ -146,6 +146,18 @@ async fn a_fhir_consent_turns_the_closed_question_and_notifies_subscribers() {
         notified.get("patient").is_none(),
         "no BSN leaves the node: {notified}"
     );
+    // The notification is FHIR R4 an outside library reads with its strict models.
+    let checked = knoop_e2e::run_outside_with(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg("-"),
+        Some(b.to_string().as_bytes()),
+    );
+    assert_eq!(
+        checked["types"],
+        json!(["Parameters", "Consent"]),
+        "{checked}"
+    );
 
     // The GP finds it by patient (with the BSN it asked with) and reads it by id.
     let search = format!("/fhir/Consent?patient:identifier={BSN}%7C{ANNA}");

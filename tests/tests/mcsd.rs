@@ -140,33 +140,12 @@ async fn an_administration_directory_feeds_every_query_directory() {
          "request": {"method": "POST", "url": "Location"}},
         {"resource": service(ura, "Orthopedie", "urn:uuid:0b6a2a53-5f8a-4d43-8a0e-0c5c0b1e9d01"),
          "request": {"method": "POST", "url": "HealthcareService"}}]});
-    let mut client = std::process::Command::new("python3");
-    client
-        .arg(knoop_e2e::repo_root().join("tests/mcsd_admin_client.py"))
-        .arg(format!("{}{admin}", hospital.rpc))
-        .stdin(std::process::Stdio::piped());
-    let v = {
-        use std::io::Write;
-        let mut child = client
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(tx.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "admin client: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            hospital.log_tail()
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let v = knoop_e2e::run_outside_with(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/mcsd_admin_client.py"))
+            .arg(format!("{}{admin}", hospital.rpc)),
+        Some(tx.to_string().as_bytes()),
+    );
     assert_eq!(
         v["statuses"],
         json!(["201 Created", "201 Created", "201 Created", "201 Created"]),

@@ -344,28 +344,11 @@ async fn story_2_emergency_on_the_veluwe() {
             "{url} is what a resource's reference resolves to"
         );
     }
-    let mut check = std::process::Command::new("python3");
-    check
-        .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
-        .arg("-")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = check.spawn().unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(bundle.to_string().as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "strict R4: {}",
-        String::from_utf8_lossy(&out.stderr)
+    knoop_e2e::run_outside_with(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg("-"),
+        Some(bundle.to_string().as_bytes()),
     );
 
     // The pharmacy's node goes down: the answer still comes, with the two others, and says so.

@@ -19,6 +19,8 @@ use crate::care::audit::{AuditLog, Event};
 use crate::care::data_proxy::types_of;
 use crate::care::localisation::{LocError, Localisation};
 use crate::care::requester::{public_url, RequestError, Requester, TokenAsk};
+use crate::care::source::is_fhir_id;
+use crate::directory::r4::visit_references;
 use crate::identity::did_ops::DidOps;
 
 /// Why a fetch could not start (a holder node that fails is reported in the answer instead).
@@ -149,11 +151,14 @@ fn standalone(entries: &[Value], identifier: Option<(&str, &str)>) -> Vec<Value>
         let Some(base) = full.strip_suffix(&format!("/{t}/{id}")) else {
             continue;
         };
-        let mut refs = Vec::new();
-        patient_references(r, &mut refs);
-        for local in refs {
-            patients.insert((format!("{base}/Patient/{local}"), local));
-        }
+        visit_references(r, &mut |reference| {
+            if let Some(local) = reference
+                .strip_prefix("Patient/")
+                .filter(|id| is_fhir_id(id))
+            {
+                patients.insert((format!("{base}/Patient/{local}"), local.to_owned()));
+            }
+        });
     }
     patients
         .into_iter()
@@ -164,27 +169,6 @@ fn standalone(entries: &[Value], identifier: Option<(&str, &str)>) -> Vec<Value>
                    "search": {"mode": "include"}})
         })
         .collect()
-}
-
-/// The ids of the relative `Patient/<id>` references in `v`.
-fn patient_references(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o {
-                if k == "reference" {
-                    if let Some(id) = x.as_str().and_then(|r| r.strip_prefix("Patient/")) {
-                        if crate::care::source::is_fhir_id(id) && !out.iter().any(|o| o == id) {
-                            out.push(id.to_owned());
-                        }
-                    }
-                    continue;
-                }
-                patient_references(x, out);
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| patient_references(x, out)),
-        _ => {}
-    }
 }
 
 /// The professional's name in the presented credentials, for the holders' audit logs.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::care::data_proxy::{types_of, RESOURCE_CATEGORIES};
 use crate::care::localisation::{LocError, Localisation};
-use crate::identity::credentials::{Credentials, Query};
+use crate::identity::credentials::Credentials;
 use crate::identity::did_ops::DidOps;
 
 /// The custodian extension of an NVI `List`.
@@ -289,13 +289,8 @@ impl Nvi {
         let hosted = self.dids.hosted().unwrap_or_default();
         let did = self
             .credentials
-            .directory(&Query {
-                ura: Some(ura.to_owned()),
-                ..Default::default()
-            })
-            .into_iter()
+            .hosted_by_ura(ura, &hosted)
             .map(|e| e.did)
-            .find(|d| hosted.contains(d))
             .ok_or_else(|| NviError {
                 status: 403,
                 code: "forbidden",

@@ -535,13 +535,7 @@ impl Pdp {
             return None;
         }
         let hosted = self.dids.hosted().unwrap_or_default();
-        self.credentials
-            .directory(&Query {
-                ura: Some(ura.to_owned()),
-                ..Default::default()
-            })
-            .into_iter()
-            .find(|e| hosted.contains(&e.did))
+        self.credentials.hosted_by_ura(ura, &hosted)
     }
 
     /// Asks the data holder's source system, the policy information point (§6), for what a FHIR

@@ -13,9 +13,9 @@ use crate::directory::fhir_search;
 use crate::directory::ids::{is_fhir_id, URA_SYSTEM};
 use crate::directory::mcsd::Outcome;
 use crate::directory::published::{self, Change, Published, CONTENT_TYPE, MAX_ENTRIES};
+use crate::directory::r4::map_references;
 use crate::directory::view::{DirectoryView, Version};
 use crate::directory::Directory;
-use crate::identity::credentials::Query;
 use crate::identity::did_ops::DidOps;
 
 /// The largest change the network carries (the log's content limit, less room to spare).
@@ -87,12 +87,7 @@ impl AdminDirectory {
     pub fn tenant(&self, ura: &str) -> Result<Tenant, Outcome> {
         let hosted = self.dids.hosted().unwrap_or_default();
         self.directory
-            .entries(&Query {
-                ura: Some(ura.to_owned()),
-                ..Default::default()
-            })
-            .into_iter()
-            .find(|e| hosted.contains(&e.did))
+            .hosted_by_ura(ura, &hosted)
             .map(|e| Tenant {
                 did: e.did,
                 ura: e.ura,
@@ -221,7 +216,7 @@ impl AdminDirectory {
                     if let Some(o) = res.as_object_mut() {
                         o.remove("meta"); // the directory keeps versionId and lastUpdated
                     }
-                    rewrite_references(&mut res, &renames);
+                    map_references(&mut res, &mut |r| renames.get(r).cloned());
                     check_for(t, &type_, &id, &res)?;
                     Some(res)
                 }
@@ -399,25 +394,6 @@ fn check_for(t: &Tenant, type_: &str, id: &str, r: &Value) -> Result<(), Outcome
     Ok(())
 }
 
-/// Replaces every `reference` that is a key of `renames` (a `urn:uuid:` of a transaction).
-fn rewrite_references(v: &mut Value, renames: &BTreeMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if k == "reference" {
-                    if let Some(new) = x.as_str().and_then(|s| renames.get(s)) {
-                        *x = Value::String(new.clone());
-                        continue;
-                    }
-                }
-                rewrite_references(x, renames);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite_references(x, renames)),
-        _ => {}
-    }
-}
-
 /// A new resource id: a random UUID (version 4, RFC 9562 §5.4).
 fn new_id() -> String {
     let mut b: [u8; 16] = rand::random();
@@ -510,7 +486,7 @@ mod tests {
         let mut r = json!({"providedBy": {"reference": "urn:uuid:1"},
                            "location": [{"reference": "Location/x"}]});
         let renames = BTreeMap::from([("urn:uuid:1".to_owned(), "Organization/o".to_owned())]);
-        rewrite_references(&mut r, &renames);
+        map_references(&mut r, &mut |x| renames.get(x).cloned());
         assert_eq!(r["providedBy"]["reference"], "Organization/o");
         assert_eq!(r["location"][0]["reference"], "Location/x");
     }

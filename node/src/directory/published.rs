@@ -216,8 +216,6 @@ pub type Claims = HashMap<(String, String), BTreeMap<String, Claim>>;
 struct Index {
     seen: u64,
     claims: Claims,
-    /// Bumped whenever `claims` changes.
-    generation: u64,
 }
 
 /// The index of the directory changes published on the network.
@@ -282,17 +280,16 @@ impl Published {
                     }
                 }
             }
-            idx.generation += 1;
         }
         idx.seen = idx.seen.max(last);
     }
 
-    /// The claims, and the generation they are at.
-    pub fn snapshot(&self) -> (u64, Claims) {
-        match self.index.read() {
-            Ok(i) => (i.generation, i.claims.clone()),
-            Err(_) => (0, Claims::new()),
-        }
+    /// The claims.
+    pub fn snapshot(&self) -> Claims {
+        self.index
+            .read()
+            .map(|i| i.claims.clone())
+            .unwrap_or_default()
     }
 
     /// `owner`'s latest claim on `(type_, id)`.
@@ -302,11 +299,6 @@ impl Published {
             .get(&(type_.to_owned(), id.to_owned()))?
             .get(owner)
             .cloned()
-    }
-
-    /// The generation only (cheap: has anything changed?).
-    pub fn generation(&self) -> u64 {
-        self.index.read().map(|i| i.generation).unwrap_or(0)
     }
 }
 

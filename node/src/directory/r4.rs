@@ -1,5 +1,6 @@
 //! What FHIR R4 asks of a directory resource that came from elsewhere (an external directory,
-//! a bridge): the elements it requires and its JSON without empty elements.
+//! a bridge): the elements it requires and its JSON without empty elements; and the walk over
+//! every `reference` in a resource, for whoever reads or rewrites them.
 
 use serde_json::Value;
 
@@ -42,6 +43,42 @@ pub fn drop_empty(v: &mut Value) {
             a.iter_mut().for_each(drop_empty);
             a.retain(|x| !empty(x));
         }
+        _ => {}
+    }
+}
+
+/// Calls `f` with every `reference` string in `v` (a resource, or any part of one).
+pub fn visit_references(v: &Value, f: &mut impl FnMut(&str)) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x) {
+                    ("reference", Value::String(r)) => f(r),
+                    _ => visit_references(x, f),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| visit_references(x, f)),
+        _ => {}
+    }
+}
+
+/// Replaces every `reference` string in `v` for which `f` gives a new one.
+pub fn map_references(v: &mut Value, f: &mut impl FnMut(&str) -> Option<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                match (k.as_str(), &mut *x) {
+                    ("reference", Value::String(r)) => {
+                        if let Some(new) = f(r) {
+                            *r = new;
+                        }
+                    }
+                    _ => map_references(x, f),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| map_references(x, f)),
         _ => {}
     }
 }

@@ -20,7 +20,7 @@ use crate::directory::external::{External, ExternalResource};
 use crate::directory::fhir_search::{self, TYPES};
 use crate::directory::ids::FHIR_JSON;
 use crate::directory::published;
-use crate::directory::r4::{drop_empty, r4_required};
+use crate::directory::r4::{drop_empty, map_references, r4_required};
 use crate::identity::did_ops::DidOps;
 use crate::store::RocksStore;
 
@@ -656,7 +656,14 @@ fn authoritative(
             continue;
         };
         let mut r = r.clone();
-        rewrite(&mut r, &d.base, &ids);
+        // Relative references (and absolute ones into the directory) to kept resources get
+        // their node-given ids; references to what was not kept stay as they are.
+        let prefix = format!("{}/", d.base);
+        map_references(&mut r, &mut |s| {
+            let (t, id) = s.strip_prefix(&prefix).unwrap_or(s).split_once('/')?;
+            let new = ids.get(&(t.to_owned(), id.to_owned()))?;
+            Some(format!("{t}/{new}"))
+        });
         let new_id = ids[&(t.clone(), id.clone())].clone();
         r["id"] = json!(new_id);
         if t == "Organization" && published::ura(&r).is_some() {
@@ -705,31 +712,6 @@ fn top_level_ura(id: &str, orgs: &BTreeMap<String, &Value>) -> Option<String> {
             .1;
     }
     None
-}
-
-/// Rewrites the relative references (and absolute ones into `base`) of kept resources to their
-/// node-given ids; references to what was not kept stay as they are.
-fn rewrite(v: &mut Value, base: &str, ids: &HashMap<(String, String), String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, x) in o.iter_mut() {
-                if k == "reference" {
-                    if let Some(s) = x.as_str() {
-                        let rel = s.strip_prefix(&format!("{base}/")).unwrap_or(s);
-                        if let Some((t, id)) = rel.split_once('/') {
-                            if let Some(new) = ids.get(&(t.to_owned(), id.to_owned())) {
-                                *x = json!(format!("{t}/{new}"));
-                            }
-                        }
-                    }
-                    continue;
-                }
-                rewrite(x, base, ids);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, base, ids)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -206,7 +206,7 @@ impl DirectoryView {
     /// the authority rules allow.
     fn target(&self) -> BTreeMap<(String, String), Target> {
         let entries = self.directory.entries(&Query::default());
-        let (_, claims) = self.published.snapshot();
+        let claims = self.published.snapshot();
         let by_did: HashMap<&str, &DirectoryEntry> =
             entries.iter().map(|e| (e.did.as_str(), e)).collect();
         let mut out = BTreeMap::new();

@@ -306,6 +306,17 @@ impl Credentials {
 
     /// The directory entry of `did`, if it holds a trusted, valid, unrevoked organisation
     /// credential.
+    /// The organisation with URA `ura` in the directory that is one of `hosted` (a node's
+    /// tenants): the tenant a URA names.
+    pub fn hosted_by_ura(&self, ura: &str, hosted: &[String]) -> Option<DirectoryEntry> {
+        self.directory(&Query {
+            ura: Some(ura.to_owned()),
+            ..Default::default()
+        })
+        .into_iter()
+        .find(|e| hosted.contains(&e.did))
+    }
+
     pub fn organisation(&self, did: &str) -> Option<DirectoryEntry> {
         self.directory(&Query {
             did: Some(did.to_owned()),

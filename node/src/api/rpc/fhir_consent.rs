@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::api::fhir_answer::{fhir, fhir_body, outcome, params};
 use crate::api::rpc::state::RpcState;
 use crate::care::consent::StoredConsent;
+use crate::care::consent_registration::RegistrationError;
 use crate::care::fhir_consent::{self, ConsentError};
 use crate::care::nvi::{BSN_SYSTEM, URA_SYSTEM};
 use crate::care::subscriptions;
@@ -246,24 +247,16 @@ async fn update(
                 .derive_blocking(BSN_SYSTEM.to_owned(), bsn.clone())
                 .await
                 .map_err(|e| Outcome::invalid(e.to_string()))?;
-            if knoop_vc::types::claims(&s.credential)
-                .ok()
-                .and_then(|cl| match cl {
-                    knoop_vc::types::Claims::PatientConsent(p) => Some(p.patient),
-                    _ => None,
-                })
-                != Some(k.reference())
-            {
-                return Err(Outcome::new(
-                    422,
-                    "business-rule",
-                    "the consent is about another patient",
-                ));
-            }
             st.consent_registration
                 .revoke(&t.did, s.id.clone(), "revoked over FHIR".into(), &k)
                 .await
-                .map_err(|e| Outcome::new(422, "processing", e.to_string()))?;
+                .map_err(|e| match e {
+                    // Not among the consents about this patient.
+                    RegistrationError::NotFound => {
+                        Outcome::new(422, "business-rule", "the consent is about another patient")
+                    }
+                    e => Outcome::new(422, "processing", e.to_string()),
+                })?;
             let s = by_id(&st, &id)?;
             let body = as_fhir(&st, &s, Some(&bsn))
                 .ok_or_else(|| Outcome::new(500, "exception", "not a consent credential"))?;
