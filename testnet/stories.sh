@@ -97,7 +97,9 @@ until_ok "$out/1b" "the GP gets the discharge summary" "status('$H_NODE') == 'ok
   "$KERKRADE_GP_RPC" "$KERKRADE_GP" "$KERKRADE_GP_CREDS" "$ANNA" discharge-summary regular-care "" \
   summary problems care-plan
 check "$out/1b" "n('Composition', '$LEIDEN_HOSPITAL') == 1 and n('Condition', '$LEIDEN_HOSPITAL') == 3 and n('CarePlan', '$LEIDEN_HOSPITAL') == 1"
-check "$out/1b" "set(s['resources']) <= {'Composition', 'Condition', 'CarePlan'}"
+# Only what was asked (summary, problems, care plan; specs/data-sets.md §2): no medication, no
+# lab, no encounters.
+check "$out/1b" "set(s['resources']) <= {'Composition', 'Coverage', 'Flag', 'DocumentReference', 'Observation', 'Condition', 'CarePlan', 'Consent', 'NutritionOrder', 'ServiceRequest', 'DeviceRequest', 'DeviceUseStatement', 'Appointment'}"
 python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["resources"], indent=1))' "$out/1b"
 
 say "The home-care nurse pulls the diagnoses and the care plan"

@@ -9,6 +9,7 @@ pub mod categories;
 pub mod consent;
 pub mod consent_registration;
 pub mod data_proxy;
+pub mod data_sets;
 pub mod dpop;
 pub mod fetch;
 pub mod fhir_consent;

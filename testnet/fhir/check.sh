@@ -125,6 +125,13 @@ search() {
   fi
 }
 
+# included: the search.mode include entries of the last search, as sorted Type/id joined by commas
+included() {
+  jsonq "$body" \
+    '[.entry[]? | select(.search.mode == "include") | .resource.resourceType + "/" + .resource.id] | sort | join(",")' \
+    '(d.entry || []).filter((e) => (e.search || {}).mode === "include").map((e) => e.resource.resourceType + "/" + e.resource.id).sort().join(",")'
+}
+
 # outcome METHOD PATH WANT_STATUS [curl args...]: an OperationOutcome with that status
 outcome() {
   local method="$1" path="$2" want="$3"
@@ -159,13 +166,14 @@ search leiden-hospital "Composition?type=http://loinc.org|18842-5" 1 "$A"
 search leiden-hospital "Encounter?patient=zl-104872" 1 "$A"
 search leiden-hospital "Encounter?subject=$A" 1 "$A"
 search leiden-hospital "Observation?patient=$A&category=laboratory" 4 "$A"
-search leiden-hospital "Observation?patient=zl-104872&category=vital-signs" 2 "$A"
-search leiden-hospital "Observation?subject=$A" 6 "$A"
+search leiden-hospital "Observation?patient=zl-104872&category=vital-signs" 3 "$A"
+search leiden-hospital "Observation?patient=$A&category=social-history" 4 "$A"
+search leiden-hospital "Observation?subject=$A" 12 "$A"
 search leiden-hospital "ImagingStudy?patient=zl-104872" 1 "$A"
 search leiden-hospital "ImagingStudy?subject=$A" 1 "$A"
 search leiden-hospital "Procedure?patient=$A" 1 "$A"
-# _count pages: total stays 6, 2 entries, a next link
-search leiden-hospital "Observation?patient=$A&_count=2" 6 "$A"
+# _count pages: total stays 12, 2 entries, a next link
+search leiden-hospital "Observation?patient=$A&_count=2" 12 "$A"
 expect_eq "_count=2 entries" "$(jsonq "$body" '.entry | length' 'd.entry.length')" 2
 expect_eq "_count=2 next link" "$(jsonq "$body" '[.link[] | select(.relation == "next")] | length' 'd.link.filter((l) => l.relation === "next").length')" 1
 # the other patients are there, and not in her results
@@ -174,6 +182,46 @@ search leiden-hospital "Condition" 5
 search leiden-hospital "Encounter" 3
 search leiden-hospital "Condition?patient=Patient/zl-104873" 1 Patient/zl-104873
 search leiden-hospital "Observation?patient=zl-104901" 1 Patient/zl-104901
+
+# Her BgZ (MedMij BgZ 2017 query list on R4), Medicatieoverdracht and PZP (advance care planning)
+# queries each find her data; _include brings the referenced resources as search.mode include.
+SCT=http://snomed.info/sct
+ACT=http://terminology.hl7.org/CodeSystem/v3-ActCode
+search leiden-hospital "Patient?_id=zl-104872&_include=Patient:general-practitioner" 1
+expect_eq "her GP included" "$(included)" "Organization/org-zl-hap-kerkrade-west,Practitioner/prac-zl-hermans"
+search leiden-hospital "Coverage?patient=$A&_include=Coverage:payor:Patient&_include=Coverage:payor:Organization" 1
+expect_eq "her insurer included" "$(included)" Organization/org-zl-zvz
+expect_eq "insurer UZOVI" "$(jsonq "$body" '.entry[] | select(.search.mode == "include") | .resource.identifier[0].value' \
+  'd.entry.filter((e) => e.search.mode === "include").map((e) => e.resource.identifier[0].value)')" 9999
+search leiden-hospital "Consent?patient=$A&category=$SCT|11291000146105" 1 "$A"
+search leiden-hospital "Consent?patient=$A&category=$SCT|11341000146107" 1 "$A"
+search leiden-hospital "Consent?patient=$A&scope=http://terminology.hl7.org/CodeSystem/consentscope|treatment&category=$SCT|129125009" 1 "$A"
+search leiden-hospital "Consent?patient=$A&scope=http://terminology.hl7.org/CodeSystem/consentscope|treatment" 3 "$A"
+search leiden-hospital "Observation?patient=$A&category=$SCT|118228005,$SCT|384821006" 1 "$A"
+for code in 365508006 228366006 228273003 365980008; do
+  search leiden-hospital "Observation?patient=$A&code=$SCT|$code&category=social-history" 1 "$A"
+done
+search leiden-hospital "NutritionOrder?patient=$A" 1 "$A"
+search leiden-hospital "Flag?patient=$A" 1 "$A"
+search leiden-hospital "DeviceUseStatement?patient=$A&_include=DeviceUseStatement:device" 1 "$A"
+expect_eq "the device in use included" "$(included)" Device/zl-dev-rollator
+search leiden-hospital "Immunization?patient=$A&status=completed" 1 "$A"
+search leiden-hospital "ImmunizationRecommendation?patient=$A" 1 "$A"
+search leiden-hospital "Procedure?patient=$A&category=$SCT|387713003" 1 "$A"
+search leiden-hospital "Encounter?patient=$A&class=$ACT|IMP,$ACT|ACUTE,$ACT|NONAC" 1 "$A"
+search leiden-hospital "ServiceRequest?patient=$A&status=active" 1 "$A"
+search leiden-hospital "DeviceRequest?patient=$A&status=active&_include=DeviceRequest:device" 1 "$A"
+expect_eq "the requested device included" "$(included)" Device/zl-dev-commode
+# an Appointment names its patient as a participant, not in subject or patient
+search leiden-hospital "Appointment?patient=$A&status=booked,pending,proposed" 1
+search leiden-hospital "DocumentReference?patient=$A&status=current" 1 "$A"
+expect_eq "discharge letter attachment" \
+  "$(jsonq "$body" '.entry[0].resource.content[0].attachment.contentType' 'd.entry[0].resource.content[0].attachment.contentType')" application/pdf
+search leiden-hospital "MedicationRequest?patient=$A&category=$SCT|16076005&_include=MedicationRequest:medication" 5
+expect_eq "the prescribed Medication included" "$(included)" Medication/zl-med-apixaban-5mg
+search leiden-hospital "Observation?patient=$A&category=$SCT|275711006&_include=Observation:specimen" 4 "$A"
+search leiden-hospital "Observation?patient=$A&code=http://loinc.org|85354-9" 1 "$A"
+search leiden-hospital "Observation?patient=$A&code=http://loinc.org|8302-2,http://loinc.org|8306-3,http://loinc.org|8308-9&_sort=-date" 1 "$A"
 
 G=Patient/gp-0391
 search kerkrade-gp "Patient?identifier=$BSN|999900109" 1
@@ -184,11 +232,21 @@ search kerkrade-gp "MedicationStatement?subject=$G" 4 "$G"
 search kerkrade-gp "AllergyIntolerance?patient=gp-0391" 1 "$G"
 search kerkrade-gp "Condition?patient=$G" 4 "$G"
 search kerkrade-gp "MedicationStatement" 6
+# Medicatieoverdracht / BgZ medication use (category 6): hers, not Harrie's
+search kerkrade-gp "MedicationStatement?patient=$G&category=urn:oid:2.16.840.1.113883.2.4.3.11.60.20.77.5.3|6&_include=MedicationStatement:medication" 4 "$G"
+search kerkrade-gp "MedicationStatement?category=urn:oid:2.16.840.1.113883.2.4.3.11.60.20.77.5.3|6" 4 "$G"
 
 search kerkrade-pharmacy "Patient?identifier=$BSN|999900109" 1
 search kerkrade-pharmacy "MedicationDispense?patient=ph-20714" 8 Patient/ph-20714
 search kerkrade-pharmacy "MedicationDispense?patient=Patient/ph-20714" 8 Patient/ph-20714
 search kerkrade-pharmacy "MedicationDispense?subject=Patient/ph-20714" 8 Patient/ph-20714
+# R4 has no MedicationDispense category search parameter; the Dutch profiles add one, and so does
+# server.js
+expect_eq "dispense category" "$(jsonq "$body" '[.entry[].resource.category.coding[] | .system + "|" + .code] | unique | join(",")' \
+  '[...new Set(d.entry.flatMap((e) => e.resource.category.coding.map((c) => c.system + "|" + c.code)))].join(",")')" \
+  "http://snomed.info/sct|422037009"
+search kerkrade-pharmacy "MedicationDispense?patient=Patient/ph-20714&category=http://snomed.info/sct|422037009" 8 Patient/ph-20714
+search kerkrade-pharmacy "MedicationDispense?patient=Patient/ph-20714&category=http://snomed.info/sct|373784005" 0
 
 search kerkrade-homecare "Patient?identifier=$BSN|999900109" 1
 search kerkrade-homecare "CarePlan?patient=hc-5520" 1 Patient/hc-5520

@@ -102,6 +102,27 @@ for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.j
   core.indexStructureDefinitionBundle(definitions.readJson(file));
 }
 core.indexSearchParameterBundle(definitions.readJson('fhir/r4/search-parameters.json'));
+// The Dutch medication process searches dispenses by category (MedicationDispense.category),
+// which R4 defines no search parameter for; the Dutch profiles add one, and so does this server,
+// so that the BgZ and Medicatieoverdracht queries (specs/data-sets.md §3) run as written.
+core.indexSearchParameterBundle({
+  resourceType: 'Bundle',
+  type: 'collection',
+  entry: [{
+    resource: {
+      resourceType: 'SearchParameter',
+      id: 'MedicationDispense-category',
+      url: 'urn:knoop:testnet:SearchParameter/MedicationDispense-category',
+      name: 'category',
+      status: 'active',
+      description: 'The category of a dispense (MedicationDispense.category)',
+      code: 'category',
+      base: ['MedicationDispense'],
+      type: 'token',
+      expression: 'MedicationDispense.category',
+    },
+  }],
+});
 
 const router = new FhirRouter();
 const ENGINE_VERSION = (() => {

@@ -41,6 +41,17 @@ pub const LEIDEN_HOSPITAL: OrgSpec = OrgSpec {
     role: "01.010",
 };
 
+/// The pharmacy of story 1, fronting the `kerkrade-pharmacy` dataset.
+pub const KERKRADE_PHARMACY: OrgSpec = OrgSpec {
+    dataset: "kerkrade-pharmacy",
+    name: "Apotheek Kerkrade Noord",
+    city: "Kerkrade",
+    kind: "pharmacy",
+    ura: "99990044",
+    professional: "J. Brouns, apotheker",
+    role: "17.000",
+};
+
 /// The GP of story 1, fronting the `kerkrade-gp` dataset.
 pub const KERKRADE_GP: OrgSpec = OrgSpec {
     dataset: "kerkrade-gp",
@@ -167,7 +178,8 @@ impl World {
         (body["patient"].as_str().unwrap().to_owned(), local)
     }
 
-    /// `org`'s professional fetches `categories` of the patient from every holder.
+    /// `org`'s professional fetches `categories` of the patient from every holder (none named:
+    /// every category of the scope the holders grant).
     pub async fn fetch(
         &self,
         org: usize,
@@ -179,7 +191,10 @@ impl World {
     ) -> Value {
         let o = &self.orgs[org];
         let mut body = json!({"requester": o.did, "credentials": [o.credential, o.professional],
-            "patient": {"value": bsn}, "scope": scope, "categories": categories, "purpose": purpose});
+            "patient": {"value": bsn}, "scope": scope, "purpose": purpose});
+        if !categories.is_empty() {
+            body["categories"] = json!(categories);
+        }
         if let Some(r) = reason {
             body["reason"] = json!(r);
         }
@@ -259,12 +274,39 @@ pub fn all_about(v: &Value, locals: &[(&str, &str)]) {
             .find(|(s, _)| *s == source)
             .unwrap_or_else(|| panic!("resource from an unexpected source {source}: {r}"))
             .1;
+        if r["resourceType"] == "Patient" {
+            assert_eq!(r["id"], local, "{r}");
+            continue;
+        }
+        // The patient is the subject, the patient, a coverage's beneficiary, or one of an
+        // appointment's participants.
+        let participants: Vec<&str> = r["participant"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["actor"]["reference"].as_str())
+            .filter(|a| a.starts_with("Patient/"))
+            .collect();
         let reference = r["subject"]["reference"]
             .as_str()
             .or(r["patient"]["reference"].as_str())
+            .or(r["beneficiary"]["reference"].as_str())
+            .or(participants.first().copied())
             .unwrap_or_default();
         assert_eq!(reference, format!("Patient/{local}"), "{r}");
+        assert!(participants.len() <= 1, "{r}");
     }
+}
+
+/// The category codes of a resource's `category` (for an Observation: lab, vital signs, ...).
+pub fn category_codes(r: &Value) -> Vec<String> {
+    r["category"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+        .filter_map(|c| c["code"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Whether a fetch answer has exactly `n` holder nodes, all `ok`.

@@ -87,7 +87,8 @@ async fn lists_registered_at_one_node_are_found_at_another() {
     assert_eq!(response["entry"][0]["response"]["status"], "201 Created");
 
     // The GP's EHR finds them at its own node: the hospital's URA as custodian, a List per
-    // data category code of what the hospital holds (medication: three resource types).
+    // data category code of what the hospital holds (medication: six resource types,
+    // specs/data-sets.md §2).
     let t0 = Instant::now();
     let found = loop {
         let (code, b) = nvi(gp, get.clone(), &search, Some("99990022"), None).await;
@@ -102,6 +103,9 @@ async fn lists_registered_at_one_node_are_found_at_another() {
         codes(&found),
         vec![
             "Condition",
+            "Immunization",
+            "ImmunizationRecommendation",
+            "MedicationAdministration",
             "MedicationDispense",
             "MedicationRequest",
             "MedicationStatement"
@@ -127,7 +131,7 @@ async fn lists_registered_at_one_node_are_found_at_another() {
         .send()
         .await
         .unwrap();
-    assert_eq!(codes(&r.json::<Value>().await.unwrap()).len(), 4);
+    assert_eq!(codes(&r.json::<Value>().await.unwrap()).len(), 7);
     let checked = knoop_e2e::run_outside(
         std::process::Command::new("python3")
             .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
@@ -136,7 +140,7 @@ async fn lists_registered_at_one_node_are_found_at_another() {
     );
     assert_eq!(
         checked["types"].as_array().map(|t| t.len()),
-        Some(4),
+        Some(7),
         "{checked}"
     );
 
@@ -169,7 +173,7 @@ async fn lists_registered_at_one_node_are_found_at_another() {
         (None, list("99990011", "Condition"), 400),
         (Some("12345678"), list("12345678", "Condition"), 403),
         (Some("99990011"), list("99990022", "Condition"), 400),
-        (Some("99990011"), list("99990011", "Coverage"), 400),
+        (Some("99990011"), list("99990011", "Basic"), 400),
         (Some("99990011"), json!({"resourceType": "Patient"}), 400),
     ] {
         let (code, v) = nvi(hospital, post.clone(), "/nvi/List", ura, Some(&body)).await;
@@ -213,7 +217,7 @@ async fn lists_registered_at_one_node_are_found_at_another() {
     // A Bundle with one bad entry registers none of them.
     let mixed = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"request": {"method": "POST", "url": "List"}, "resource": list("99990011", "ImagingStudy")},
-        {"request": {"method": "POST", "url": "List"}, "resource": list("99990011", "Coverage")}]});
+        {"request": {"method": "POST", "url": "List"}, "resource": list("99990011", "Basic")}]});
     let (code, _) = nvi(hospital, post, "/nvi", Some("99990011"), Some(&mixed)).await;
     assert_eq!(code, 400);
     let (_, b) = nvi(gp, get, &search, Some("99990022"), None).await;

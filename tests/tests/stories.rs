@@ -33,15 +33,7 @@ async fn story_1_discharge_leiden_to_kerkrade() {
                 professional: "E. Schmeitz, wijkverpleegkundige",
                 role: "30.000",
             },
-            OrgSpec {
-                dataset: "kerkrade-pharmacy",
-                name: "Apotheek Kerkrade Noord",
-                city: "Kerkrade",
-                kind: "pharmacy",
-                ura: "99990044",
-                professional: "J. Brouns, apotheker",
-                role: "17.000",
-            },
+            KERKRADE_PHARMACY,
         ],
         &[],
     )
@@ -121,12 +113,41 @@ async fn story_1_discharge_leiden_to_kerkrade() {
     assert_eq!(count(&v, "Composition", &hospital_did), 1, "{v}");
     assert_eq!(count(&v, "Condition", &hospital_did), 3, "{v}");
     assert_eq!(count(&v, "CarePlan", &hospital_did), 1, "{v}");
-    // Only what was asked: no lab, no medication, no other patient.
+    assert_eq!(count(&v, "Coverage", &hospital_did), 1, "{v}");
+    assert_eq!(count(&v, "Consent", &hospital_did), 3, "{v}");
+    // Only what was asked (summary, problems, care plan): no lab, no vital signs, no medication,
+    // no encounters, no other patient (specs/data-sets.md §2).
+    let asked = [
+        "Composition",
+        "Coverage",
+        "Flag",
+        "DocumentReference",
+        "Observation",
+        "Condition",
+        "CarePlan",
+        "Consent",
+        "NutritionOrder",
+        "ServiceRequest",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "Appointment",
+    ];
+    for r in resources(&v) {
+        let t = r["resourceType"].as_str().unwrap_or_default();
+        assert!(asked.contains(&t), "{t} was not asked for: {r}");
+        let codes = category_codes(&r);
+        assert!(
+            !["laboratory", "275711006", "vital-signs"]
+                .iter()
+                .any(|c| codes.iter().any(|x| x == c)),
+            "a lab result or vital sign in the summary: {r}"
+        );
+    }
     assert!(
-        kinds(&v)
+        resources(&v)
             .iter()
-            .all(|(t, _)| ["Composition", "Condition", "CarePlan"].contains(&t.as_str())),
-        "{v}"
+            .any(|r| r["resourceType"] == "Observation"),
+        "the summary's social history: {v}"
     );
     all_about(
         &v,
@@ -755,16 +776,44 @@ break_the_glass = true
             "{e}"
         );
     }
-    for path in [
-        "/fhir/Condition?patient=Patient/zl-104873",
-        "/fhir/Condition?subject=Patient/zl-104873",
-        "/fhir/Condition?_include=Condition:subject",
-        "/fhir/Condition?patient.identifier=999900249",
+    // Another patient, named or reached through a chain or a wildcard, is refused
+    // (specs/data-sets.md §5.1).
+    for (path, status) in [
+        ("/fhir/Condition?patient=Patient/zl-104873", 403),
+        ("/fhir/Condition?subject=Patient/zl-104873", 403),
+        ("/fhir/Condition?_include=*", 400),
+        ("/fhir/Condition?_revinclude=Condition:subject", 400),
+        ("/fhir/Condition?patient.identifier=999900249", 400),
     ] {
         let (code, b) = data(&w, w.node(hospital), &access, path).await;
-        assert_eq!(code, 400, "{path}: {b}");
+        assert_eq!(code, status, "{path}: {b}");
         assert_eq!(b["resourceType"], "OperationOutcome", "{b}");
     }
+    // The token's own patient may be named, and included.
+    let (code, b) = data(
+        &w,
+        w.node(hospital),
+        &access,
+        "/fhir/Condition?patient=Patient/zl-104872&_include=Condition:subject",
+    )
+    .await;
+    assert_eq!((code, b["total"].as_u64()), (200, Some(3)), "{b}");
+    let included: Vec<&Value> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| &e["resource"])
+        .collect();
+    assert_eq!(included.len(), 1, "{b}");
+    assert_eq!(
+        (
+            included[0]["resourceType"].as_str(),
+            included[0]["id"].as_str()
+        ),
+        (Some("Patient"), Some("zl-104872")),
+        "{b}"
+    );
     // What the proxy serves is strict FHIR R4, for an outside library.
     let public = w.node(hospital).status().await.unwrap()["public_url"]
         .as_str()

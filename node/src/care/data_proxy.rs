@@ -1,32 +1,30 @@
-//! The data proxy (spec: `specs/data-fetch.md` §3): on the public API, `GET /fhir/{type}` with
-//! an access token from this node. The proxy, not the caller, decides what is asked of the
-//! source: the token's patient (as each holder's local id), the resource types of the granted
-//! categories, and a short list of harmless search parameters. What comes back is filtered
-//! again (right type, right patient), stamped with the holder it came from, and audited.
+//! The data proxy (spec: `specs/data-fetch.md` §3, `specs/data-sets.md` §5): on the public
+//! API, `GET /fhir/{type}`, `GET /fhir/{type}/{id}` and `GET /fhir/Observation/$lastn` with an
+//! access token from this node. The proxy, not the caller, decides what is asked of the
+//! source: the token's patient (as each holder's local id), the narrowing parameters the caller
+//! may add ([`query`]), each decided by the PDP (the built-in policies, the data set the scope
+//! names, the scope's own policy). What comes back is filtered again per resource (right type,
+//! right patient, a granted category, includes only as referenced: [`answer`]), stamped with
+//! the holder it came from, and audited.
+
+pub mod answer;
+pub mod query;
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 pub use crate::care::categories::{types_of, RESOURCE_CATEGORIES};
+pub use query::ALLOWED_PARAMS;
 
 use crate::care::audit::{AuditLog, Event};
+use crate::care::categories::{category_of, is_served, served_types_of};
 use crate::care::dpop::{DpopError, Expect};
 use crate::care::localisation::Localisation;
 use crate::care::pdp::Pdp;
-use crate::care::source::{is_about, Sources};
+use crate::care::source::{Found, Sources};
 use crate::care::tokens::{Grant, Tokens};
-
-/// Search parameters a caller may add (everything else, `patient`, `subject`, `_include` and
-/// chains among them, is refused).
-pub const ALLOWED_PARAMS: [&str; 6] = [
-    "_count",
-    "_lastUpdated",
-    "date",
-    "status",
-    "clinical-status",
-    "code",
-];
+use answer::{admit, lastn, Holding};
 
 /// Why a proxy request was refused. [`ProxyError::code`] is the FHIR issue type.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +49,10 @@ pub enum ProxyError {
          {ALLOWED_PARAMS:?})"
     )]
     ParamNotAllowed(String),
+    #[error("search parameter {0}")]
+    BadParam(String),
+    #[error("the patient parameter names another patient than the token's")]
+    OtherPatient,
     #[error("{0} is too long")]
     ParamTooLong(String),
     #[error("the token does not cover {0}")]
@@ -72,10 +74,22 @@ impl ProxyError {
             | ProxyError::Proof(_)
             | ProxyError::OtherKey => "security",
             ProxyError::NotServed(_) | ProxyError::ParamNotAllowed(_) => "not-supported",
+            ProxyError::BadParam(_) => "invalid",
+            ProxyError::OtherPatient => "forbidden",
             ProxyError::ParamTooLong(_) => "too-long",
             ProxyError::NotCovered(_) => "forbidden",
             ProxyError::TokenPatient => "exception",
             ProxyError::NotFound(_) => "not-found",
+        }
+    }
+}
+
+impl From<query::ParamError> for ProxyError {
+    fn from(e: query::ParamError) -> Self {
+        match e {
+            query::ParamError::NotAllowed(p) => ProxyError::ParamNotAllowed(p),
+            query::ParamError::TooLong(p) => ProxyError::ParamTooLong(p),
+            query::ParamError::Bad(p) => ProxyError::BadParam(p),
         }
     }
 }
@@ -148,12 +162,14 @@ impl DataProxy {
         self.tokens.dpop().nonce()
     }
 
-    /// `GET /fhir/{resource_type}?{query}` with the access token as `presented`: checked,
-    /// searched at each granted holder's source, merged, and audited (served or refused).
+    /// `GET /fhir/{resource_type}[/${operation}]?{query}` with the access token as
+    /// `presented`: checked, searched at each granted holder's source, merged, and audited
+    /// (served or refused). The one operation is `Observation/$lastn`.
     pub async fn search(
         &self,
         token: Option<Presented<'_>>,
         resource_type: &str,
+        operation: Option<&str>,
         query: Option<&str>,
     ) -> Result<Served, ProxyError> {
         let mut event = Event {
@@ -161,9 +177,13 @@ impl DataProxy {
             peer: "http".into(),
             ..Default::default()
         };
-        let res = self
-            .serve(token, resource_type, query, None, &mut event)
-            .await;
+        let asked = Asked {
+            resource_type,
+            operation,
+            query,
+            read: None,
+        };
+        let res = self.serve(token, asked, &mut event).await;
         event.outcome = match &res {
             Ok(s) if s.failed == 0 => format!("served {} {resource_type}", s.resources),
             Ok(s) => format!(
@@ -193,19 +213,22 @@ impl DataProxy {
         if !crate::directory::ids::is_fhir_id(id) {
             return Err(ProxyError::NotFound(format!("{resource_type}/{id}")));
         }
-        let res = self
-            .serve(token, resource_type, None, Some(id), &mut event)
-            .await
-            .and_then(|s| {
-                s.bundle["entry"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| &e["resource"])
-                    .find(|r| r["resourceType"] == resource_type && r["id"] == id)
-                    .cloned()
-                    .ok_or_else(|| ProxyError::NotFound(format!("{resource_type}/{id}")))
-            });
+        let asked = Asked {
+            resource_type,
+            operation: None,
+            query: None,
+            read: Some(id),
+        };
+        let res = self.serve(token, asked, &mut event).await.and_then(|s| {
+            s.bundle["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| &e["resource"])
+                .find(|r| r["resourceType"] == resource_type && r["id"] == id)
+                .cloned()
+                .ok_or_else(|| ProxyError::NotFound(format!("{resource_type}/{id}")))
+        });
         event.outcome = match &res {
             Ok(_) => format!("read {resource_type}/{id}"),
             Err(e) => format!("{}: {e}", e.code()),
@@ -216,15 +239,14 @@ impl DataProxy {
 
     /// Checks the token and the request, has the PDP decide it (`specs/pdp.md` §6), searches
     /// each granted holder's source (with the caller's parameters, and `_id` for a read), and
-    /// merges.
+    /// merges what may leave (`specs/data-sets.md` §5).
     async fn serve(
         &self,
         token: Option<Presented<'_>>,
-        resource_type: &str,
-        query: Option<&str>,
-        read: Option<&str>,
+        asked: Asked<'_>,
         event: &mut Event,
     ) -> Result<Served, ProxyError> {
+        let resource_type = asked.resource_type;
         let presented = token.ok_or(ProxyError::NoToken)?;
         let grant = self
             .tokens
@@ -236,17 +258,19 @@ impl DataProxy {
         event.purpose = grant.purpose.clone();
         event.patient = grant.patient.clone();
         event.scope = grant.scope.clone();
-        if !RESOURCE_CATEGORIES
-            .iter()
-            .any(|(t, _, _)| *t == resource_type)
-        {
+        if !is_served(resource_type) {
             return Err(ProxyError::NotServed(resource_type.to_owned()));
         }
-        let mut params = caller_params(query)?;
+        if let Some(op) = asked.operation {
+            if (op, resource_type) != ("lastn", "Observation") {
+                return Err(ProxyError::NotServed(format!("{resource_type}/${op}")));
+            }
+        }
+        let caller = query::parse(resource_type, asked.operation, asked.query)?;
         let decision = self
             .pdp
             .decide_proxy(
-                &policy_request(&grant, resource_type, read, &params),
+                &policy_request(&grant, &asked, &caller.given),
                 &granted(&grant),
             )
             .await;
@@ -261,25 +285,26 @@ impl DataProxy {
                 why.join("; ")
             )));
         }
-        if let Some(id) = read {
-            params.push(("_id".to_owned(), id.to_owned()));
-        }
-        let holders = holders_for(&grant, resource_type);
         let p = knoop_privacy::patient::parse_reference(&grant.patient)
             .ok_or(ProxyError::TokenPatient)?;
-        event.categories = RESOURCE_CATEGORIES
-            .iter()
-            .filter(|(t, c, _)| {
-                *t == resource_type && grant.holdings.iter().any(|(_, g)| g.iter().any(|x| x == c))
-            })
-            .map(|(_, c, _)| (*c).to_owned())
-            .collect();
         let locals = self.localisation.source_patients(&p);
-        let searches = holders.into_iter().map(|(holder, obs)| {
-            let mut params = params.clone();
-            if !obs.is_empty() {
-                params.push(("category".into(), obs.join(",")));
+        let mut holders = holders_for(&grant, resource_type);
+        // A patient parameter must name the token's patient at a holder: only that one is asked.
+        if let Some(want) = &caller.patient {
+            holders.retain(|(h, _)| locals.get(h) == Some(want));
+            if holders.is_empty() {
+                return Err(ProxyError::OtherPatient);
             }
+        }
+        let mut params = caller.params.clone();
+        if let Some(id) = asked.read.filter(|_| resource_type != "Patient") {
+            params.push(("_id".to_owned(), id.to_owned()));
+        }
+        if asked.operation.is_some() {
+            params.push(("_sort".to_owned(), "-date".to_owned()));
+        }
+        let searches = holders.into_iter().map(|(holder, categories)| {
+            let params = &params;
             let local = locals.get(&holder).cloned();
             async move {
                 let Some(local) = local else {
@@ -290,44 +315,60 @@ impl DataProxy {
                 };
                 let found = self
                     .sources
-                    .search(&holder, resource_type, &local, &params)
+                    .search(&holder, resource_type, &local, params)
                     .await
-                    .map_err(|e| e.to_string());
-                let found = found.map(|rs| {
-                    rs.into_iter()
-                        // The source is trusted to search, and checked anyway.
-                        .filter(|r| r["resourceType"] == resource_type && is_about(r, &local))
-                        .filter(|r| obs.is_empty() || in_observation_category(r, &obs))
-                        .collect::<Vec<_>>()
-                });
+                    .map_err(|e| e.to_string())
+                    .map(|found| {
+                        let holding = Holding {
+                            local: &local,
+                            categories: &categories,
+                        };
+                        let mut found = admit(found, resource_type, holding);
+                        if asked.operation.is_some() {
+                            let matches = lastn(found.matches, caller.max);
+                            found = admit(
+                                Found {
+                                    matches,
+                                    included: found.included,
+                                },
+                                resource_type,
+                                holding,
+                            );
+                        }
+                        found
+                    });
                 (holder, found)
             }
         });
         let results = futures::future::join_all(searches).await;
         let mut entries = Vec::new();
+        let mut included = Vec::new();
         let mut failed = 0;
+        let mut categories = std::collections::BTreeSet::new();
         for (holder, res) in results {
             match res {
-                Ok(resources) => {
-                    for mut r in resources {
-                        let id = r["id"].as_str().unwrap_or_default().to_owned();
-                        if let Some(o) = r.as_object_mut() {
-                            let meta = o.entry("meta").or_insert_with(|| json!({}));
-                            if let Some(m) = meta.as_object_mut() {
-                                m.insert("source".into(), json!(holder));
-                            }
+                Ok(found) => {
+                    for (r, mode) in found
+                        .matches
+                        .into_iter()
+                        .map(|r| (r, "match"))
+                        .chain(found.included.into_iter().map(|r| (r, "include")))
+                    {
+                        if let Some(c) = category_of(&r) {
+                            categories.insert(c.to_owned());
                         }
-                        entries.push(json!({
-                            "fullUrl": format!("{}/fhir/{resource_type}/{id}", self.public_url.as_deref().unwrap_or("")),
-                            "resource": r,
-                            "search": {"mode": "match"},
-                        }));
+                        let entry = self.entry(r, &holder, mode);
+                        if mode == "match" {
+                            entries.push(entry);
+                        } else {
+                            included.push(entry);
+                        }
                     }
                 }
                 Err(e) => {
                     failed += 1;
                     tracing::warn!(%holder, error = %e, "source search failed");
-                    entries.push(json!({
+                    included.push(json!({
                         "resource": {
                             "resourceType": "OperationOutcome",
                             "issue": [{"severity": "error", "code": "transient",
@@ -338,7 +379,9 @@ impl DataProxy {
                 }
             }
         }
-        let served = entries.len() - failed;
+        event.categories = categories.into_iter().collect();
+        let served = entries.len();
+        entries.extend(included);
         let bundle = json!({
             "resourceType": "Bundle",
             "type": "searchset",
@@ -351,32 +394,35 @@ impl DataProxy {
             failed,
         })
     }
-}
 
-/// Whether an Observation has one of the FHIR observation categories `codes`.
-fn in_observation_category(r: &Value, codes: &[&str]) -> bool {
-    r["category"].as_array().into_iter().flatten().any(|c| {
-        c["coding"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|x| x["code"].as_str().is_some_and(|code| codes.contains(&code)))
-    })
-}
-
-/// The query a caller sent, checked against [`ALLOWED_PARAMS`].
-fn caller_params(query: Option<&str>) -> Result<Vec<(String, String)>, ProxyError> {
-    let mut out = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if !ALLOWED_PARAMS.contains(&k.as_ref()) {
-            return Err(ProxyError::ParamNotAllowed(k.into_owned()));
+    /// The Bundle entry of a resource `holder`'s source gave, stamped with the holder
+    /// (`meta.source`) and at its URL on this proxy.
+    fn entry(&self, mut r: Value, holder: &str, mode: &str) -> Value {
+        let full_url = format!(
+            "{}/fhir/{}/{}",
+            self.public_url.as_deref().unwrap_or(""),
+            r["resourceType"].as_str().unwrap_or_default(),
+            r["id"].as_str().unwrap_or_default()
+        );
+        if let Some(o) = r.as_object_mut() {
+            let meta = o.entry("meta").or_insert_with(|| json!({}));
+            if let Some(m) = meta.as_object_mut() {
+                m.insert("source".into(), json!(holder));
+            }
         }
-        if v.len() > 256 {
-            return Err(ProxyError::ParamTooLong(k.into_owned()));
-        }
-        out.push((k.into_owned(), v.into_owned()));
+        json!({"fullUrl": full_url, "resource": r, "search": {"mode": mode}})
     }
-    Ok(out)
+}
+
+/// One request to the proxy, as routed.
+#[derive(Clone, Copy, Debug)]
+struct Asked<'a> {
+    resource_type: &'a str,
+    /// `lastn`.
+    operation: Option<&'a str>,
+    query: Option<&'a str>,
+    /// A read of this id.
+    read: Option<&'a str>,
 }
 
 impl DataProxy {
@@ -426,20 +472,16 @@ fn granted(grant: &Grant) -> Vec<String> {
 }
 
 /// The request in knooppunt's model for the PDP (`specs/pdp.md` §6): the token's claims as
-/// `subject`, the FHIR request, and its context.
-fn policy_request(
-    grant: &Grant,
-    resource_type: &str,
-    read: Option<&str>,
-    params: &[(String, String)],
-) -> Value {
+/// `subject`, the FHIR request with the caller's parameters, and its context.
+fn policy_request(grant: &Grant, asked: &Asked<'_>, params: &[(String, String)]) -> Value {
     let mut query: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for (k, v) in params {
         query.entry(k).or_default().push(v);
     }
-    let path = match read {
-        Some(id) => format!("/{resource_type}/{id}"),
-        None => format!("/{resource_type}"),
+    let path = match (asked.read, asked.operation) {
+        (Some(id), _) => format!("/{}/{id}", asked.resource_type),
+        (None, Some(op)) => format!("/{}/${op}", asked.resource_type),
+        (None, None) => format!("/{}", asked.resource_type),
     };
     json!({
         "subject": {"scope": grant.scope, "client_id": grant.requester, "user_id": grant.professional,
@@ -449,27 +491,21 @@ fn policy_request(
     })
 }
 
-/// The grant's holders that may share `resource_type`, with the FHIR observation categories
-/// to restrict to (empty: no restriction).
-fn holders_for(grant: &Grant, resource_type: &str) -> Vec<(String, Vec<&'static str>)> {
-    let rows: Vec<_> = RESOURCE_CATEGORIES
-        .iter()
-        .filter(|(t, _, _)| *t == resource_type)
-        .collect();
+/// The grant's holders that may share resources of `resource_type`, with the categories
+/// granted at each (the patient itself: every holder that granted anything).
+fn holders_for(grant: &Grant, resource_type: &str) -> Vec<(String, Vec<String>)> {
     grant
         .holdings
         .iter()
-        .filter_map(|(holder, cats)| {
-            let allowed: Vec<_> = rows
-                .iter()
-                .filter(|(_, c, _)| cats.iter().any(|g| g == c))
-                .collect();
-            if allowed.is_empty() {
-                return None;
+        .filter(|(_, cats)| {
+            if resource_type == "Patient" {
+                !cats.is_empty()
+            } else {
+                cats.iter()
+                    .any(|c| served_types_of(c).contains(&resource_type))
             }
-            let obs: Vec<&'static str> = allowed.iter().filter_map(|(_, _, o)| *o).collect();
-            Some((holder.clone(), obs))
         })
+        .cloned()
         .collect()
 }
 
@@ -499,66 +535,46 @@ mod tests {
     }
 
     #[test]
-    fn every_category_has_resource_types_and_they_are_known() {
-        for c in knoop_vc::types::DATA_CATEGORIES {
-            assert!(!types_of(c).is_empty(), "{c} has no resource type");
-        }
-        assert_eq!(
-            types_of("medication"),
-            [
-                "MedicationStatement",
-                "MedicationRequest",
-                "MedicationDispense"
-            ]
-        );
-    }
-
-    #[test]
-    fn holders_get_only_types_of_their_granted_categories() {
-        let g = grant(vec![("did:a", vec!["lab"]), ("did:b", vec!["medication"])]);
-        assert_eq!(
-            holders_for(&g, "Observation"),
-            vec![("did:a".to_owned(), vec!["laboratory"])]
-        );
-        assert_eq!(
-            holders_for(&g, "MedicationStatement"),
-            vec![("did:b".to_owned(), vec![])]
-        );
+    fn holders_are_asked_only_for_types_of_their_granted_categories() {
+        let g = grant(vec![
+            ("did:a", vec!["lab"]),
+            ("did:b", vec!["medication"]),
+            ("did:c", vec![]),
+        ]);
+        let names = |v: Vec<(String, Vec<String>)>| -> Vec<String> {
+            v.into_iter().map(|(h, _)| h).collect()
+        };
+        assert_eq!(names(holders_for(&g, "Observation")), ["did:a"]);
+        assert_eq!(names(holders_for(&g, "MedicationStatement")), ["did:b"]);
+        assert_eq!(names(holders_for(&g, "Immunization")), ["did:b"]);
         assert!(holders_for(&g, "Condition").is_empty());
-        let both = grant(vec![("did:a", vec!["lab", "vital-signs"])]);
-        assert_eq!(
-            holders_for(&both, "Observation"),
-            vec![("did:a".to_owned(), vec!["laboratory", "vital-signs"])]
-        );
+        assert_eq!(names(holders_for(&g, "Patient")), ["did:a", "did:b"]);
+        let summary = grant(vec![("did:a", vec!["summary"])]);
+        assert_eq!(names(holders_for(&summary, "Observation")), ["did:a"]);
     }
 
     #[test]
-    fn callers_cannot_choose_the_patient_or_include_more() {
-        for q in [
-            "patient=Patient/1",
-            "subject=Patient/1",
-            "_include=*",
-            "identifier=x",
-            "patient.identifier=x",
-            "_has:Condition:patient:code=1",
-        ] {
-            assert!(caller_params(Some(q)).is_err(), "{q}");
-        }
+    fn the_policy_request_names_the_operation_and_every_parameter() {
+        let g = grant(vec![("did:a", vec!["lab"])]);
+        let asked = Asked {
+            resource_type: "Observation",
+            operation: Some("lastn"),
+            query: None,
+            read: None,
+        };
+        let params = vec![
+            ("code".to_owned(), "x".to_owned()),
+            ("_include".to_owned(), "Observation:specimen".to_owned()),
+            ("code".to_owned(), "y".to_owned()),
+        ];
+        let r = policy_request(&g, &asked, &params);
+        assert_eq!(r["request"]["path"], "/Observation/$lastn");
+        assert_eq!(r["request"]["query_params"]["code"], json!(["x", "y"]));
+        let input = crate::care::pdp::input::policy_input(&r).unwrap();
+        assert_eq!(input["action"]["fhir_rest"]["operation"], "lastn");
         assert_eq!(
-            caller_params(Some("_count=5&status=active")).unwrap(),
-            vec![
-                ("_count".to_owned(), "5".to_owned()),
-                ("status".to_owned(), "active".to_owned())
-            ]
+            input["action"]["fhir_rest"]["include"],
+            json!(["Observation:specimen"])
         );
-        assert!(caller_params(None).unwrap().is_empty());
-    }
-
-    #[test]
-    fn observation_categories_are_checked_on_the_result() {
-        let lab = json!({"category": [{"coding": [{"code": "laboratory"}]}]});
-        assert!(in_observation_category(&lab, &["laboratory"]));
-        assert!(!in_observation_category(&lab, &["vital-signs"]));
-        assert!(!in_observation_category(&json!({}), &["laboratory"]));
     }
 }

@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::care::audit::{AuditLog, Event};
-use crate::care::data_proxy::types_of;
+use crate::care::categories::served_types_of;
+use crate::care::data_sets;
 use crate::care::localisation::{LocError, Localisation};
 use crate::care::requester::{public_url, RequestError, Requester, TokenAsk};
 use crate::care::source::is_fhir_id;
@@ -160,8 +161,13 @@ fn standalone(entries: &[Value], identifier: Option<(&str, &str)>) -> Vec<Value>
             }
         });
     }
+    let present: BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|e| e["fullUrl"].as_str())
+        .collect();
     patients
         .into_iter()
+        .filter(|(url, _)| !present.contains(url.as_str()))
         .map(|(url, id)| {
             json!({"fullUrl": url,
                    "resource": {"resourceType": "Patient", "id": id,
@@ -169,6 +175,23 @@ fn standalone(entries: &[Value], identifier: Option<(&str, &str)>) -> Vec<Value>
                    "search": {"mode": "include"}})
         })
         .collect()
+}
+
+/// Adds a holder node's entry, once per `fullUrl`: a resource two queries gave (a medication
+/// two prescriptions include, the patient as a match and as an include) appears once, as a
+/// match when it was one.
+fn add_entry(entries: &mut Vec<Value>, e: &Value) {
+    let same = e["fullUrl"]
+        .as_str()
+        .and_then(|u| entries.iter().position(|x| x["fullUrl"] == u));
+    match same {
+        Some(i) => {
+            if e["search"]["mode"] == "match" {
+                entries[i] = e.clone();
+            }
+        }
+        None => entries.push(e.clone()),
+    }
 }
 
 /// The professional's name in the presented credentials, for the holders' audit logs.
@@ -386,10 +409,29 @@ impl Fetcher {
             .filter_map(|c| c.as_str().map(str::to_owned))
             .filter(|c| wanted.is_none_or(|w| w.contains(c)))
             .collect();
-        let mut types: Vec<&str> = granted.iter().flat_map(|c| types_of(c)).collect();
-        types.sort_unstable();
-        types.dedup();
-        let gets = types.into_iter().map(|t| {
+        // The scope's data set: its queries a holder's grant can answer; otherwise each
+        // resource type of the granted categories (`specs/data-sets.md` §6).
+        let paths: Vec<String> = match data_sets::for_scope(&req.scope) {
+            Some(d) => {
+                let granted: Vec<String> = granted.iter().cloned().collect();
+                d.queries
+                    .iter()
+                    .filter(|q| q.answerable_with(&granted))
+                    .map(|q| match q.query_string() {
+                        qs if qs.is_empty() => q.path(),
+                        qs => format!("{}?{qs}", q.path()),
+                    })
+                    .collect()
+            }
+            None => {
+                let mut types: Vec<&str> =
+                    granted.iter().flat_map(|c| served_types_of(c)).collect();
+                types.sort_unstable();
+                types.dedup();
+                types.into_iter().map(str::to_owned).collect()
+            }
+        };
+        let gets = paths.into_iter().map(|t| {
             let url = format!("{base}/fhir/{t}");
             let obtained = &obtained;
             async move {
@@ -427,7 +469,7 @@ impl Fetcher {
                                     .unwrap_or("source failed")
                             ));
                         } else {
-                            entries.push(e.clone());
+                            add_entry(&mut entries, e);
                         }
                     }
                 }

@@ -86,13 +86,13 @@ pub struct Registration {
 pub fn categories_of(code: &str) -> Vec<String> {
     RESOURCE_CATEGORIES
         .iter()
-        .filter(|(t, _, _)| *t == code)
-        .map(|(_, c, _)| (*c).to_owned())
+        .filter(|(t, _)| *t == code)
+        .map(|(_, c)| (*c).to_owned())
         .collect()
 }
 
 fn supported_codes() -> String {
-    let codes: BTreeSet<&str> = RESOURCE_CATEGORIES.iter().map(|(t, _, _)| *t).collect();
+    let codes: BTreeSet<&str> = RESOURCE_CATEGORIES.iter().map(|(t, _)| *t).collect();
     codes.into_iter().collect::<Vec<_>>().join(", ")
 }
 
@@ -508,7 +508,7 @@ mod tests {
         let mut tokenized = list("1", "2", "Condition");
         tokenized["subject"]["identifier"]["system"] = json!("urn:x");
         for bad in [
-            list("1", "2", "Coverage"),
+            list("1", "2", "Basic"),
             list("12a", "2", "Condition"),
             no_custodian,
             tokenized,

@@ -120,9 +120,7 @@ pub struct Pdp {
 }
 
 /// The name a scope selects: lower case, `-` as `_` (knooppunt's normalisation).
-pub fn policy_name(scope: &str) -> String {
-    scope.to_ascii_lowercase().replace('-', "_")
-}
+pub use crate::care::data_sets::scope_name as policy_name;
 
 fn read(path: &Path) -> Result<String, LoadError> {
     use std::io::Read as _;
@@ -181,6 +179,9 @@ pub const DATA_PROXY_PACKAGE: &str = "knoop.data_proxy";
 /// The package of the built-in token policy (`specs/pdp.md` §6).
 pub const TOKEN_PACKAGE: &str = "knoop.token";
 
+/// The package of the built-in data set policy (`specs/data-sets.md` §4).
+pub const DATA_SET_PACKAGE: &str = "knoop.data_set";
+
 /// Adds knoop's built-in policies and the data they decide with: each category's resource
 /// types, and the configured token scopes (`[[policy]]`).
 fn add_builtin(
@@ -194,13 +195,15 @@ fn add_builtin(
         Path::new("builtin/token.rego"),
         include_str!("pdp/token.rego").to_owned(),
     )?;
-    let mut categories: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (t, c, _) in crate::care::categories::RESOURCE_CATEGORIES {
-        let types = categories.entry(c).or_default();
-        if !types.contains(&t) {
-            types.push(t);
-        }
-    }
+    add_policy(
+        engine,
+        Path::new("builtin/data_set.rego"),
+        include_str!("pdp/data_set.rego").to_owned(),
+    )?;
+    let categories: BTreeMap<&str, Vec<&str>> = knoop_vc::types::DATA_CATEGORIES
+        .iter()
+        .map(|c| (*c, crate::care::categories::served_types_of(c)))
+        .collect();
     let scopes: BTreeMap<&str, Value> = scopes
         .iter()
         .map(|p| {
@@ -211,7 +214,8 @@ fn add_builtin(
             )
         })
         .collect();
-    let data = json!({"knoop": {"categories": categories, "scopes": scopes}});
+    let data = json!({"knoop": {"categories": categories, "scopes": scopes,
+                                "data_sets": crate::care::data_sets::policy_data()}});
     let invalid = |reason: String| LoadError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -301,11 +305,16 @@ impl Pdp {
         // question, answered per holder and category): what a policy reads as the consent.
         input["context"]["mitz_consent"] = json!(true);
         let mut policies = vec![(DATA_PROXY_PACKAGE.to_owned(), None)];
-        for scope in api["subject"]["scope"]
-            .as_str()
-            .unwrap_or_default()
+        let scopes = api["subject"]["scope"].as_str().unwrap_or_default();
+        // A scope that names a data set allows its queries only (`specs/data-sets.md` §4).
+        if let Some(d) = scopes
             .split_whitespace()
+            .find_map(crate::care::data_sets::for_scope)
         {
+            input["context"]["data_set"] = json!(d.name);
+            policies.push((DATA_SET_PACKAGE.to_owned(), None));
+        }
+        for scope in scopes.split_whitespace() {
             let name = policy_name(scope);
             if let Some(p) = self.policies.get(&name) {
                 policies.push((name, Some(p)));
@@ -798,9 +807,14 @@ mod tests {
             (
                 "knoop.data_proxy_test",
                 include_str!("pdp/data_proxy_test.rego"),
-                6,
+                8,
             ),
             ("knoop.token_test", include_str!("pdp/token_test.rego"), 6),
+            (
+                "knoop.data_set_test",
+                include_str!("pdp/data_set_test.rego"),
+                6,
+            ),
         ] {
             add_policy(&mut engine, Path::new(package), tests.to_owned()).unwrap();
             let names = tests_of(tests);

@@ -146,6 +146,7 @@ impl Sources {
             .append_pair("identifier", &format!("{system}|{value}"));
         let bundle = self.get(url).await?;
         let ids: Vec<String> = entries(&bundle)?
+            .matches
             .iter()
             .filter(|r| r["resourceType"] == "Patient")
             .filter_map(|r| r["id"].as_str().map(str::to_owned))
@@ -165,14 +166,18 @@ impl Sources {
         resource_type: &str,
         patient: &str,
         params: &[(String, String)],
-    ) -> Result<Vec<Value>, SourceError> {
+    ) -> Result<Found, SourceError> {
         let base = self.base(tenant)?;
         let mut url = base
             .join(resource_type)
             .map_err(|e| SourceError::Malformed(e.to_string()))?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("patient", &format!("Patient/{patient}"));
+            if resource_type == "Patient" {
+                q.append_pair("_id", patient);
+            } else {
+                q.append_pair("patient", &format!("Patient/{patient}"));
+            }
             q.append_pair("_count", PAGE_SIZE);
             for (k, v) in params {
                 q.append_pair(k, v);
@@ -181,13 +186,15 @@ impl Sources {
         self.pages(base, url).await
     }
 
-    /// The matches of the searchset at `url` and its `next` pages on `base`'s origin (at most
+    /// The entries of the searchset at `url` and its `next` pages on `base`'s origin (at most
     /// `MAX_PAGES`).
-    async fn pages(&self, base: &Url, mut url: Url) -> Result<Vec<Value>, SourceError> {
-        let mut out = Vec::new();
+    async fn pages(&self, base: &Url, mut url: Url) -> Result<Found, SourceError> {
+        let mut out = Found::default();
         for _ in 0..MAX_PAGES {
             let bundle = self.get(url.clone()).await?;
-            out.extend(entries(&bundle)?);
+            let page = entries(&bundle)?;
+            out.matches.extend(page.matches);
+            out.included.extend(page.included);
             let next = bundle["link"]
                 .as_array()
                 .into_iter()
@@ -240,22 +247,33 @@ impl Sources {
             .join("Consent")
             .map_err(|e| SourceError::Malformed(e.to_string()))?;
         url.query_pairs_mut().append_pair("data", reference);
-        self.pages(base, url).await
+        Ok(self.pages(base, url).await?.matches)
     }
 }
 
-/// The resources of a searchset Bundle.
-fn entries(bundle: &Value) -> Result<Vec<Value>, SourceError> {
+/// What a search found: its matches, and the resources its `_include`s brought.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub matches: Vec<Value>,
+    pub included: Vec<Value>,
+}
+
+fn entries(bundle: &Value) -> Result<Found, SourceError> {
     if bundle["resourceType"] != "Bundle" || bundle["type"] != "searchset" {
         return Err(SourceError::Malformed("expected a searchset Bundle".into()));
     }
-    Ok(bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["search"]["mode"].as_str().unwrap_or("match") == "match")
-        .filter_map(|e| e.get("resource").cloned())
-        .collect())
+    let mut found = Found::default();
+    for e in bundle["entry"].as_array().into_iter().flatten() {
+        let Some(r) = e.get("resource").cloned() else {
+            continue;
+        };
+        match e["search"]["mode"].as_str().unwrap_or("match") {
+            "match" => found.matches.push(r),
+            "include" => found.included.push(r),
+            _ => {}
+        }
+    }
+    Ok(found)
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
@@ -275,13 +293,36 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError
     Ok(body)
 }
 
-/// Whether `resource` is about local patient `patient` (its `subject` or `patient`).
+/// Whether `resource` is about local patient `patient`: the patient itself, or its `subject`,
+/// `patient` or `beneficiary` (`Coverage`), or an `Appointment` participant, names them.
 pub fn is_about(resource: &Value, patient: &str) -> bool {
+    if resource["resourceType"] == "Patient" {
+        return resource["id"] == patient;
+    }
     let want = format!("Patient/{patient}");
-    ["subject", "patient"].iter().any(|f| {
-        resource[f]["reference"]
+    let names = |r: &Value| {
+        r["reference"]
             .as_str()
             .is_some_and(|r| r == want || r.ends_with(&format!("/{want}")))
+    };
+    ["subject", "patient", "beneficiary"]
+        .iter()
+        .any(|f| names(&resource[f]))
+        || (resource["resourceType"] == "Appointment"
+            && resource["participant"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| names(&p["actor"])))
+}
+
+/// Whether `resource` names a patient at all (`subject`, `patient`, `beneficiary`): a
+/// supporting resource that does is served only about the token's patient.
+pub fn names_a_patient(resource: &Value) -> bool {
+    ["subject", "patient", "beneficiary"].iter().any(|f| {
+        resource[f]["reference"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Patient/") || r.contains("/Patient/"))
     })
 }
 
@@ -318,20 +359,40 @@ mod tests {
             "p1"
         ));
         assert!(!is_about(&json!({"resourceType": "Condition"}), "p1"));
+        assert!(is_about(
+            &json!({"resourceType": "Coverage", "beneficiary": {"reference": "Patient/p1"}}),
+            "p1"
+        ));
+        assert!(is_about(
+            &json!({"resourceType": "Appointment",
+                    "participant": [{"actor": {"reference": "Practitioner/d"}},
+                                    {"actor": {"reference": "Patient/p1"}}]}),
+            "p1"
+        ));
+        assert!(is_about(
+            &json!({"resourceType": "Patient", "id": "p1"}),
+            "p1"
+        ));
+        assert!(!is_about(
+            &json!({"resourceType": "Patient", "id": "p2"}),
+            "p1"
+        ));
+        assert!(names_a_patient(
+            &json!({"resourceType": "Device", "patient": {"reference": "Patient/p2"}})
+        ));
+        assert!(!names_a_patient(&json!({"resourceType": "Medication"})));
     }
 
     #[test]
-    fn entries_take_matches_of_searchsets_only() {
+    fn entries_take_matches_and_includes_of_searchsets_only() {
         let b = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
             {"resource": {"id": "a"}, "search": {"mode": "match"}},
             {"resource": {"id": "b"}, "search": {"mode": "include"}},
             {"resource": {"id": "c"}}]});
-        let ids: Vec<_> = entries(&b)
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].clone())
-            .collect();
+        let found = entries(&b).unwrap();
+        let ids: Vec<_> = found.matches.iter().map(|r| r["id"].clone()).collect();
         assert_eq!(ids, vec![json!("a"), json!("c")]);
+        assert_eq!(found.included, vec![json!({"id": "b"})]);
         assert!(entries(&json!({"resourceType": "Bundle", "type": "collection"})).is_err());
     }
 

@@ -55,6 +55,43 @@ pub fn default_policies() -> Vec<Policy> {
             break_the_glass: false,
             presentation_definition: None,
         },
+        // The national data sets (`specs/data-sets.md` §3): the scope names the data set,
+        // whose queries are then the only ones the token may make.
+        Policy {
+            scope: "bgz".into(),
+            categories: [
+                "summary",
+                "medication",
+                "allergies",
+                "problems",
+                "lab",
+                "vital-signs",
+                "care-plan",
+                "encounters",
+            ]
+            .map(String::from)
+            .to_vec(),
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into()],
+            break_the_glass: false,
+            presentation_definition: None,
+        },
+        Policy {
+            scope: "medicatieoverdracht".into(),
+            categories: vec!["medication".into()],
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into(), "emergency".into()],
+            break_the_glass: true,
+            presentation_definition: None,
+        },
+        Policy {
+            scope: "pzp".into(),
+            categories: vec!["care-plan".into()],
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into(), "emergency".into()],
+            break_the_glass: false,
+            presentation_definition: None,
+        },
     ]
 }
 

@@ -198,8 +198,10 @@ pub enum LocCommand {
         holder: String,
         #[command(flatten)]
         patient: PatientArg,
-        /// summary, medication, allergies, problems, lab, imaging, care-plan, encounters, vital-signs.
-        #[arg(long = "category", required = true)]
+        /// summary, medication, allergies, problems, lab, imaging, care-plan, encounters,
+        /// vital-signs; none: every category of the scope the holders grant (a data set's scope,
+        /// such as bgz, needs none).
+        #[arg(long = "category")]
         categories: Vec<String>,
     },
     /// Record that a tenant no longer holds (some) data about a patient.
@@ -247,11 +249,14 @@ pub enum DataCommand {
         credentials: Vec<PathBuf>,
         #[command(flatten)]
         patient: PatientArg,
-        /// The use case (a policy scope), e.g. discharge-summary or medication-overview.
+        /// The use case (a policy scope), e.g. discharge-summary, medication-overview, or a
+        /// national data set: bgz, medicatieoverdracht, pzp.
         #[arg(long)]
         scope: String,
-        /// summary, medication, allergies, problems, lab, imaging, care-plan, encounters, vital-signs.
-        #[arg(long = "category", required = true)]
+        /// summary, medication, allergies, problems, lab, imaging, care-plan, encounters,
+        /// vital-signs; none: every category of the scope the holders grant (a data set's scope,
+        /// such as bgz, needs none).
+        #[arg(long = "category")]
         categories: Vec<String>,
         /// regular-care or emergency.
         #[arg(long, default_value = "regular-care")]

@@ -602,8 +602,10 @@ pub async fn data(cmd: crate::cli::args::DataCommand) -> anyhow::Result<Value> {
                 .map(|f| read_json(f))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let mut body = json!({"requester": requester, "credentials": credentials,
-                "patient": patient(&p)?, "scope": scope, "categories": categories,
-                "purpose": purpose});
+                "patient": patient(&p)?, "scope": scope, "purpose": purpose});
+            if !categories.is_empty() {
+                body["categories"] = json!(categories);
+            }
             if let Some(r) = reason {
                 body["reason"] = json!(r);
             }

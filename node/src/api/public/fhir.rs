@@ -32,22 +32,32 @@ async fn search(
 ) -> Response {
     let url = url_of(&proxy, &headers, &format!("/fhir/{resource_type}"));
     let res = match presented(&headers, &url) {
-        Ok(p) => proxy.search(p, &resource_type, query.as_deref()).await,
+        Ok(p) => {
+            proxy
+                .search(p, &resource_type, None, query.as_deref())
+                .await
+        }
         Err(e) => Err(e),
     };
     answer(&proxy, res.map(|s| s.bundle))
 }
 
-/// `GET /fhir/{resource_type}/{id}`: a read through the proxy, so that references resolve.
+/// `GET /fhir/{resource_type}/{id}`: a read through the proxy, so that references resolve;
+/// `GET /fhir/{resource_type}/${operation}`: an operation on the type (`Observation/$lastn`).
 async fn read(
     State(proxy): State<Arc<DataProxy>>,
     Path((resource_type, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let url = url_of(&proxy, &headers, &format!("/fhir/{resource_type}/{id}"));
-    let res = match presented(&headers, &url) {
-        Ok(p) => proxy.read(p, &resource_type, &id).await,
-        Err(e) => Err(e),
+    let res = match (presented(&headers, &url), id.strip_prefix('$')) {
+        (Ok(p), Some(op)) => proxy
+            .search(p, &resource_type, Some(op), query.as_deref())
+            .await
+            .map(|s| s.bundle),
+        (Ok(p), None) => proxy.read(p, &resource_type, &id).await,
+        (Err(e), _) => Err(e),
     };
     answer(&proxy, res)
 }
@@ -128,8 +138,10 @@ fn status_of(e: &ProxyError) -> StatusCode {
         | ProxyError::Proof(_)
         | ProxyError::OtherKey => StatusCode::UNAUTHORIZED,
         ProxyError::NotServed(_) | ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
-        ProxyError::ParamNotAllowed(_) | ProxyError::ParamTooLong(_) => StatusCode::BAD_REQUEST,
-        ProxyError::NotCovered(_) => StatusCode::FORBIDDEN,
+        ProxyError::ParamNotAllowed(_) | ProxyError::ParamTooLong(_) | ProxyError::BadParam(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        ProxyError::NotCovered(_) | ProxyError::OtherPatient => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -43,3 +43,19 @@ test_a_write_method_is_denied if {
 	r := request("search-type", "MedicationStatement", ["medication"])
 	not data_proxy.allow with input as object.union(r, {"action": object.union(r.action, {"request": {"method": "POST"}})})
 }
+
+test_the_patient_and_lastn_are_allowed_with_any_grant if {
+	data_proxy.allow with input as request("search-type", "Patient", ["allergies"])
+	not data_proxy.allow with input as request("search-type", "Patient", [])
+	r := request("operation", "Observation", ["lab"])
+	lastn := object.union(r, {"action": object.union(r.action, {"fhir_rest": {"interaction_type": "operation", "operation": "lastn"}})})
+	data_proxy.allow with input as lastn
+	not data_proxy.allow with input as object.union(lastn, {"context": {"granted_categories": ["medication"]}})
+	other := object.union(r, {"action": object.union(r.action, {"fhir_rest": {"interaction_type": "operation", "operation": "everything"}})})
+	not data_proxy.allow with input as other
+}
+
+test_other_observations_belong_to_the_summary if {
+	data_proxy.allow with input as request("search-type", "Observation", ["summary"])
+	not data_proxy.allow with input as request("search-type", "Observation", ["medication"])
+}
