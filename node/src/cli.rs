@@ -30,10 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(crate::node::run(cfg))
         }
         Command::Init(args) => print_json(init(&rt, args)?),
-        Command::Backup { rpc, out } => {
-            let out = std::path::absolute(&out)?;
-            print_json(rt.block_on(client::backup(&rpc, &out))?)
-        }
+        Command::Backup { rpc, name } => print_json(rt.block_on(client::backup(&rpc, &name))?),
         Command::Restore {
             from,
             config,

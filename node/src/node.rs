@@ -484,6 +484,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         public_url,
         metrics,
         data_dir: cfg.data_dir.clone(),
+        backup_dir: cfg
+            .rpc
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("backups")),
         token: cfg.rpc.token.clone(),
         started: Instant::now(),
         stop: stop_tx.subscribe(),

@@ -86,32 +86,48 @@ async fn init_writes_a_config_and_the_node_runs_with_the_same_did() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_wipe_restore_gives_the_same_digest_and_identity() {
-    let mut net = Network::start(2).await.unwrap();
+    // Backups go to a directory beside the data directory, which is wiped below.
+    let backup = tempfile::tempdir().unwrap();
+    let env = vec![(
+        "KNOOP_RPC__BACKUP_DIR".to_owned(),
+        backup.path().display().to_string(),
+    )];
+    let mut net = Network::start_with_env(2, env).await.unwrap();
     load(&net.rpc_urls(&[0]), 150, 0.0, &[]).unwrap();
     net.wait_converged(&[0, 1], 150, Duration::from_secs(30))
         .await
         .unwrap();
     let before = net.nodes[1].status().await.unwrap();
-    let backup = tempfile::tempdir().unwrap();
     let out = backup.path().join("b1");
-    let (ok, made, text) = knoop(&[
-        "backup",
-        "--rpc",
-        &net.nodes[1].rpc,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, made, text) = knoop(&["backup", "--rpc", &net.nodes[1].rpc, "--name", "b1"]);
     assert!(ok, "backup failed: {text}");
     assert_eq!(made["manifest"]["digest"], before["digest"], "{made}");
+    assert_eq!(made["dir"], out.display().to_string(), "{made}");
+    assert!(out.join("backup.json").is_file());
     // A backup never overwrites one.
-    let (ok, _, text) = knoop(&[
-        "backup",
-        "--rpc",
-        &net.nodes[1].rpc,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, _, text) = knoop(&["backup", "--rpc", &net.nodes[1].rpc, "--name", "b1"]);
     assert!(!ok && text.contains("not empty"), "{text}");
+    // The route writes nowhere but the backup directory: a path is no name.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("x");
+    for name in [
+        target.display().to_string(),
+        "../x".into(),
+        "..".into(),
+        ".x".into(),
+    ] {
+        let (code, body) = net.nodes[1]
+            .post("/v1/admin/backup", &serde_json::json!({ "name": name }))
+            .await
+            .unwrap();
+        assert_eq!(code, 400, "{name}: {body}");
+    }
+    let (code, _) = net.nodes[1]
+        .post("/v1/admin/backup", &serde_json::json!({ "dir": target }))
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+    assert!(!target.exists() && !backup.path().join("x").exists());
 
     // Stop, wipe, restore, start: same set, same node DID (its keys came back too).
     assert!(net.nodes[1].stop().await.unwrap());

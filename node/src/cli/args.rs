@@ -22,14 +22,14 @@ pub enum Command {
     /// Set up a node: write a config file (if missing), create the data directory, the keys
     /// and the node DID, print the DID and peer id, and stop.
     Init(InitArgs),
-    /// Back up a running node's store (one consistent checkpoint) into a new directory on the
-    /// node's machine.
+    /// Back up a running node's store (one consistent checkpoint) into a new directory under
+    /// the node's backup directory (`[rpc] backup_dir`, default `<data_dir>/backups`).
     Backup {
         #[command(flatten)]
         rpc: RpcArgs,
-        /// Directory to create (must not exist or be empty).
+        /// The backup's directory name (must not exist there, or be empty).
         #[arg(long)]
-        out: PathBuf,
+        name: String,
     },
     /// Restore a backup into an empty data directory (the node stopped); checks the set digest.
     Restore {

@@ -576,10 +576,11 @@ pub async fn audit(cmd: crate::cli::args::AuditCommand) -> anyhow::Result<Value>
     }
 }
 
-/// Asks the node for a backup of its store into `out` (a path on the node's machine).
-pub async fn backup(rpc: &RpcArgs, out: &std::path::Path) -> anyhow::Result<Value> {
+/// Asks the node for a backup of its store into a new directory `name` under its backup
+/// directory.
+pub async fn backup(rpc: &RpcArgs, name: &str) -> anyhow::Result<Value> {
     Client::new(rpc)?
-        .post("/v1/admin/backup", &serde_json::json!({ "dir": out }))
+        .post("/v1/admin/backup", &serde_json::json!({ "name": name }))
         .await
 }
 

@@ -337,6 +337,9 @@ pub struct RpcConfig {
     /// Bearer token required on every RPC call except `/health`. Required when `listen` is not
     /// a loopback address.
     pub token: Option<String>,
+    /// Where `POST /v1/admin/backup` writes backups, each in a new directory it names; default
+    /// `<data_dir>/backups`. The route writes nowhere else on the node's machine.
+    pub backup_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -400,6 +403,7 @@ impl Default for RpcConfig {
         RpcConfig {
             listen: DEFAULT_RPC.into(),
             token: None,
+            backup_dir: None,
         }
     }
 }

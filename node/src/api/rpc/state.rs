@@ -63,6 +63,8 @@ pub struct RpcState {
     pub metrics: Arc<crate::ops::metrics::Metrics>,
     /// The node's data directory (for backups).
     pub data_dir: std::path::PathBuf,
+    /// Where backups are written (`[rpc] backup_dir`).
+    pub backup_dir: std::path::PathBuf,
     pub token: Option<String>,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
