@@ -118,8 +118,13 @@ fn print_json(v: serde_json::Value) -> anyhow::Result<()> {
 fn init_tracing(log: &crate::config::LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KNOOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    // Colour only on a terminal (and not with NO_COLOR set, no-color.org): a log file, journald
+    // or a log shipper gets plain text.
+    use std::io::IsTerminal as _;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if log.format == "json" {
         builder.json().init();

@@ -53,6 +53,31 @@ pub fn run_outside_with(cmd: &mut std::process::Command, input: Option<&[u8]>) -
     })
 }
 
+/// Runs a linter `program args` on `input` (stdin): what it reported (stdout and stderr, and
+/// its exit status when not 0), or `""` when it found nothing.
+pub fn run_lint(program: &str, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            stdin.write_all(input)?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("{program} did not start ({e}); .ci/run installs it"));
+    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+    report.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        report.push_str(&format!("({program} exited with {})", out.status));
+    }
+    report
+}
+
 /// The repository's top directory.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -264,11 +289,15 @@ impl Node {
             .await?)
     }
 
-    /// The node's Prometheus metrics (OpenMetrics text).
+    /// The node's Prometheus metrics (OpenMetrics text, as Prometheus asks for them).
     pub async fn metrics(&self) -> anyhow::Result<String> {
         Ok(self
             .http
             .get(format!("{}/metrics", self.rpc))
+            .header(
+                "Accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            )
             .send()
             .await?
             .error_for_status()?

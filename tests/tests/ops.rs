@@ -163,6 +163,103 @@ async fn backup_wipe_restore_gives_the_same_digest_and_identity() {
         .unwrap();
 }
 
+/// The next `n` events of a server-sent event stream: `(id, event, data)`.
+async fn next_events(
+    resp: &mut reqwest::Response,
+    buf: &mut String,
+    n: usize,
+) -> Vec<(u64, String, Value)> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < n {
+        // An event ends with an empty line.
+        if let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, String::new(), Value::Null);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).unwrap();
+                }
+            }
+            if let Some(id) = id {
+                out.push((id, event, data));
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    out
+}
+
+/// The event stream names each transaction's sequence number as the event id, and a client
+/// that reconnects with `Last-Event-ID` gets every transaction it missed, then the live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_resumes_where_a_client_left_off() {
+    let net = Network::start(1).await.unwrap();
+    let node = &net.nodes[0];
+    let urls = net.rpc_urls(&[0]);
+    let stored = || async {
+        node.status().await.unwrap()["transactions"]
+            .as_u64()
+            .unwrap()
+    };
+    let start = stored().await;
+    let http = reqwest::Client::new();
+    let mut live = http
+        .get(format!("{}/v1/events", node.rpc))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let mut buf = String::new();
+    // `knoop load` stores its load transactions (and, the first time, a DID for them).
+    load(&urls, 5, 0.0, &[]).unwrap();
+    let seen = stored().await;
+    let first = next_events(&mut live, &mut buf, (seen - start) as usize).await;
+    let ids: Vec<u64> = first.iter().map(|e| e.0).collect();
+    assert_eq!(ids, (start + 1..=seen).collect::<Vec<_>>(), "{first:?}");
+    for (id, event, data) in &first {
+        assert_eq!(
+            (event.as_str(), data["seq"].as_u64()),
+            ("transaction", Some(*id))
+        );
+        assert_eq!(data["local"], true, "{data}");
+        assert_eq!(data["id"].as_str().map(str::len), Some(64), "{data}");
+    }
+    drop(live);
+
+    // Away while more are stored; back with the last id seen: every one missed, in order,
+    // then the live ones.
+    load(&urls, 7, 0.0, &[]).unwrap();
+    let away = stored().await;
+    assert!(away >= seen + 7);
+    let mut resumed = http
+        .get(format!("{}/v1/events", node.rpc))
+        .header("Last-Event-ID", seen.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    let missed = next_events(&mut resumed, &mut buf, (away - seen) as usize).await;
+    let ids: Vec<u64> = missed.iter().map(|e| e.0).collect();
+    assert_eq!(ids, (seen + 1..=away).collect::<Vec<_>>(), "{missed:?}");
+    load(&urls, 2, 0.0, &[]).unwrap();
+    let now = stored().await;
+    let after = next_events(&mut resumed, &mut buf, (now - away) as usize).await;
+    let ids: Vec<u64> = after.iter().map(|e| e.0).collect();
+    assert_eq!(ids, (away + 1..=now).collect::<Vec<_>>(), "{after:?}");
+    assert!(after.iter().all(|e| e.2["local"] == true), "{after:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     let limit = vec![
@@ -258,6 +355,31 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     assert!(
         metric(&sender, "knoop_transactions_pushed_total").unwrap_or(0.0) >= 100.0,
         "\n{sender}"
+    );
+
+    // Without an OpenMetrics Accept header: the Prometheus text format, which Prometheus's own
+    // linter (promtool, from Debian's prometheus package) finds nothing wrong with.
+    let r = reqwest::get(format!("{}/metrics", net.nodes[1].rpc))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let plain = r.text().await.unwrap();
+    assert!(
+        plain.contains("# TYPE knoop_transactions_received_push_total counter"),
+        "{plain}"
+    );
+    assert!(!plain.contains("# EOF"));
+    let lint = knoop_e2e::run_lint("promtool", &["check", "metrics"], plain.as_bytes());
+    assert_eq!(lint, "", "promtool check metrics:\n{lint}");
+    // The node's log, written to a file, is plain text a log shipper reads: no colour codes.
+    let log = net.nodes[1].log_text();
+    assert!(log.contains("rpc listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file:\n{log}"
     );
 }
 

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod data;
 pub mod did;
 pub mod error;
+pub mod events;
 pub mod fhir;
 pub mod fhir_consent;
 pub mod localisation;
@@ -44,6 +45,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
     Router::new()
         .route("/openapi.yaml", get(openapi))
         .merge(log::routes())
+        .merge(events::routes())
         .merge(did::routes())
         .merge(vc::routes())
         .merge(private::routes())

@@ -342,7 +342,7 @@ impl Fetcher {
             scope: req.scope.clone(),
             patient: patient_ref.clone(),
             outcome: format!(
-                "{matches} resources from {ok} of {} holder nodes",
+                "fetched {matches} resources from {ok} of {} holder nodes",
                 sources.len()
             ),
             categories: wanted.map(|w| w.into_iter().collect()).unwrap_or_default(),

@@ -1,4 +1,7 @@
-//! Prometheus metrics: `GET /metrics` on the RPC, in the OpenMetrics text format.
+//! Prometheus metrics: `GET /metrics` on the RPC, in the OpenMetrics text format to a scraper
+//! that asks for it (`Accept: application/openmetrics-text`, as Prometheus does), else in the
+//! Prometheus text format 0.0.4 ([`to_prometheus_text`]), which `promtool check metrics` and
+//! older scrapers read.
 //!
 //! Three sources, encoded together at each scrape:
 //! - counters and histograms this module owns, updated where things happen: HTTP requests on
@@ -370,18 +373,72 @@ fn status_class(s: u16) -> &'static str {
 
 /// The leading code of a free-text value: up to the first character outside `[a-z0-9_]`,
 /// at most 40 characters; `other` when that leaves nothing.
+/// The code a label value is reduced to: the leading word (up to a space or `:`), lower case,
+/// `-` as `_`, when it is a word of at most 40 letters, digits and `_` that starts with a
+/// letter; otherwise `other`. So counts, ids and free text never become label values.
 fn label_code(s: &str) -> String {
-    let code: String = s
+    let word: String = s
+        .split([' ', ':'])
+        .next()
+        .unwrap_or_default()
         .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-        .take(40)
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect();
-    if code.is_empty() {
-        "other".into()
+    let is_code = word.starts_with(|c: char| c.is_ascii_lowercase())
+        && word.len() <= 40
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if is_code {
+        word
     } else {
-        code
+        "other".into()
     }
+}
+
+/// The Prometheus text format (version 0.0.4) of OpenMetrics text: a counter family's `HELP`
+/// and `TYPE` lines name its samples (`<name>_total`), an `info` family is a gauge
+/// (`<name>_info`), and the `UNIT` and `EOF` lines go (the older format has neither).
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut renamed: std::collections::HashMap<&str, (String, &str)> = Default::default();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            match rest.split_once(' ') {
+                Some((name, "counter")) => {
+                    renamed.insert(name, (format!("{name}_total"), "counter"));
+                }
+                Some((name, "info")) => {
+                    renamed.insert(name, (format!("{name}_info"), "gauge"));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta.and_then(|(p, rest)| {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            renamed.get(name).map(|(new, kind)| (p, new, kind, tail))
+        }) {
+            Some(("# TYPE ", new, kind, _)) => out.push_str(&format!("# TYPE {new} {kind}")),
+            Some((p, new, _, tail)) => out.push_str(&format!("{p}{new} {tail}")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -398,7 +455,28 @@ mod tests {
         assert_eq!(label_code("access_denied"), "access_denied");
         assert_eq!(label_code("GET"), "get");
         assert_eq!(label_code("<script>"), "other");
-        assert_eq!(label_code(&"a".repeat(100)).len(), 40);
+        assert_eq!(label_code(&"a".repeat(100)), "other");
+        assert_eq!(label_code("not-supported: Condition"), "not_supported");
+        // A count is no label value (a fetch's outcome starts with its word).
+        assert_eq!(label_code("12 resources from 2 of 3 holder nodes"), "other");
+        assert_eq!(
+            label_code("fetched 12 resources from 2 of 3 holder nodes"),
+            "fetched"
+        );
+        assert_eq!(label_code(""), "other");
+    }
+
+    #[test]
+    fn the_prometheus_text_names_counter_samples() {
+        let om = "# HELP knoop_x Things.\n# TYPE knoop_x counter\nknoop_x_total 3\n\
+                  # HELP knoop_b Bytes.\n# TYPE knoop_b gauge\n# UNIT knoop_b bytes\nknoop_b 7\n\
+                  # HELP knoop_v Version.\n# TYPE knoop_v info\nknoop_v_info{v=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP knoop_x_total Things.\n# TYPE knoop_x_total counter\nknoop_x_total 3\n\
+             # HELP knoop_b Bytes.\n# TYPE knoop_b gauge\nknoop_b 7\n\
+             # HELP knoop_v_info Version.\n# TYPE knoop_v_info gauge\nknoop_v_info{v=\"1\"} 1\n"
+        );
     }
 
     #[test]

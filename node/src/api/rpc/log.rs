@@ -1,23 +1,18 @@
 //! RPC endpoints for the log and the node itself: status, Prometheus metrics, submitting,
 //! publishing, reading and listing transactions, and the server-sent event stream of new ones.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use futures::Stream;
 use knoop_gossip::{Hash32, Source, Store, Transaction, TxError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::StreamExt;
 
 use crate::api::rpc::error::ApiError;
 use crate::api::rpc::state::RpcState;
@@ -37,7 +32,6 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/v1/transactions/batch", post(submit_batch))
         .route("/v1/transactions/{id}", get(get_tx))
         .route("/v1/publish", post(publish))
-        .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
 }
 
@@ -92,7 +86,7 @@ async fn status(State(st): St) -> Json<Value> {
 }
 
 /// Prometheus metrics (OpenMetrics text).
-async fn metrics(State(st): St) -> Result<Response, ApiError> {
+async fn metrics(State(st): St, headers: HeaderMap) -> Result<Response, ApiError> {
     let net = st.net.get();
     let now = knoop_gossip::tx::now_ms();
     let (credentials, _) = st.credentials.counts();
@@ -131,14 +125,31 @@ async fn metrics(State(st): St) -> Result<Response, ApiError> {
                 "cannot encode the metrics",
             )
         })?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    // OpenMetrics to a scraper that asks for it; the Prometheus text format otherwise.
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    Ok(if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::ops::metrics::to_prometheus_text(&text),
+        )
+            .into_response()
+    })
 }
 
 /// A signed transaction as submitted: the envelope and the content (standard base64).
@@ -310,28 +321,4 @@ async fn list(State(st): St, Query(q): Query<ListQuery>) -> Result<Json<Value>, 
     }
     let next = page.last().map(|(s, _)| *s).unwrap_or(q.after);
     Ok(Json(json!({"items": items, "next": next})))
-}
-
-async fn events(State(st): St) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = BroadcastStream::new(st.log.subscribe()).map(|r| {
-        Ok(match r {
-            Ok(s) => Event::default()
-                .event("transaction")
-                .json_data(json!({
-                    "id": s.tx.id(),
-                    "content_type": s.tx.header().cty,
-                    "sigt": s.tx.header().sigt,
-                    "local": s.source == Source::Local,
-                }))
-                .unwrap_or_default(),
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                Event::default().event("lagged").data(n.to_string())
-            }
-        })
-    });
-    let mut stop = st.stop.clone();
-    let stream = futures::StreamExt::take_until(stream, async move {
-        let _ = stop.wait_for(|v| *v).await;
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
 }
