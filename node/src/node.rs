@@ -451,6 +451,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         localisation.clone(),
         credentials.clone(),
         dids.clone(),
+        store.clone(),
     ));
     let state = Arc::new(RpcState {
         log: handle.clone(),

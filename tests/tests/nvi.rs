@@ -211,7 +211,7 @@ async fn lists_registered_at_one_node_are_found_at_another() {
     let (code, v) = nvi(gp, get.clone(), "/nvi/List/abc", Some("99990022"), None).await;
     assert_eq!(
         (code, v["issue"][0]["code"].as_str()),
-        (404, Some("not-supported")),
+        (404, Some("not-found")),
         "{v}"
     );
     // A Bundle with one bad entry registers none of them.
@@ -226,4 +226,153 @@ async fn lists_registered_at_one_node_are_found_at_another() {
         vec!["Condition"],
         "nothing of the bad Bundle: {b}"
     );
+}
+
+/// The GP's search until its List codes are `want`.
+async fn codes_until(gp: &Node, want: &[&str]) {
+    let search = format!("/nvi/List?patient:identifier={BSN}%7C{ANNA}");
+    let t0 = Instant::now();
+    loop {
+        let (_, b) = nvi(gp, reqwest::Method::GET, &search, Some("99990022"), None).await;
+        if codes(&b) == want {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never {want:?}: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A registration is read and deleted by its id, and found and deleted by the device that
+/// registered it (`source:identifier`), as knooppunt's NVI interface offers; only by the
+/// organisation that made it; the List names the patient by the network pseudonym (no BSN is
+/// kept), and is strict R4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_read_and_deleted_by_id_and_by_source() {
+    let w = world("opt-out", &[LEIDEN_HOSPITAL, KERKRADE_GP], &[]).await;
+    let (hospital, gp) = (w.node(0), w.node(1));
+    let (get, post, delete) = (
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    );
+    let device = "urn:oid:2.16.528.1.1007.3.3";
+    let mut medication = list("99990011", "MedicationRequest");
+    medication["source"] = json!({"identifier": {"system": device, "value": "ehr-leiden-1"}});
+    let (code, m) = nvi(
+        hospital,
+        post.clone(),
+        "/nvi/List",
+        Some("99990011"),
+        Some(&medication),
+    )
+    .await;
+    assert_eq!(code, 201, "{m}");
+    let (code, c) = nvi(
+        hospital,
+        post,
+        "/nvi/List",
+        Some("99990011"),
+        Some(&list("99990011", "Condition")),
+    )
+    .await;
+    assert_eq!(code, 201, "{c}");
+    let (m_id, c_id) = (m["id"].as_str().unwrap(), c["id"].as_str().unwrap());
+
+    // Read by id, as the organisation that registered it.
+    let (code, read) = nvi(
+        hospital,
+        get.clone(),
+        &format!("/nvi/List/{m_id}"),
+        Some("99990011"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{read}");
+    assert_eq!(read["id"], m_id);
+    assert_eq!(
+        read["code"]["coding"][0]["code"], "MedicationRequest",
+        "{read}"
+    );
+    assert_eq!(read["source"], medication["source"], "{read}");
+    assert_eq!(read["subject"]["identifier"]["system"], "urn:ietf:rfc:3986");
+    assert!(
+        read["subject"]["identifier"]["value"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("urn:knoop:patient:")),
+        "{read}"
+    );
+    assert!(!read.to_string().contains(ANNA), "no BSN is kept: {read}");
+    let checked = knoop_e2e::run_outside_with(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg("-"),
+        Some(read.to_string().as_bytes()),
+    );
+    assert_eq!(checked["resourceType"], "List", "{checked}");
+    // Another organisation cannot read it.
+    let (code, v) = nvi(
+        gp,
+        get.clone(),
+        &format!("/nvi/List/{m_id}"),
+        Some("99990022"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, v["issue"][0]["code"].as_str()),
+        (404, Some("not-found")),
+        "{v}"
+    );
+
+    // Found by the device that registered it.
+    let by_device = format!("/nvi/List?source:identifier={device}%7Cehr-leiden-1");
+    let (code, found) = nvi(hospital, get.clone(), &by_device, Some("99990011"), None).await;
+    assert_eq!(
+        (code, codes(&found)),
+        (200, vec!["MedicationRequest".to_owned()]),
+        "{found}"
+    );
+    assert_eq!(found["entry"][0]["resource"]["id"], m_id, "{found}");
+
+    // The GP sees both categories; the hospital deletes the problems List by id.
+    let medication_codes = [
+        "Immunization",
+        "ImmunizationRecommendation",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationRequest",
+        "MedicationStatement",
+    ];
+    let mut both = medication_codes.to_vec();
+    both.insert(0, "Condition");
+    codes_until(gp, &both).await;
+    let (code, v) = nvi(
+        hospital,
+        delete.clone(),
+        &format!("/nvi/List/{c_id}"),
+        Some("99990011"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 204, "{v}");
+    let (code, _) = nvi(
+        hospital,
+        get.clone(),
+        &format!("/nvi/List/{c_id}"),
+        Some("99990011"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    codes_until(gp, &medication_codes).await;
+
+    // Deleting by the device withdraws the rest.
+    let (code, v) = nvi(hospital, delete, &by_device, Some("99990011"), None).await;
+    assert_eq!(code, 204, "{v}");
+    let (_, found) = nvi(hospital, get, &by_device, Some("99990011"), None).await;
+    assert_eq!(found["total"], 0, "{found}");
+    codes_until(gp, &[]).await;
 }

@@ -258,6 +258,23 @@ impl Localisation {
         serde_json::from_slice(&v).ok()
     }
 
+    /// The keys of patient `p`, kept (sealed) since a tenant here registered data on them (spec
+    /// §11): what withdrawing a registration known only by its pseudonym needs.
+    pub fn stored_keys(&self, p: &[u8; 32]) -> Option<PatientKeys> {
+        let get = |which: &str| {
+            self.ops
+                .keys
+                .with_bytes(&key_id(p, which), |b| zeroize::Zeroizing::new(*b))
+                .ok()
+        };
+        Some(PatientKeys {
+            k_tag: get("tag")?,
+            k_ent: get("ent")?,
+            k_pat: get("pat")?,
+            p: *p,
+        })
+    }
+
     /// Records that `holder` (a tenant here) holds data of `categories` about the patient, and
     /// publishes this node's entry if it has none yet.
     pub async fn register(

@@ -10,7 +10,9 @@
 //! to knoop's categories through the data proxy's table
 //! ([`crate::care::data_proxy::RESOURCE_CATEGORIES`]).
 
-use std::collections::BTreeSet;
+pub mod records;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -20,6 +22,8 @@ use crate::care::data_proxy::{types_of, RESOURCE_CATEGORIES};
 use crate::care::localisation::{LocError, Localisation};
 use crate::identity::credentials::Credentials;
 use crate::identity::did_ops::DidOps;
+use crate::store::RocksStore;
+use records::{Record, Records};
 
 /// The custodian extension of an NVI `List`.
 pub const CUSTODIAN_EXTENSION: &str =
@@ -80,6 +84,8 @@ pub struct Registration {
     /// The category codes (resource type names) and the knoop categories they map to.
     pub codes: Vec<String>,
     pub categories: Vec<String>,
+    /// `List.source.identifier`: the registering device, `(system, value)`.
+    pub source: Option<(String, String)>,
 }
 
 /// The knoop categories of a category code (a resource type name).
@@ -169,12 +175,41 @@ pub fn read_list(list: &Value) -> Result<Registration, NviError> {
     }
     categories.sort();
     categories.dedup();
+    let source = match &list["source"]["identifier"] {
+        Value::Null => None,
+        i => Some(identifier(i).ok_or_else(|| {
+            bad("source.identifier must have a system and a value of at most 256 bytes")
+        })?),
+    };
     Ok(Registration {
         bsn,
         custodian,
         codes,
         categories,
+        source,
     })
+}
+
+/// `(system, value)` of a FHIR Identifier, each 1 to 256 bytes.
+fn identifier(i: &Value) -> Option<(String, String)> {
+    let ok = |v: &Value| {
+        v.as_str()
+            .filter(|s| (1..=256).contains(&s.len()))
+            .map(str::to_owned)
+    };
+    Some((ok(&i["system"])?, ok(&i["value"])?))
+}
+
+/// The subject of a List read from a registration record: the patient's network pseudonym
+/// (`urn:knoop:patient:…`), since no BSN is kept.
+fn pseudonym_subject(p_hex: &str) -> Option<Value> {
+    let p = hex::decode(p_hex).ok()?;
+    let reference = format!(
+        "{}{}",
+        knoop_privacy::patient::PATIENT_REF_PREFIX,
+        base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, p)
+    );
+    Some(json!({"system": "urn:ietf:rfc:3986", "value": reference}))
 }
 
 /// A stable id for the registration of `code` by `holder` about patient `p` (no BSN in it).
@@ -186,8 +221,18 @@ fn list_id(p: &[u8; 32], holder: &str, code: &str) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// A `List` as NVI answers it.
+/// A `List` as NVI answers it, about the patient with the BSN `bsn`.
 fn list_resource(id: &str, custodian_ura: &str, bsn: &str, code: &str) -> Value {
+    list_about(
+        id,
+        custodian_ura,
+        json!({"system": BSN_SYSTEM, "value": bsn}),
+        code,
+    )
+}
+
+/// A `List` about the patient `subject` (an Identifier).
+fn list_about(id: &str, custodian_ura: &str, subject: Value, code: &str) -> Value {
     let mut custodian = json!({"system": URA_SYSTEM});
     if !custodian_ura.is_empty() {
         custodian["value"] = json!(custodian_ura);
@@ -198,26 +243,50 @@ fn list_resource(id: &str, custodian_ura: &str, bsn: &str, code: &str) -> Value 
         "extension": [{"url": CUSTODIAN_EXTENSION, "valueReference": {"identifier": custodian}}],
         "status": "current",
         "mode": "working",
-        "subject": {"identifier": {"system": BSN_SYSTEM, "value": bsn}},
+        "subject": {"identifier": subject},
         "code": {"coding": [{"system": CATEGORY_SYSTEM, "code": code}]},
     })
 }
 
-/// The search parameters of a List search or delete: the BSN and the codes asked for.
-pub fn read_params(params: &[(String, String)]) -> Result<(String, Option<Vec<String>>), NviError> {
-    let mut bsn = None;
-    let mut codes: Option<Vec<String>> = None;
+/// The List of a registration record of the tenant with URA `ura`; `bsn` names the patient
+/// when the caller gave it, else the pseudonym does.
+fn list_of_record(r: &Record, ura: &str, bsn: Option<&str>) -> Value {
+    let subject = match bsn {
+        Some(b) => json!({"system": BSN_SYSTEM, "value": b}),
+        None => pseudonym_subject(&r.p).unwrap_or(Value::Null),
+    };
+    let code = r.codes.first().map(String::as_str).unwrap_or_default();
+    let mut list = list_about(&r.id, ura, subject, code);
+    if let Some((system, value)) = &r.source {
+        list["source"] = json!({"identifier": {"system": system, "value": value}});
+    }
+    list
+}
+
+/// What a List search or delete names: the patient (a BSN), the codes, the source device.
+#[derive(Debug, Default, PartialEq)]
+pub struct ListQuery {
+    pub bsn: Option<String>,
+    pub codes: Option<Vec<String>>,
+    pub source: Option<(String, String)>,
+}
+
+/// The parameters of a List search or delete: the patient (`patient:identifier` or
+/// `subject:identifier`, a BSN), the source device (`source:identifier`), at least one of the
+/// two, and the codes asked for.
+pub fn read_params(params: &[(String, String)]) -> Result<ListQuery, NviError> {
+    let mut q = ListQuery::default();
     for (k, v) in params {
         match k.as_str() {
             "patient:identifier" | "subject:identifier" => {
                 let b = bsn_of_token(v)?;
-                if bsn.as_ref().is_some_and(|x| *x != b) {
+                if q.bsn.as_ref().is_some_and(|x| *x != b) {
                     return Err(NviError::invalid("two different patients are named"));
                 }
-                bsn = Some(b);
+                q.bsn = Some(b);
             }
             "code" => {
-                let list = codes.get_or_insert_with(Vec::new);
+                let list = q.codes.get_or_insert_with(Vec::new);
                 for c in v.split(',') {
                     let code = match c.split_once('|') {
                         Some((CATEGORY_SYSTEM, code)) | Some(("", code)) => code,
@@ -232,23 +301,33 @@ pub fn read_params(params: &[(String, String)]) -> Result<(String, Option<Vec<St
                 }
             }
             "source:identifier" => {
-                return Err(NviError {
-                    status: 400,
-                    code: "not-supported",
-                    diagnostics: "source:identifier: knoop registers no source devices".into(),
-                })
+                let source = v
+                    .split_once('|')
+                    .map(|(s, v)| (s.to_owned(), v.to_owned()))
+                    .filter(|(s, v)| (1..=256).contains(&s.len()) && (1..=256).contains(&v.len()))
+                    .ok_or_else(|| {
+                        NviError::invalid("source:identifier must be <system>|<value>")
+                    })?;
+                if q.source.as_ref().is_some_and(|x| *x != source) {
+                    return Err(NviError::invalid("two different sources are named"));
+                }
+                q.source = Some(source);
             }
             "_format" | "_count" => {}
             other => {
                 return Err(NviError::invalid(format!(
-                    "unknown parameter {other} (patient:identifier, subject:identifier, code)"
+                    "unknown parameter {other} (patient:identifier, subject:identifier, \
+                     source:identifier, code)"
                 )))
             }
         }
     }
-    let bsn = bsn
-        .ok_or_else(|| NviError::invalid("patient:identifier or subject:identifier is required"))?;
-    Ok((bsn, codes))
+    if q.bsn.is_none() && q.source.is_none() {
+        return Err(NviError::invalid(
+            "patient:identifier, subject:identifier or source:identifier is required",
+        ));
+    }
+    Ok(q)
 }
 
 /// The NVI interface over the localisation index.
@@ -256,6 +335,8 @@ pub struct Nvi {
     localisation: Arc<Localisation>,
     credentials: Arc<Credentials>,
     dids: Arc<DidOps>,
+    /// The registrations made here (`nl/`), for read and delete by id and by source.
+    store: Arc<RocksStore>,
 }
 
 impl Nvi {
@@ -263,12 +344,18 @@ impl Nvi {
         localisation: Arc<Localisation>,
         credentials: Arc<Credentials>,
         dids: Arc<DidOps>,
+        store: Arc<RocksStore>,
     ) -> Self {
         Nvi {
             localisation,
             credentials,
             dids,
+            store,
         }
+    }
+
+    fn records(&self) -> Records<'_> {
+        Records { store: &self.store }
     }
 
     /// The hosted organisation an `X-Tenant-ID` (`<URA system>|<URA>`) names, and its URA.
@@ -331,12 +418,16 @@ impl Nvi {
             .register(did, &keys, &reg.categories, None)
             .await?;
         let code = &reg.codes[0];
-        Ok(list_resource(
-            &list_id(&keys.p, did, code),
-            ura,
-            &reg.bsn,
-            code,
-        ))
+        let id = list_id(&keys.p, did, code);
+        let record = Record {
+            id: id.clone(),
+            p: hex::encode(keys.p),
+            codes: reg.codes.clone(),
+            source: reg.source.clone(),
+            created_ms: knoop_gossip::tx::now_ms(),
+        };
+        self.records().put(did, &record).map_err(store_error)?;
+        Ok(list_of_record(&record, ura, Some(&reg.bsn)))
     }
 
     /// Registers every `List` of a `transaction` Bundle, after checking them all: the
@@ -387,10 +478,16 @@ impl Nvi {
     /// each holder node that could not answer (never silently left out).
     pub async fn search(
         &self,
-        (did, _): &(String, String),
+        tenant: &(String, String),
         params: &[(String, String)],
     ) -> Result<Value, NviError> {
-        let (bsn, codes) = read_params(params)?;
+        let q = read_params(params)?;
+        if q.source.is_some() {
+            return self.search_own(tenant, &q).await;
+        }
+        let did = &tenant.0;
+        let codes = q.codes;
+        let bsn = q.bsn.unwrap_or_default();
         let keys = self
             .localisation
             .derive_blocking(BSN_SYSTEM.to_owned(), bsn.clone())
@@ -443,14 +540,74 @@ impl Nvi {
         Ok(b)
     }
 
-    /// Deletes `tenant`'s registrations for the patient (of the codes given, or all).
+    /// The tenant's own registrations from the source device `q.source` (narrowed to the
+    /// patient and the codes when given): the network carries no source devices, so a search
+    /// by source is one of this node's records (`specs/nvi.md` §4).
+    async fn search_own(
+        &self,
+        (did, ura): &(String, String),
+        q: &ListQuery,
+    ) -> Result<Value, NviError> {
+        let lists: Vec<Value> = self
+            .matching(did, q)
+            .await?
+            .iter()
+            .map(|r| {
+                json!({"resource": list_of_record(r, ura, q.bsn.as_deref()),
+                       "search": {"mode": "match"}})
+            })
+            .collect();
+        let mut b = json!({"resourceType": "Bundle", "type": "searchset", "total": lists.len()});
+        if !lists.is_empty() {
+            b["entry"] = json!(lists);
+        }
+        Ok(b)
+    }
+
+    /// The tenant's records that `q` names (patient, codes, source).
+    async fn matching(&self, did: &str, q: &ListQuery) -> Result<Vec<Record>, NviError> {
+        let p = match &q.bsn {
+            Some(b) => Some(hex::encode(
+                self.localisation
+                    .derive_blocking(BSN_SYSTEM.to_owned(), b.clone())
+                    .await?
+                    .p,
+            )),
+            None => None,
+        };
+        Ok(self
+            .records()
+            .all(did)
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|r| p.as_ref().is_none_or(|p| *p == r.p))
+            .filter(|r| {
+                q.source
+                    .as_ref()
+                    .is_none_or(|s| r.source.as_ref() == Some(s))
+            })
+            .filter(|r| {
+                q.codes
+                    .as_ref()
+                    .is_none_or(|c| r.codes.iter().any(|x| c.contains(x)))
+            })
+            .collect())
+    }
+
+    /// Deletes `tenant`'s registrations: for the patient (of the codes given, or all), or from
+    /// a source device.
     pub async fn delete(
         &self,
         (did, _): &(String, String),
         params: &[(String, String)],
     ) -> Result<(), NviError> {
-        let (bsn, codes) = read_params(params)?;
-        let categories: Vec<String> = match codes {
+        let q = read_params(params)?;
+        if q.source.is_some() {
+            let gone = self.matching(did, &q).await?;
+            return self.forget(did, gone).await;
+        }
+        let bsn = q.bsn.unwrap_or_default();
+        let categories: Vec<String> = match q.codes {
             None => Vec::new(),
             Some(codes) => {
                 let mut c: Vec<String> = codes.iter().flat_map(|x| categories_of(x)).collect();
@@ -470,7 +627,100 @@ impl Nvi {
             .derive_blocking(BSN_SYSTEM.to_owned(), bsn)
             .await?;
         self.localisation.withdraw(did, &keys, &categories).await?;
+        // The Lists the withdrawal made untrue go too.
+        let p = hex::encode(keys.p);
+        let untrue: Vec<String> = self
+            .records()
+            .all(did)
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|r| r.p == p)
+            .filter(|r| {
+                categories.is_empty()
+                    || r.codes
+                        .iter()
+                        .flat_map(|c| categories_of(c))
+                        .all(|c| categories.contains(&c))
+            })
+            .map(|r| r.id)
+            .collect();
+        self.records().remove(did, &untrue).map_err(store_error)
+    }
+
+    /// `GET /nvi/List/<id>`: the tenant's registration with that id, the patient named by its
+    /// pseudonym (no BSN is kept).
+    pub fn read(&self, (did, ura): &(String, String), id: &str) -> Result<Value, NviError> {
+        self.records()
+            .get(did, id)
+            .map_err(store_error)?
+            .map(|r| list_of_record(&r, ura, None))
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// `DELETE /nvi/List/<id>`: withdraws the tenant's registration with that id.
+    pub async fn delete_by_id(
+        &self,
+        (did, _): &(String, String),
+        id: &str,
+    ) -> Result<(), NviError> {
+        let r = self
+            .records()
+            .get(did, id)
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(id))?;
+        self.forget(did, vec![r]).await
+    }
+
+    /// Removes the records `gone` of `did`, and withdraws from the network each category that
+    /// no remaining record of the same patient still registers.
+    async fn forget(&self, did: &str, gone: Vec<Record>) -> Result<(), NviError> {
+        let ids: Vec<String> = gone.iter().map(|r| r.id.clone()).collect();
+        self.records().remove(did, &ids).map_err(store_error)?;
+        let rest = self.records().all(did).map_err(store_error)?;
+        let mut by_patient: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for r in &gone {
+            by_patient
+                .entry(&r.p)
+                .or_default()
+                .extend(r.codes.iter().flat_map(|c| categories_of(c)));
+        }
+        for (p, mut categories) in by_patient {
+            for r in rest.iter().filter(|r| r.p == p) {
+                for c in r.codes.iter().flat_map(|c| categories_of(c)) {
+                    categories.remove(&c);
+                }
+            }
+            if categories.is_empty() {
+                continue;
+            }
+            let keys = <[u8; 32]>::try_from(hex::decode(p).unwrap_or_default())
+                .ok()
+                .and_then(|p| self.localisation.stored_keys(&p))
+                .ok_or_else(|| NviError {
+                    status: 409,
+                    code: "conflict",
+                    diagnostics: "the patient's keys are not on this node".into(),
+                })?;
+            let categories: Vec<String> = categories.into_iter().collect();
+            self.localisation.withdraw(did, &keys, &categories).await?;
+        }
         Ok(())
+    }
+}
+
+fn store_error(e: String) -> NviError {
+    NviError {
+        status: 409,
+        code: "conflict",
+        diagnostics: format!("the node's store: {e}"),
+    }
+}
+
+fn not_found(id: &str) -> NviError {
+    NviError {
+        status: 404,
+        code: "not-found",
+        diagnostics: format!("List/{id} is not a registration of this organisation"),
     }
 }
 
@@ -495,8 +745,17 @@ mod tests {
                 custodian: "90000308".into(),
                 codes: vec!["MedicationRequest".into()],
                 categories: vec!["medication".into()],
+                source: None,
             }
         );
+        let mut from_device = list("1", "2", "Condition");
+        from_device["source"] = json!({"identifier": {"system": "urn:oid:2.16.840.1.113883.2.4.6.6", "value": "ehr-7"}});
+        assert_eq!(
+            read_list(&from_device).unwrap().source,
+            Some(("urn:oid:2.16.840.1.113883.2.4.6.6".into(), "ehr-7".into()))
+        );
+        let mut bad_source = list("1", "2", "Condition");
+        bad_source["source"] = json!({"identifier": {"value": "ehr-7"}});
         assert_eq!(
             read_list(&list("1", "2", "Observation"))
                 .unwrap()
@@ -512,6 +771,7 @@ mod tests {
             list("12a", "2", "Condition"),
             no_custodian,
             tokenized,
+            bad_source,
             json!({"resourceType": "Patient"}),
         ] {
             assert!(read_list(&bad).is_err(), "{bad}");
@@ -526,7 +786,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let bsn = format!("{BSN_SYSTEM}|999900109");
-        let (b, codes) = read_params(&p(&[
+        let q = read_params(&p(&[
             ("patient:identifier", &bsn),
             (
                 "code",
@@ -534,10 +794,15 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert_eq!(b, "999900109");
+        assert_eq!(q.bsn.as_deref(), Some("999900109"));
         assert_eq!(
-            codes,
+            q.codes,
             Some(vec!["MedicationRequest".to_owned(), "Condition".to_owned()])
+        );
+        let by_source = read_params(&p(&[("source:identifier", "urn:oid:1|ehr-7")])).unwrap();
+        assert_eq!(
+            (by_source.bsn, by_source.source),
+            (None, Some(("urn:oid:1".to_owned(), "ehr-7".to_owned())))
         );
         for bad in [
             p(&[]),
@@ -549,6 +814,10 @@ mod tests {
             p(&[("patient:identifier", &bsn), ("code", "urn:other|X")]),
             p(&[("patient:identifier", &bsn), ("name", "x")]),
             p(&[("source:identifier", "x")]),
+            p(&[
+                ("source:identifier", "urn:oid:1|a"),
+                ("source:identifier", "urn:oid:1|b"),
+            ]),
         ] {
             assert!(read_params(&bad).is_err(), "{bad:?}");
         }

@@ -1,6 +1,7 @@
 //! knooppunt's NVI interface on the RPC (spec: `specs/nvi.md`): `List` registration (plain and
-//! in a transaction Bundle), search (`GET` and `POST _search`) and delete by parameters, with
-//! `X-Tenant-ID`; FHIR JSON in and out, errors as `OperationOutcome` ([`crate::care::nvi`]).
+//! in a transaction Bundle), search (`GET` and `POST _search`), read by id, and delete by id and
+//! by parameters, with `X-Tenant-ID`; FHIR JSON in and out, errors as `OperationOutcome`
+//! ([`crate::care::nvi`]).
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ pub fn routes() -> Router<Arc<RpcState>> {
         .route("/nvi", post(register_bundle))
         .route("/nvi/List", post(register).get(search).delete(delete))
         .route("/nvi/List/_search", post(search_form))
-        .route("/nvi/List/{id}", get(by_id).delete(by_id))
+        .route("/nvi/List/{id}", get(read).delete(delete_by_id))
 }
 
 fn outcome(e: NviError) -> Response {
@@ -120,15 +121,22 @@ async fn delete(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
     }
 }
 
-/// Read and delete by id: knoop keeps no registration by id (no BSN is stored to rebuild the
-/// List from), so these point to the search and the delete by parameters.
-async fn by_id(Path(id): Path<String>) -> Response {
-    outcome(NviError {
-        status: 404,
-        code: "not-supported",
-        diagnostics: format!(
-            "List/{id}: read and delete by id are not supported; search or delete by \
-             patient:identifier (and code)"
-        ),
-    })
+/// `GET /nvi/List/{id}`: one of the tenant's registrations.
+async fn read(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match tenant(&st, &headers).and_then(|t| st.nvi.read(&t, &id)) {
+        Ok(list) => fhir(StatusCode::OK, &list),
+        Err(e) => outcome(e),
+    }
+}
+
+/// `DELETE /nvi/List/{id}`: withdraws one of the tenant's registrations.
+async fn delete_by_id(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let done = async {
+        let t = tenant(&st, &headers)?;
+        st.nvi.delete_by_id(&t, &id).await
+    };
+    match done.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => outcome(e),
+    }
 }
