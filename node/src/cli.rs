@@ -26,8 +26,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", toml::to_string_pretty(&cfg)?);
                 return Ok(());
             }
-            init_tracing(&cfg.log);
-            rt.block_on(crate::node::run(cfg))
+            let traces = init_tracing(&cfg.log)?;
+            let res = rt.block_on(crate::node::run(cfg));
+            // Export what is still batched before the process ends.
+            if let Some(provider) = traces {
+                if let Err(e) = provider.shutdown() {
+                    eprintln!("OTLP trace export: {e}");
+                }
+            }
+            res
         }
         Command::Init(args) => print_json(init(&rt, args)?),
         Command::Backup { rpc, name } => print_json(rt.block_on(client::backup(&rpc, &name))?),
@@ -96,8 +103,9 @@ fn init(rt: &tokio::runtime::Runtime, args: InitArgs) -> anyhow::Result<serde_js
     let cfg = crate::config::Config::load(Some(&args.config), &overrides)?;
     init_tracing(&crate::config::LogSettings {
         level: "warn".into(),
+        otlp_endpoint: None,
         ..cfg.log.clone()
-    });
+    })?;
     let mut out = rt.block_on(crate::node::init(&cfg))?;
     if let Some(o) = out.as_object_mut() {
         o.insert("config".into(), serde_json::json!(args.config));
@@ -115,20 +123,43 @@ fn print_json(v: serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing(log: &crate::config::LogSettings) {
+/// Logs to stderr (text or JSON) and, when an OTLP endpoint is configured, spans to the
+/// collector: the tracer provider to shut down at the end, so batched spans are sent.
+fn init_tracing(
+    log: &crate::config::LogSettings,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KNOOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
     // Colour only on a terminal (and not with NO_COLOR set, no-color.org): a log file, journald
     // or a log shipper gets plain text.
     use std::io::IsTerminal as _;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr);
-    if log.format == "json" {
-        builder.json().init();
+    let fmt = if log.format == "json" {
+        fmt.json().boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    let (provider, otel) = match crate::ops::otlp::endpoint(log.otlp_endpoint.as_deref()) {
+        Some(url) => {
+            let (provider, tracer) =
+                crate::ops::otlp::tracer(&url).map_err(|e| anyhow::anyhow!(e))?;
+            (
+                Some(provider),
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+            )
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .init();
+    Ok(provider)
 }

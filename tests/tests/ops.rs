@@ -260,6 +260,87 @@ async fn the_event_stream_resumes_where_a_client_left_off() {
     assert!(after.iter().all(|e| e.2["local"] == true), "{after:?}");
 }
 
+/// Traces over OTLP: a node configured with a collector (`[log] otlp_endpoint`) sends its
+/// request spans as OTLP/HTTP protobuf, which the official OpenTelemetry protobuf definitions
+/// decode (`tests/otlp_collector.py`); a node whose collector is down serves all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_spans_reach_an_otlp_collector() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans.jsonl");
+    let mut collector = Command::new("python3")
+        .arg(knoop_e2e::repo_root().join("tests/otlp_collector.py"))
+        .arg(&spans)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs tests/otlp_collector.py (.ci/run installs opentelemetry-proto)");
+    let mut line = String::new();
+    std::io::BufReader::new(collector.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("listening ").unwrap().to_owned();
+    let _stop = OnDrop(move || {
+        let _ = collector.kill();
+        let _ = collector.wait();
+    });
+    // A port nobody listens on, for the node whose collector is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = |port: &str| {
+        vec![
+            (
+                "KNOOP_LOG__OTLP_ENDPOINT".to_owned(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "100".to_owned()),
+        ]
+    };
+    let net = Network::start_each(vec![env(&port), env(&dead.to_string())])
+        .await
+        .unwrap();
+    for node in &net.nodes {
+        for _ in 0..3 {
+            assert_eq!(node.get("/v1/status").await.unwrap().0, 200);
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let seen = loop {
+        let text = std::fs::read_to_string(&spans).unwrap_or_default();
+        let seen: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if seen
+            .iter()
+            .any(|s| s["name"] == "rpc" && s["attributes"]["path"] == "/v1/status")
+        {
+            break seen;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no request span reached the collector: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let status = seen
+        .iter()
+        .find(|s| s["name"] == "rpc" && s["attributes"]["path"] == "/v1/status")
+        .unwrap();
+    assert_eq!(status["service"], "knoop", "{status}");
+    assert_eq!(status["attributes"]["method"], "GET", "{status}");
+    assert_eq!(
+        status["trace_id"].as_str().map(str::len),
+        Some(32),
+        "{status}"
+    );
+    // The node without a collector keeps serving and stops cleanly.
+    let (code, _) = net.nodes[1].get("/v1/status").await.unwrap();
+    assert_eq!(code, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     let limit = vec![

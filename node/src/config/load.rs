@@ -181,6 +181,16 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_mcsd()?;
+        if let Some(e) = &self.log.otlp_endpoint {
+            let ok = url::Url::parse(e)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(invalid(
+                    "log.otlp_endpoint",
+                    format!("{e:?} is not an http(s) URL"),
+                ));
+            }
+        }
         self.validate_consent()?;
         let rpc: SocketAddr = self
             .rpc

@@ -372,6 +372,9 @@ pub struct LogSettings {
     pub level: String,
     /// `text` or `json`.
     pub format: String,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (e.g. `http://127.0.0.1:4318`): the
+    /// node's spans are exported to `<base>/v1/traces`. Also `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -431,6 +434,7 @@ impl Default for LogSettings {
         LogSettings {
             level: "info".into(),
             format: "text".into(),
+            otlp_endpoint: None,
         }
     }
 }
