@@ -98,7 +98,18 @@ async fn access_token(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
     let issuer = match (&req.issuer, &req.holder) {
-        (Some(i), None) => i.clone(),
+        // An issuer is an absolute http(s) URL (RFC 8414 §2): anything else is the caller's
+        // mistake, not an upstream failure.
+        (Some(i), None) => {
+            let ok = url::Url::parse(i)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            if !ok {
+                return Err(bad(format!(
+                    "issuer {i:?} is not an absolute https URL (RFC 8414 §2)"
+                )));
+            }
+            i.clone()
+        }
         (None, Some(h)) => issuer_of(&st.dids, h).ok_or_else(|| {
             bad(format!(
                 "{h} is not an organisation on a knoop node with a public API"

@@ -49,7 +49,9 @@ fn bsn() -> String {
 pub(crate) fn loc_error(e: LocError) -> ApiError {
     let (status, code) = match e {
         LocError::Ops(o) => return o.into(),
-        LocError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
+        // A feature this node was not set up for: the request conflicts with its state (as the
+        // NVI interface and the wallet answer), not a server failure.
+        LocError::NotConfigured => (StatusCode::CONFLICT, "not_configured"),
         LocError::Invalid(ref m) if m.starts_with("invalid_identifier") => {
             (StatusCode::BAD_REQUEST, "invalid_identifier")
         }
