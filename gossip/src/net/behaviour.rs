@@ -11,7 +11,35 @@ use crate::wire::{
 };
 
 pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
-pub(crate) const IDENTIFY_PROTOCOL: &str = "/knoop/id/1.0.0";
+/// The `protocolVersion` a knoop node announces in identify (whose stream protocol is libp2p's
+/// fixed `/ipfs/id/1.0.0`, `specs/sync.md` §3).
+pub(crate) const IDENTIFY_PROTOCOL_VERSION: &str = "/knoop/id/1.0.0";
+
+/// Whether a peer's identify answer is a knoop node's: protocol version 1 (`/knoop/id/1.x`)
+/// and the sync protocol among its protocols. Only such peers enter the routing table and are
+/// reconciled with.
+pub(crate) fn is_knoop_peer(protocol_version: &str, protocols: &[StreamProtocol]) -> bool {
+    protocol_version.starts_with("/knoop/id/1.")
+        && protocols.iter().any(|p| p.as_ref() == SYNC_PROTOCOL)
+}
+
+#[cfg(test)]
+mod identify_tests {
+    use super::*;
+
+    #[test]
+    fn only_knoop_peers_with_sync_count() {
+        let sync = [StreamProtocol::new(SYNC_PROTOCOL)];
+        assert!(is_knoop_peer(IDENTIFY_PROTOCOL_VERSION, &sync));
+        assert!(is_knoop_peer("/knoop/id/1.1.0", &sync));
+        assert!(!is_knoop_peer("/ipfs/0.1.0", &sync));
+        assert!(!is_knoop_peer("/knoop/id/2.0.0", &sync));
+        assert!(!is_knoop_peer(
+            IDENTIFY_PROTOCOL_VERSION,
+            &[StreamProtocol::new("/ipfs/ping/1.0.0")]
+        ));
+    }
+}
 
 pub(crate) type SyncCodec = request_response::cbor::codec::Codec<SyncRequest, SyncResponse>;
 
@@ -30,7 +58,7 @@ impl Behaviour {
     pub fn new(key: &Keypair) -> Result<Self, String> {
         let local = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
-            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
                 .with_agent_version(format!("knoop/{}", env!("CARGO_PKG_VERSION"))),
         );
         let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));

@@ -356,10 +356,9 @@ impl<S: Store> Driver<S> {
                 info,
                 ..
             })) => {
-                let sync = info
-                    .protocols
-                    .iter()
-                    .any(|p| p.as_ref() == crate::wire::SYNC_PROTOCOL);
+                // A knoop node of this protocol version with sync; any other libp2p peer (or
+                // a future knoop version) is neither added to the routing table nor reconciled.
+                let sync = super::behaviour::is_knoop_peer(&info.protocol_version, &info.protocols);
                 if let Some(st) = self.peers.get_mut(&peer_id) {
                     st.agent = Some(info.agent_version.clone());
                     st.supports_sync = sync;
