@@ -157,10 +157,7 @@ impl PatientKeys {
     /// `urn:knoop:patient:<base64url(P)>`: how consent credentials and locate requests name the
     /// patient.
     pub fn reference(&self) -> String {
-        format!(
-            "{PATIENT_REF_PREFIX}{}",
-            BASE64_URL_SAFE_NO_PAD.encode(self.p)
-        )
+        reference_of(&self.p)
     }
 
     /// The keys as 96 bytes (`K_tag || K_ent || K_pat`) for sealed storage.
@@ -191,6 +188,11 @@ impl PatientKeys {
             p,
         })
     }
+}
+
+/// The patient reference of pseudonym `p`: `urn:knoop:patient:<base64url(P)>`.
+pub fn reference_of(p: &[u8; 32]) -> String {
+    format!("{PATIENT_REF_PREFIX}{}", BASE64_URL_SAFE_NO_PAD.encode(p))
 }
 
 /// The pseudonym in a patient reference.

@@ -26,18 +26,7 @@ pub fn run_outside(cmd: &mut std::process::Command) -> Value {
 /// [`run_outside`], with `input` on the program's stdin (a resource to check, a Bundle to
 /// post).
 pub fn run_outside_with(cmd: &mut std::process::Command, input: Option<&[u8]>) -> Value {
-    use std::io::Write;
-    let started = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            let mut stdin = child.stdin.take().expect("piped stdin");
-            stdin.write_all(input.unwrap_or_default())?;
-            drop(stdin);
-            child.wait_with_output()
-        });
+    let started = output_with_stdin(cmd, input.unwrap_or_default());
     let out = started
         .unwrap_or_else(|e| panic!("{cmd:?} did not start ({e}); .ci/run installs its tools"));
     assert!(
@@ -56,10 +45,23 @@ pub fn run_outside_with(cmd: &mut std::process::Command, input: Option<&[u8]>) -
 /// Runs a linter `program args` on `input` (stdin): what it reported (stdout and stderr, and
 /// its exit status when not 0), or `""` when it found nothing.
 pub fn run_lint(program: &str, args: &[&str], input: &[u8]) -> String {
+    let out = output_with_stdin(std::process::Command::new(program).args(args), input)
+        .unwrap_or_else(|e| panic!("{program} did not start ({e}); .ci/run installs it"));
+    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
+    report.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        report.push_str(&format!("({program} exited with {})", out.status));
+    }
+    report
+}
+
+/// Runs `cmd` with `input` on its stdin; its whole output.
+fn output_with_stdin(
+    cmd: &mut std::process::Command,
+    input: &[u8],
+) -> std::io::Result<std::process::Output> {
     use std::io::Write;
-    let out = std::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
+    cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -69,13 +71,6 @@ pub fn run_lint(program: &str, args: &[&str], input: &[u8]) -> String {
             drop(stdin);
             child.wait_with_output()
         })
-        .unwrap_or_else(|e| panic!("{program} did not start ({e}); .ci/run installs it"));
-    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
-    report.push_str(&String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        report.push_str(&format!("({program} exited with {})", out.status));
-    }
-    report
 }
 
 /// The repository's top directory.

@@ -203,12 +203,8 @@ fn identifier(i: &Value) -> Option<(String, String)> {
 /// The subject of a List read from a registration record: the patient's network pseudonym
 /// (`urn:knoop:patient:…`), since no BSN is kept.
 fn pseudonym_subject(p_hex: &str) -> Option<Value> {
-    let p = hex::decode(p_hex).ok()?;
-    let reference = format!(
-        "{}{}",
-        knoop_privacy::patient::PATIENT_REF_PREFIX,
-        base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, p)
-    );
+    let p = <[u8; 32]>::try_from(hex::decode(p_hex).ok()?).ok()?;
+    let reference = knoop_privacy::patient::reference_of(&p);
     Some(json!({"system": "urn:ietf:rfc:3986", "value": reference}))
 }
 

@@ -27,11 +27,7 @@ impl Localisation {
             requester: req.requester.clone(),
             who: req.who.chars().take(128).collect(),
             purpose: req.purpose.clone(),
-            patient: format!(
-                "{}{}",
-                knoop_privacy::patient::PATIENT_REF_PREFIX,
-                base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, p)
-            ),
+            patient: knoop_privacy::patient::reference_of(&p),
             outcome: String::new(),
             categories: Vec::new(),
             scope: String::new(),
@@ -106,11 +102,7 @@ impl Localisation {
         purpose: &str,
         opt_out: bool,
     ) -> Vec<(String, Vec<String>)> {
-        let reference = format!(
-            "{}{}",
-            knoop_privacy::patient::PATIENT_REF_PREFIX,
-            base64::Engine::encode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, p)
-        );
+        let reference = knoop_privacy::patient::reference_of(p);
         let consents = self.consents.applicable(&reference);
         let type_of = |did: &str| {
             self.credentials
