@@ -6,10 +6,13 @@ objects or strings) and the media type (application/fhir+json).
     python3 tests/fhir_check.py <URL> [<header>: <value>]...
     python3 tests/fhir_check.py - < resource.json
 
+With FHIR_CHECK_CERT and FHIR_CHECK_KEY (PEM files) it presents that client certificate.
+
 Prints {"resourceType", "total", "types": [entry resource types, "(deleted)" for a history
 entry without one]}; fails on the first non-conformance.
 """
 import json
+import os
 import sys
 
 import requests
@@ -30,8 +33,12 @@ def no_empties(v, where="$"):
 def fetch(url, headers=None):
     """GET url: the status and the FHIR JSON body, checked for the media type and for empty
     elements."""
+    # A client certificate for mutual TLS, when the environment names one.
+    cert = None
+    if os.environ.get("FHIR_CHECK_CERT"):
+        cert = (os.environ["FHIR_CHECK_CERT"], os.environ["FHIR_CHECK_KEY"])
     r = requests.get(url, headers={"Accept": "application/fhir+json", **(headers or {})},
-                     timeout=10)
+                     timeout=10, cert=cert)
     ctype = r.headers.get("content-type", "")
     assert ctype.startswith("application/fhir+json"), f"{url}: content-type {ctype}"
     body = r.json()

@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod fetch;
 pub mod fhir_consent;
 pub mod localisation;
+pub mod notified_pull;
 pub mod nvi;
 pub mod pdp;
 pub mod private;

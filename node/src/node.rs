@@ -330,6 +330,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         audit.clone(),
         public_url.clone(),
     ));
+    let notified = Arc::new(crate::care::notified_pull::NotifiedPull::new(
+        tokens.clone(),
+        pdp.clone(),
+        sources.clone(),
+        audit.clone(),
+    ));
     let directory = Arc::new(crate::directory::Directory::new(
         credentials.clone(),
         did_state.clone(),
@@ -510,10 +516,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 state.tokens.clone(),
                 state.dids.clone(),
                 proxy,
+                notified,
                 state.web_dids.clone(),
                 state.status_hosting.clone(),
                 (state.credential_offers.clone(), state.prefetch.clone()),
                 state.admin_directory.clone(),
+                cfg.public.client_ca_file.is_some(),
                 state.metrics.clone(),
                 limiter,
             );

@@ -124,7 +124,33 @@ fn check_outside(url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administration_directory_feeds_every_query_directory() {
-    let mut w = world("opt-out", &[LEIDEN_HOSPITAL, KERKRADE_GP, PHARMACY], &[]).await;
+    // Outside update clients authenticate with a client certificate (mutual TLS, as the guide
+    // requires of an Administration Directory): the hospital's node trusts their CA.
+    let (client_ca, client_cert, client_key) =
+        knoop_e2e::https::client_identity("outside update client").unwrap();
+    let identity = tempfile::tempdir().unwrap();
+    let pem = |name: &str, text: &str| {
+        let p = identity.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let client_ca_path = pem("client-ca.pem", &client_ca);
+    let (cert_path, key_path) = (
+        pem("client.pem", &client_cert),
+        pem("client.key", &client_key),
+    );
+    let mut w = world(
+        "opt-out",
+        &[LEIDEN_HOSPITAL, KERKRADE_GP, PHARMACY],
+        &[(
+            0,
+            (
+                "KNOOP_PUBLIC__CLIENT_CA_FILE",
+                client_ca_path.display().to_string(),
+            ),
+        )],
+    )
+    .await;
     let (hospital, gp) = (w.node(0), w.node(1));
     let ura = LEIDEN_HOSPITAL.ura;
     let admin = format!("/admin-directory/{ura}");
@@ -338,16 +364,59 @@ async fn an_administration_directory_feeds_every_query_directory() {
         std::process::Command::new("python3")
             .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
             .arg(format!("{public}{admin}/HealthcareService/_history"))
-            .env("REQUESTS_CA_BUNDLE", w.ca.ca_pem_path()),
+            .env("REQUESTS_CA_BUNDLE", w.ca.ca_pem_path())
+            .env("FHIR_CHECK_CERT", &cert_path)
+            .env("FHIR_CHECK_KEY", &key_path),
     );
     assert_eq!(outside["resourceType"], "Bundle", "{outside}");
     assert_eq!(outside["total"], 2, "create and rename: {outside}");
-    let r = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap(),
+    let server_ca =
+        reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap();
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(server_ca.clone())
+        .build()
+        .unwrap();
+    let r = anonymous
+        .get(format!("{public}{admin}/HealthcareService/_history"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "no client certificate");
+    let refused: Value = r.json().await.unwrap();
+    assert_eq!(refused["resourceType"], "OperationOutcome", "{refused}");
+    assert_eq!(refused["issue"][0]["code"], "security", "{refused}");
+    // The rest of the public API serves clients without a certificate.
+    let r = anonymous
+        .get(format!("{public}/oauth2/nonce"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // A certificate of another CA ends the handshake.
+    let (_, stranger_cert, stranger_key) = knoop_e2e::https::client_identity("stranger").unwrap();
+    let stranger = reqwest::Client::builder()
+        .add_root_certificate(server_ca.clone())
+        .identity(
+            reqwest::Identity::from_pem(format!("{stranger_cert}\n{stranger_key}").as_bytes())
+                .unwrap(),
         )
         .build()
         .unwrap()
+        .get(format!("{public}{admin}/HealthcareService/_history"))
+        .send()
+        .await;
+    assert!(
+        stranger.is_err(),
+        "a certificate of an unknown CA: {stranger:?}"
+    );
+    let authenticated = reqwest::Client::builder()
+        .add_root_certificate(server_ca)
+        .identity(
+            reqwest::Identity::from_pem(format!("{client_cert}\n{client_key}").as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let r = authenticated
         .get(format!(
             "{public}/admin-directory/{}/Location",
             KERKRADE_GP.ura
@@ -360,12 +429,7 @@ async fn an_administration_directory_feeds_every_query_directory() {
         404,
         "the GP is not hosted on the hospital's node"
     );
-    let r = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap(),
-        )
-        .build()
-        .unwrap()
+    let r = authenticated
         .put(format!("{public}{admin}/Location/{location_id}"))
         .header("content-type", "application/fhir+json")
         .body("{}")

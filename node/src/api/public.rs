@@ -9,6 +9,7 @@ pub mod did_web;
 pub mod fhir;
 pub mod introspect;
 pub mod metadata;
+pub mod notified_pull;
 pub mod oauth;
 pub mod oid4vci;
 pub mod status;
@@ -59,13 +60,16 @@ pub fn router(
     tokens: Arc<Tokens>,
     dids: Arc<DidOps>,
     proxy: Arc<DataProxy>,
+    notified: Arc<crate::care::notified_pull::NotifiedPull>,
     web_dids: Option<Arc<WebDids>>,
     status_lists: Arc<HostedStatusLists>,
     issuers: (Arc<CredentialOffers>, Arc<Prefetcher>),
     directories: Arc<crate::directory::admin::AdminDirectory>,
+    mutual_tls: bool,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
 ) -> Router {
+    let dids_for_notify = dids.clone();
     let mut routes = Router::new()
         .merge(oauth::routes(
             tokens.clone(),
@@ -77,11 +81,20 @@ pub fn router(
         .merge(definitions::routes(tokens.clone(), dids.clone()))
         .merge(metadata::routes(tokens, dids, url.clone()))
         .merge(status::routes(status_lists))
-        .merge(admin_directory::routes(directories, url.clone()));
+        .merge(admin_directory::routes(
+            directories,
+            url.clone(),
+            mutual_tls,
+        ));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));
     }
     let mut routes = routes
+        .merge(notified_pull::routes(
+            notified,
+            proxy.clone(),
+            dids_for_notify,
+        ))
         .merge(fhir::routes(proxy))
         .layer(middleware::from_fn(span));
     if let Some(l) = limiter {
@@ -115,6 +128,8 @@ pub enum BindError {
     Key { path: PathBuf, reason: String },
     #[error("public.tls_cert and public.tls_key do not form a certificate and its key: {0}")]
     Pair(String),
+    #[error("public.client_ca_file {}: {reason}", path.display())]
+    ClientCa { path: PathBuf, reason: String },
     #[error("TLS protocol versions: {0}")]
     Tls(String),
     #[error("cannot listen on public.listen {listen}: {source}")]
@@ -131,7 +146,7 @@ pub async fn bind(cfg: &PublicConfig) -> Result<Option<PublicListener>, BindErro
         return Ok(None);
     }
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(acceptor(c, k)?),
+        (Some(c), Some(k)) => Some(acceptor(c, k, cfg.client_ca_file.as_deref())?),
         _ => None,
     };
     let listen_err = |source| BindError::Listen {
@@ -147,7 +162,10 @@ pub async fn bind(cfg: &PublicConfig) -> Result<Option<PublicListener>, BindErro
     Ok(Some(PublicListener { listener, tls, url }))
 }
 
-fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, BindError> {
+/// The TLS acceptor of `cert` and `key`; with `client_ca`, it asks clients for a certificate
+/// and verifies one that is given against those roots (a client without one is still served:
+/// the routes that need one check [`ClientCertificate`]).
+fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<TlsAcceptor, BindError> {
     let cert_err = |reason: String| BindError::Cert {
         path: cert.to_path_buf(),
         reason,
@@ -163,16 +181,47 @@ fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, BindError> {
         path: key.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| BindError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| BindError::Pair(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BindError::Tls(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| BindError::Pair(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// A verifier of client certificates against the roots in `path`, for clients that give one.
+fn client_verifier(
+    path: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, BindError> {
+    let ca_err = |reason: String| BindError::ClientCa {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(path).map_err(|e| ca_err(e.to_string()))? {
+        let c = c.map_err(|e| ca_err(format!("not a PEM certificate: {e}")))?;
+        roots.add(c).map_err(|e| ca_err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(ca_err("no certificate in it".into()));
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| ca_err(e.to_string()))
+}
+
+/// The certificate a client gave in the TLS handshake, verified against
+/// `public.client_ca_file` (a request extension; absent when the client gave none).
+#[derive(Clone, Debug)]
+pub struct ClientCertificate(pub CertificateDer<'static>);
 
 impl PublicListener {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -195,16 +244,23 @@ impl PublicListener {
                 },
                 _ = stop.changed() => break,
             };
-            // The client's address, for the rate limit and the logs.
-            let service = TowerToHyperService::new(
-                tower::ServiceBuilder::new()
-                    .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                        req.extensions_mut()
-                            .insert(axum::extract::ConnectInfo(peer));
-                        req
-                    })
-                    .service(app.clone()),
-            );
+            // The client's address (for the rate limit and the logs) and its verified
+            // certificate, on every request of the connection.
+            let app = app.clone();
+            let service = move |client: Option<ClientCertificate>| {
+                TowerToHyperService::new(
+                    tower::ServiceBuilder::new()
+                        .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                            req.extensions_mut()
+                                .insert(axum::extract::ConnectInfo(peer));
+                            if let Some(c) = &client {
+                                req.extensions_mut().insert(c.clone());
+                            }
+                            req
+                        })
+                        .service(app),
+                )
+            };
             let tls = self.tls.clone();
             let mut stop = stop.clone();
             tokio::spawn(async move {
@@ -222,14 +278,20 @@ impl PublicListener {
                                 }
                                 Err(_) => return,
                             };
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let client = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| ClientCertificate(c.clone().into_owned()));
+                        let conn = builder.serve_connection(TokioIo::new(stream), service(client));
                         tokio::select! {
                             _ = conn => {}
                             _ = stop.changed() => {}
                         }
                     }
                     None => {
-                        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                        let conn = builder.serve_connection(TokioIo::new(tcp), service(None));
                         tokio::select! {
                             _ = conn => {}
                             _ = stop.changed() => {}

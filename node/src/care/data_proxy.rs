@@ -21,7 +21,7 @@ use crate::care::audit::{AuditLog, Event};
 use crate::care::categories::{category_of, is_served, served_types_of};
 use crate::care::dpop::{DpopError, Expect};
 use crate::care::localisation::Localisation;
-use crate::care::pdp::Pdp;
+use crate::care::pdp::{Pdp, Workflow};
 use crate::care::source::{Found, Sources};
 use crate::care::tokens::{Grant, Tokens};
 use answer::{admit, lastn, Holding};
@@ -61,6 +61,10 @@ pub enum ProxyError {
     TokenPatient,
     #[error("{0} is not served to this token")]
     NotFound(String),
+    #[error("the resource: {0}")]
+    BadResource(String),
+    #[error("the data holder's source system: {0}")]
+    Source(String),
 }
 
 impl ProxyError {
@@ -80,6 +84,8 @@ impl ProxyError {
             ProxyError::NotCovered(_) => "forbidden",
             ProxyError::TokenPatient => "exception",
             ProxyError::NotFound(_) => "not-found",
+            ProxyError::BadResource(_) => "invalid",
+            ProxyError::Source(_) => "transient",
         }
     }
 }
@@ -213,6 +219,14 @@ impl DataProxy {
         if !crate::directory::ids::is_fhir_id(id) {
             return Err(ProxyError::NotFound(format!("{resource_type}/{id}")));
         }
+        if self.is_workflow(token.as_ref()) {
+            let res = self
+                .workflow(token, resource_type, id, None, &mut event)
+                .await
+                .map(|(_, r)| r);
+            self.audit.append(event);
+            return res;
+        }
         let asked = Asked {
             resource_type,
             operation: None,
@@ -237,6 +251,123 @@ impl DataProxy {
         res
     }
 
+    /// `PUT /fhir/{resource_type}/{id}` (FHIR update) with a workflow token: `resource` goes to
+    /// the holder's source when its implied consents allow (`specs/data-sets.md` §8); the
+    /// source's status and answer come back. Audited.
+    pub async fn update(
+        &self,
+        token: Option<Presented<'_>>,
+        resource_type: &str,
+        id: &str,
+        resource: Value,
+    ) -> Result<(u16, Value), ProxyError> {
+        let mut event = Event {
+            kind: "data".into(),
+            peer: "http".into(),
+            ..Default::default()
+        };
+        let res = if !crate::directory::ids::is_fhir_id(id) {
+            Err(ProxyError::NotFound(format!("{resource_type}/{id}")))
+        } else {
+            self.workflow(token, resource_type, id, Some(resource), &mut event)
+                .await
+        };
+        if let Err(e) = &res {
+            event.outcome = format!("{}: {e}", e.code());
+        }
+        self.audit.append(event);
+        res
+    }
+
+    /// Whether the presented token is a workflow token (no patient).
+    fn is_workflow(&self, token: Option<&Presented<'_>>) -> bool {
+        token
+            .and_then(|p| self.tokens.introspect(p.token))
+            .is_some_and(|g| g.implied_consent.is_some() || g.notification)
+    }
+
+    /// A read (`resource` `None`) or an update of one resource with a workflow token: the
+    /// token, its binding, the resource's type and id, the PDP with the holder's implied
+    /// consents (`specs/data-sets.md` §8), then the holder's source. The audit `event` is
+    /// filled in.
+    async fn workflow(
+        &self,
+        token: Option<Presented<'_>>,
+        resource_type: &str,
+        id: &str,
+        resource: Option<Value>,
+        event: &mut Event,
+    ) -> Result<(u16, Value), ProxyError> {
+        let method = if resource.is_some() { "PUT" } else { "GET" };
+        let presented = token.ok_or(ProxyError::NoToken)?;
+        let grant = self
+            .tokens
+            .introspect(presented.token)
+            .ok_or(ProxyError::Expired)?;
+        self.check_binding(&grant, &presented, method)?;
+        event.requester = grant.requester.clone();
+        event.who = grant.professional.clone();
+        event.purpose = grant.purpose.clone();
+        event.scope = grant.scope.clone();
+        let what = format!("{resource_type}/{id}");
+        let (Some(consent_scope), Some((holder, _))) =
+            (grant.implied_consent.as_deref(), grant.holdings.first())
+        else {
+            return Err(ProxyError::NotCovered(format!(
+                "{what} (this token reads no data)"
+            )));
+        };
+        if let Some(r) = &resource {
+            if r["resourceType"] != resource_type || r["id"] != id {
+                return Err(ProxyError::BadResource(format!(
+                    "an update of {what} sends a {resource_type} with id {id} (FHIR R4 §3.1.0.4)"
+                )));
+            }
+        }
+        let api = json!({
+            "subject": subject_of(&grant),
+            "request": {"method": method, "protocol": "HTTP/1.1", "path": format!("/{what}")},
+            "context": {"connection_type_code": "hl7-fhir-rest", "purpose_of_use": grant.purpose},
+        });
+        let decision = self
+            .pdp
+            .decide_workflow(&api, holder, Workflow::ImpliedConsent(consent_scope))
+            .await;
+        if !decision.allow {
+            let why: Vec<String> = decision
+                .reasons
+                .iter()
+                .map(|r| r.description.clone())
+                .collect();
+            return Err(ProxyError::NotCovered(format!(
+                "{what} ({})",
+                why.join("; ")
+            )));
+        }
+        let source = |e: crate::care::source::SourceError| ProxyError::Source(e.to_string());
+        match resource {
+            None => {
+                let r = self
+                    .sources
+                    .read(holder, resource_type, id)
+                    .await
+                    .map_err(source)?
+                    .ok_or_else(|| ProxyError::NotFound(what.clone()))?;
+                event.outcome = format!("read {what}");
+                Ok((200, r))
+            }
+            Some(r) => {
+                let written = self
+                    .sources
+                    .write(holder, resource_type, Some(id), &r)
+                    .await
+                    .map_err(source)?;
+                event.outcome = format!("updated {what}: {}", written.status);
+                Ok((written.status, written.body))
+            }
+        }
+    }
+
     /// Checks the token and the request, has the PDP decide it (`specs/pdp.md` §6), searches
     /// each granted holder's source (with the caller's parameters, and `_id` for a read), and
     /// merges what may leave (`specs/data-sets.md` §5).
@@ -252,12 +383,17 @@ impl DataProxy {
             .tokens
             .introspect(presented.token)
             .ok_or(ProxyError::Expired)?;
-        self.check_binding(&grant, &presented)?;
+        self.check_binding(&grant, &presented, "GET")?;
         event.requester = grant.requester.clone();
         event.who = grant.professional.clone();
         event.purpose = grant.purpose.clone();
         event.patient = grant.patient.clone();
         event.scope = grant.scope.clone();
+        if grant.patient.is_empty() {
+            return Err(ProxyError::NotCovered(format!(
+                "searches of {resource_type} (this token reads single resources only)"
+            )));
+        }
         if !is_served(resource_type) {
             return Err(ProxyError::NotServed(resource_type.to_owned()));
         }
@@ -426,37 +562,51 @@ struct Asked<'a> {
 }
 
 impl DataProxy {
-    /// A DPoP-bound token comes with the `DPoP` scheme and a proof by its key for this request
-    /// (RFC 9449 §7.1, §4.3); a bearer token with the `Bearer` scheme (§7.2).
-    fn check_binding(&self, grant: &Grant, presented: &Presented<'_>) -> Result<(), ProxyError> {
-        let Some(jkt) = &grant.jkt else {
-            return if presented.dpop {
-                Err(ProxyError::NotBound)
-            } else {
-                Ok(())
-            };
-        };
-        if !presented.dpop {
-            return Err(ProxyError::BoundToken);
-        }
-        let proof = presented.proof.ok_or(ProxyError::Proof(DpopError::Header(
-            "a DPoP proof is required with the DPoP scheme".into(),
-        )))?;
-        let expect = Expect {
-            method: "GET",
-            url: presented.url,
-            access_token: Some(presented.token),
-        };
-        let p = self
-            .tokens
-            .dpop()
-            .verify(proof, &expect, false)
-            .map_err(ProxyError::Proof)?;
-        if &p.jkt != jkt {
-            return Err(ProxyError::OtherKey);
-        }
-        Ok(())
+    fn check_binding(
+        &self,
+        grant: &Grant,
+        presented: &Presented<'_>,
+        method: &str,
+    ) -> Result<(), ProxyError> {
+        check_binding(&self.tokens, grant, presented, method)
     }
+}
+
+/// A DPoP-bound token comes with the `DPoP` scheme and a proof by its key for this request
+/// (`method` on the presented URL; RFC 9449 §7.1, §4.3); a bearer token with the `Bearer`
+/// scheme (§7.2).
+pub fn check_binding(
+    tokens: &Tokens,
+    grant: &Grant,
+    presented: &Presented<'_>,
+    method: &str,
+) -> Result<(), ProxyError> {
+    let Some(jkt) = &grant.jkt else {
+        return if presented.dpop {
+            Err(ProxyError::NotBound)
+        } else {
+            Ok(())
+        };
+    };
+    if !presented.dpop {
+        return Err(ProxyError::BoundToken);
+    }
+    let proof = presented.proof.ok_or(ProxyError::Proof(DpopError::Header(
+        "a DPoP proof is required with the DPoP scheme".into(),
+    )))?;
+    let expect = Expect {
+        method,
+        url: presented.url,
+        access_token: Some(presented.token),
+    };
+    let p = tokens
+        .dpop()
+        .verify(proof, &expect, false)
+        .map_err(ProxyError::Proof)?;
+    if &p.jkt != jkt {
+        return Err(ProxyError::OtherKey);
+    }
+    Ok(())
 }
 
 /// The categories the grant covers, at any of its holders.
@@ -484,11 +634,16 @@ fn policy_request(grant: &Grant, asked: &Asked<'_>, params: &[(String, String)])
         (None, None) => format!("/{}", asked.resource_type),
     };
     json!({
-        "subject": {"scope": grant.scope, "client_id": grant.requester, "user_id": grant.professional,
-                    "organization_did": grant.requester},
+        "subject": subject_of(grant),
         "request": {"method": "GET", "protocol": "HTTP/1.1", "path": path, "query_params": query},
         "context": {"connection_type_code": "hl7-fhir-rest", "purpose_of_use": grant.purpose},
     })
+}
+
+/// The token's claims as the PDP's `subject` (knooppunt's model).
+pub(crate) fn subject_of(grant: &Grant) -> Value {
+    json!({"scope": grant.scope, "client_id": grant.requester, "user_id": grant.professional,
+           "organization_did": grant.requester})
 }
 
 /// The grant's holders that may share resources of `resource_type`, with the categories
@@ -531,6 +686,8 @@ mod tests {
             assertions: json!({}),
             jkt: None,
             client: None,
+            implied_consent: None,
+            notification: false,
         }
     }
 

@@ -182,6 +182,21 @@ pub const TOKEN_PACKAGE: &str = "knoop.token";
 /// The package of the built-in data set policy (`specs/data-sets.md` §4).
 pub const DATA_SET_PACKAGE: &str = "knoop.data_set";
 
+/// The package of the built-in policy of workflow tokens (`specs/data-sets.md` §8).
+pub const IMPLIED_CONSENT_PACKAGE: &str = "knoop.implied_consent";
+
+/// The package of the built-in policy of Notified Pull notifications (`specs/data-sets.md` §8).
+pub const NOTIFICATION_PACKAGE: &str = "knoop.notification";
+
+/// What a workflow request (`specs/data-sets.md` §8) is decided by.
+#[derive(Clone, Copy, Debug)]
+pub enum Workflow<'a> {
+    /// A read or update under the implied consents of this consent scope.
+    ImpliedConsent(&'a str),
+    /// A notification `Task` posted to the holder.
+    Notification(&'a Value),
+}
+
 /// Adds knoop's built-in policies and the data they decide with: each category's resource
 /// types, and the configured token scopes (`[[policy]]`).
 fn add_builtin(
@@ -199,6 +214,16 @@ fn add_builtin(
         engine,
         Path::new("builtin/data_set.rego"),
         include_str!("pdp/data_set.rego").to_owned(),
+    )?;
+    add_policy(
+        engine,
+        Path::new("builtin/implied_consent.rego"),
+        include_str!("pdp/implied_consent.rego").to_owned(),
+    )?;
+    add_policy(
+        engine,
+        Path::new("builtin/notification.rego"),
+        include_str!("pdp/notification.rego").to_owned(),
     )?;
     let categories: BTreeMap<&str, Vec<&str>> = knoop_vc::types::DATA_CATEGORIES
         .iter()
@@ -281,16 +306,7 @@ impl Pdp {
     /// configured under the name of the token's scope must allow too.
     pub async fn decide_proxy(&self, api: &Value, granted: &[String]) -> PolicyResult {
         let mut result = PolicyResult::default();
-        // The requesting organisation as the directory knows it.
-        let mut api = api.clone();
-        let did = api["subject"]["organization_did"]
-            .as_str()
-            .map(str::to_owned);
-        if let Some(e) = did.and_then(|d| self.credentials.organisation(&d)) {
-            api["subject"]["organization_ura"] = json!(e.ura);
-            api["subject"]["organization_name"] = json!(e.legal_name);
-            api["subject"]["organization_facility_type"] = json!(e.organization_type);
-        }
+        let api = self.with_requester(api);
         let mut input = match input::policy_input(&api) {
             Ok(i) => i,
             Err(e) => {
@@ -320,6 +336,68 @@ impl Pdp {
                 policies.push((name, Some(p)));
             }
         }
+        self.all_allow(&input, policies, result).await
+    }
+
+    /// Decides a request of a workflow token (`specs/data-sets.md` §8): `api` in knooppunt's
+    /// request model, `holder` the organisation hosted here that granted the token. The
+    /// policy information point adds the holder's implied consents of the resource, or the
+    /// notification `Task` is the resource's content; the built-in policy decides, and a
+    /// policy configured under the scope's name must allow too.
+    pub async fn decide_workflow(
+        &self,
+        api: &Value,
+        holder: &str,
+        workflow: Workflow<'_>,
+    ) -> PolicyResult {
+        let mut result = PolicyResult::default();
+        let api = self.with_requester(api);
+        let mut input = match input::policy_input(&api) {
+            Ok(i) => i,
+            Err(e) => {
+                result
+                    .reasons
+                    .push(reason("unexpected_input", format!("invalid request: {e}")));
+                return result;
+            }
+        };
+        let entry = self.credentials.organisation(holder);
+        input["context"]["data_holder_organization_id"] =
+            json!(entry.as_ref().map(|e| e.ura.clone()).unwrap_or_default());
+        let package = match workflow {
+            Workflow::ImpliedConsent(scope) => {
+                input["context"]["implied_consent"] = json!(scope);
+                let mut pip = self.ask_source(&mut input, entry.as_ref()).await;
+                result.reasons.append(&mut pip);
+                IMPLIED_CONSENT_PACKAGE
+            }
+            Workflow::Notification(task) => {
+                input["resource"]["content"] = task.clone();
+                NOTIFICATION_PACKAGE
+            }
+        };
+        let mut policies = vec![(package.to_owned(), None)];
+        for scope in api["subject"]["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let name = policy_name(scope);
+            if let Some(p) = self.policies.get(&name) {
+                policies.push((name, Some(p)));
+            }
+        }
+        self.all_allow(&input, policies, result).await
+    }
+
+    /// Evaluates `policies` for `input` in order while they allow: `result` allows when all
+    /// do; the first denial adds its reasons and stops.
+    async fn all_allow(
+        &self,
+        input: &Value,
+        policies: Vec<(String, Option<&Policy>)>,
+        mut result: PolicyResult,
+    ) -> PolicyResult {
         for (name, policy) in policies {
             let mut input = input.clone();
             if let Some(p) = policy {
@@ -347,6 +425,21 @@ impl Pdp {
             }
         }
         result
+    }
+
+    /// `api` with the requesting organisation (`subject.organization_did`) as the directory
+    /// knows it: its URA, name and type.
+    fn with_requester(&self, api: &Value) -> Value {
+        let mut api = api.clone();
+        let did = api["subject"]["organization_did"]
+            .as_str()
+            .map(str::to_owned);
+        if let Some(e) = did.and_then(|d| self.credentials.organisation(&d)) {
+            api["subject"]["organization_ura"] = json!(e.ura);
+            api["subject"]["organization_name"] = json!(e.legal_name);
+            api["subject"]["organization_facility_type"] = json!(e.organization_type);
+        }
+        api
     }
 
     /// Loads the policies under `dir` (none without one), each compiled now so that a broken
@@ -813,6 +906,16 @@ mod tests {
             (
                 "knoop.data_set_test",
                 include_str!("pdp/data_set_test.rego"),
+                6,
+            ),
+            (
+                "knoop.implied_consent_test",
+                include_str!("pdp/implied_consent_test.rego"),
+                4,
+            ),
+            (
+                "knoop.notification_test",
+                include_str!("pdp/notification_test.rego"),
                 6,
             ),
         ] {

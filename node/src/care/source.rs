@@ -251,6 +251,105 @@ impl Sources {
     }
 }
 
+/// The answer of a source to a write: its status and FHIR body (the resource, or its
+/// `OperationOutcome` for a refusal).
+#[derive(Debug)]
+pub struct Written {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Sources {
+    /// `GET <base>/<type>/<id>` at `tenant`'s source: the resource, unchanged (whatever its
+    /// FHIR version), when it is of that type and id; `Ok(None)` for a `404` or `410`.
+    pub async fn read(
+        &self,
+        tenant: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<Value>, SourceError> {
+        let url = self.resource_url(tenant, resource_type, Some(id))?;
+        match self.get(url).await {
+            Ok(r) if r["resourceType"] == resource_type && r["id"] == id => Ok(Some(r)),
+            Ok(_) => Err(SourceError::Malformed(format!(
+                "expected {resource_type}/{id}"
+            ))),
+            Err(SourceError::Status {
+                status: 404 | 410, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT <base>/<type>/<id>` (FHIR update) or, without `id`, `POST <base>/<type>` (create)
+    /// of `resource` at `tenant`'s source: the source's status and answer, refusals included
+    /// (a `4xx` of the source is its verdict on the resource, passed on).
+    pub async fn write(
+        &self,
+        tenant: &str,
+        resource_type: &str,
+        id: Option<&str>,
+        resource: &Value,
+    ) -> Result<Written, SourceError> {
+        let url = self.resource_url(tenant, resource_type, id)?;
+        let req = match id {
+            Some(_) => self.http.put(url),
+            None => self.http.post(url),
+        };
+        let resp = req
+            .header(reqwest::header::ACCEPT, "application/fhir+json")
+            .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+            .body(resource.to_string())
+            .send()
+            .await
+            .map_err(|e| SourceError::Unreachable(crate::https::error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp).await?;
+        let body: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| SourceError::Malformed(format!("not JSON: {e}")))?
+        };
+        if !(200..500).contains(&status) {
+            return Err(SourceError::Status {
+                status,
+                detail: body["issue"][0]["diagnostics"]
+                    .as_str()
+                    .unwrap_or("no details")
+                    .chars()
+                    .take(200)
+                    .collect(),
+            });
+        }
+        Ok(Written { status, body })
+    }
+
+    fn resource_url(
+        &self,
+        tenant: &str,
+        resource_type: &str,
+        id: Option<&str>,
+    ) -> Result<Url, SourceError> {
+        let valid_type = !resource_type.is_empty()
+            && resource_type.bytes().all(|b| b.is_ascii_alphabetic())
+            && resource_type.starts_with(|c: char| c.is_ascii_uppercase());
+        if !valid_type || id.is_some_and(|i| !is_fhir_id(i)) {
+            return Err(SourceError::Malformed(format!(
+                "{resource_type}/{} is not a FHIR type and id",
+                id.unwrap_or_default()
+            )));
+        }
+        let path = match id {
+            Some(i) => format!("{resource_type}/{i}"),
+            None => resource_type.to_owned(),
+        };
+        self.base(tenant)?
+            .join(&path)
+            .map_err(|e| SourceError::Malformed(e.to_string()))
+    }
+}
+
 /// What a search found: its matches, and the resources its `_include`s brought.
 #[derive(Debug, Default)]
 pub struct Found {

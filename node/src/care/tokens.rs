@@ -28,7 +28,7 @@ const NONCE_TTL: Duration = Duration::from_secs(300);
 /// Most nonces outstanding.
 const MAX_NONCES: usize = 100_000;
 
-pub use crate::config::Policy;
+pub use crate::config::{Policy, Reach};
 
 /// The policies a node starts with when its config names none.
 pub fn default_policies() -> Vec<Policy> {
@@ -40,6 +40,8 @@ pub fn default_policies() -> Vec<Policy> {
             purposes: vec!["regular-care".into(), "emergency".into()],
             break_the_glass: true,
             presentation_definition: None,
+            implied_consent: None,
+            notification: false,
         },
         Policy {
             scope: "discharge-summary".into(),
@@ -54,6 +56,8 @@ pub fn default_policies() -> Vec<Policy> {
             purposes: vec!["regular-care".into()],
             break_the_glass: false,
             presentation_definition: None,
+            implied_consent: None,
+            notification: false,
         },
         // The national data sets (`specs/data-sets.md` §3): the scope names the data set,
         // whose queries are then the only ones the token may make.
@@ -75,6 +79,8 @@ pub fn default_policies() -> Vec<Policy> {
             purposes: vec!["regular-care".into()],
             break_the_glass: false,
             presentation_definition: None,
+            implied_consent: None,
+            notification: false,
         },
         Policy {
             scope: "medicatieoverdracht".into(),
@@ -83,6 +89,8 @@ pub fn default_policies() -> Vec<Policy> {
             purposes: vec!["regular-care".into(), "emergency".into()],
             break_the_glass: true,
             presentation_definition: None,
+            implied_consent: None,
+            notification: false,
         },
         Policy {
             scope: "pzp".into(),
@@ -91,6 +99,31 @@ pub fn default_policies() -> Vec<Policy> {
             purposes: vec!["regular-care".into(), "emergency".into()],
             break_the_glass: false,
             presentation_definition: None,
+            implied_consent: None,
+            notification: false,
+        },
+        // eOverdracht's Notified Pull (`specs/data-sets.md` §8), with knooppunt's scope names:
+        // the receiver reads what the sender's implied consents name, and the sender notifies
+        // the receiver.
+        Policy {
+            scope: "eOverdracht-sender".into(),
+            categories: Vec::new(),
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into()],
+            break_the_glass: false,
+            presentation_definition: None,
+            implied_consent: Some("eoverdracht".into()),
+            notification: false,
+        },
+        Policy {
+            scope: "eOverdracht-receiver".into(),
+            categories: Vec::new(),
+            roles: Vec::new(),
+            purposes: vec!["regular-care".into()],
+            break_the_glass: false,
+            presentation_definition: None,
+            implied_consent: None,
+            notification: true,
         },
     ]
 }
@@ -107,9 +140,10 @@ pub struct TokenRequest {
     /// Nuts RFC021: the DIF Presentation Exchange submission of a `vp_token-bearer` request.
     pub presentation_submission: Option<String>,
     pub scope: String,
-    /// The patient reference, `urn:knoop:patient:...`.
-    pub patient: String,
-    pub purpose: String,
+    /// The patient reference, `urn:knoop:patient:...` (`None` for a scope not about a patient).
+    pub patient: Option<String>,
+    /// `None`: the scope's first purpose, for a scope not about a patient.
+    pub purpose: Option<String>,
     /// Why, for an emergency (break the glass).
     pub reason: Option<String>,
     /// The organisation (a hosted DID) whose token endpoint was asked (GFI-004): the grant
@@ -212,8 +246,8 @@ impl TokenRequest {
             presentation_submission,
             assertion: required("assertion")?,
             scope: required("scope")?,
-            patient: required("patient")?,
-            purpose: required("purpose")?,
+            patient: found.remove("patient"),
+            purpose: found.remove("purpose"),
             reason: found.remove("reason"),
             tenant: None,
         })
@@ -231,6 +265,13 @@ pub fn presentation_definition(p: &Policy) -> Value {
         .and_then(|t| serde_json::from_str(&t).ok())
     {
         return def;
+    }
+    let organisation = serde_json::json!(
+        {"id": "organization", "name": "The requesting care organisation",
+         "constraints": {"fields": [{"path": ["$.type"], "filter": {"type": "array",
+             "contains": {"enum": ["CareOrganizationCredential", "X509Credential"]}}}]}});
+    if p.reach() != Reach::Patient {
+        return serde_json::json!({"id": p.scope, "input_descriptors": [organisation]});
     }
     serde_json::json!({
         "id": p.scope,
@@ -394,6 +435,13 @@ pub struct Grant {
     pub expires_ms: u64,
     /// A unique id of the token (`jti`).
     pub id: String,
+    /// A workflow grant (no patient, one organisation's `holdings` without categories): the
+    /// consent scope of the implied consents it reads by (`specs/data-sets.md` §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implied_consent: Option<String>,
+    /// A notification grant: it posts Notified Pull notifications to its one holding.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub notification: bool,
     /// The presented identity claims the grant rests on, grouped by subject DID (the national
     /// guide's GFI-006 `assertions`): claim name → `[{value, iss, iat, exp}]`.
     pub assertions: Value,
@@ -653,9 +701,9 @@ impl Tokens {
         let mut event = Event {
             kind: "token".into(),
             peer: "http".into(),
-            purpose: req.purpose.clone(),
+            purpose: req.purpose.clone().unwrap_or_default(),
             scope: req.scope.clone(),
-            patient: req.patient.clone(),
+            patient: req.patient.clone().unwrap_or_default(),
             ..Default::default()
         };
         let res = self.decide(req, &mut event, fetched);
@@ -691,15 +739,39 @@ impl Tokens {
                 format!("use {JWT_BEARER}"),
             ));
         }
+        let policy = self.policies.iter().find(|p| p.scope == req.scope);
+        let reach = policy.map_or(Reach::Patient, Policy::reach);
+        let purpose = match (&req.purpose, policy) {
+            (Some(p), _) => p.clone(),
+            // A workflow scope needs no purpose: its own.
+            (None, Some(p)) if reach != Reach::Patient => {
+                p.purposes.first().cloned().unwrap_or_default()
+            }
+            (None, _) => return Err(refuse("invalid_request", "purpose is required")),
+        };
+        event.purpose = purpose.clone();
         // The scope and purpose, by the built-in token policy (Rego, `specs/pdp.md` §6).
-        self.policy_allows(&req.scope, &req.purpose, None)?;
-        let policy = self
-            .policies
-            .iter()
-            .find(|p| p.scope == req.scope)
+        self.policy_allows(&req.scope, &purpose, None)?;
+        let policy = policy
             .ok_or_else(|| refuse("invalid_scope", format!("unknown scope {}", req.scope)))?;
-        let p = knoop_privacy::patient::parse_reference(&req.patient)
-            .ok_or_else(|| refuse("invalid_request", "patient must be a patient reference"))?;
+        let patient = match (reach, &req.patient) {
+            (Reach::Patient, Some(p)) => {
+                Some(knoop_privacy::patient::parse_reference(p).ok_or_else(|| {
+                    refuse("invalid_request", "patient must be a patient reference")
+                })?)
+            }
+            (Reach::Patient, None) => return Err(refuse("invalid_request", "patient is required")),
+            (_, Some(_)) => {
+                return Err(refuse(
+                    "invalid_request",
+                    format!(
+                        "scope {} is not about a patient: send no patient",
+                        req.scope
+                    ),
+                ))
+            }
+            (_, None) => None,
+        };
         let extra_audiences: &[String] = req.tenant.as_ref().map_or(&[], |t| &t.audiences);
         let client = match &req.client_assertion {
             None => None,
@@ -734,24 +806,61 @@ impl Tokens {
                      (CareOrganizationCredential or X509Credential)",
                 )
             })?;
-        let (professional_credential, professional) = verified
-            .credentials
-            .iter()
-            .find_map(|c| match &c.claims {
-                Claims::HealthcareProfessional(p) if p.employer == org => Some((c, p.clone())),
-                _ => dezi_professional(c, &org, &org_ura).map(|p| (c, p)),
-            })
-            .ok_or_else(|| {
+        let professional = verified.credentials.iter().find_map(|c| match &c.claims {
+            Claims::HealthcareProfessional(p) if p.employer == org => Some((c, p.clone())),
+            _ => dezi_professional(c, &org, &org_ura).map(|p| (c, p)),
+        });
+        let now = knoop_gossip::tx::now_ms();
+        let Some(p) = patient else {
+            // A workflow scope: the organisation's own endpoint was asked, and the grant is
+            // for that organisation; a professional is optional.
+            let tenant = req.tenant.as_ref().ok_or_else(|| {
                 refuse(
-                    "invalid_grant",
-                    "the presentation holds no professional credential of an employee \
-                     (HealthcareProfessionalCredential, or a DeziUserCredential of the \
-                     organisation's URA)",
+                    "invalid_request",
+                    format!(
+                        "scope {} is granted by an organisation's own token endpoint \
+                         (/oauth2/<organisation>/token), not the node's",
+                        req.scope
+                    ),
                 )
             })?;
+            let mut credentials = vec![org_credential];
+            let mut who = String::new();
+            if let Some((c, p)) = &professional {
+                self.policy_allows(&req.scope, &purpose, Some(&p.role_code))?;
+                event.who = format!("{} ({})", p.name, p.id);
+                who = p.id.clone();
+                credentials.push(c);
+            }
+            return Ok(Grant {
+                requester: org,
+                professional: who,
+                scope: policy.scope.clone(),
+                patient: String::new(),
+                purpose,
+                holdings: vec![(tenant.did.clone(), Vec::new())],
+                break_the_glass: false,
+                issued_ms: now,
+                expires_ms: now + self.lifetime.as_millis() as u64,
+                id: crate::identity::issuing::urn_uuid(),
+                assertions: assertions(&credentials),
+                jkt: None,
+                client,
+                implied_consent: policy.implied_consent.clone(),
+                notification: policy.notification,
+            });
+        };
+        let (professional_credential, professional) = professional.ok_or_else(|| {
+            refuse(
+                "invalid_grant",
+                "the presentation holds no professional credential of an employee \
+                 (HealthcareProfessionalCredential, or a DeziUserCredential of the \
+                 organisation's URA)",
+            )
+        })?;
         event.who = format!("{} ({})", professional.name, professional.id);
-        self.policy_allows(&req.scope, &req.purpose, Some(&professional.role_code))?;
-        let emergency = req.purpose == "emergency";
+        self.policy_allows(&req.scope, &purpose, Some(&professional.role_code))?;
+        let emergency = purpose == "emergency";
         let reason = req.reason.as_deref().unwrap_or_default().trim();
         let in_scope = |holdings: Vec<(String, Vec<String>)>| -> Vec<(String, Vec<String>)> {
             holdings
@@ -772,21 +881,15 @@ impl Tokens {
             None => holdings,
             Some(t) => holdings.into_iter().filter(|(h, _)| *h == t.did).collect(),
         };
-        let mut granted = in_scope(of_tenant(self.localisation.holdings_for(
-            &p,
-            &org,
-            &req.purpose,
-            opt_out,
-        )));
+        let mut granted = in_scope(of_tenant(
+            self.localisation.holdings_for(&p, &org, &purpose, opt_out),
+        ));
         let mut btg = false;
         if granted.is_empty() && emergency && policy.break_the_glass && !reason.is_empty() {
             // Break the glass: what is held in scope and not objected to, without consent.
-            granted = in_scope(of_tenant(self.localisation.holdings_for(
-                &p,
-                &org,
-                &req.purpose,
-                true,
-            )));
+            granted = in_scope(of_tenant(
+                self.localisation.holdings_for(&p, &org, &purpose, true),
+            ));
             btg = !granted.is_empty();
             event.who = format!("{} (break the glass: {reason})", event.who);
         }
@@ -796,13 +899,12 @@ impl Tokens {
                 "no data in this scope may be shared with the requester (consent, or none held)",
             ));
         }
-        let now = knoop_gossip::tx::now_ms();
         Ok(Grant {
             requester: org,
             professional: professional.id,
             scope: policy.scope.clone(),
-            patient: req.patient.clone(),
-            purpose: req.purpose.clone(),
+            patient: req.patient.clone().unwrap_or_default(),
+            purpose,
             holdings: granted,
             break_the_glass: btg,
             issued_ms: now,
@@ -811,6 +913,8 @@ impl Tokens {
             assertions: assertions(&[org_credential, professional_credential]),
             jkt: None,
             client,
+            implied_consent: None,
+            notification: false,
         })
     }
 
@@ -976,6 +1080,21 @@ impl Tokens {
         if let Some(jkt) = &g.jkt {
             v["cnf"] = serde_json::json!({ "jkt": jkt });
         }
+        // A workflow grant is about no patient and no subject when no professional asked.
+        if g.patient.is_empty() {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("patient");
+            }
+        }
+        if g.professional.is_empty() {
+            v["sub"] = serde_json::json!(g.requester);
+        }
+        if let Some(c) = &g.implied_consent {
+            v["implied_consent"] = serde_json::json!(c);
+        }
+        if g.notification {
+            v["notification"] = serde_json::json!(true);
+        }
         if let Some((_, claims)) = &g.client {
             v["client_assertions"] = claims.clone();
         }
@@ -1024,9 +1143,15 @@ mod tests {
         ]);
         let r = TokenRequest::from_form(&form(&pairs)).unwrap();
         assert_eq!(
-            (r.scope.as_str(), r.patient.as_str(), r.reason.as_deref()),
-            ("medication-overview", "urn:knoop:patient:x", Some("r"))
+            (r.scope.as_str(), r.patient.as_deref(), r.reason.as_deref()),
+            (
+                "medication-overview",
+                Some("urn:knoop:patient:x"),
+                Some("r")
+            )
         );
+        let workflow = TokenRequest::from_form(&form(&FULL[..3])).unwrap();
+        assert_eq!((workflow.patient, workflow.purpose), (None, None));
         assert_eq!(TokenRequest::from_form(&form(&FULL)).unwrap().reason, None);
     }
 
@@ -1040,7 +1165,9 @@ mod tests {
             "unsupported_grant_type"
         );
         assert_eq!(error(&FULL[1..]), "invalid_request", "no grant_type");
-        for missing in 1..FULL.len() {
+        // Patient and purpose may be absent for a scope that is not about a patient: the
+        // decision, which knows the scope, refuses their absence for the others.
+        for missing in 1..3 {
             let mut pairs = FULL.to_vec();
             let (name, _) = pairs.remove(missing);
             let e = TokenRequest::from_form(&form(&pairs)).unwrap_err();

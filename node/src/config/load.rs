@@ -86,6 +86,12 @@ impl Config {
                     return Err(invalid("public.tls_cert", "required with public.tls_key"))
                 }
             };
+            if !tls && p.client_ca_file.is_some() {
+                return Err(invalid(
+                    "public.client_ca_file",
+                    "mutual TLS needs public.tls_cert and public.tls_key",
+                ));
+            }
             if !tls && !addr.ip().is_loopback() {
                 return Err(invalid(
                     "public.tls_cert",
@@ -266,6 +272,7 @@ impl Config {
             ("public.tls_cert", &self.public.tls_cert),
             ("public.tls_key", &self.public.tls_key),
             ("public.ca_file", &self.public.ca_file),
+            ("public.client_ca_file", &self.public.client_ca_file),
             ("source.ca_file", &self.source.ca_file),
         ] {
             if let Some(f) = file {
@@ -330,6 +337,28 @@ impl Config {
                 .find(|u| !knoop_vc::types::PURPOSES.contains(&u.as_str()))
             {
                 return Err(invalid(&field("purposes"), format!("unknown purpose {u}")));
+            }
+            if p.implied_consent.is_some() && p.notification {
+                return Err(invalid(
+                    &field("notification"),
+                    "a scope reaches implied consents or notifications, not both",
+                ));
+            }
+            if let Some(c) = &p.implied_consent {
+                if c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        &field("implied_consent"),
+                        "a consent scope code (1..64 printable characters)",
+                    ));
+                }
+            }
+            if p.reach() != crate::config::Reach::Patient
+                && (!p.categories.is_empty() || p.break_the_glass)
+            {
+                return Err(invalid(
+                    &field("categories"),
+                    "a scope that is not about a patient has no categories and no break the glass",
+                ));
             }
             if let Some(path) = &p.presentation_definition {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -514,6 +543,10 @@ mod tests {
                 "public.tls_cert",
             ),
             ("[public]\nurl = \"ftp://x\"\n", "public.url"),
+            (
+                "[public]\nclient_ca_file = \"/etc/hostname\"\n",
+                "public.client_ca_file",
+            ),
             ("[source]\nfhir = \"not a url\"\n", "source.fhir"),
             (
                 "[source.tenants]\n\"did:knoop:x\" = \"mailto:a@b\"\n",

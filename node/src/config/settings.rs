@@ -106,6 +106,12 @@ pub struct PublicConfig {
     pub tls_key: Option<PathBuf>,
     /// Extra trusted root certificates (PEM) for calling other nodes' public APIs.
     pub ca_file: Option<PathBuf>,
+    /// Roots (PEM) of client certificates (mutual TLS, with `tls_cert`): the listener asks
+    /// every client for a certificate and verifies one that is given against these. The public
+    /// Administration Directories serve only clients that gave one (the national guide's
+    /// care-services page: an Administration Directory must require mTLS); without this
+    /// setting they are not served on the public API.
+    pub client_ca_file: Option<PathBuf>,
     /// Time allowed for one call to another node's public API.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -123,6 +129,7 @@ impl Default for PublicConfig {
             tls_cert: None,
             tls_key: None,
             ca_file: None,
+            client_ca_file: None,
             timeout: Duration::from_secs(10),
             rate_limit: 50,
             rate_burst: 200,
@@ -457,7 +464,39 @@ pub struct Policy {
     #[serde(default)]
     pub break_the_glass: bool,
     /// A DIF Presentation Exchange definition (JSON file) that RFC021 token requests for this
-    /// scope must satisfy; default: an organisation credential and a professional credential.
+    /// scope must satisfy; default: an organisation credential and a professional credential
+    /// (for a scope that is not about a patient: an organisation credential).
     #[serde(default)]
     pub presentation_definition: Option<std::path::PathBuf>,
+    /// A workflow scope not about one patient (`specs/data-sets.md` §8): its token reads the
+    /// resources the holder's own `Consent`s of this consent scope name for the requester
+    /// ("veronderstelde toestemming", e.g. `eoverdracht`), and updates such a `Task`.
+    #[serde(default)]
+    pub implied_consent: Option<String>,
+    /// A notification scope (`specs/data-sets.md` §8): its token lets the requester post a
+    /// Notified Pull notification `Task` to the organisation; no patient, no data.
+    #[serde(default)]
+    pub notification: bool,
+}
+
+/// What a token of a scope reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// One patient's data in the scope's categories, as consent allows.
+    Patient,
+    /// The resources the holder's implied consents of this consent scope name.
+    ImpliedConsent(&'a str),
+    /// Notifications to the organisation.
+    Notification,
+}
+
+impl Policy {
+    /// What a token of this scope reaches.
+    pub fn reach(&self) -> Reach<'_> {
+        match (&self.implied_consent, self.notification) {
+            (Some(c), _) => Reach::ImpliedConsent(c),
+            (None, true) => Reach::Notification,
+            (None, false) => Reach::Patient,
+        }
+    }
 }

@@ -20,7 +20,7 @@ use crate::care::dpop::DpopError;
 pub fn routes<S>(proxy: Arc<DataProxy>) -> Router<S> {
     Router::new()
         .route("/fhir/{resource_type}", get(search))
-        .route("/fhir/{resource_type}/{id}", get(read))
+        .route("/fhir/{resource_type}/{id}", get(read).put(update))
         .with_state(proxy)
 }
 
@@ -62,15 +62,52 @@ async fn read(
     answer(&proxy, res)
 }
 
+/// `PUT /fhir/{resource_type}/{id}` (FHIR update): with a workflow token, a `Task` the
+/// holder's implied consent names (`specs/data-sets.md` §8); the source's answer comes back.
+async fn update(
+    State(proxy): State<Arc<DataProxy>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let url = url_of(&proxy, &headers, &format!("/fhir/{resource_type}/{id}"));
+    let resource = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(r) if r.is_object() => r,
+        _ => {
+            return outcome(
+                StatusCode::BAD_REQUEST,
+                "structure",
+                "the body must be a FHIR resource in JSON",
+            )
+        }
+    };
+    let res = match presented(&headers, &url) {
+        Ok(p) => proxy.update(p, &resource_type, &id, resource).await,
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok((status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/fhir+json")],
+                Json(body),
+            )
+                .into_response()
+        }
+        Err(e) => refusal(&proxy, e),
+    }
+}
+
 /// The URL of the request (what its DPoP proof must name).
-fn url_of(proxy: &DataProxy, headers: &HeaderMap, path: &str) -> String {
+pub(crate) fn url_of(proxy: &DataProxy, headers: &HeaderMap, path: &str) -> String {
     proxy
         .url_of(path)
         .unwrap_or_else(|| request_url(None, headers, path))
 }
 
 /// How the request presents its token (none: `None`), or its malformed DPoP proof.
-fn presented<'a>(
+pub(crate) fn presented<'a>(
     headers: &'a HeaderMap,
     url: &'a str,
 ) -> Result<Option<Presented<'a>>, ProxyError> {
@@ -92,19 +129,22 @@ fn answer(proxy: &DataProxy, res: Result<serde_json::Value, ProxyError>) -> Resp
             Json(body),
         )
             .into_response(),
-        Err(e) => {
-            let mut resp = outcome(status_of(&e), e.code(), &e.to_string());
-            for challenge in challenges_of(&e) {
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
-                }
-            }
-            if matches!(e, ProxyError::Proof(DpopError::UseNonce)) {
-                resp = with_nonce(resp, &proxy.dpop_nonce());
-            }
-            resp
+        Err(e) => refusal(proxy, e),
+    }
+}
+
+/// A refusal: its `OperationOutcome`, with the challenges and the DPoP nonce it needs.
+pub(crate) fn refusal(proxy: &DataProxy, e: ProxyError) -> Response {
+    let mut resp = outcome(status_of(&e), e.code(), &e.to_string());
+    for challenge in challenges_of(&e) {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().append(header::WWW_AUTHENTICATE, v);
         }
     }
+    if matches!(e, ProxyError::Proof(DpopError::UseNonce)) {
+        resp = with_nonce(resp, &proxy.dpop_nonce());
+    }
+    resp
 }
 
 /// The challenges (RFC 6750 §3, RFC 9449 §7.1): without a token, both schemes and no error
@@ -138,16 +178,18 @@ fn status_of(e: &ProxyError) -> StatusCode {
         | ProxyError::Proof(_)
         | ProxyError::OtherKey => StatusCode::UNAUTHORIZED,
         ProxyError::NotServed(_) | ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
-        ProxyError::ParamNotAllowed(_) | ProxyError::ParamTooLong(_) | ProxyError::BadParam(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        ProxyError::ParamNotAllowed(_)
+        | ProxyError::ParamTooLong(_)
+        | ProxyError::BadParam(_)
+        | ProxyError::BadResource(_) => StatusCode::BAD_REQUEST,
+        ProxyError::Source(_) => StatusCode::BAD_GATEWAY,
         ProxyError::NotCovered(_) | ProxyError::OtherPatient => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 /// A FHIR error: an `OperationOutcome`.
-fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
+pub(crate) fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/fhir+json")],

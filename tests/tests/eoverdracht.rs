@@ -1,0 +1,523 @@
+//! eOverdracht's Notified Pull (spec: `specs/data-sets.md` §8) over real node processes and the
+//! FHIR source servers of `testnet/fhir`, as knooppunt's `eoverdracht-sd.puml` draws it and
+//! with nothing central: home care registers its notification endpoint in its Administration
+//! Directory; the hospital's EHR finds it in its own node's Query Directory, gets a notification
+//! token from home care's authorization server and posts the notification `Task`, which reaches
+//! home care's EHR; home care's EHR gets a workflow token from the hospital's server, reads the
+//! workflow `Task` and the `Composition` the hospital's implied consent names (an outside R4
+//! library reads them strictly), and accepts the `Task`. Every refusal on the way is checked.
+
+use std::time::{Duration, Instant};
+
+use knoop_e2e::care::*;
+use knoop_e2e::Node;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const URA: &str = "http://fhir.nl/fhir/NamingSystem/ura";
+const CAPABILITIES: &str =
+    "http://nuts-foundation.github.io/nl-generic-functions-ig/CodeSystem/nl-gf-data-exchange-capabilities";
+const CONSENT_SCOPES: &str =
+    "http://nuts-foundation.github.io/nl-generic-functions-ig/CodeSystem/nl-gf-consent-scope";
+/// Home care's top-level Organization and its notification Endpoint in its directory.
+const ORG_ID: &str = "9d1c7a52-4a8e-4bb0-9a43-3f0f5e3b7a10";
+const ENDPOINT_ID: &str = "c3e0b7f4-1f65-4e0b-8a0a-5d2e8f6a9b21";
+
+const HOMECARE: OrgSpec = OrgSpec {
+    dataset: "kerkrade-homecare",
+    name: "Wijkverpleging Kerkrade",
+    city: "Kerkrade",
+    kind: "homecare",
+    ura: "99990033",
+    professional: "E. Schmeitz, wijkverpleegkundige",
+    role: "30.000",
+};
+
+fn ura(value: &str) -> Value {
+    json!({"identifier": {"system": URA, "value": value}})
+}
+
+/// An EHR's token from another organisation's authorization server, asked through its own node
+/// (`POST /v1/access-tokens`), and its requests with a DPoP proof from the node for each.
+struct Access<'a> {
+    node: &'a Node,
+    http: reqwest::Client,
+    token: String,
+    kid: Option<String>,
+}
+
+impl<'a> Access<'a> {
+    /// The token for `body`, asked until the credentials have reached the other node.
+    async fn ask(w: &'a World, org: usize, body: Value) -> Access<'a> {
+        let node = w.node(org);
+        let t0 = Instant::now();
+        let token = loop {
+            let (code, t) = node.post("/v1/access-tokens", &body).await.unwrap();
+            if code == 200 {
+                break t;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(45), "{code} {t}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        Access {
+            node,
+            http: client(w),
+            token: token["access_token"].as_str().unwrap().to_owned(),
+            kid: token["dpop_kid"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// `method url` with the token (and its DPoP proof), and `body` as FHIR JSON.
+    async fn send(&self, method: Method, url: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self.http.request(method.clone(), url);
+        for (k, v) in self.headers(method.as_str(), url).await {
+            req = req.header(k, v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/fhir+json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let ctype = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ctype.starts_with("application/fhir+json"), "{url}: {ctype}");
+        (status, r.json().await.unwrap())
+    }
+
+    /// `Authorization` (and `DPoP`) for one request.
+    async fn headers(&self, method: &str, url: &str) -> Vec<(&'static str, String)> {
+        let Some(kid) = &self.kid else {
+            return vec![("authorization", format!("Bearer {}", self.token))];
+        };
+        let (code, p) = self
+            .node
+            .post(
+                "/v1/dpop-proofs",
+                &json!({"dpop_kid": kid, "method": method, "url": url,
+                        "access_token": self.token}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{p}");
+        vec![
+            ("authorization", format!("DPoP {}", self.token)),
+            ("dpop", p["dpop"].as_str().unwrap().to_owned()),
+        ]
+    }
+}
+
+fn client(w: &World) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(w.ca.ca_pem_path()).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn public_url(node: &Node) -> String {
+    node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates `resource` at the FHIR `source` (the EHR writing its own system): its id.
+async fn create(source: &str, resource: Value) -> String {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{source}/{}",
+            resource["resourceType"].as_str().unwrap()
+        ))
+        .header("content-type", "application/fhir+json")
+        .json(&resource)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn read_source(source: &str, path: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!("{source}/{path}"))
+        .header("accept", "application/fhir+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// The audit entries of `node` of `kind`.
+async fn audited(node: &Node, kind: &str) -> Vec<Value> {
+    let (_, audit) = node.get("/v1/audit?limit=10000").await.unwrap();
+    audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
+    let w = world("opt-out", &[LEIDEN_HOSPITAL, HOMECARE], &[]).await;
+    let (hospital, homecare) = (&w.orgs[0], &w.orgs[1]);
+    let (hospital_node, homecare_node) = (w.node(0), w.node(1));
+    let hospital_public = public_url(hospital_node).await;
+    let homecare_public = public_url(homecare_node).await;
+    let homecare_id = homecare.did.strip_prefix("did:knoop:").unwrap();
+    let hospital_source = w.fhir.base("leiden-hospital");
+    let homecare_source = w.fhir.base("kerkrade-homecare");
+
+    // Step 0: home care registers its notification endpoint in its Administration Directory.
+    let notification_endpoint = format!("{homecare_public}/notified-pull/{homecare_id}");
+    let assigned = json!([{"system": "https://homecare.example/ids", "value": "org",
+        "assigner": {"identifier": {"system": URA, "value": HOMECARE.ura,
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                 "code": "author"}]}}}}]);
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Organization", "id": ORG_ID,
+            "identifier": [{"system": URA, "value": HOMECARE.ura}, assigned[0]],
+            "name": HOMECARE.name, "active": true,
+            "type": [{"coding": [{"system": "http://nictiz.nl/fhir/NamingSystem/organization-type",
+                                  "code": "T2", "display": "Thuiszorg"}]}],
+            "endpoint": [{"reference": format!("Endpoint/{ENDPOINT_ID}")}]},
+         "request": {"method": "PUT", "url": format!("Organization/{ORG_ID}")}},
+        {"resource": {"resourceType": "Endpoint", "id": ENDPOINT_ID, "status": "active",
+            "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                               "code": "hl7-fhir-rest"},
+            "payloadType": [{"coding": [{"system": CAPABILITIES, "code": "Twiin-TA-notification"}]}],
+            "payloadMimeType": ["application/fhir+json"],
+            "managingOrganization": {"reference": format!("Organization/{ORG_ID}")},
+            "address": notification_endpoint},
+         "request": {"method": "PUT", "url": format!("Endpoint/{ENDPOINT_ID}")}}]});
+    let (code, v) = homecare_node
+        .fhir(
+            Method::POST,
+            &format!("/admin-directory/{}", HOMECARE.ura),
+            Some(&tx),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+
+    // Step 2: the hospital's EHR finds it in its own node's Query Directory.
+    let query = format!(
+        "/fhir/Organization?identifier={URA}%7C{}&_include=Organization:endpoint",
+        HOMECARE.ura
+    );
+    let t0 = Instant::now();
+    let address = loop {
+        let (_, b) = hospital_node.fhir(Method::GET, &query, None, &[]).await;
+        let found = b["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| &e["resource"])
+            .find(|r| {
+                r["resourceType"] == "Endpoint"
+                    && r["payloadType"][0]["coding"][0]["code"] == "Twiin-TA-notification"
+            })
+            .and_then(|r| r["address"].as_str().map(str::to_owned));
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(address, notification_endpoint);
+
+    // Step 1: the hospital's EHR records the handover in its own FHIR system: the workflow Task,
+    // the transfer document, and the implied consent that lets home care read both.
+    let composition = create(
+        &hospital_source,
+        json!({"resourceType": "Composition", "status": "final",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "34745-0",
+                                 "display": "Nurse Discharge summary"}]},
+            "subject": {"reference": "Patient/zl-104872"}, "date": "2026-12-07T10:00:00+01:00",
+            "author": [{"reference": "Practitioner/prac-zl-visser"}],
+            "title": "Overdracht wijkverpleging"}),
+    )
+    .await;
+    let task = create(
+        &hospital_source,
+        json!({"resourceType": "Task", "status": "requested", "intent": "order",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007",
+                                 "display": "Overdracht van zorg"}]},
+            "for": {"reference": "Patient/zl-104872"},
+            "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(HOMECARE.ura),
+            "input": [{"type": {"coding": [{"system": "http://snomed.info/sct", "code": "371535009"}]},
+                       "valueReference": {"reference": format!("Composition/{composition}")}}]}),
+    )
+    .await;
+    create(
+        &hospital_source,
+        json!({"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": CONSENT_SCOPES, "code": "eoverdracht"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                       "code": "OPTIN"}]},
+            "organization": [ura(LEIDEN_HOSPITAL.ura)],
+            "provision": {"type": "permit",
+                "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                                        "code": "access"}]}],
+                "actor": [{"role": {"text": "receiver"}, "reference": ura(HOMECARE.ura)}],
+                "data": [{"meaning": "instance", "reference": {"reference": format!("Task/{task}")}},
+                         {"meaning": "instance",
+                          "reference": {"reference": format!("Composition/{composition}")}}]}}),
+    )
+    .await;
+
+    // Step 3: a notification token from home care's server, with the hospital's organisation
+    // credential alone, and the notification Task posted with it.
+    let notify = Access::ask(
+        &w,
+        0,
+        json!({"requester": hospital.did, "credentials": [hospital.credential],
+               "holder": homecare.did, "scope": "eOverdracht-receiver"}),
+    )
+    .await;
+    let notification = |requester: &str, owner: &str| {
+        json!({"resourceType": "Task", "status": "requested", "intent": "proposal",
+            "code": {"coding": [{"system": "http://fhir.nl/fhir/NamingSystem/TaskCode",
+                                 "code": "pull-notification"}]},
+            "basedOn": [{"reference": format!("Task/{task}")}],
+            "for": {"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/bsn",
+                                   "value": "999900109"}},
+            "requester": ura(requester), "owner": ura(owner),
+            "input": [{"type": {"coding": [{"system": "http://fhir.nl/fhir/NamingSystem/TaskParameter",
+                                            "code": "get-workflow-task"}]},
+                       "valueBoolean": true}]})
+    };
+    let url = format!("{address}/Task");
+    let (code, created) = notify
+        .send(
+            Method::POST,
+            &url,
+            Some(&notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura)),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let notified = created["id"].as_str().unwrap().to_owned();
+    // It reached home care's EHR.
+    let at_ehr = read_source(&homecare_source, &format!("Task/{notified}")).await;
+    assert_eq!(at_ehr["basedOn"][0]["reference"], format!("Task/{task}"));
+    assert_eq!(
+        at_ehr["requester"]["identifier"]["value"],
+        LEIDEN_HOSPITAL.ura
+    );
+
+    // Refused notifications: each an OperationOutcome, nothing reaches the EHR.
+    for (body, want, what) in [
+        (
+            notification(LEIDEN_HOSPITAL.ura, "99990044"),
+            403,
+            "for another organisation",
+        ),
+        (
+            notification("99990022", HOMECARE.ura),
+            403,
+            "on behalf of another organisation",
+        ),
+        (
+            json!({"resourceType": "Patient", "id": "x"}),
+            400,
+            "not a Task",
+        ),
+        (
+            {
+                let mut t = notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura);
+                t["code"]["coding"][0]["code"] = json!("other");
+                t
+            },
+            403,
+            "not a pull notification",
+        ),
+    ] {
+        let (code, v) = notify.send(Method::POST, &url, Some(&body)).await;
+        assert_eq!(code, want, "{what}: {v}");
+        assert_eq!(v["resourceType"], "OperationOutcome", "{what}: {v}");
+    }
+    let anonymous = client(&w)
+        .post(&url)
+        .header("content-type", "application/fhir+json")
+        .body(notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let (code, v) = notify
+        .send(
+            Method::POST,
+            &format!("{homecare_public}/notified-pull/nosuchorganisation/Task"),
+            Some(&notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura)),
+        )
+        .await;
+    assert_eq!(code, 404, "{v}");
+    let bundle = read_source(&homecare_source, "Task?code=pull-notification").await;
+    assert_eq!(bundle["total"], 1, "only the one notification: {bundle}");
+
+    // A workflow token is granted only by an organisation's own server and names no patient.
+    let (code, v) = homecare_node
+        .post(
+            "/v1/access-tokens",
+            &json!({"requester": homecare.did, "credentials": [homecare.credential],
+                    "issuer": hospital_public, "scope": "eOverdracht-sender"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 403, "{v}");
+    assert!(v.to_string().contains("invalid_request"), "{v}");
+    let (code, v) = homecare_node
+        .post(
+            "/v1/access-tokens",
+            &json!({"requester": homecare.did, "credentials": [homecare.credential],
+                    "holder": hospital.did, "scope": "eOverdracht-sender",
+                    "patient": {"value": "999900109"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 403, "{v}");
+    assert!(v.to_string().contains("not about a patient"), "{v}");
+    let (code, v) = homecare_node
+        .post(
+            "/v1/access-tokens",
+            &json!({"requester": homecare.did,
+                    "credentials": [homecare.credential, homecare.professional],
+                    "holder": hospital.did, "scope": "bgz", "purpose": "regular-care"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 403, "{v}");
+    assert!(v.to_string().contains("patient is required"), "{v}");
+
+    // Steps 5 and 6: home care's EHR pulls the workflow Task and the Composition the
+    // notification points at, with a workflow token from the hospital's server.
+    let pull = Access::ask(
+        &w,
+        1,
+        json!({"requester": homecare.did, "credentials": [homecare.credential],
+               "holder": hospital.did, "scope": "eOverdracht-sender"}),
+    )
+    .await;
+    let fhir = |path: &str| format!("{hospital_public}/fhir/{path}");
+    let (code, t) = pull
+        .send(Method::GET, &fhir(&format!("Task/{task}")), None)
+        .await;
+    assert_eq!(code, 200, "{t}");
+    assert_eq!(t["id"], task.as_str());
+    let document = t["input"][0]["valueReference"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(document, format!("Composition/{composition}"));
+    // The Composition, as an outside FHIR library reads it (strict R4 models).
+    let url = fhir(&document);
+    let headers: Vec<String> = pull
+        .headers("GET", &url)
+        .await
+        .into_iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let outside = knoop_e2e::run_outside(
+        std::process::Command::new("python3")
+            .arg(knoop_e2e::repo_root().join("tests/fhir_check.py"))
+            .arg(&url)
+            .args(&headers)
+            .env("REQUESTS_CA_BUNDLE", w.ca.ca_pem_path()),
+    );
+    assert_eq!(outside["resourceType"], "Composition", "{outside}");
+
+    // Nothing else: a resource no implied consent names, a search, an update of the document.
+    let (code, v) = pull
+        .send(Method::GET, &fhir("Observation/zl-obs-hb-20261118"), None)
+        .await;
+    assert_eq!(code, 403, "{v}");
+    assert!(v.to_string().contains("eoverdracht"), "{v}");
+    let (code, v) = pull
+        .send(Method::GET, &fhir("Task?status=requested"), None)
+        .await;
+    assert_eq!(code, 403, "{v}");
+    let mut c = read_source(&hospital_source, &document).await;
+    c["title"] = json!("changed by the receiver");
+    let (code, v) = pull.send(Method::PUT, &fhir(&document), Some(&c)).await;
+    assert_eq!(code, 403, "{v}");
+    assert_eq!(
+        read_source(&hospital_source, &document).await["title"],
+        "Overdracht wijkverpleging"
+    );
+
+    // Home care accepts the handover: the workflow Task's update through the proxy.
+    let mut accepted = t.clone();
+    accepted["status"] = json!("accepted");
+    if let Some(m) = accepted.as_object_mut() {
+        m.remove("meta");
+    }
+    let mut wrong_id = accepted.clone();
+    wrong_id["id"] = json!("another");
+    let (code, v) = pull
+        .send(Method::PUT, &fhir(&format!("Task/{task}")), Some(&wrong_id))
+        .await;
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = pull
+        .send(Method::PUT, &fhir(&format!("Task/{task}")), Some(&accepted))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "accepted");
+    assert_eq!(
+        read_source(&hospital_source, &format!("Task/{task}")).await["status"],
+        "accepted"
+    );
+
+    // The notification token reads nothing at the hospital, and the workflow token notifies
+    // nobody.
+    let (code, v) = pull
+        .send(
+            Method::POST,
+            &format!("{address}/Task"),
+            Some(&notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura)),
+        )
+        .await;
+    assert_eq!(code, 401, "another node's token: {v}");
+
+    // Both sides audited what happened, with no patient.
+    let notifications = audited(homecare_node, "notification").await;
+    assert!(
+        notifications
+            .iter()
+            .any(|e| e["requester"] == hospital.did.as_str()
+                && e["outcome"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("delivered to the EHR: 201 Task/{notified}"))),
+        "{notifications:?}"
+    );
+    assert!(
+        notifications
+            .iter()
+            .filter(|e| e["outcome"].as_str().unwrap().starts_with("forbidden"))
+            .count()
+            >= 3,
+        "{notifications:?}"
+    );
+    let reads = audited(hospital_node, "data").await;
+    for outcome in [
+        format!("read Task/{task}"),
+        format!("read {document}"),
+        format!("updated Task/{task}: 200"),
+    ] {
+        assert!(
+            reads.iter().any(|e| e["outcome"] == outcome.as_str()
+                && e["requester"] == homecare.did.as_str()
+                && e["patient"] == ""),
+            "{outcome}: {reads:?}"
+        );
+    }
+}
