@@ -221,7 +221,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             localisation.clone(),
             sources.clone(),
         )
-        .context("pdp")?,
+        .context("pdp")?
+        .with_resource_content(cfg.pdp.resource_content),
     );
     if cfg.pdp.policies.is_some() {
         info!(policies = ?pdp.names(), "policy decision point loaded");

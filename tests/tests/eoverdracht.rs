@@ -166,7 +166,31 @@ async fn audited(node: &Node, kind: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
-    let w = world("opt-out", &[LEIDEN_HOSPITAL, HOMECARE], &[]).await;
+    // The hospital adds a rule of its own under the scope's name, beside knoop's built-in
+    // policy: no access to a cancelled workflow, decided on the resource's content, which the
+    // policy information point reads from its source.
+    let policies = tempfile::tempdir().unwrap();
+    let own = policies.path().join("eoverdracht_sender");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::write(
+        own.join("policy.rego"),
+        "package eoverdracht_sender\n\nimport rego.v1\n\ndefault allow := false\n\n\
+         allow if {\n\tsome c in input.resource.consents\n\tc.scope == \"eoverdracht\"\n\
+         \tinput.resource.content.status != \"cancelled\"\n}\n",
+    )
+    .unwrap();
+    let w = world(
+        "opt-out",
+        &[LEIDEN_HOSPITAL, HOMECARE],
+        &[
+            (
+                0,
+                ("KNOOP_PDP__POLICIES", policies.path().display().to_string()),
+            ),
+            (0, ("KNOOP_PDP__RESOURCE_CONTENT", "true".to_owned())),
+        ],
+    )
+    .await;
     let (hospital, homecare) = (&w.orgs[0], &w.orgs[1]);
     let (hospital_node, homecare_node) = (w.node(0), w.node(1));
     let hospital_public = public_url(hospital_node).await;
@@ -256,6 +280,13 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
                        "valueReference": {"reference": format!("Composition/{composition}")}}]}),
     )
     .await;
+    let cancelled = create(
+        &hospital_source,
+        json!({"resourceType": "Task", "status": "cancelled", "intent": "order",
+            "for": {"reference": "Patient/zl-104872"},
+            "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(HOMECARE.ura)}),
+    )
+    .await;
     create(
         &hospital_source,
         json!({"resourceType": "Consent", "status": "active",
@@ -269,6 +300,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
                                         "code": "access"}]}],
                 "actor": [{"role": {"text": "receiver"}, "reference": ura(HOMECARE.ura)}],
                 "data": [{"meaning": "instance", "reference": {"reference": format!("Task/{task}")}},
+                         {"meaning": "instance", "reference": {"reference": format!("Task/{cancelled}")}},
                          {"meaning": "instance",
                           "reference": {"reference": format!("Composition/{composition}")}}]}}),
     )
@@ -361,6 +393,11 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         )
         .await;
     assert_eq!(code, 404, "{v}");
+    let mut huge = notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura);
+    huge["note"] = json!([{"text": "x".repeat(300 * 1024)}]);
+    let (code, v) = notify.send(Method::POST, &url, Some(&huge)).await;
+    assert_eq!(code, 413, "{v}");
+    assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
     let bundle = read_source(&homecare_source, "Task?code=pull-notification").await;
     assert_eq!(bundle["total"], 1, "only the one notification: {bundle}");
 
@@ -407,6 +444,24 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
                "holder": hospital.did, "scope": "eOverdracht-sender"}),
     )
     .await;
+    // The hospital's node shows the grant as knooppunt's PEP reads it: the organisation, no
+    // patient, no professional.
+    let seen: Value = reqwest::Client::new()
+        .post(format!("{}/oauth2/introspect", hospital_node.rpc))
+        .form(&[("token", pull.token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["scope"], "eOverdracht-sender", "{seen}");
+    assert_eq!(seen["organization_ura"], HOMECARE.ura, "{seen}");
+    assert_eq!(seen["organization_name"], HOMECARE.name, "{seen}");
+    assert_eq!(seen["implied_consent"], "eoverdracht", "{seen}");
+    assert!(seen.get("patient").is_none(), "{seen}");
+    assert!(seen.get("user_id").is_none(), "{seen}");
     let fhir = |path: &str| format!("{hospital_public}/fhir/{path}");
     let (code, t) = pull
         .send(Method::GET, &fhir(&format!("Task/{task}")), None)
@@ -445,6 +500,15 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         .send(Method::GET, &fhir("Task?status=requested"), None)
         .await;
     assert_eq!(code, 403, "{v}");
+    // The hospital's own policy, on the content: the cancelled workflow is not served.
+    let (code, v) = pull
+        .send(Method::GET, &fhir(&format!("Task/{cancelled}")), None)
+        .await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v.to_string().contains("denied by eoverdracht_sender"),
+        "{v}"
+    );
     let mut c = read_source(&hospital_source, &document).await;
     c["title"] = json!("changed by the receiver");
     let (code, v) = pull.send(Method::PUT, &fhir(&document), Some(&c)).await;

@@ -428,6 +428,16 @@ async fn tokens_follow_consent_and_bind_requester_scope_and_patient() {
         "{info}"
     );
     assert_eq!(org_claims["ura"][0]["value"], "70000001", "{info}");
+    // And flat, as knooppunt's Nuts access policies name them for a policy enforcement point.
+    for (claim, value) in [
+        ("organization_ura", "70000001"),
+        ("organization_name", "Huisarts Leiden"),
+        ("user_id", "19012345601"),
+        ("user_role", "01.015"),
+        ("user_name", "Dr. A. Jansen"),
+    ] {
+        assert_eq!(info[claim], value, "{claim}: {info}");
+    }
     let user_claims = &info["assertions"][doctor.as_str()];
     assert_eq!(user_claims["roleCode"][0]["value"], "01.015", "{info}");
     assert_eq!(user_claims["roleCode"][0]["iss"], gp.as_str(), "{info}");
@@ -1209,6 +1219,19 @@ async fn an_x509_organisation_and_a_dezi_professional_get_a_token() {
         org_vc_issuer(&org_vc),
         "{seen}"
     );
+    // Flat claims from the certificate's subject and the Dezi attestation.
+    for (claim, value) in [
+        ("organization_ura", "70000001"),
+        ("organization_name", "Huisarts Leiden"),
+        ("organization_city", "Leiden"),
+        ("user_id", "900000009"),
+        ("user_role", "01.015"),
+        ("user_initials", "B.B."),
+        ("user_surname_prefix", "van der"),
+        ("user_surname", "Jansen"),
+    ] {
+        assert_eq!(seen[claim], value, "{claim}: {seen}");
+    }
     // A certificate of another CA is not trusted.
     let (_, other_vc) = x509_credential(&gp);
     let (code, body) = ask_holder(gp_node, &gp, &hospital, &json!([other_vc, dezi_cred])).await;

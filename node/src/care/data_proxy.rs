@@ -688,6 +688,7 @@ mod tests {
             client: None,
             implied_consent: None,
             notification: false,
+            claims: Default::default(),
         }
     }
 

@@ -117,6 +117,8 @@ pub struct Pdp {
     localisation: Arc<Localisation>,
     /// The tenants' FHIR APIs, the policy information point.
     sources: Arc<Sources>,
+    /// Whether the policy information point reads the resource's content too.
+    resource_content: bool,
 }
 
 /// The name a scope selects: lower case, `-` as `_` (knooppunt's normalisation).
@@ -483,7 +485,15 @@ impl Pdp {
             consents,
             localisation,
             sources,
+            resource_content: false,
         })
+    }
+
+    /// With `on`, the policy information point reads the resource a request is about into
+    /// `input.resource.content` (`specs/pdp.md` §6).
+    pub fn with_resource_content(mut self, on: bool) -> Self {
+        self.resource_content = on;
+        self
     }
 
     /// The names of the policies loaded.
@@ -688,6 +698,20 @@ impl Pdp {
                 Err(e) => reasons.push(reason(
                     "pip_error",
                     format!("the patient's BSN from the source system: {e}"),
+                )),
+            }
+        }
+        if let (true, Some(t), Some(id)) = (
+            self.resource_content && resource.is_some(),
+            input["resource"]["type"].as_str().map(str::to_owned),
+            input["resource"]["id"].as_str().map(str::to_owned),
+        ) {
+            match self.sources.read(&holder.did, &t, &id).await {
+                Ok(Some(r)) => input["resource"]["content"] = r,
+                Ok(None) => {}
+                Err(e) => reasons.push(reason(
+                    "pip_error",
+                    format!("the content of {t}/{id} from the source system: {e}"),
                 )),
             }
         }

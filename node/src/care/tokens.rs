@@ -339,6 +339,54 @@ fn dezi_professional(
     })
 }
 
+/// The flat introspection claims ([`Grant::claims`]) of the organisation (its credential and
+/// URA) and, when one asked, the professional.
+fn flat_claims(
+    organisation: &Verified,
+    ura: &str,
+    professional: Option<(&Verified, &knoop_vc::types::HealthcareProfessional)>,
+) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    let mut put = |k: &str, v: &str| {
+        if !v.is_empty() {
+            out.insert(k.to_owned(), Value::String(v.to_owned()));
+        }
+    };
+    put("organization_ura", ura);
+    let subject = &organisation.credential["credentialSubject"];
+    let (name, city) = match &organisation.claims {
+        Claims::CareOrganization(o) => (o.legal_name.clone(), o.city.clone()),
+        // An X509Credential: the certificate subject's O and L.
+        _ => {
+            let s = if subject.is_array() {
+                &subject[0]["subject"]
+            } else {
+                &subject["subject"]
+            };
+            let text = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
+            (text("O"), text("L"))
+        }
+    };
+    put("organization_name", &name);
+    put("organization_city", &city);
+    if let Some((c, p)) = professional {
+        put("user_id", &p.register_id);
+        put("user_role", &p.role_code);
+        put("user_name", &p.name);
+        if knoop_vc::dezi::is_dezi(&c.credential) {
+            let e = &c.credential["credentialSubject"]["employee"];
+            for (claim, field) in [
+                ("user_initials", "initials"),
+                ("user_surname_prefix", "surnamePrefix"),
+                ("user_surname", "surname"),
+            ] {
+                put(claim, e[field].as_str().unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
 /// The claims of `credentials`, grouped by subject DID: every `credentialSubject` member but
 /// `id` and `type`, each as `[{value, iss, iat, exp}]` (GFI-006 `assertions`).
 fn assertions(credentials: &[&Verified]) -> Value {
@@ -435,6 +483,12 @@ pub struct Grant {
     pub expires_ms: u64,
     /// A unique id of the token (`jti`).
     pub id: String,
+    /// The requester and its professional as flat claims, the names knooppunt's Nuts access
+    /// policies give them in introspection (`organization_ura`, `organization_name`,
+    /// `organization_city`, `user_id`, `user_role`, `user_name`, and for a Dezi attestation
+    /// `user_initials`, `user_surname_prefix`, `user_surname`), so a policy enforcement point
+    /// written for knooppunt maps them unchanged.
+    pub claims: serde_json::Map<String, Value>,
     /// A workflow grant (no patient, one organisation's `holdings` without categories): the
     /// consent scope of the implied consents it reads by (`specs/data-sets.md` §8).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -832,7 +886,13 @@ impl Tokens {
                 who = p.id.clone();
                 credentials.push(c);
             }
+            let claims = flat_claims(
+                org_credential,
+                &org_ura,
+                professional.as_ref().map(|(c, p)| (*c, p)),
+            );
             return Ok(Grant {
+                claims,
                 requester: org,
                 professional: who,
                 scope: policy.scope.clone(),
@@ -900,6 +960,11 @@ impl Tokens {
             ));
         }
         Ok(Grant {
+            claims: flat_claims(
+                org_credential,
+                &org_ura,
+                Some((professional_credential, &professional)),
+            ),
             requester: org,
             professional: professional.id,
             scope: policy.scope.clone(),
@@ -1097,6 +1162,11 @@ impl Tokens {
         }
         if let Some((_, claims)) = &g.client {
             v["client_assertions"] = claims.clone();
+        }
+        if let Some(o) = v.as_object_mut() {
+            for (k, c) in &g.claims {
+                o.entry(k.clone()).or_insert_with(|| c.clone());
+            }
         }
         v
     }

@@ -44,6 +44,10 @@ pub struct PdpConfig {
     /// A directory of Rego policies, one `<name>/policy.rego` each (with an optional
     /// `fhir_capabilitystatement.json`): knooppunt's `component/pdp/policies` loads as it is.
     pub policies: Option<PathBuf>,
+    /// The policy information point also reads the resource a request is about from the data
+    /// holder's source (`GET <base>/<type>/<id>`) into `input.resource.content`, for policies
+    /// that decide on its content (knooppunt's `pdp.pip.resourcecontentenabled`).
+    pub resource_content: bool,
 }
 
 /// The mCSD Update Client (spec: `specs/mcsd.md` §6): external Administration Directories the

@@ -68,8 +68,12 @@ async fn update(
     State(proxy): State<Arc<DataProxy>>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return too_large(e),
+    };
     let url = url_of(&proxy, &headers, &format!("/fhir/{resource_type}/{id}"));
     let resource = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(r) if r.is_object() => r,
@@ -186,6 +190,12 @@ fn status_of(e: &ProxyError) -> StatusCode {
         ProxyError::NotCovered(_) | ProxyError::OtherPatient => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// A body that could not be read (over the public API's limit): its status, as an
+/// `OperationOutcome`.
+pub(crate) fn too_large(e: axum::extract::rejection::BytesRejection) -> Response {
+    outcome(e.status(), "too-long", &e.body_text())
 }
 
 /// A FHIR error: an `OperationOutcome`.

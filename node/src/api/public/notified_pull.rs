@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 
-use crate::api::public::fhir::{outcome, presented, refusal, url_of};
+use crate::api::public::fhir::{outcome, presented, refusal, too_large, url_of};
 use crate::api::public::oauth::hosted_tenant;
 use crate::care::data_proxy::DataProxy;
 use crate::care::notified_pull::NotifiedPull;
@@ -45,8 +45,12 @@ async fn notify(
     State(st): State<Endpoints>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return too_large(e),
+    };
     let Some(organisation) = hosted_tenant(&st.dids, &id) else {
         return outcome(
             StatusCode::NOT_FOUND,
