@@ -518,6 +518,112 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         "Overdracht wijkverpleging"
     );
 
+    // The same pull by an EHR written against the Nuts node's API (as knooppunt exposes it):
+    // only its base URL changes.
+    let hospital_id = hospital.did.strip_prefix("did:knoop:").unwrap();
+    let nuts_token = |token_type: &str| {
+        json!({"authorization_server": format!("{hospital_public}/oauth2/{hospital_id}"),
+               "scope": "eOverdracht-sender", "credentials": [homecare.credential],
+               "token_type": token_type})
+    };
+    let (code, nuts) = homecare_node
+        .post(
+            &format!("/nuts/auth/v2/{homecare_id}/request-service-access-token"),
+            &nuts_token("DPoP"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{nuts}");
+    assert_eq!(nuts["token_type"], "DPoP", "{nuts}");
+    assert_eq!(nuts["scope"], "eOverdracht-sender", "{nuts}");
+    assert!(nuts["expires_at"].as_u64().unwrap() > 0, "{nuts}");
+    let (nuts_access, nuts_kid) = (
+        nuts["access_token"].as_str().unwrap(),
+        nuts["dpop_kid"].as_str().unwrap(),
+    );
+    let task_url = fhir(&format!("Task/{task}"));
+    let (code, proof) = homecare_node
+        .post(
+            &format!("/internal/auth/v2/dpop/{nuts_kid}"),
+            &json!({"htm": "GET", "htu": task_url, "token": nuts_access}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{proof}");
+    let r = client(&w)
+        .get(&task_url)
+        .header("authorization", format!("DPoP {nuts_access}"))
+        .header("dpop", proof["dpop"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let seen: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/internal/auth/v2/accesstoken/introspect",
+            hospital_node.rpc
+        ))
+        .form(&[("token", nuts_access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["organization_ura"], HOMECARE.ura, "{seen}");
+    assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
+    // A bearer token when the EHR asks for one; an unknown subject and bad input are problems.
+    let (code, nuts) = homecare_node
+        .post(
+            &format!(
+                "/internal/auth/v2/{}/request-service-access-token",
+                homecare.did
+            ),
+            &nuts_token("Bearer"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{nuts}");
+    assert_eq!(nuts["token_type"], "Bearer", "{nuts}");
+    assert!(nuts.get("dpop_kid").is_none(), "{nuts}");
+    let r = client(&w)
+        .get(&task_url)
+        .header(
+            "authorization",
+            format!("Bearer {}", nuts["access_token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    for (path, body, want) in [
+        (
+            "/nuts/auth/v2/nosuchsubject/request-service-access-token".to_owned(),
+            nuts_token("DPoP"),
+            404,
+        ),
+        (
+            format!("/nuts/auth/v2/{homecare_id}/request-service-access-token"),
+            nuts_token("MAC"),
+            400,
+        ),
+        (
+            format!("/nuts/auth/v2/{homecare_id}/request-service-access-token"),
+            json!({"authorization_server": "not a url", "scope": "x"}),
+            400,
+        ),
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", homecare_node.rpc))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path} {body}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+
     // Home care accepts the handover: the workflow Task's update through the proxy.
     let mut accepted = t.clone();
     accepted["status"] = json!("accepted");

@@ -15,6 +15,7 @@ pub mod fhir;
 pub mod fhir_consent;
 pub mod localisation;
 pub mod log;
+pub mod nuts_auth;
 pub mod nvi;
 pub mod pdp;
 pub mod private;
@@ -55,6 +56,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(tokens::routes(state.tokens.clone(), state.dids.clone()))
         .merge(data::routes())
         .merge(access::routes())
+        .merge(nuts_auth::routes())
         .merge(admin::routes())
         .merge(wallet::routes())
         .merge(pdp::routes())

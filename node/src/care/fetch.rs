@@ -390,6 +390,7 @@ impl Fetcher {
             scope: req.scope.clone(),
             params,
             client: None,
+            bearer: false,
         };
         let obtained = self.requester.token(&ask).await.map_err(|e| match e {
             RequestError::Unreachable(m) => ("unreachable", m),

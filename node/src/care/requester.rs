@@ -91,6 +91,9 @@ pub struct TokenAsk {
     pub params: Vec<(String, String)>,
     /// A DID hosted here that authenticates as the client (RFC 7523 §2.2), if any.
     pub client: Option<String>,
+    /// Ask for a bearer token even where the server takes DPoP (the Nuts node API's
+    /// `token_type: Bearer`); by default the token is bound to a key when it can be.
+    pub bearer: bool,
 }
 
 /// A token obtained.
@@ -234,6 +237,14 @@ impl Requester {
             form.push(("client_assertion".into(), present(client, Vec::new())?));
         }
         form.extend(ask.params.iter().cloned());
+        if ask.bearer {
+            // No DPoP key offered: the server issues a bearer token (or refuses).
+            let mut meta = meta;
+            if let Some(m) = meta.as_object_mut() {
+                m.remove("dpop_signing_alg_values_supported");
+            }
+            return self.exchange(&meta, form).await;
+        }
         self.exchange(&meta, form).await
     }
 

@@ -142,6 +142,7 @@ async fn access_token(
         scope: req.scope,
         params,
         client: req.client,
+        bearer: false,
     };
     let t = st.requester.token(&ask).await?;
     Ok((
