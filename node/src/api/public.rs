@@ -34,6 +34,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn, Instrument};
 
+pub use admin_directory::ClientCertificate;
+
 use crate::care::data_proxy::DataProxy;
 use crate::care::tokens::Tokens;
 use crate::config::PublicConfig;
@@ -217,11 +219,6 @@ fn client_verifier(
         .build()
         .map_err(|e| ca_err(e.to_string()))
 }
-
-/// The certificate a client gave in the TLS handshake, verified against
-/// `public.client_ca_file` (a request extension; absent when the client gave none).
-#[derive(Clone, Debug)]
-pub struct ClientCertificate(pub CertificateDer<'static>);
 
 impl PublicListener {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -352,9 +352,7 @@ impl Config {
                     ));
                 }
             }
-            if p.reach() != crate::config::Reach::Patient
-                && (!p.categories.is_empty() || p.break_the_glass)
-            {
+            if !p.is_about_a_patient() && (!p.categories.is_empty() || p.break_the_glass) {
                 return Err(invalid(
                     &field("categories"),
                     "a scope that is not about a patient has no categories and no break the glass",

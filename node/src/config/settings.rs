@@ -495,6 +495,11 @@ pub enum Reach<'a> {
 }
 
 impl Policy {
+    /// Whether a token of this scope is about one patient ([`Reach::Patient`]).
+    pub fn is_about_a_patient(&self) -> bool {
+        self.reach() == Reach::Patient
+    }
+
     /// What a token of this scope reaches.
     pub fn reach(&self) -> Reach<'_> {
         match (&self.implied_consent, self.notification) {

@@ -15,9 +15,14 @@ use axum::Router;
 
 use crate::api::admin_directory_reads::{self as reads, DirectoryHost};
 use crate::api::fhir_answer::outcome;
-use crate::api::public::ClientCertificate;
 use crate::directory::admin::AdminDirectory;
 use crate::directory::mcsd::Outcome;
+
+/// The certificate a client gave in the TLS handshake, verified against
+/// `public.client_ca_file` (a request extension the listener adds; absent when the client gave
+/// none).
+#[derive(Clone, Debug)]
+pub struct ClientCertificate(pub tokio_rustls::rustls::pki_types::CertificateDer<'static>);
 
 /// The directories and the public base URL they are served under.
 pub struct PublicDirectories {
