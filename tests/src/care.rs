@@ -52,6 +52,17 @@ pub const KERKRADE_PHARMACY: OrgSpec = OrgSpec {
     role: "17.000",
 };
 
+/// The home care organisation of story 1, fronting the `kerkrade-homecare` dataset.
+pub const KERKRADE_HOMECARE: OrgSpec = OrgSpec {
+    dataset: "kerkrade-homecare",
+    name: "Wijkverpleging Kerkrade",
+    city: "Kerkrade",
+    kind: "homecare",
+    ura: "99990033",
+    professional: "E. Schmeitz, wijkverpleegkundige",
+    role: "30.000",
+};
+
 /// The GP of story 1, fronting the `kerkrade-gp` dataset.
 pub const KERKRADE_GP: OrgSpec = OrgSpec {
     dataset: "kerkrade-gp",

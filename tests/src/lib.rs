@@ -317,6 +317,19 @@ impl Node {
         Ok((code, r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// RFC 7662 introspection of `token` at `path` on the RPC (`/oauth2/introspect`, or the
+    /// Nuts node API's): the JSON answer.
+    pub async fn introspect(&self, path: &str, token: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.rpc))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("the RPC answers");
+        r.json().await.expect("introspection answers JSON")
+    }
+
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
         let r = self
             .http

@@ -23,16 +23,6 @@ const CONSENT_SCOPES: &str =
 const ORG_ID: &str = "9d1c7a52-4a8e-4bb0-9a43-3f0f5e3b7a10";
 const ENDPOINT_ID: &str = "c3e0b7f4-1f65-4e0b-8a0a-5d2e8f6a9b21";
 
-const HOMECARE: OrgSpec = OrgSpec {
-    dataset: "kerkrade-homecare",
-    name: "Wijkverpleging Kerkrade",
-    city: "Kerkrade",
-    kind: "homecare",
-    ura: "99990033",
-    professional: "E. Schmeitz, wijkverpleegkundige",
-    role: "30.000",
-};
-
 fn ura(value: &str) -> Value {
     json!({"identifier": {"system": URA, "value": value}})
 }
@@ -181,7 +171,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     .unwrap();
     let w = world(
         "opt-out",
-        &[LEIDEN_HOSPITAL, HOMECARE],
+        &[LEIDEN_HOSPITAL, KERKRADE_HOMECARE],
         &[
             (
                 0,
@@ -202,13 +192,13 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     // Step 0: home care registers its notification endpoint in its Administration Directory.
     let notification_endpoint = format!("{homecare_public}/notified-pull/{homecare_id}");
     let assigned = json!([{"system": "https://homecare.example/ids", "value": "org",
-        "assigner": {"identifier": {"system": URA, "value": HOMECARE.ura,
+        "assigner": {"identifier": {"system": URA, "value": KERKRADE_HOMECARE.ura,
             "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                                  "code": "author"}]}}}}]);
     let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": {"resourceType": "Organization", "id": ORG_ID,
-            "identifier": [{"system": URA, "value": HOMECARE.ura}, assigned[0]],
-            "name": HOMECARE.name, "active": true,
+            "identifier": [{"system": URA, "value": KERKRADE_HOMECARE.ura}, assigned[0]],
+            "name": KERKRADE_HOMECARE.name, "active": true,
             "type": [{"coding": [{"system": "http://nictiz.nl/fhir/NamingSystem/organization-type",
                                   "code": "T2", "display": "Thuiszorg"}]}],
             "endpoint": [{"reference": format!("Endpoint/{ENDPOINT_ID}")}]},
@@ -224,7 +214,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     let (code, v) = homecare_node
         .fhir(
             Method::POST,
-            &format!("/admin-directory/{}", HOMECARE.ura),
+            &format!("/admin-directory/{}", KERKRADE_HOMECARE.ura),
             Some(&tx),
             &[],
         )
@@ -234,7 +224,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     // Step 2: the hospital's EHR finds it in its own node's Query Directory.
     let query = format!(
         "/fhir/Organization?identifier={URA}%7C{}&_include=Organization:endpoint",
-        HOMECARE.ura
+        KERKRADE_HOMECARE.ura
     );
     let t0 = Instant::now();
     let address = loop {
@@ -275,7 +265,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007",
                                  "display": "Overdracht van zorg"}]},
             "for": {"reference": "Patient/zl-104872"},
-            "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(HOMECARE.ura),
+            "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(KERKRADE_HOMECARE.ura),
             "input": [{"type": {"coding": [{"system": "http://snomed.info/sct", "code": "371535009"}]},
                        "valueReference": {"reference": format!("Composition/{composition}")}}]}),
     )
@@ -284,7 +274,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         &hospital_source,
         json!({"resourceType": "Task", "status": "cancelled", "intent": "order",
             "for": {"reference": "Patient/zl-104872"},
-            "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(HOMECARE.ura)}),
+            "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(KERKRADE_HOMECARE.ura)}),
     )
     .await;
     create(
@@ -298,7 +288,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
             "provision": {"type": "permit",
                 "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
                                         "code": "access"}]}],
-                "actor": [{"role": {"text": "receiver"}, "reference": ura(HOMECARE.ura)}],
+                "actor": [{"role": {"text": "receiver"}, "reference": ura(KERKRADE_HOMECARE.ura)}],
                 "data": [{"meaning": "instance", "reference": {"reference": format!("Task/{task}")}},
                          {"meaning": "instance", "reference": {"reference": format!("Task/{cancelled}")}},
                          {"meaning": "instance",
@@ -332,7 +322,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         .send(
             Method::POST,
             &url,
-            Some(&notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura)),
+            Some(&notification(LEIDEN_HOSPITAL.ura, KERKRADE_HOMECARE.ura)),
         )
         .await;
     assert_eq!(code, 201, "{created}");
@@ -353,7 +343,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
             "for another organisation",
         ),
         (
-            notification("99990022", HOMECARE.ura),
+            notification("99990022", KERKRADE_HOMECARE.ura),
             403,
             "on behalf of another organisation",
         ),
@@ -364,7 +354,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         ),
         (
             {
-                let mut t = notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura);
+                let mut t = notification(LEIDEN_HOSPITAL.ura, KERKRADE_HOMECARE.ura);
                 t["code"]["coding"][0]["code"] = json!("other");
                 t
             },
@@ -379,7 +369,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     let anonymous = client(&w)
         .post(&url)
         .header("content-type", "application/fhir+json")
-        .body(notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura).to_string())
+        .body(notification(LEIDEN_HOSPITAL.ura, KERKRADE_HOMECARE.ura).to_string())
         .send()
         .await
         .unwrap();
@@ -389,11 +379,11 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         .send(
             Method::POST,
             &format!("{homecare_public}/notified-pull/nosuchorganisation/Task"),
-            Some(&notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura)),
+            Some(&notification(LEIDEN_HOSPITAL.ura, KERKRADE_HOMECARE.ura)),
         )
         .await;
     assert_eq!(code, 404, "{v}");
-    let mut huge = notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura);
+    let mut huge = notification(LEIDEN_HOSPITAL.ura, KERKRADE_HOMECARE.ura);
     huge["note"] = json!([{"text": "x".repeat(300 * 1024)}]);
     let (code, v) = notify.send(Method::POST, &url, Some(&huge)).await;
     assert_eq!(code, 413, "{v}");
@@ -446,19 +436,13 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     .await;
     // The hospital's node shows the grant as knooppunt's PEP reads it: the organisation, no
     // patient, no professional.
-    let seen: Value = reqwest::Client::new()
-        .post(format!("{}/oauth2/introspect", hospital_node.rpc))
-        .form(&[("token", pull.token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = hospital_node
+        .introspect("/oauth2/introspect", &pull.token)
+        .await;
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["scope"], "eOverdracht-sender", "{seen}");
-    assert_eq!(seen["organization_ura"], HOMECARE.ura, "{seen}");
-    assert_eq!(seen["organization_name"], HOMECARE.name, "{seen}");
+    assert_eq!(seen["organization_ura"], KERKRADE_HOMECARE.ura, "{seen}");
+    assert_eq!(seen["organization_name"], KERKRADE_HOMECARE.name, "{seen}");
     assert_eq!(seen["implied_consent"], "eoverdracht", "{seen}");
     assert!(seen.get("patient").is_none(), "{seen}");
     assert!(seen.get("user_id").is_none(), "{seen}");
@@ -558,20 +542,11 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let seen: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/internal/auth/v2/accesstoken/introspect",
-            hospital_node.rpc
-        ))
-        .form(&[("token", nuts_access)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = hospital_node
+        .introspect("/internal/auth/v2/accesstoken/introspect", nuts_access)
+        .await;
     assert_eq!(seen["active"], true, "{seen}");
-    assert_eq!(seen["organization_ura"], HOMECARE.ura, "{seen}");
+    assert_eq!(seen["organization_ura"], KERKRADE_HOMECARE.ura, "{seen}");
     assert!(seen["cnf"]["jkt"].is_string(), "{seen}");
     // A bearer token when the EHR asks for one; an unknown subject and bad input are problems.
     let (code, nuts) = homecare_node
@@ -652,7 +627,7 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         .send(
             Method::POST,
             &format!("{address}/Task"),
-            Some(&notification(LEIDEN_HOSPITAL.ura, HOMECARE.ura)),
+            Some(&notification(LEIDEN_HOSPITAL.ura, KERKRADE_HOMECARE.ura)),
         )
         .await;
     assert_eq!(code, 401, "another node's token: {v}");

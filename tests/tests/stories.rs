@@ -24,15 +24,7 @@ async fn story_1_discharge_leiden_to_kerkrade() {
         &[
             LEIDEN_HOSPITAL,
             KERKRADE_GP,
-            OrgSpec {
-                dataset: "kerkrade-homecare",
-                name: "Wijkverpleging Kerkrade",
-                city: "Kerkrade",
-                kind: "homecare",
-                ura: "99990033",
-                professional: "E. Schmeitz, wijkverpleegkundige",
-                role: "30.000",
-            },
+            KERKRADE_HOMECARE,
             KERKRADE_PHARMACY,
         ],
         &[],

@@ -98,15 +98,7 @@ async fn token(at: &Node, vp: &Value, patient: &str, purpose: &str, reason: &str
 }
 
 async fn introspect(at: &Node, token: &str) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}/oauth2/introspect", at.rpc))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    at.introspect("/oauth2/introspect", token).await
 }
 
 /// Runs `script` (relative to the repository) with python3 and `args`; its stdout, which must

@@ -334,14 +334,9 @@ impl DataProxy {
             .decide_workflow(&api, holder, Workflow::ImpliedConsent(consent_scope))
             .await;
         if !decision.allow {
-            let why: Vec<String> = decision
-                .reasons
-                .iter()
-                .map(|r| r.description.clone())
-                .collect();
             return Err(ProxyError::NotCovered(format!(
                 "{what} ({})",
-                why.join("; ")
+                decision.why()
             )));
         }
         let source = |e: crate::care::source::SourceError| ProxyError::Source(e.to_string());
@@ -411,14 +406,9 @@ impl DataProxy {
             )
             .await;
         if !decision.allow {
-            let why: Vec<String> = decision
-                .reasons
-                .iter()
-                .map(|r| r.description.clone())
-                .collect();
             return Err(ProxyError::NotCovered(format!(
                 "{resource_type} ({})",
-                why.join("; ")
+                decision.why()
             )));
         }
         let p = knoop_privacy::patient::parse_reference(&grant.patient)

@@ -115,14 +115,9 @@ impl NotifiedPull {
             .decide_workflow(&api, organisation, Workflow::Notification(&task))
             .await;
         if !decision.allow {
-            let why: Vec<String> = decision
-                .reasons
-                .iter()
-                .map(|r| r.description.clone())
-                .collect();
             return Err(ProxyError::NotCovered(format!(
                 "this notification ({})",
-                why.join("; ")
+                decision.why()
             )));
         }
         let written = self

@@ -83,6 +83,18 @@ pub struct PolicyResult {
     pub reasons: Vec<Reason>,
 }
 
+impl PolicyResult {
+    /// The reasons' descriptions on one line, for a refusal.
+    pub fn why(&self) -> String {
+        let all: Vec<&str> = self
+            .reasons
+            .iter()
+            .map(|r| r.description.as_str())
+            .collect();
+        all.join("; ")
+    }
+}
+
 /// The answer (knooppunt's `APIResponse`): `allow` for the enforcement point, per policy for
 /// the logs; `status` 400 for a request that is not one.
 #[derive(Clone, Debug, Serialize)]
@@ -199,34 +211,34 @@ pub enum Workflow<'a> {
     Notification(&'a Value),
 }
 
+/// knoop's built-in policies: (path for messages, Rego).
+const BUILTIN_POLICIES: [(&str, &str); 5] = [
+    (
+        "builtin/data_proxy.rego",
+        include_str!("pdp/data_proxy.rego"),
+    ),
+    ("builtin/token.rego", include_str!("pdp/token.rego")),
+    ("builtin/data_set.rego", include_str!("pdp/data_set.rego")),
+    (
+        "builtin/implied_consent.rego",
+        include_str!("pdp/implied_consent.rego"),
+    ),
+    (
+        "builtin/notification.rego",
+        include_str!("pdp/notification.rego"),
+    ),
+];
+
 /// Adds knoop's built-in policies and the data they decide with: each category's resource
 /// types, and the configured token scopes (`[[policy]]`).
 fn add_builtin(
     engine: &mut regorus::Engine,
     scopes: &[crate::config::Policy],
 ) -> Result<(), LoadError> {
-    let path = Path::new("builtin/data_proxy.rego");
-    add_policy(engine, path, include_str!("pdp/data_proxy.rego").to_owned())?;
-    add_policy(
-        engine,
-        Path::new("builtin/token.rego"),
-        include_str!("pdp/token.rego").to_owned(),
-    )?;
-    add_policy(
-        engine,
-        Path::new("builtin/data_set.rego"),
-        include_str!("pdp/data_set.rego").to_owned(),
-    )?;
-    add_policy(
-        engine,
-        Path::new("builtin/implied_consent.rego"),
-        include_str!("pdp/implied_consent.rego").to_owned(),
-    )?;
-    add_policy(
-        engine,
-        Path::new("builtin/notification.rego"),
-        include_str!("pdp/notification.rego").to_owned(),
-    )?;
+    for (path, rego) in BUILTIN_POLICIES {
+        add_policy(engine, Path::new(path), rego.to_owned())?;
+    }
+    let path = Path::new(BUILTIN_POLICIES[0].0);
     let categories: BTreeMap<&str, Vec<&str>> = knoop_vc::types::DATA_CATEGORIES
         .iter()
         .map(|c| (*c, crate::care::categories::served_types_of(c)))
@@ -307,16 +319,10 @@ impl Pdp {
     /// `granted` the categories the token granted. The built-in policy decides; a policy
     /// configured under the name of the token's scope must allow too.
     pub async fn decide_proxy(&self, api: &Value, granted: &[String]) -> PolicyResult {
-        let mut result = PolicyResult::default();
-        let api = self.with_requester(api);
-        let mut input = match input::policy_input(&api) {
-            Ok(i) => i,
-            Err(e) => {
-                result
-                    .reasons
-                    .push(reason("unexpected_input", format!("invalid request: {e}")));
-                return result;
-            }
+        let result = PolicyResult::default();
+        let (api, mut input) = match self.input_of(api) {
+            Ok(x) => x,
+            Err(refused) => return refused,
         };
         input["context"]["granted_categories"] = json!(granted);
         // The token endpoint granted the categories under the patient's consents (the closed
@@ -332,12 +338,7 @@ impl Pdp {
             input["context"]["data_set"] = json!(d.name);
             policies.push((DATA_SET_PACKAGE.to_owned(), None));
         }
-        for scope in scopes.split_whitespace() {
-            let name = policy_name(scope);
-            if let Some(p) = self.policies.get(&name) {
-                policies.push((name, Some(p)));
-            }
-        }
+        policies.extend(self.scope_policies(scopes));
         self.all_allow(&input, policies, result).await
     }
 
@@ -353,15 +354,9 @@ impl Pdp {
         workflow: Workflow<'_>,
     ) -> PolicyResult {
         let mut result = PolicyResult::default();
-        let api = self.with_requester(api);
-        let mut input = match input::policy_input(&api) {
-            Ok(i) => i,
-            Err(e) => {
-                result
-                    .reasons
-                    .push(reason("unexpected_input", format!("invalid request: {e}")));
-                return result;
-            }
+        let (api, mut input) = match self.input_of(api) {
+            Ok(x) => x,
+            Err(refused) => return refused,
         };
         let entry = self.credentials.organisation(holder);
         input["context"]["data_holder_organization_id"] =
@@ -379,16 +374,7 @@ impl Pdp {
             }
         };
         let mut policies = vec![(package.to_owned(), None)];
-        for scope in api["subject"]["scope"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-        {
-            let name = policy_name(scope);
-            if let Some(p) = self.policies.get(&name) {
-                policies.push((name, Some(p)));
-            }
-        }
+        policies.extend(self.scope_policies(api["subject"]["scope"].as_str().unwrap_or_default()));
         self.all_allow(&input, policies, result).await
     }
 
@@ -427,6 +413,31 @@ impl Pdp {
             }
         }
         result
+    }
+
+    /// The request with the requester as the directory knows it, and its policy input; or the
+    /// denial of an input that cannot be read.
+    fn input_of(&self, api: &Value) -> Result<(Value, Value), PolicyResult> {
+        let api = self.with_requester(api);
+        match input::policy_input(&api) {
+            Ok(input) => Ok((api, input)),
+            Err(e) => Err(PolicyResult {
+                allow: false,
+                reasons: vec![reason("unexpected_input", format!("invalid request: {e}"))],
+            }),
+        }
+    }
+
+    /// The configured policies the (space-separated) `scopes` name.
+    fn scope_policies(&self, scopes: &str) -> Vec<(String, Option<&Policy>)> {
+        scopes
+            .split_whitespace()
+            .map(policy_name)
+            .filter_map(|name| {
+                let p = self.policies.get(&name)?;
+                Some((name, Some(p)))
+            })
+            .collect()
     }
 
     /// `api` with the requesting organisation (`subject.organization_did`) as the directory
