@@ -1104,6 +1104,38 @@ async fn a_dezi_attestation_identifies_the_professional() {
         seen["assertions"][&gp]["employee"][0]["value"]["surname"], "Jansen",
         "{seen}"
     );
+    // knooppunt's call of the Nuts node API with the user's Dezi ID token (the attestation
+    // JWT itself), for a workflow scope (the Nuts API names no patient): the node wraps it in
+    // a DeziUserCredential, and the professional is the attestation's.
+    let issuer = format!(
+        "{}/oauth2/{}",
+        public_url(hospital_node).await,
+        hospital.strip_prefix("did:knoop:").unwrap()
+    );
+    let (code, t) = gp_node
+        .post(
+            &format!("/nuts/auth/v2/{gp}/request-service-access-token"),
+            &json!({"authorization_server": issuer, "scope": "eOverdracht-sender",
+                    "credentials": [gp_cred], "id_token": good["proof"]["jwt"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{t}");
+    let nuts = hospital_node
+        .introspect(
+            "/nuts/auth/v2/accesstoken/introspect",
+            t["access_token"].as_str().unwrap(),
+        )
+        .await;
+    for (claim, value) in [
+        ("organization_ura", "70000001"),
+        ("user_id", "900000009"),
+        ("user_role", "01.015"),
+        ("user_surname", "Jansen"),
+        ("sub", "urn:oid:2.16.528.1.1007.3.1:900000009"),
+    ] {
+        assert_eq!(nuts[claim], value, "{claim}: {nuts}");
+    }
     // Another organisation's attestation, and one signed under a key set nobody trusts.
     for (what, cred) in [
         ("other URA", dezi.credential("70000002", &gp)),

@@ -67,6 +67,65 @@ pub fn is_dezi(credential: &Value) -> bool {
     }
 }
 
+/// The `DeziUserCredential` of `holder` (a DID) that wraps the Dezi attestation `jwt` (the
+/// `id_token` an EHR has from a Dezi login): every claim taken from the JWT as [`verify`]
+/// compares them, the JWT as its proof. Nothing is verified here: the verifier does that.
+pub fn credential_of(jwt: &str, holder: &str) -> Result<Value, DeziError> {
+    let jws = Compact::parse(jwt).map_err(|e| DeziError::Jwt(e.to_string()))?;
+    let claims = jws.claims().map_err(|e| DeziError::Jwt(e.to_string()))?;
+    let verklaring = claims.get("verklaring").and_then(Value::as_object);
+    let text = |name: &str| {
+        verklaring
+            .and_then(|v| v.get(name))
+            .or_else(|| claims.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let time = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_i64)
+            .and_then(|s| u64::try_from(s).ok())
+            .map(|s| knoop_did::knoop::time::to_rfc3339(s * 1000))
+            .ok_or_else(|| DeziError::Jwt(format!("{name} is required")))
+    };
+    let iss = text("iss").ok_or_else(|| DeziError::Jwt("iss is required".into()))?;
+    let issuer = if iss.starts_with("did:") {
+        iss
+    } else {
+        format!("did:web:{iss}")
+    };
+    let mut employee = serde_json::Map::new();
+    for (field, claim) in [
+        ("identifier", "dezi_nummer"),
+        ("initials", "voorletters"),
+        ("surnamePrefix", "voorvoegsel"),
+        ("surname", "achternaam"),
+        ("role", "rol_code"),
+        ("role_name", "rol_naam"),
+        ("role_registry", "rol_code_bron"),
+    ] {
+        if let Some(v) = text(claim) {
+            employee.insert(field.to_owned(), Value::String(v));
+        }
+    }
+    let mut subject = serde_json::json!({"id": holder, "employee": employee});
+    for (field, claim) in [("identifier", "abonnee_nummer"), ("name", "abonnee_naam")] {
+        if let Some(v) = text(claim) {
+            subject[field] = Value::String(v);
+        }
+    }
+    Ok(serde_json::json!({
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiableCredential", DEZI_USER_CREDENTIAL],
+        "issuer": issuer,
+        "validFrom": time("nbf")?,
+        "validUntil": time("exp")?,
+        "credentialSubject": subject,
+        "proof": {"type": PROOF_TYPE, "jwt": jwt},
+    }))
+}
+
 /// Verifies the Dezi JWT of `credential` with `key_set` (the key set its `jku` names, which the
 /// caller trusts and fetched), at `now_s`, and that the credential says what the JWT says.
 /// Returns the `jku`.

@@ -98,3 +98,23 @@ fn key_sets_keep_the_usable_keys() {
     assert_eq!(parsed[0].0.as_deref(), Some("k1"));
     assert!(parse_key_set(&json!({"no": []})).is_err());
 }
+
+#[test]
+fn an_id_token_becomes_the_credential_that_verifies() {
+    let key = SigningKey::generate_p256();
+    let set: KeySet = vec![(Some("k1".into()), key.public_jwk())];
+    let keys = |_: &str| Ok(set.clone());
+    let jwt = attestation(&key, "k1");
+    let c = credential_of(&jwt, "did:knoop:holder").unwrap();
+    assert_eq!(verify(&c, &keys, NOW).unwrap(), JKU);
+    assert_eq!(c["issuer"], "did:web:abonnee.dezi.example");
+    assert_eq!(c["credentialSubject"]["id"], "did:knoop:holder");
+    assert_eq!(c["credentialSubject"]["identifier"], "87654321");
+    assert_eq!(c["credentialSubject"]["employee"]["role"], "01.041");
+    // The same credential as written by hand.
+    assert_eq!(
+        c["credentialSubject"]["employee"],
+        credential(&jwt)["credentialSubject"]["employee"]
+    );
+    assert!(credential_of("not a jwt", "did:knoop:holder").is_err());
+}

@@ -5,8 +5,8 @@
 //!
 //! - `POST .../{subjectID}/request-service-access-token`: a token from a remote authorization
 //!   server as an organisation hosted here (`subjectID`: its DID, or the method-specific id of
-//!   its did:knoop DID), presenting its wallet and any `credentials` given; DPoP-bound unless
-//!   `token_type` is `Bearer`.
+//!   its did:knoop DID), presenting its wallet, any `credentials` given and the user's Dezi
+//!   attestation (`id_token`, knooppunt's); DPoP-bound unless `token_type` is `Bearer`.
 //! - `POST .../accesstoken/introspect`: RFC 7662 introspection of a token this node issued.
 //! - `POST .../dpop/{kid}`: a DPoP proof for one request with a token's key.
 //!
@@ -113,6 +113,10 @@ struct ServiceAccessTokenRequest {
     token_type: Option<String>,
     #[serde(default)]
     service_provider_subject_id: Option<String>,
+    /// knooppunt's: the Dezi attestation of the user (the decrypted ID token of the Dezi
+    /// login), presented as a `DeziUserCredential`.
+    #[serde(default)]
+    id_token: Option<String>,
 }
 
 async fn request_service_access_token(
@@ -158,8 +162,15 @@ async fn request_service_access_token(
             }
         },
     };
-    // The wallet's credentials, and those given in addition.
-    let given = (!req.credentials.is_empty()).then_some(req.credentials);
+    // The wallet's credentials, and those given in addition, with the user's Dezi attestation.
+    let mut given = req.credentials;
+    if let Some(jwt) = &req.id_token {
+        match knoop_vc::dezi::credential_of(jwt, &requester) {
+            Ok(c) => given.push(c),
+            Err(e) => return bad(format!("id_token: {e}")),
+        }
+    }
+    let given = (!given.is_empty()).then_some(given);
     let credentials = match st.wallet.with_given(&requester, given, Some(true)).await {
         Ok(c) => c,
         Err(e) => return wallet_problem(e),
