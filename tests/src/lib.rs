@@ -127,6 +127,22 @@ pub struct Node {
     http: reqwest::Client,
 }
 
+/// The HTTP client of a node's RPC: with its bearer token when the environment sets one
+/// (`KNOOP_RPC__TOKEN`).
+fn rpc_client(env: &[(String, String)]) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some((_, token)) = env.iter().find(|(k, _)| k == "KNOOP_RPC__TOKEN") {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()?)
+}
+
 impl Node {
     /// Starts a node in `dir` (created if needed) and waits until its RPC answers.
     pub async fn start(name: &str, dir: &Path, bootstrap: &[String]) -> anyhow::Result<Node> {
@@ -151,6 +167,7 @@ impl Node {
                 ("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")),
             );
         }
+        let http = rpc_client(&env)?;
         let mut node = Node {
             name: name.into(),
             dir: dir.to_path_buf(),
@@ -160,9 +177,7 @@ impl Node {
             bootstrap: bootstrap.to_vec(),
             child: None,
             env,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            http,
         };
         node.launch().await?;
         Ok(node)

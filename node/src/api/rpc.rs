@@ -7,6 +7,7 @@ pub mod admin;
 pub mod admin_directory;
 pub mod audit;
 pub mod consent;
+pub mod console;
 pub mod data;
 pub mod did;
 pub mod error;
@@ -64,6 +65,7 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .merge(admin_directory::routes())
         .merge(fhir_consent::routes())
         .merge(nvi::routes())
+        .merge(console::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -76,12 +78,14 @@ pub fn router(state: Arc<RpcState>) -> Router {
 
 async fn auth(State(st): St, req: Request, next: Next) -> Response {
     if let Some(token) = &st.token {
-        let ok = req
+        let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(bearer)
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+            .and_then(credentials);
+        let ok = given
+            .as_ref()
+            .is_some_and(|(_, t)| constant_time_eq(t.as_bytes(), token.as_bytes()));
         if !ok {
             let mut resp = ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -89,16 +93,76 @@ async fn auth(State(st): St, req: Request, next: Next) -> Response {
                 "missing or wrong bearer token",
             )
             .into_response();
-            // RFC 6750 §3.
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"knoop-rpc\""),
-            );
+            // RFC 6750 §3, and RFC 7617 §2 for the console in a browser.
+            for challenge in [
+                "Bearer realm=\"knoop-rpc\"",
+                "Basic realm=\"knoop console\", charset=\"UTF-8\"",
+            ] {
+                resp.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static(challenge),
+                );
+            }
             return resp;
+        }
+        // A browser sends Basic credentials with any request to this origin, also one another
+        // site makes it send: those are refused (cross-site request forgery).
+        if matches!(given, Some((Scheme::Basic, _))) && !same_origin(&req) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site",
+                "a request from another site with the console's credentials",
+            )
+            .into_response();
         }
     }
     let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path());
     next.run(req).instrument(span).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Basic,
+}
+
+/// The scheme and the token of an `Authorization` value: `Bearer <token>` (RFC 6750 §2.1),
+/// or `Basic` (RFC 7617) with the token as the password, whatever the user name.
+fn credentials(value: &str) -> Option<(Scheme, String)> {
+    if let Some(t) = bearer(value) {
+        return Some((Scheme::Bearer, t.to_owned()));
+    }
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    Some((Scheme::Basic, password.to_owned()))
+}
+
+/// Whether the browser says the request comes from this origin: `Sec-Fetch-Site` (Fetch
+/// Metadata) `same-origin` or `none` (typed or bookmarked) when sent, and an `Origin`, when
+/// sent, naming this host.
+fn same_origin(req: &Request) -> bool {
+    let h = req.headers();
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return false;
+        }
+    }
+    match (text("origin"), text("host")) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority == host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive (RFC
@@ -123,6 +187,66 @@ async fn openapi() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_authenticates_with_basic_and_the_token_as_password() {
+        use base64::Engine as _;
+        let basic = |userpass: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(userpass)
+            )
+        };
+        assert_eq!(
+            credentials(&basic("knoop:s3cret")),
+            Some((Scheme::Basic, "s3cret".into()))
+        );
+        assert_eq!(
+            credentials(&basic(":s3cret:with:colons")),
+            Some((Scheme::Basic, "s3cret:with:colons".into()))
+        );
+        assert_eq!(
+            credentials("Bearer s3cret"),
+            Some((Scheme::Bearer, "s3cret".into()))
+        );
+        assert_eq!(credentials(&basic("no-colon")), None);
+        assert_eq!(credentials("Basic !!!"), None);
+        assert_eq!(credentials("Digest x"), None);
+    }
+
+    #[test]
+    fn requests_from_other_sites_are_told_apart() {
+        let req = |headers: &[(&str, &str)]| {
+            let mut b = Request::builder().uri("/v1/dids");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        let host = ("host", "127.0.0.1:7475");
+        assert!(same_origin(&req(&[host])));
+        assert!(same_origin(&req(&[
+            host,
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(same_origin(&req(&[host, ("sec-fetch-site", "none")])));
+        assert!(same_origin(&req(&[
+            host,
+            ("origin", "http://127.0.0.1:7475")
+        ])));
+        assert!(!same_origin(&req(&[
+            host,
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&req(&[host, ("sec-fetch-site", "same-site")])));
+        assert!(!same_origin(&req(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+        assert!(!same_origin(&req(&[("origin", "http://127.0.0.1:7475")])));
+    }
+
     #[test]
     fn the_rpc_bearer_scheme_is_case_insensitive() {
         for (value, want) in [
