@@ -217,6 +217,14 @@ function drawGraph(s, byNode) {
   g.append(me);
 }
 
+// A peer is in sync when the last reconciliation with it, in the last two minutes, found no
+// difference.
+function syncState(p, now) {
+  if (!p.last_sync_ms) return 'not reconciled yet';
+  if (now - p.last_sync_ms > 120000) return 'stale';
+  return p.last_sync_differences === 0 ? 'in sync' : `${p.last_sync_differences} differences`;
+}
+
 async function network() {
   const s = lastStatus || (await sample());
   setText('#digest', s.digest);
@@ -240,7 +248,7 @@ async function network() {
     el('td', {}, (p.did && byNode.get(p.did) || []).join(', ')),
     el('td', { class: 'mono' }, p.address),
     el('td', {}, p.last_sync_ms ? ago(now - p.last_sync_ms) : 'not yet'),
-    el('td', {}, p.last_sync_differences == null ? '' : p.last_sync_differences),
+    el('td', { 'data-sync': syncState(p, now) }, syncState(p, now)),
     el('td', {}, p.score))));
 }
 
@@ -327,6 +335,27 @@ async function tenant(did, didWeb) {
   if (entry) {
     box.append(el('p', {}, `Organisation credential: verified and trusted, issued by ${entry.issuer}`));
   }
+  // Publish (add or replace) a service endpoint in the DID document.
+  const publish = el('form', { class: 'publish', 'data-publish': did },
+    el('label', {}, 'Service type ', el('input', { name: 'type', value: 'FHIR', required: 'required' })),
+    el('label', {}, 'URL ', el('input', { name: 'url', type: 'url', required: 'required', size: '40' })),
+    el('button', { type: 'submit' }, 'Publish endpoint'));
+  publish.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(publish);
+    const type = String(f.get('type')).trim();
+    try {
+      await rpc(`/v1/dids/${encodeURIComponent(did)}/services/${encodeURIComponent(type.toLowerCase())}`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ type, serviceEndpoint: String(f.get('url')).trim() }),
+      });
+      await tenants();
+    } catch (e) {
+      showError(e);
+    }
+  });
+  box.append(publish);
   const rotate = el('button', { type: 'button', 'data-rotate': did }, 'Rotate key-1');
   rotate.addEventListener('click', async () => {
     try {
@@ -391,6 +420,33 @@ function auditFiltered() {
     && (to == null || e.time_ms <= to));
 }
 
+// Today's decisions (since local midnight): per kind, how many were granted or served, and how
+// many refused, with the refusals' reasons.
+function drawToday() {
+  const midnight = new Date();
+  midnight.setHours(0, 0, 0, 0);
+  const today = auditEntries.filter((e) => e.time_ms >= midnight.getTime());
+  const kinds = new Map();
+  for (const e of today) {
+    const k = kinds.get(e.kind) || { all: 0, refused: 0, reasons: new Map() };
+    k.all += 1;
+    const outcome = String(e.outcome);
+    // A refusal is written as `<code>: <why>` (RFC 6749 errors, FHIR issue codes, ...).
+    const code = outcome.includes(': ') ? outcome.split(': ')[0] : '';
+    const refused = /^(invalid|access_denied|unauthorized|forbidden|not-|expired|security|login|unsupported|too-|rate)/.test(code);
+    if (refused) {
+      k.refused += 1;
+      k.reasons.set(code, (k.reasons.get(code) || 0) + 1);
+    }
+    kinds.set(e.kind, k);
+  }
+  fillRows($('#today tbody'), [...kinds.entries()].sort().map(([kind, k]) => el('tr', { 'data-kind': kind },
+    el('td', {}, kind),
+    el('td', {}, k.all),
+    el('td', { 'data-refused': String(k.refused) }, k.refused),
+    el('td', {}, [...k.reasons.entries()].map(([c, n]) => `${c} ${n}`).join(', ')))));
+}
+
 function drawAudit() {
   const rows = auditFiltered().slice(-500).reverse().map((e) => el('tr', { 'data-kind': e.kind },
     el('td', {}, e.seq),
@@ -413,6 +469,7 @@ async function audit() {
   const kinds = [...new Set(auditEntries.map((e) => e.kind))].sort();
   select.replaceChildren(el('option', { value: '' }, 'any'), ...kinds.map((k) => el('option', { value: k }, k)));
   select.value = chosen;
+  drawToday();
   drawAudit();
 }
 

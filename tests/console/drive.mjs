@@ -9,8 +9,9 @@
 // - network: the digest, the number of peers and peer rows the Network page shows;
 // - throughput: the received-transactions chart's sum before and after a DID is created on
 //   the other node (a transaction published elsewhere);
-// - tenant: the DID the Tenants page's button created;
-// - audit: the outcomes of the token entries the Audit page lists, and its chain verdict;
+// - tenant: the DID the Tenants page's button created, and the endpoint published for it;
+// - audit: today's refused token requests, the outcomes of the token entries the Audit page
+//   lists, and its chain verdict;
 // - directory: the organisations the Directory page finds.
 // A screenshot of each page goes to <screenshot dir>/<page>.png.
 import { chromium } from 'playwright-core';
@@ -52,6 +53,7 @@ try {
 
   await open('network');
   out.network = {
+    sync: await page.locator('#peers tbody td[data-sync]').allTextContents(),
     digest: await page.textContent('#digest'),
     peers: Number(await page.textContent('#peer-count')),
     rows: await page.locator('#peers tbody tr').count(),
@@ -93,10 +95,18 @@ try {
   await page.waitForSelector('#created[data-did]', { timeout: 20000 });
   const created = await page.getAttribute('#created', 'data-did');
   await page.waitForSelector(`.tenant[data-did="${created}"]`, { timeout: 20000 });
+  // Publish its FHIR endpoint from the page.
+  const form = `form[data-publish="${created}"]`;
+  await page.fill(`${form} input[name=type]`, 'FHIR');
+  await page.fill(`${form} input[name=url]`, 'https://ehr.example/fhir');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(`.tenant[data-did="${created}"] li:has-text("FHIR: https://ehr.example/fhir")`,
+    { timeout: 20000 });
   out.tenant = {
     created,
     listed: await page.locator('.tenant').count(),
     keys: await page.locator(`.tenant[data-did="${created}"] tbody tr`).count(),
+    services: await page.locator(`.tenant[data-did="${created}"] li`).allTextContents(),
   };
   await shot('tenants');
 
@@ -109,6 +119,7 @@ try {
   await open('audit');
   await page.selectOption('#audit-filter select[name=kind]', 'token');
   out.audit = {
+    token_refused_today: await page.getAttribute('#today tr[data-kind=token] td[data-refused]', 'data-refused'),
     token_outcomes: await page.locator('#audit-entries tbody tr td:nth-child(9)').allTextContents(),
   };
   await page.click('#verify-chain');

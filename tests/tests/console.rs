@@ -3,8 +3,8 @@
 //! whose first node requires an RPC token. Without credentials there is no page; with the
 //! token as the Basic password the Network page shows the peers and the digest `/status` gives,
 //! the throughput chart rises when another node publishes, a DID created from the Tenants page
-//! resolves on another node, the Audit page lists a token refusal made here and its chain
-//! verifies. Screenshots of each page go to `target/console-screenshots/` (not committed).
+//! resolves on another node with the endpoint published from the page, the Audit page counts
+//! and lists a token refusal made here and its chain verifies. Screenshots of each page go to `target/console-screenshots/` (not committed).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -77,7 +77,14 @@ async fn an_operator_reads_and_acts_through_the_console() {
         for n in &w.net.nodes {
             digests.push(n.status().await.unwrap()["digest"].clone());
         }
-        if digests.windows(2).all(|d| d[0] == d[1]) {
+        // ... and the console's node has reconciled with both peers since, finding nothing.
+        let peers = node.status().await.unwrap()["peer_list"].clone();
+        let reconciled = peers.as_array().is_some_and(|p| {
+            p.len() == 2
+                && p.iter()
+                    .all(|p| p["last_sync_differences"] == 0 && p["last_sync_ms"].is_u64())
+        });
+        if digests.windows(2).all(|d| d[0] == d[1]) && reconciled {
             break digests[0].as_str().unwrap().to_owned();
         }
         assert!(t0.elapsed() < Duration::from_secs(60), "{digests:?}");
@@ -122,17 +129,20 @@ async fn an_operator_reads_and_acts_through_the_console() {
     let created = seen["tenant"]["created"].as_str().unwrap().to_owned();
     assert!(created.starts_with("did:knoop:"), "{seen}");
     assert!(seen["tenant"]["keys"].as_u64().unwrap() >= 1, "{seen}");
-    // The DID created from the page resolves on another node.
+    // The DID created from the page resolves on another node, with the endpoint published
+    // from the page.
     let t0 = Instant::now();
     loop {
-        let (code, _) = other.get(&format!("/v1/dids/{created}")).await.unwrap();
-        if code == 200 {
+        let (code, r) = other.get(&format!("/v1/dids/{created}")).await.unwrap();
+        let published = r["didDocument"]["service"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["type"] == "FHIR" && s["serviceEndpoint"] == "https://ehr.example/fhir");
+        if code == 200 && published {
             break;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "{created} never arrived"
-        );
+        assert!(t0.elapsed() < Duration::from_secs(30), "{created}: {r}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let names: Vec<&str> = seen["directory"]
@@ -152,6 +162,12 @@ async fn an_operator_reads_and_acts_through_the_console() {
         "{seen}"
     );
     assert_eq!(seen["audit"]["chain_valid"], "true", "{seen}");
+    assert_eq!(seen["audit"]["token_refused_today"], "1", "{seen}");
+    assert_eq!(
+        seen["network"]["sync"],
+        serde_json::json!(["in sync", "in sync"]),
+        "{seen}"
+    );
     assert_eq!(seen["page_errors"], serde_json::json!([]), "{seen}");
     for page in ["network", "throughput", "tenants", "directory", "audit"] {
         assert!(shots.join(format!("{page}.png")).is_file(), "{page}");
