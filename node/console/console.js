@@ -192,6 +192,15 @@ function warnings(s) {
   if (s.pending > 0) out.push(`${s.pending} transactions wait for their parents.`);
   if (s.sync.rejected > 0) out.push(`${s.sync.rejected} transactions rejected (see Throughput).`);
   if (s.banned_peers > 0) out.push(`${s.banned_peers} peers banned for misbehaviour.`);
+  if (s.disk && s.disk.total_bytes > 0 && s.disk.free_bytes / s.disk.total_bytes < 0.1) {
+    out.push(`The data disk is nearly full: ${bytes(s.disk.free_bytes)} free of ${bytes(s.disk.total_bytes)}.`);
+  }
+  const expires = s.public_certificate_expires_ms;
+  if (expires != null && expires - Date.now() < 30 * 24 * 3600 * 1000) {
+    out.push(expires <= Date.now()
+      ? `The public API's certificate expired on ${new Date(expires).toISOString().slice(0, 10)}.`
+      : `The public API's certificate expires on ${new Date(expires).toISOString().slice(0, 10)}.`);
+  }
   return out;
 }
 
@@ -235,6 +244,9 @@ async function network() {
   setText('#pending', s.pending);
   setText('#peer-id', s.peer_id);
   setText('#public-url', s.public_url || '(none)');
+  setText('#certificate', s.public_certificate_expires_ms == null
+    ? '(no TLS)' : `valid until ${new Date(s.public_certificate_expires_ms).toISOString().slice(0, 10)}`);
+  setText('#disk', s.disk ? `${bytes(s.disk.free_bytes)} free of ${bytes(s.disk.total_bytes)}` : '(unknown)');
   const w = warnings(s);
   fillRows($('#warnings'), w.length
     ? w.map((t) => el('li', {}, t))

@@ -244,6 +244,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The public API: bound now, so its URL goes into the node DID before anyone asks.
     let public = crate::api::public::bind(&cfg.public).await?;
     let public_url = public.as_ref().map(|p| p.url.clone());
+    let public_certificate_expires_ms = public.as_ref().and_then(|p| p.certificate_expires_ms);
     if let Some(url) = &public_url {
         tokens.add_public_url(url);
     }
@@ -490,6 +491,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         notify_endpoint: cfg.consent.notify_endpoint.clone(),
         nvi,
         public_url,
+        public_certificate_expires_ms,
         metrics,
         data_dir: cfg.data_dir.clone(),
         backup_dir: cfg

@@ -55,6 +55,8 @@ try {
   out.network = {
     sync: await page.locator('#peers tbody td[data-sync]').allTextContents(),
     digest: await page.textContent('#digest'),
+    certificate: await page.textContent('#certificate'),
+    disk: await page.textContent('#disk'),
     peers: Number(await page.textContent('#peer-count')),
     rows: await page.locator('#peers tbody tr').count(),
     warnings: await page.locator('#warnings li').allTextContents(),

@@ -121,6 +121,18 @@ async fn an_operator_reads_and_acts_through_the_console() {
     assert_eq!(net["peers"], 2, "{seen}");
     assert_eq!(net["rows"], 2, "{seen}");
     assert_eq!(net["graph_nodes"], 3, "this node and its two peers: {seen}");
+    // The public API's certificate (the test CA's) and the data disk, as /status gives them.
+    let status = node.status().await.unwrap();
+    let expires = status["public_certificate_expires_ms"].as_u64().unwrap();
+    let day = knoop_did::knoop::time::to_rfc3339(expires)[..10].to_owned();
+    assert_eq!(net["certificate"], format!("valid until {day}"), "{seen}");
+    assert!(status["disk"]["total_bytes"].as_u64() > Some(0), "{status}");
+    assert!(
+        net["disk"]
+            .as_str()
+            .is_some_and(|d| d.contains(" free of ")),
+        "{seen}"
+    );
     assert!(
         seen["throughput"]["after"].as_f64() > seen["throughput"]["before"].as_f64(),
         "{seen}"

@@ -118,6 +118,8 @@ pub struct PublicListener {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     pub url: String,
+    /// When the certificate served expires (ms since the Unix epoch), with TLS.
+    pub certificate_expires_ms: Option<u64>,
 }
 
 /// Why the public API could not be bound. Each message names the setting at fault.
@@ -147,9 +149,12 @@ pub async fn bind(cfg: &PublicConfig) -> Result<Option<PublicListener>, BindErro
     if cfg.listen.is_empty() {
         return Ok(None);
     }
-    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => Some(acceptor(c, k, cfg.client_ca_file.as_deref())?),
-        _ => None,
+    let (tls, certificate_expires_ms) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => (
+            Some(acceptor(c, k, cfg.client_ca_file.as_deref())?),
+            certificate_expiry(c),
+        ),
+        _ => (None, None),
     };
     let listen_err = |source| BindError::Listen {
         listen: cfg.listen.clone(),
@@ -161,7 +166,21 @@ pub async fn bind(cfg: &PublicConfig) -> Result<Option<PublicListener>, BindErro
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
     };
-    Ok(Some(PublicListener { listener, tls, url }))
+    Ok(Some(PublicListener {
+        listener,
+        tls,
+        url,
+        certificate_expires_ms,
+    }))
+}
+
+/// When the first certificate of the PEM chain at `path` expires (its `notAfter`), in ms since
+/// the Unix epoch; `None` when it cannot be read (the acceptor has checked the chain already).
+fn certificate_expiry(path: &Path) -> Option<u64> {
+    let der = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let seconds = cert.validity().not_after.timestamp();
+    u64::try_from(seconds).ok()?.checked_mul(1000)
 }
 
 /// The TLS acceptor of `cert` and `key`; with `client_ca`, it asks clients for a certificate

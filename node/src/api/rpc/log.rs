@@ -56,6 +56,8 @@ async fn status(State(st): St) -> Json<Value> {
         "digest": idx.digest(),
         "uptime_s": st.started.elapsed().as_secs(),
         "store_bytes": st.log.store().disk_bytes(),
+        "disk": crate::ops::disk::space(&st.data_dir),
+        "public_certificate_expires_ms": st.public_certificate_expires_ms,
         "audit_entries": st.audit.len(),
         "sync": {
             "peers_in_sync": net.peers_in_sync(),
