@@ -60,6 +60,38 @@ impl FhirServer {
     pub fn base(&self, dataset: &str) -> String {
         format!("{}/{dataset}", self.url)
     }
+
+    /// Creates `resource` in `dataset` (an EHR writing its own system): the id the server gave.
+    pub async fn create(&self, dataset: &str, resource: serde_json::Value) -> String {
+        let url = format!(
+            "{}/{}",
+            self.base(dataset),
+            resource["resourceType"].as_str().expect("a resourceType")
+        );
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/fhir+json")
+            .json(&resource)
+            .send()
+            .await
+            .expect("the FHIR server answers");
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.expect("FHIR JSON");
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// `GET <dataset>/<path>` (a read or search): the resource, which must be there.
+    pub async fn read(&self, dataset: &str, path: &str) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .get(format!("{}/{path}", self.base(dataset)))
+            .header("accept", "application/fhir+json")
+            .send()
+            .await
+            .expect("the FHIR server answers");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.json().await.expect("FHIR JSON")
+    }
 }
 
 impl Drop for FhirServer {

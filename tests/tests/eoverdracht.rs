@@ -113,35 +113,6 @@ async fn public_url(node: &Node) -> String {
         .to_owned()
 }
 
-/// Creates `resource` at the FHIR `source` (the EHR writing its own system): its id.
-async fn create(source: &str, resource: Value) -> String {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{source}/{}",
-            resource["resourceType"].as_str().unwrap()
-        ))
-        .header("content-type", "application/fhir+json")
-        .json(&resource)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-async fn read_source(source: &str, path: &str) -> Value {
-    let r = reqwest::Client::new()
-        .get(format!("{source}/{path}"))
-        .header("accept", "application/fhir+json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{path}");
-    r.json().await.unwrap()
-}
-
 /// The audit entries of `node` of `kind`.
 async fn audited(node: &Node, kind: &str) -> Vec<Value> {
     let (_, audit) = node.get("/v1/audit?limit=10000").await.unwrap();
@@ -186,8 +157,6 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     let hospital_public = public_url(hospital_node).await;
     let homecare_public = public_url(homecare_node).await;
     let homecare_id = homecare.did.strip_prefix("did:knoop:").unwrap();
-    let hospital_source = w.fhir.base("leiden-hospital");
-    let homecare_source = w.fhir.base("kerkrade-homecare");
 
     // Step 0: home care registers its notification endpoint in its Administration Directory.
     let notification_endpoint = format!("{homecare_public}/notified-pull/{homecare_id}");
@@ -249,18 +218,19 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
 
     // Step 1: the hospital's EHR records the handover in its own FHIR system: the workflow Task,
     // the transfer document, and the implied consent that lets home care read both.
-    let composition = create(
-        &hospital_source,
-        json!({"resourceType": "Composition", "status": "final",
+    let composition = w
+        .fhir
+        .create(
+            "leiden-hospital",
+            json!({"resourceType": "Composition", "status": "final",
             "type": {"coding": [{"system": "http://loinc.org", "code": "34745-0",
                                  "display": "Nurse Discharge summary"}]},
             "subject": {"reference": "Patient/zl-104872"}, "date": "2026-12-07T10:00:00+01:00",
             "author": [{"reference": "Practitioner/prac-zl-visser"}],
             "title": "Overdracht wijkverpleging"}),
-    )
-    .await;
-    let task = create(
-        &hospital_source,
+        )
+        .await;
+    let task = w.fhir.create("leiden-hospital",
         json!({"resourceType": "Task", "status": "requested", "intent": "order",
             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007",
                                  "display": "Overdracht van zorg"}]},
@@ -270,15 +240,16 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
                        "valueReference": {"reference": format!("Composition/{composition}")}}]}),
     )
     .await;
-    let cancelled = create(
-        &hospital_source,
-        json!({"resourceType": "Task", "status": "cancelled", "intent": "order",
+    let cancelled = w
+        .fhir
+        .create(
+            "leiden-hospital",
+            json!({"resourceType": "Task", "status": "cancelled", "intent": "order",
             "for": {"reference": "Patient/zl-104872"},
             "requester": ura(LEIDEN_HOSPITAL.ura), "owner": ura(KERKRADE_HOMECARE.ura)}),
-    )
-    .await;
-    create(
-        &hospital_source,
+        )
+        .await;
+    w.fhir.create("leiden-hospital",
         json!({"resourceType": "Consent", "status": "active",
             "scope": {"coding": [{"system": CONSENT_SCOPES, "code": "eoverdracht"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
@@ -328,7 +299,10 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     assert_eq!(code, 201, "{created}");
     let notified = created["id"].as_str().unwrap().to_owned();
     // It reached home care's EHR.
-    let at_ehr = read_source(&homecare_source, &format!("Task/{notified}")).await;
+    let at_ehr = w
+        .fhir
+        .read("kerkrade-homecare", &format!("Task/{notified}"))
+        .await;
     assert_eq!(at_ehr["basedOn"][0]["reference"], format!("Task/{task}"));
     assert_eq!(
         at_ehr["requester"]["identifier"]["value"],
@@ -388,7 +362,10 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     let (code, v) = notify.send(Method::POST, &url, Some(&huge)).await;
     assert_eq!(code, 413, "{v}");
     assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
-    let bundle = read_source(&homecare_source, "Task?code=pull-notification").await;
+    let bundle = w
+        .fhir
+        .read("kerkrade-homecare", "Task?code=pull-notification")
+        .await;
     assert_eq!(bundle["total"], 1, "only the one notification: {bundle}");
 
     // A workflow token is granted only by an organisation's own server and names no patient.
@@ -493,12 +470,12 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
         v.to_string().contains("denied by eoverdracht_sender"),
         "{v}"
     );
-    let mut c = read_source(&hospital_source, &document).await;
+    let mut c = w.fhir.read("leiden-hospital", &document).await;
     c["title"] = json!("changed by the receiver");
     let (code, v) = pull.send(Method::PUT, &fhir(&document), Some(&c)).await;
     assert_eq!(code, 403, "{v}");
     assert_eq!(
-        read_source(&hospital_source, &document).await["title"],
+        w.fhir.read("leiden-hospital", &document).await["title"],
         "Overdracht wijkverpleging"
     );
 
@@ -617,7 +594,9 @@ async fn the_hospital_hands_over_care_to_home_care_by_notified_pull() {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "accepted");
     assert_eq!(
-        read_source(&hospital_source, &format!("Task/{task}")).await["status"],
+        w.fhir
+            .read("leiden-hospital", &format!("Task/{task}"))
+            .await["status"],
         "accepted"
     );
 

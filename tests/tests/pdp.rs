@@ -115,27 +115,7 @@ async fn knooppunts_policies_decide_with_the_networks_consents() {
 
     // eOverdracht: the implied consent for one Task lives in the hospital's own FHIR API as a
     // Consent resource (the guide's consent scope), read through the policy information point.
-    let http = reqwest::Client::new();
-    let source = w.fhir.base("leiden-hospital");
-    let create = |resource: Value| {
-        let (http, url) = (
-            http.clone(),
-            format!("{source}/{}", resource["resourceType"].as_str().unwrap()),
-        );
-        async move {
-            let r = http
-                .post(url)
-                .header("content-type", "application/fhir+json")
-                .json(&resource)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let body = r.json::<Value>().await.unwrap();
-            assert_eq!(status, 201, "{body}");
-            body["id"].as_str().unwrap().to_owned()
-        }
-    };
+    let create = |resource: Value| w.fhir.create("leiden-hospital", resource);
     let task = create(
         json!({"resourceType": "Task", "status": "requested", "intent": "order",
                              "for": {"reference": "Patient/zl-104872"}}),

@@ -119,14 +119,10 @@ impl Sources {
         let v: Value = serde_json::from_slice(&body)
             .map_err(|e| SourceError::Malformed(format!("not JSON: {e}")))?;
         if status != 200 {
-            let detail = v["issue"][0]["diagnostics"]
-                .as_str()
-                .or(v["issue"][0]["details"]["text"].as_str())
-                .unwrap_or("no details")
-                .chars()
-                .take(200)
-                .collect();
-            return Err(SourceError::Status { status, detail });
+            return Err(SourceError::Status {
+                status,
+                detail: outcome_detail(&v),
+            });
         }
         Ok(v)
     }
@@ -220,10 +216,7 @@ impl Sources {
         if !is_fhir_id(id) {
             return Err(SourceError::Malformed(format!("{id} is not a FHIR id")));
         }
-        let mut url = self
-            .base(tenant)?
-            .join(&format!("Patient/{id}"))
-            .map_err(|e| SourceError::Malformed(e.to_string()))?;
+        let mut url = self.resource_url(tenant, "Patient", Some(id))?;
         url.query_pairs_mut().append_pair("_elements", "identifier");
         let patient = self.get(url).await?;
         if patient["resourceType"] != "Patient" {
@@ -314,12 +307,7 @@ impl Sources {
         if !(200..500).contains(&status) {
             return Err(SourceError::Status {
                 status,
-                detail: body["issue"][0]["diagnostics"]
-                    .as_str()
-                    .unwrap_or("no details")
-                    .chars()
-                    .take(200)
-                    .collect(),
+                detail: outcome_detail(&body),
             });
         }
         Ok(Written { status, body })
@@ -373,6 +361,19 @@ fn entries(bundle: &Value) -> Result<Found, SourceError> {
         }
     }
     Ok(found)
+}
+
+/// What a source's `OperationOutcome` says (its first issue's diagnostics or details), at most
+/// 200 characters, for an error message.
+fn outcome_detail(outcome: &Value) -> String {
+    let issue = &outcome["issue"][0];
+    issue["diagnostics"]
+        .as_str()
+        .or(issue["details"]["text"].as_str())
+        .unwrap_or("no details")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
