@@ -68,6 +68,43 @@ pub struct PeerInfo {
     pub last_sync_ms: Option<u64>,
     /// Differences found in that round.
     pub last_sync_differences: Option<usize>,
+    /// The peer's last answer to the state request (`specs/sync.md` §6.4); `None` before the
+    /// first, and for peers of protocol version 1.0.
+    pub state: Option<PeerStateInfo>,
+    /// Traffic with the peer since it connected.
+    pub traffic: PeerTraffic,
+}
+
+/// What a peer said of itself in the state exchange.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStateInfo {
+    /// The peer's set digest (`specs/transaction.md` §9), at most 5 s old when it answered.
+    pub digest: String,
+    /// The peer's clock minus this node's, estimated from one exchange.
+    pub clock_offset_ms: i64,
+    /// The exchange's round trip: the offset's uncertainty is half of it.
+    pub round_trip_ms: u64,
+    /// When the answer came, in ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// Counters of the traffic with one peer since it connected (reconciliation, fetch and push).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct PeerTraffic {
+    /// When the connection was made, in ms since the Unix epoch.
+    pub connected_ms: u64,
+    /// Reconciliations this node started with the peer that finished.
+    pub sync_sessions: u64,
+    /// Reconciliation and fetch bytes from and to the peer (Negentropy messages, fetched ids
+    /// at 32 bytes each, transactions).
+    pub bytes_sync_in: u64,
+    pub bytes_sync_out: u64,
+    /// Pushed transactions the peer forwarded here.
+    pub received_push: u64,
+    /// Transactions fetched from the peer.
+    pub received_fetched: u64,
+    /// Transactions the peer fetched from this node.
+    pub served_fetched: u64,
 }
 
 /// Counters and state of the network, for `/status` and metrics.

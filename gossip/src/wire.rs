@@ -93,6 +93,53 @@ pub enum SyncRequest {
     /// Transactions wanted, by id (at most [`MAX_FETCH_IDS`]).
     #[serde(rename = "f")]
     Fetch(Vec<TxId>),
+    /// The responder's state: its set digest and its clock (protocol version 1.1).
+    #[serde(rename = "s")]
+    State(StateQuery),
+}
+
+/// The initiator's side of a state exchange: its clock when it sent the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateQuery {
+    /// Milliseconds since the Unix epoch, by the initiator's clock.
+    #[serde(rename = "t")]
+    pub time_ms: u64,
+}
+
+/// The responder's state: what an operator compares between nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerState {
+    /// Milliseconds since the Unix epoch, by the responder's clock, when it answered.
+    #[serde(rename = "t")]
+    pub time_ms: u64,
+    /// The responder's set digest (`specs/transaction.md` §9), at most 5 s old.
+    #[serde(rename = "d")]
+    pub digest: String,
+}
+
+/// Largest accepted [`PeerState::digest`]: a 20-digit count, `-` and 64 hex digits.
+pub const MAX_DIGEST_CHARS: usize = 85;
+
+impl PeerState {
+    /// A digest of the form `<count>-<64 hex digits>`.
+    pub fn is_well_formed(&self) -> bool {
+        let Some((count, hash)) = self.digest.split_once('-') else {
+            return false;
+        };
+        self.digest.len() <= MAX_DIGEST_CHARS
+            && !count.is_empty()
+            && count.bytes().all(|b| b.is_ascii_digit())
+            && hash.len() == 64
+            && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
+    /// The responder's clock minus the initiator's, estimated as NTP does (RFC 5905 §8, with
+    /// one responder timestamp): `t - (sent + received) / 2`, from the initiator's send and
+    /// receive times.
+    pub fn clock_offset_ms(&self, sent_ms: u64, received_ms: u64) -> i64 {
+        let mid = (sent_ms as i128 + received_ms as i128) / 2;
+        (self.time_ms as i128 - mid).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
 }
 
 /// A response of the sync protocol.
@@ -107,6 +154,9 @@ pub enum SyncResponse {
     /// The request was refused (`rate_limited`, `bad_request`, `busy`).
     #[serde(rename = "x")]
     Refused(String),
+    /// The answer to a state request.
+    #[serde(rename = "s")]
+    State(PeerState),
 }
 
 mod opt_bytes {
@@ -165,5 +215,31 @@ mod tests {
         let back: SyncRequest = cbor4ii::serde::from_slice(&bytes).unwrap();
         assert_eq!(back, r);
         assert!(WireTx::decode(&[0xff, 0x00]).is_err());
+    }
+
+    #[test]
+    fn a_state_answer_is_checked_and_gives_the_clock_offset() {
+        let state = |digest: &str| PeerState {
+            time_ms: 1_000_500,
+            digest: digest.to_owned(),
+        };
+        let hash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(state(&format!("0-{hash}")).is_well_formed());
+        assert!(state(&format!("18446744073709551615-{hash}")).is_well_formed());
+        for bad in [
+            String::new(),
+            hash.to_owned(),
+            format!("-{hash}"),
+            format!("x-{hash}"),
+            format!("1-{}", hash.to_uppercase()),
+            format!("1-{}", &hash[1..]),
+            format!("{}-{hash}", "9".repeat(30)),
+        ] {
+            assert!(!state(&bad).is_well_formed(), "{bad}");
+        }
+        // Sent at 1000, answered at 1000500 by the peer's clock, received at 2000: the peer is
+        // 999000 ms ahead; a peer behind gives a negative offset.
+        assert_eq!(state("").clock_offset_ms(1_000, 2_000), 999_000);
+        assert_eq!(state("").clock_offset_ms(2_000_000, 2_000_200), -999_600);
     }
 }

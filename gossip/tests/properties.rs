@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use knoop_gossip::reconcile::{respond, Session, Snapshot, FRAME_LIMIT};
-use knoop_gossip::wire::{BlobRequest, BlobResponse, SyncRequest, SyncResponse, WireTx};
+use knoop_gossip::wire::{
+    BlobRequest, BlobResponse, PeerState, StateQuery, SyncRequest, SyncResponse, WireTx,
+};
 use knoop_gossip::{Hash32, TxId};
 use proptest::prelude::*;
 
@@ -93,8 +95,13 @@ proptest! {
         envelope in "[A-Za-z0-9_.-]{0,200}",
         payload in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
         reason in "\\PC{0,40}",
+        time_ms in any::<u64>(),
     ) {
-        for req in [SyncRequest::Reconcile(bytes.clone()), SyncRequest::Fetch(ids.clone())] {
+        for req in [
+            SyncRequest::Reconcile(bytes.clone()),
+            SyncRequest::Fetch(ids.clone()),
+            SyncRequest::State(StateQuery { time_ms }),
+        ] {
             let enc = cbor4ii::serde::to_vec(Vec::new(), &req).unwrap();
             prop_assert_eq!(cbor4ii::serde::from_slice::<SyncRequest>(&enc).unwrap(), req);
         }
@@ -104,6 +111,7 @@ proptest! {
             SyncResponse::Reconcile(bytes.clone()),
             SyncResponse::Txs(vec![tx.clone(), tx]),
             SyncResponse::Refused(reason.clone()),
+            SyncResponse::State(PeerState { time_ms, digest: reason.clone() }),
         ] {
             let enc = cbor4ii::serde::to_vec(Vec::new(), &resp).unwrap();
             prop_assert_eq!(cbor4ii::serde::from_slice::<SyncResponse>(&enc).unwrap(), resp);

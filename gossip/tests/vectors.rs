@@ -21,7 +21,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use knoop_gossip::log::set_digest;
 use knoop_gossip::reconcile::{respond, Session, Snapshot};
 use knoop_gossip::tx::{MAX_ENVELOPE_BYTES, MAX_PREVS};
-use knoop_gossip::wire::{SyncRequest, SyncResponse, WireTx};
+use knoop_gossip::wire::{PeerState, StateQuery, SyncRequest, SyncResponse, WireTx};
 use knoop_gossip::{
     EmbeddedKeys, Hash32, Log, LogConfig, MemStore, Source, Transaction, TxBuilder, TxError, TxId,
 };
@@ -1097,6 +1097,9 @@ fn request_from_json(v: &serde_json::Value) -> SyncRequest {
                 .map(|i| Hash32::from_hex(i.as_str().unwrap()).unwrap())
                 .collect(),
         ),
+        ("s", q) => SyncRequest::State(StateQuery {
+            time_ms: q["t"].as_u64().unwrap(),
+        }),
         (k, _) => panic!("unknown SyncRequest tag {k}"),
     }
 }
@@ -1112,6 +1115,10 @@ fn response_from_json(v: &serde_json::Value) -> SyncResponse {
                 .collect(),
         ),
         ("x", s) => SyncResponse::Refused(s.as_str().unwrap().to_owned()),
+        ("s", a) => SyncResponse::State(PeerState {
+            time_ms: a["t"].as_u64().unwrap(),
+            digest: a["d"].as_str().unwrap().to_owned(),
+        }),
         (k, _) => panic!("unknown SyncResponse tag {k}"),
     }
 }
@@ -1212,7 +1219,7 @@ fn gen_wire(txs: &[TxVector]) -> Vec<WireCase> {
         serde_json::json!({ "r": hex::encode(&answer) }),
         cbor(&SyncResponse::Reconcile(answer)),
     );
-    c.responder_items = Some(resp_items);
+    c.responder_items = Some(resp_items.clone());
     c.query = Some(hex::encode(&first));
     out.push(c);
     let txs_resp = SyncResponse::Txs(vec![wire_of(root, true), wire_of(c1, false)]);
@@ -1223,6 +1230,34 @@ fn gen_wire(txs: &[TxVector]) -> Vec<WireCase> {
         "SyncResponse",
         serde_json::json!({ "t": [wiretx_to_json(&wire_of(root, true)), wiretx_to_json(&wire_of(c1, false))] }),
         cbor(&txs_resp),
+    ));
+    out.push(blank(
+        "request_state",
+        "A state request sent at 1700000060000 by the initiator's clock.",
+        "SyncRequest",
+        serde_json::json!({ "s": { "t": 1700000060000u64 } }),
+        cbor(&SyncRequest::State(StateQuery {
+            time_ms: 1_700_000_060_000,
+        })),
+    ));
+    let state = PeerState {
+        time_ms: 1_700_000_090_250,
+        digest: set_digest(
+            resp_items
+                .iter()
+                .map(|i| Hash32::from_hex(&i.id).unwrap())
+                .collect::<Vec<_>>()
+                .iter(),
+        ),
+    };
+    out.push(blank(
+        "response_state",
+        "The answer to request_state from a set holding root and empty_content (the responder_items \
+         of response_reconcile), by a clock 30 s ahead: received at 1700000060500, the offset is \
+         1700000090250 - 1700000060250 = 30000 ms.",
+        "SyncResponse",
+        serde_json::json!({ "s": { "t": state.time_ms, "d": state.digest } }),
+        cbor(&SyncResponse::State(state.clone())),
     ));
     out.push(blank(
         "response_refused",
@@ -1270,6 +1305,14 @@ fn check_wire(text: &str) {
                         &respond(&snapshot_of(items), &q).unwrap(),
                         a,
                         "{ctx}: Negentropy answer"
+                    );
+                }
+                if let SyncResponse::State(state) = &r {
+                    assert!(state.is_well_formed(), "{ctx}: digest form");
+                    assert_eq!(
+                        state.clock_offset_ms(1_700_000_060_000, 1_700_000_060_500),
+                        30_000,
+                        "{ctx}: clock offset"
                     );
                 }
                 if let SyncResponse::Txs(txs) = &r {

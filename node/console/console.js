@@ -6,6 +6,10 @@
 
 const SAMPLE_MS = 2000;
 const KEEP_SAMPLES = 3600 / 2; // an hour of samples
+// A peer whose clock differs from this node's by more than this is warned about (a node
+// refuses transactions signed more than 5 minutes in its future: specs/transaction.md).
+const CLOCK_WARNING_MS = 60 * 1000;
+const KEEP_EVENTS = 200;
 
 // ------------------------------------------------------------------------------------ helpers
 
@@ -93,6 +97,9 @@ function fillRows(tbody, rows) {
 // Samples of /status (and /metrics totals) while the page is open: what the charts draw.
 const samples = [];
 let lastStatus = null;
+// The same per peer, from each peer's traffic counters: peer id -> [{t, received, served,
+// bytes}].
+const peerSamples = new Map();
 
 function total(s) {
   return (s.sync.received_push || 0) + (s.sync.received_fetched || 0);
@@ -103,26 +110,46 @@ async function sample() {
   lastStatus = s;
   samples.push({
     t: Date.now(),
-    received: total(s),
+    push: s.sync.received_push || 0,
+    fetched: s.sync.received_fetched || 0,
     pushed: s.sync.pushed || 0,
+    served: s.sync.served_fetched || 0,
     rejected: s.sync.rejected || 0,
+    // Rejections by reason, under `reason:<code>`.
+    ...Object.fromEntries(Object.entries(s.sync.rejected_by_reason || {}).map(([k, n]) => [`reason:${k}`, n])),
   });
   if (samples.length > KEEP_SAMPLES) samples.shift();
+  const t = Date.now();
+  for (const p of s.peer_list || []) {
+    const c = p.traffic || {};
+    const list = peerSamples.get(p.peer_id) || [];
+    list.push({
+      t,
+      received: (c.received_push || 0) + (c.received_fetched || 0),
+      served: c.served_fetched || 0,
+      bytes: (c.bytes_sync_in || 0) + (c.bytes_sync_out || 0),
+    });
+    if (list.length > KEEP_SAMPLES) list.shift();
+    peerSamples.set(p.peer_id, list);
+  }
   return s;
 }
 
-// The per-sample differences of `key`: [{t, v}].
-function deltas(key) {
+// The per-sample differences of `key` in a list of samples (by default the node's): [{t, v}].
+// A key missing from a sample counts as 0 (a rejection reason seen for the first time).
+function deltas(key, list = samples) {
   const out = [];
-  for (let i = 1; i < samples.length; i += 1) {
-    out.push({ t: samples[i].t, v: Math.max(0, samples[i][key] - samples[i - 1][key]) });
+  for (let i = 1; i < list.length; i += 1) {
+    out.push({ t: list[i].t, v: Math.max(0, (list[i][key] || 0) - (list[i - 1][key] || 0)) });
   }
   return out;
 }
 
+const REASON_COLOURS = ['#b00020', '#9a5b00', '#6a1b9a', '#37474f', '#ad1457', '#4e342e'];
+
 // Bars of per-sample counts, one group per series side by side, the latest on the right.
 function drawChart(target, series) {
-  const [w, h, pad] = [600, 160, 24];
+  const [w, h, pad] = [600, (target.viewBox && target.viewBox.baseVal.height) || 160, 24];
   target.replaceChildren();
   const all = series.flatMap((s) => s.points);
   const max = Math.max(1, ...all.map((p) => p.v));
@@ -195,6 +222,19 @@ function warnings(s) {
   if (s.disk && s.disk.total_bytes > 0 && s.disk.free_bytes / s.disk.total_bytes < 0.1) {
     out.push(`The data disk is nearly full: ${bytes(s.disk.free_bytes)} free of ${bytes(s.disk.total_bytes)}.`);
   }
+  const skewed = (s.peer_list || []).filter((p) => p.state
+    && Math.abs(p.state.clock_offset_ms) > CLOCK_WARNING_MS);
+  const known = (s.peer_list || []).filter((p) => p.state);
+  if (known.length >= 2 && skewed.length === known.length
+    && skewed.every((p) => Math.sign(p.state.clock_offset_ms) === Math.sign(skewed[0].state.clock_offset_ms))) {
+    out.push(`This node's clock differs from every peer's by ${seconds(-skewed[0].state.clock_offset_ms)}: `
+      + 'check its time synchronisation (NTP).');
+  } else {
+    for (const p of skewed) {
+      out.push(`The clock of peer ${p.peer_id.slice(-8)} is ${clockText(p.state.clock_offset_ms)}: `
+        + 'transactions more than 5 min ahead of a node are refused.');
+    }
+  }
   const expires = s.public_certificate_expires_ms;
   if (expires != null && expires - Date.now() < 30 * 24 * 3600 * 1000) {
     out.push(expires <= Date.now()
@@ -224,6 +264,29 @@ function drawGraph(s, byNode) {
   const me = svg('text', { x: cx - 14, y: cy + 26 });
   me.textContent = 'this node';
   g.append(me);
+}
+
+// "+2 min 0 s" style offsets.
+function seconds(ms) {
+  const sign = ms < 0 ? '-' : '+';
+  const s = Math.abs(ms) / 1000;
+  if (s < 120) return `${sign}${s.toFixed(1)} s`;
+  return `${sign}${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+function clockText(offset) {
+  const s = seconds(offset).slice(1);
+  if (Math.abs(offset) < 1000) return 'in step with ours';
+  return offset > 0 ? `${s} ahead of ours` : `${s} behind ours`;
+}
+
+// The peer's set, from its state answer, against ours: [state, text].
+function digestState(p, ours) {
+  if (!p.state) return ['unknown', 'not known (protocol 1.0, or not asked yet)'];
+  if (p.state.digest === ours) return ['same', 'same as ours'];
+  const count = (d) => d.split('-')[0];
+  return ['differs', `${count(p.state.digest)} transactions (ours ${count(ours)}), `
+    + `${ago(Date.now() - p.state.at_ms)}`];
 }
 
 // A peer is in sync when the last reconciliation with it, in the last two minutes, found no
@@ -261,7 +324,35 @@ async function network() {
     el('td', { class: 'mono' }, p.address),
     el('td', {}, p.last_sync_ms ? ago(now - p.last_sync_ms) : 'not yet'),
     el('td', { 'data-sync': syncState(p, now) }, syncState(p, now)),
+    (() => {
+      const [state, text] = digestState(p, s.digest);
+      return el('td', { 'data-digest': state }, text);
+    })(),
+    el('td', p.state ? { 'data-clock-offset': String(p.state.clock_offset_ms) } : {},
+      p.state ? `${clockText(p.state.clock_offset_ms)} (±${Math.ceil(p.state.round_trip_ms / 2)} ms)` : ''),
     el('td', {}, p.score))));
+  drawPeerTraffic(s.peer_list || [], byNode);
+}
+
+// One chart per peer: transactions received from it (pushed or fetched) and fetched by it,
+// per sample, with its reconciliation bytes since it connected.
+function drawPeerTraffic(peers, byNode) {
+  const figures = peers.map((p) => {
+    const list = peerSamples.get(p.peer_id) || [];
+    const chart = svg('svg', { class: 'chart small', viewBox: '0 0 600 90', 'data-peer': p.peer_id });
+    drawChart(chart, [
+      { name: 'received', color: '#0b6e4f', points: deltas('received', list) },
+      { name: 'served', color: '#1f4e9a', points: deltas('served', list) },
+    ]);
+    const c = p.traffic || {};
+    const orgs = (p.did && byNode.get(p.did)) || [];
+    return el('figure', {},
+      el('figcaption', {}, `${orgs.length ? orgs.join(', ') : p.peer_id.slice(-8)}: received (green) and `
+        + `served (blue) per sample; since connecting ${c.sync_sessions || 0} reconciliations, `
+        + `${bytes(c.bytes_sync_in)} in, ${bytes(c.bytes_sync_out)} out`),
+      chart);
+  });
+  $('#peer-traffic').replaceChildren(...figures);
 }
 
 // -------------------------------------------------------------------------------- throughput
@@ -282,12 +373,20 @@ function httpFigures(text) {
 async function throughput() {
   const s = lastStatus || (await sample());
   drawChart($('#chart-received'), [
-    { name: 'received', color: '#0b6e4f', points: deltas('received') },
+    { name: 'push', color: '#0b6e4f', points: deltas('push') },
+    { name: 'fetched', color: '#5fa88a', points: deltas('fetched') },
   ]);
   drawChart($('#chart-pushed'), [
     { name: 'pushed', color: '#1f4e9a', points: deltas('pushed') },
-    { name: 'rejected', color: '#b00020', points: deltas('rejected') },
+    { name: 'served', color: '#7d9fd6', points: deltas('served') },
   ]);
+  const reasons = [...new Set(samples.flatMap((x) => Object.keys(x).filter((k) => k.startsWith('reason:'))))].sort();
+  drawChart($('#chart-rejected'), reasons.map((k, i) => ({
+    name: k.slice('reason:'.length), color: REASON_COLOURS[i % REASON_COLOURS.length], points: deltas(k),
+  })));
+  $('#rejected-legend').textContent = reasons.length
+    ? reasons.map((k, i) => `${k.slice('reason:'.length)} (${['red', 'amber', 'purple', 'slate', 'pink', 'brown'][i % 6]})`).join(', ')
+    : 'none';
   setText('#received-total', total(s));
   setText('#pushed-total', s.sync.pushed);
   setText('#served-total', s.sync.served_fetched);
@@ -300,9 +399,9 @@ async function throughput() {
     setText('#http-requests', h.count);
     setText('#http-latency', h.count ? `${((1000 * h.sum) / h.count).toFixed(1)} ms` : '');
   }
-  const reasons = Object.entries(s.sync.rejected_by_reason || {});
-  fillRows($('#rejections tbody'), reasons.length
-    ? reasons.map(([why, n]) => el('tr', {}, el('td', {}, why), el('td', {}, n)))
+  const byReason = Object.entries(s.sync.rejected_by_reason || {});
+  fillRows($('#rejections tbody'), byReason.length
+    ? byReason.map(([why, n]) => el('tr', {}, el('td', {}, why), el('td', {}, n)))
     : [el('tr', {}, el('td', {}, 'nothing rejected'), el('td', {}, '0'))]);
 }
 
@@ -335,14 +434,17 @@ async function tenant(did, didWeb) {
   const services = (doc.service || []).map((s) => el('li', { class: 'mono' },
     `${s.type}: ${typeof s.serviceEndpoint === 'string' ? s.serviceEndpoint : JSON.stringify(s.serviceEndpoint)}`));
   box.append(el('ul', {}, ...services));
+  let held = null;
   try {
-    const held = await rpc(`/v1/wallet/credentials?holder=${encodeURIComponent(did)}`);
-    const list = held.credentials || [];
-    box.append(el('p', {}, `${list.length} credentials in its wallet`));
-    box.append(el('ul', {}, ...list.map((c) => el('li', {},
-      `${[].concat(c.types || c.type || []).join(', ')} from ${c.issuer && (c.issuer.id || c.issuer)}, until ${c.validUntil || c.expirationDate || '(no end)'}`))));
+    held = await rpc(`/v1/wallet/credentials?holder=${encodeURIComponent(did)}`);
   } catch (_) {
     // No wallet answer: nothing to show.
+  }
+  if (held) {
+    const list = held.credentials || [];
+    box.append(el('p', {}, `${list.length} credentials in its wallet`));
+    const items = await Promise.all(list.map(walletItem));
+    box.append(el('ul', { class: 'wallet' }, ...items));
   }
   if (entry) {
     box.append(el('p', {}, `Organisation credential: verified and trusted, issued by ${entry.issuer}`));
@@ -379,6 +481,29 @@ async function tenant(did, didWeb) {
   });
   box.append(rotate);
   return box;
+}
+
+// One wallet credential, verified now by the node (POST /v1/credentials/verify: proof, issuer
+// key at issuance, validity, revocation and status lists, trust).
+async function walletItem(c) {
+  const what = `${[].concat(c.types || c.type || []).join(', ')} from ${c.issuer && (c.issuer.id || c.issuer)}`;
+  const until = c.validUntil || c.expirationDate;
+  let verdict = 'unknown';
+  let text = 'not verified';
+  try {
+    const v = await rpc('/v1/credentials/verify', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ credential: c.credential }),
+    });
+    verdict = v.valid ? 'valid' : v.code;
+    text = v.valid ? 'verified and trusted' : `not valid: ${v.code}${v.reason ? ` (${v.reason})` : ''}`;
+  } catch (e) {
+    text = `not verified: ${e.message}`;
+  }
+  const soon = until && Date.parse(until) - Date.now() < 30 * 24 * 3600 * 1000;
+  return el('li', { 'data-verdict': verdict, class: verdict === 'valid' && !soon ? 'valid' : 'invalid' },
+    `${what}, until ${until || '(no end)'}${soon ? ' (expires within 30 days)' : ''}: ${text}`);
 }
 
 async function tenants() {
@@ -495,9 +620,55 @@ async function verifyChain() {
     : `The chain breaks at entry ${v.firstInvalid}: ${v.reason}`;
 }
 
+// ------------------------------------------------------------------------------------ events
+
+// The node's live transaction events (GET /v1/events, server-sent events with ids): opened the
+// first time the page is shown and kept open; EventSource reconnects by itself and resumes
+// with Last-Event-ID, so no transaction is missed.
+let events = null;
+const seenEvents = [];
+let eventCount = 0;
+
+function drawEvents() {
+  setText('#event-count', eventCount);
+  fillRows($('#event-list tbody'), seenEvents.slice().reverse().map((e) => el('tr', { 'data-seq': String(e.seq), 'data-type': e.content_type || '' },
+    el('td', {}, e.seq),
+    el('td', {}, e.sigt ? new Date(e.sigt).toISOString() : ''),
+    el('td', { class: 'mono' }, e.content_type || ''),
+    el('td', {}, e.local === true ? 'submitted here' : 'from the network'),
+    el('td', { class: 'mono' }, e.id))));
+}
+
+async function eventsPage() {
+  if (events) {
+    drawEvents();
+    return;
+  }
+  events = new EventSource('/v1/events');
+  events.addEventListener('open', () => {
+    setText('#event-state', 'connected');
+    $('#event-state').setAttribute('data-state', 'open');
+  });
+  events.addEventListener('error', () => {
+    setText('#event-state', 'reconnecting');
+    $('#event-state').setAttribute('data-state', 'reconnecting');
+  });
+  events.addEventListener('transaction', (m) => {
+    try {
+      seenEvents.push(JSON.parse(m.data));
+    } catch (_) {
+      return;
+    }
+    eventCount += 1;
+    if (seenEvents.length > KEEP_EVENTS) seenEvents.shift();
+    if ((location.hash || '').slice(1) === 'events') drawEvents();
+  });
+  drawEvents();
+}
+
 // ------------------------------------------------------------------------------------ router
 
-const pages = { network, throughput, tenants, directory, audit };
+const pages = { network, throughput, tenants, directory, audit, events: eventsPage };
 
 async function show() {
   const name = (location.hash || '#network').slice(1);

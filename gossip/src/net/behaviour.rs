@@ -13,7 +13,8 @@ use crate::wire::{
 pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
 /// The `protocolVersion` a knoop node announces in identify (whose stream protocol is libp2p's
 /// fixed `/ipfs/id/1.0.0`, `specs/sync.md` §3).
-pub(crate) const IDENTIFY_PROTOCOL_VERSION: &str = "/knoop/id/1.0.0";
+/// Minor version 1 added the state exchange (`specs/sync.md` §6.4).
+pub(crate) const IDENTIFY_PROTOCOL_VERSION: &str = "/knoop/id/1.1.0";
 
 /// Whether a peer's identify answer is a knoop node's: protocol version 1 (`/knoop/id/1.x`)
 /// and the sync protocol among its protocols. Only such peers enter the routing table and are
@@ -21,6 +22,16 @@ pub(crate) const IDENTIFY_PROTOCOL_VERSION: &str = "/knoop/id/1.0.0";
 pub(crate) fn is_knoop_peer(protocol_version: &str, protocols: &[StreamProtocol]) -> bool {
     protocol_version.starts_with("/knoop/id/1.")
         && protocols.iter().any(|p| p.as_ref() == SYNC_PROTOCOL)
+}
+
+/// Whether a knoop peer answers the sync protocol's state request: protocol version 1.1 or
+/// later. A 1.0 peer cannot decode it and would count it against the asker.
+pub(crate) fn answers_state(protocol_version: &str) -> bool {
+    protocol_version
+        .strip_prefix("/knoop/id/1.")
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .is_some_and(|minor| minor >= 1)
 }
 
 #[cfg(test)]
@@ -38,6 +49,15 @@ mod identify_tests {
             IDENTIFY_PROTOCOL_VERSION,
             &[StreamProtocol::new("/ipfs/ping/1.0.0")]
         ));
+    }
+
+    #[test]
+    fn only_version_1_1_and_later_answer_state() {
+        assert!(answers_state(IDENTIFY_PROTOCOL_VERSION));
+        assert!(answers_state("/knoop/id/1.12.0"));
+        assert!(!answers_state("/knoop/id/1.0.0"));
+        assert!(!answers_state("/knoop/id/2.1.0"));
+        assert!(!answers_state("/knoop/id/1.x"));
     }
 }
 

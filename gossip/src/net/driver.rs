@@ -16,15 +16,17 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::ask::{AskAnswer, AskClient, AskExchange, AskProtocol, RawCodec, Responder};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::peers::{PeerBook, Verdict, PENALTY_INVALID_TX, PENALTY_MALFORMED, PENALTY_RATE};
-use super::{keypair_from_secret, NetConfig, NetError, NetView, PeerInfo};
+use super::{
+    keypair_from_secret, NetConfig, NetError, NetView, PeerInfo, PeerStateInfo, PeerTraffic,
+};
 use crate::log::Source;
 use crate::reconcile::{respond, Session};
 use crate::service::{JobReport, LogHandle};
 use crate::store::Store;
 use crate::tx::{now_ms, Transaction, TxId};
 use crate::wire::{
-    BlobResponse, SyncRequest, SyncResponse, WireTx, FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS,
-    TX_TOPIC,
+    BlobResponse, PeerState, StateQuery, SyncRequest, SyncResponse, WireTx,
+    FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS, TX_TOPIC,
 };
 
 /// Fetch requests in flight per peer.
@@ -42,6 +44,10 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
 const SAVE_PEERS_INTERVAL: Duration = Duration::from_secs(30);
 /// Most peers remembered.
 const MAX_REMEMBERED_PEERS: usize = 64;
+/// How often a peer is asked for its state (digest and clock, `specs/sync.md` §6.4).
+const STATE_INTERVAL: Duration = Duration::from_secs(10);
+/// A digest computed for a state answer serves the answers of this long after it.
+const STATE_DIGEST_TTL: Duration = Duration::from_secs(5);
 
 enum Done {
     Ingested {
@@ -63,6 +69,8 @@ enum Done {
 enum Outbound {
     Reconcile,
     Fetch(Vec<TxId>),
+    /// A state request sent at this time (ms since the Unix epoch).
+    State(u64),
 }
 
 #[derive(Default)]
@@ -76,7 +84,13 @@ struct PeerSync {
     address: Option<Multiaddr>,
     agent: Option<String>,
     supports_sync: bool,
+    /// The peer announced protocol version 1.1 or later, so it answers state requests.
+    answers_state: bool,
     listen_addrs: Vec<Multiaddr>,
+    /// When its state was last asked for; `None` while never.
+    state_asked: Option<Instant>,
+    state: Option<PeerStateInfo>,
+    traffic: PeerTraffic,
 }
 
 struct Driver<S: Store> {
@@ -100,6 +114,9 @@ struct Driver<S: Store> {
     last_saved: Instant,
     counters: Counters,
     asks: AskExchange,
+    /// The digest last computed for a state answer, shared with the blocking tasks that
+    /// compute it (one at a time).
+    state_digest: Arc<std::sync::Mutex<Option<(Instant, String)>>>,
 }
 
 /// What [`spawn`] starts: the status view, the client of the node-answered protocols and the
@@ -202,6 +219,7 @@ pub fn spawn<S: Store>(
         last_saved: Instant::now(),
         counters: Counters::default(),
         asks: AskExchange::new(responder),
+        state_digest: Arc::default(),
     };
     for (peer, addrs) in driver.remembered.clone() {
         for a in addrs {
@@ -338,6 +356,9 @@ impl<S: Store> Driver<S> {
                 }
                 let st = self.peers.entry(peer_id).or_default();
                 st.address = Some(endpoint.get_remote_address().clone());
+                if st.traffic.connected_ms == 0 {
+                    st.traffic.connected_ms = now_ms();
+                }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
                 }
@@ -362,6 +383,8 @@ impl<S: Store> Driver<S> {
                 if let Some(st) = self.peers.get_mut(&peer_id) {
                     st.agent = Some(info.agent_version.clone());
                     st.supports_sync = sync;
+                    st.answers_state =
+                        sync && super::behaviour::answers_state(&info.protocol_version);
                     st.listen_addrs = info.listen_addrs.iter().take(8).cloned().collect();
                 }
                 if sync {
@@ -457,6 +480,9 @@ impl<S: Store> Driver<S> {
             return;
         };
         self.counters.received_push += 1;
+        if let Some(st) = self.peers.get_mut(&peer) {
+            st.traffic.received_push += 1;
+        }
         let log = self.log.clone();
         let done = self.done_tx.clone();
         tokio::spawn(async move {
@@ -502,6 +528,7 @@ impl<S: Store> Driver<S> {
                                     self.wanted.remove(&id);
                                 }
                             }
+                            Outbound::State(_) => {}
                         }
                     }
                 }
@@ -544,6 +571,9 @@ impl<S: Store> Driver<S> {
         match req {
             SyncRequest::Reconcile(query) => {
                 self.counters.bytes_in += query.len() as u64;
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.traffic.bytes_sync_in += query.len() as u64;
+                }
                 let snapshot = self.log.index().snapshot();
                 tokio::task::spawn_blocking(move || {
                     let (response, fault) = match respond(&snapshot, &query) {
@@ -571,9 +601,40 @@ impl<S: Store> Driver<S> {
                     self.penalise(peer, PENALTY_MALFORMED, "oversized fetch");
                     return;
                 }
+                self.counters.bytes_in += (ids.len() * 32) as u64;
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.traffic.bytes_sync_in += (ids.len() * 32) as u64;
+                }
                 let store = self.log.store().clone();
                 tokio::task::spawn_blocking(move || {
                     let response = SyncResponse::Txs(read_for_fetch(store.as_ref(), &ids));
+                    let _ = done.blocking_send(Done::Respond {
+                        peer,
+                        channel,
+                        response,
+                        fault: false,
+                    });
+                });
+            }
+            SyncRequest::State(_) => {
+                let index = self.log.index().clone();
+                let cache = self.state_digest.clone();
+                tokio::task::spawn_blocking(move || {
+                    let digest = {
+                        let mut cached = cache.lock().unwrap_or_else(|e| e.into_inner());
+                        match &*cached {
+                            Some((at, d)) if at.elapsed() < STATE_DIGEST_TTL => d.clone(),
+                            _ => {
+                                let d = index.digest();
+                                *cached = Some((Instant::now(), d.clone()));
+                                d
+                            }
+                        }
+                    };
+                    let response = SyncResponse::State(PeerState {
+                        time_ms: now_ms(),
+                        digest,
+                    });
                     let _ = done.blocking_send(Done::Respond {
                         peer,
                         channel,
@@ -595,6 +656,7 @@ impl<S: Store> Driver<S> {
                 let Some(st) = self.peers.get_mut(&peer) else {
                     return;
                 };
+                st.traffic.bytes_sync_in += msg.len() as u64;
                 let Some((mut session, started, mut diffs)) = st.session.take() else {
                     return;
                 };
@@ -617,6 +679,7 @@ impl<S: Store> Driver<S> {
                                     st.last_sync = Some(Instant::now());
                                     st.last_sync_ms = Some(now_ms());
                                     st.last_differences = Some(diffs);
+                                    st.traffic.sync_sessions += 1;
                                 }
                                 debug!(%peer, rounds = session.rounds, differences = diffs,
                                     ms = started.elapsed().as_millis() as u64, "reconciled");
@@ -637,9 +700,9 @@ impl<S: Store> Driver<S> {
                 let mut parsed = Vec::with_capacity(txs.len());
                 let mut bad = 0;
                 let mut bad_reason = "unasked";
+                let mut bytes = 0u64;
                 for w in txs {
-                    self.counters.bytes_in +=
-                        (w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())) as u64;
+                    bytes += (w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len())) as u64;
                     match w.parse() {
                         Ok(t) if asked.contains(&t.id()) => parsed.push(t),
                         Ok(_) => bad += 1,
@@ -665,11 +728,30 @@ impl<S: Store> Driver<S> {
                         "bad fetched transactions",
                     );
                 }
+                self.counters.bytes_in += bytes;
                 self.counters.received_fetched += parsed.len() as u64;
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.traffic.bytes_sync_in += bytes;
+                    st.traffic.received_fetched += parsed.len() as u64;
+                }
                 if !parsed.is_empty() {
                     self.spawn_ingest(peer, parsed);
                 }
                 self.pump_fetch(peer);
+            }
+            (Outbound::State(sent_ms), SyncResponse::State(state)) => {
+                if !state.is_well_formed() {
+                    return self.penalise(peer, PENALTY_MALFORMED, "malformed state answer");
+                }
+                let received_ms = now_ms();
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.state = Some(PeerStateInfo {
+                        clock_offset_ms: state.clock_offset_ms(sent_ms, received_ms),
+                        round_trip_ms: received_ms.saturating_sub(sent_ms),
+                        at_ms: received_ms,
+                        digest: state.digest,
+                    });
+                }
             }
             (kind, SyncResponse::Refused(why)) => {
                 debug!(%peer, %why, "sync request refused");
@@ -682,6 +764,7 @@ impl<S: Store> Driver<S> {
                         Outbound::Fetch(_) => {
                             st.fetch_inflight = st.fetch_inflight.saturating_sub(1)
                         }
+                        Outbound::State(_) => {}
                     }
                 }
             }
@@ -814,15 +897,21 @@ impl<S: Store> Driver<S> {
                 response,
                 fault,
             } => {
-                if let SyncResponse::Reconcile(m) = &response {
-                    self.counters.bytes_out += m.len() as u64;
-                }
-                if let SyncResponse::Txs(t) = &response {
-                    self.counters.served_fetched += t.len() as u64;
-                    self.counters.bytes_out += t
-                        .iter()
-                        .map(|w| w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len()))
-                        .sum::<usize>() as u64;
+                let (bytes, served) = match &response {
+                    SyncResponse::Reconcile(m) => (m.len() as u64, 0),
+                    SyncResponse::Txs(t) => (
+                        t.iter()
+                            .map(|w| w.envelope.len() + w.payload.as_ref().map_or(0, |p| p.len()))
+                            .sum::<usize>() as u64,
+                        t.len() as u64,
+                    ),
+                    _ => (0, 0),
+                };
+                self.counters.bytes_out += bytes;
+                self.counters.served_fetched += served;
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.traffic.bytes_sync_out += bytes;
+                    st.traffic.served_fetched += served;
                 }
                 let _ = self
                     .swarm
@@ -869,14 +958,19 @@ impl<S: Store> Driver<S> {
             let n = st.fetch_queue.len().min(MAX_FETCH_IDS);
             let ids: Vec<TxId> = st.fetch_queue.drain(..n).collect();
             st.fetch_inflight += 1;
-            self.counters.bytes_out += (ids.len() * 32) as u64;
             self.send(peer, SyncRequest::Fetch(ids.clone()), Outbound::Fetch(ids));
         }
     }
 
     fn send(&mut self, peer: PeerId, req: SyncRequest, kind: Outbound) {
-        if let SyncRequest::Reconcile(q) = &req {
-            self.counters.bytes_out += q.len() as u64;
+        let bytes = match &req {
+            SyncRequest::Reconcile(q) => q.len() as u64,
+            SyncRequest::Fetch(ids) => (ids.len() * 32) as u64,
+            SyncRequest::State(_) => 0,
+        };
+        self.counters.bytes_out += bytes;
+        if let Some(st) = self.peers.get_mut(&peer) {
+            st.traffic.bytes_sync_out += bytes;
         }
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, req);
         self.outbound.insert(id, (peer, kind));
@@ -947,6 +1041,7 @@ impl<S: Store> Driver<S> {
                 Err(e) => warn!(error = %e, "cannot start reconciliation"),
             }
         }
+        self.ask_states(now);
         // Sessions that hang are dropped (the request timeout reports them too).
         for st in self.peers.values_mut() {
             if matches!(&st.session, Some((_, t, _)) if now.duration_since(*t) > Duration::from_secs(60))
@@ -983,6 +1078,31 @@ impl<S: Store> Driver<S> {
         self.publish_view();
     }
 
+    /// Asks each peer that answers state requests for its state, every [`STATE_INTERVAL`].
+    fn ask_states(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| {
+                s.answers_state
+                    && s.state_asked
+                        .is_none_or(|t| now.duration_since(t) >= STATE_INTERVAL)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            if let Some(st) = self.peers.get_mut(&peer) {
+                st.state_asked = Some(now);
+            }
+            let sent_ms = now_ms();
+            self.send(
+                peer,
+                SyncRequest::State(StateQuery { time_ms: sent_ms }),
+                Outbound::State(sent_ms),
+            );
+        }
+    }
+
     fn publish_view(&mut self) {
         let peers: Vec<PeerInfo> = self
             .peers
@@ -998,6 +1118,8 @@ impl<S: Store> Driver<S> {
                 agent: s.agent.clone(),
                 last_sync_ms: s.last_sync_ms,
                 last_sync_differences: s.last_differences,
+                state: s.state.clone(),
+                traffic: s.traffic,
             })
             .collect();
         let fetch_queue = self.peers.values().map(|s| s.fetch_queue.len()).sum();

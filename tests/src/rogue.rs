@@ -1,0 +1,154 @@
+//! An outsider's libp2p peer that speaks knoop's push protocol (gossipsub on `knoop/tx/1`) but
+//! pushes invalid data: envelopes whose signature is another key's, and bytes that are no
+//! transaction at all. The tests use it to see a node reject, never forward, penalise and ban.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use knoop_gossip::wire::{WireTx, TX_TOPIC};
+use knoop_gossip::TxBuilder;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{gossipsub, identify, Multiaddr, Swarm};
+
+#[derive(NetworkBehaviour)]
+pub struct RogueBehaviour {
+    identify: identify::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+}
+
+/// The rogue peer and what it pushed.
+pub struct RoguePeer {
+    swarm: Swarm<RogueBehaviour>,
+    topic: gossipsub::IdentTopic,
+    key: SigningKey,
+    other: SigningKey,
+    /// Forged transactions published.
+    pub sent: u64,
+    /// The ids the forged envelopes would have.
+    pub forged_ids: Vec<String>,
+    /// The target closed the connection after at least one push.
+    pub disconnected: bool,
+}
+
+impl RoguePeer {
+    /// A rogue announcing `protocol_version` in identify, dialling `target`.
+    pub fn dial(target: &str, protocol_version: &str) -> anyhow::Result<RoguePeer> {
+        let version = protocol_version.to_owned();
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default(),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )?
+            .with_behaviour(|key| {
+                let cfg = gossipsub::ConfigBuilder::default()
+                    .validation_mode(gossipsub::ValidationMode::Anonymous)
+                    .heartbeat_interval(Duration::from_millis(200))
+                    .message_id_fn(|m: &gossipsub::Message| {
+                        gossipsub::MessageId::from(knoop_gossip::Hash32::of(&m.data).0.to_vec())
+                    })
+                    .build()?;
+                Ok(RogueBehaviour {
+                    identify: identify::Behaviour::new(identify::Config::new(
+                        version,
+                        key.public(),
+                    )),
+                    gossipsub: gossipsub::Behaviour::new(
+                        gossipsub::MessageAuthenticity::Anonymous,
+                        cfg,
+                    )?,
+                })
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let topic = gossipsub::IdentTopic::new(TX_TOPIC);
+        swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+        let addr: Multiaddr = target.parse().context("target address")?;
+        swarm.dial(addr)?;
+        Ok(RoguePeer {
+            swarm,
+            topic,
+            key: SigningKey::from_bytes(&[66; 32]),
+            other: SigningKey::from_bytes(&[67; 32]),
+            sent: 0,
+            forged_ids: Vec::new(),
+            disconnected: false,
+        })
+    }
+
+    /// Runs the swarm for `wait`, or until the target disconnects after a push.
+    pub async fn run_for(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.disconnected {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_event(ev),
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: SwarmEvent<RogueBehaviourEvent>) {
+        if let SwarmEvent::ConnectionClosed {
+            num_established: 0, ..
+        } = ev
+        {
+            self.disconnected = self.sent > 0;
+        }
+    }
+
+    /// Whether the target has the rogue in its gossip (so pushes reach it).
+    pub fn subscribed(&self) -> bool {
+        self.swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .next()
+            .is_some()
+    }
+
+    /// Runs the swarm until the target has the rogue in its gossip, at most `wait`.
+    pub async fn until_subscribed(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.subscribed() && tokio::time::Instant::now() < deadline {
+            self.run_for(Duration::from_millis(100)).await;
+        }
+        self.subscribed()
+    }
+
+    /// Publishes one forged transaction (the envelope of one key with the signature of
+    /// another: `bad_signature`) and one message that is no transaction (`malformed`).
+    pub fn push_forged(&mut self) {
+        let n = self.sent;
+        let text = format!("forged {n}").into_bytes();
+        let Ok(a) = TxBuilder::new("text/plain").sign(&self.key, text.clone()) else {
+            return;
+        };
+        let Ok(b) = TxBuilder::new("text/plain")
+            .sigt(a.header().sigt)
+            .sign(&self.other, text)
+        else {
+            return;
+        };
+        let (Some((head, _)), Some((_, signature))) =
+            (a.envelope().rsplit_once('.'), b.envelope().rsplit_once('.'))
+        else {
+            return;
+        };
+        let envelope = format!("{head}.{signature}");
+        self.forged_ids
+            .push(knoop_gossip::Hash32::of(envelope.as_bytes()).to_hex());
+        let msg = WireTx {
+            envelope,
+            payload: a.payload().map(|p| p.to_vec()),
+        };
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        match gossip.publish(self.topic.clone(), msg.encode()) {
+            Ok(_) => self.sent += 1,
+            Err(e) => eprintln!("publish refused locally: {e}"),
+        }
+        let _ = gossip.publish(self.topic.clone(), format!("junk {n}").into_bytes());
+    }
+}
