@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and simulation tests, spec vectors, the layer
-# check of the node library, and the end-to-end tests over real node processes. Run from
+# check of the node library, the end-to-end tests over real node processes, and a short run of
+# every fuzz target. Run from
 # anywhere; needs libclang-dev (for rocksdb), clippy, and cargo-nextest (falls back to
 # `cargo test` when nextest is missing).
 set -euo pipefail
@@ -36,5 +37,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast -- --test-threads=1
 fi
+
+# Every fuzz target under libFuzzer for a few seconds (fuzz/README.md; the corpus and every
+# crash found so far are replayed by the tests above). Last: it rebuilds knoop's crates with
+# coverage instrumentation.
+echo "== fuzzing (${KNOOP_FUZZ_SECONDS:-3} s per target)"
+fuzz/run.sh "${KNOOP_FUZZ_SECONDS:-3}"
 
 echo "all tests passed"

@@ -79,6 +79,25 @@ impl RoguePeer {
         })
     }
 
+    /// Dials `target` once more, beside the connection being made (a second connection to
+    /// the same peer).
+    pub fn dial_again(&mut self, target: &str) -> anyhow::Result<()> {
+        let addr: Multiaddr = target.parse().context("target address")?;
+        let opts = libp2p::swarm::dial_opts::DialOpts::unknown_peer_id()
+            .address(addr)
+            .build();
+        self.swarm.dial(opts)?;
+        Ok(())
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.swarm
+            .network_info()
+            .connection_counters()
+            .num_established() as usize
+    }
+
     /// Runs the swarm for `wait`, or until the target disconnects after a push.
     pub async fn run_for(&mut self, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;

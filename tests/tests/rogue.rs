@@ -56,3 +56,46 @@ async fn peer_pushing_invalid_transactions_is_banned_and_nothing_spreads() {
             >= 1
     );
 }
+
+/// `p2p.max_peers` is a hard limit: a node that is full closes a newcomer's connections, its
+/// second one too (two dialled at once), and keeps its peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_admits_no_second_connection_of_a_newcomer() {
+    let net = knoop_e2e::Network::start_with_env(
+        2,
+        vec![
+            ("KNOOP_P2P__MAX_PEERS".into(), "1".into()),
+            ("KNOOP_P2P__TARGET_PEERS".into(), "1".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    while net.nodes[0].status().await.unwrap()["peers"] != 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the honest peer never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rogue = RoguePeer::dial(&net.nodes[0].p2p, "/knoop/id/1.0.0").unwrap();
+    rogue.dial_again(&net.nodes[0].p2p).unwrap();
+    // Over a few seconds the node never holds the newcomer, and ends with none of its
+    // connections.
+    for _ in 0..20 {
+        rogue.run_for(Duration::from_millis(200)).await;
+        let s = net.nodes[0].status().await.unwrap();
+        assert_eq!(s["peers"], 1, "{s}");
+    }
+    assert_eq!(
+        rogue.connections(),
+        0,
+        "the newcomer still holds a connection"
+    );
+    let s = net.nodes[0].status().await.unwrap();
+    assert_eq!(
+        s["peer_list"][0]["peer_id"],
+        net.nodes[1].peer_id.as_str(),
+        "{s}"
+    );
+}

@@ -29,7 +29,69 @@ pub fn jcs(value: &serde_json::Value) -> Result<String, CanonError> {
     serde_json_canonicalizer::to_string(value).map_err(CanonError::Jcs)
 }
 
+/// Refuses what the JSON-LD processor cannot take: a string or key whose percent-encodings do
+/// not decode to UTF-8. Any of them may become an IRI (a term through `@vocab`, a value of an
+/// `@id`-typed property), and IRIs require UTF-8 (RFC 3987 §3.1); `iref`/`pct-str` panic on
+/// such an IRI while hashing it (found by the `credential` fuzz target, twice: in an `id` and
+/// in a `type` term). Free text with such a sequence is refused too: it is never needed.
+fn check_iris(value: &serde_json::Value) -> Result<(), CanonError> {
+    match value {
+        serde_json::Value::String(s) if s.contains('%') => {
+            if percent_decoded_is_utf8(s) {
+                Ok(())
+            } else {
+                Err(CanonError::Expansion(format!(
+                    "{s:?}: a percent-encoding that is not UTF-8, which no IRI may hold (RFC 3987 §3.1)"
+                )))
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().try_for_each(check_iris),
+        serde_json::Value::Object(o) => o.iter().try_for_each(|(k, v)| {
+            check_iris(&serde_json::Value::String(k.clone()))?;
+            check_iris(v)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the bytes `%XX` sequences stand for, with the rest, form UTF-8 (a `%` not followed
+/// by two hex digits stays as it is).
+fn percent_decoded_is_utf8(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&out).is_ok()
+}
+
+/// Runs the JSON-LD processor, turning a panic in it (a dependency's defect on some input)
+/// into an error, so that bad input is refused rather than ending the request.
+fn contained<T>(f: impl FnOnce() -> Result<T, CanonError>) -> Result<T, CanonError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(CanonError::Expansion(
+            "the JSON-LD processor failed on this document".into(),
+        ))
+    })
+}
+
 fn to_json_ld(value: &serde_json::Value) -> Result<CompactJsonLd, CanonError> {
+    check_iris(value)?;
     // serde_json's own output always parses; going through text avoids a serde_json feature
     // on json-syntax.
     let text = value.to_string();
@@ -44,14 +106,16 @@ pub fn rdfc_lines(
     contexts: &Contexts,
 ) -> Result<Vec<String>, CanonError> {
     let doc = to_json_ld(value)?;
-    futures::executor::block_on(async {
-        let mut ld = LdEnvironment::default();
-        let expanded = doc
-            .expand_with(&mut ld, contexts)
-            .await
-            .map_err(|e| CanonError::Expansion(e.to_string()))?;
-        ld.canonical_form_of(&expanded)
-            .map_err(|e| CanonError::Rdf(e.to_string()))
+    contained(|| {
+        futures::executor::block_on(async {
+            let mut ld = LdEnvironment::default();
+            let expanded = doc
+                .expand_with(&mut ld, contexts)
+                .await
+                .map_err(|e| CanonError::Expansion(e.to_string()))?;
+            ld.canonical_form_of(&expanded)
+                .map_err(|e| CanonError::Rdf(e.to_string()))
+        })
     })
 }
 
@@ -65,14 +129,41 @@ pub fn rdfc(value: &serde_json::Value, contexts: &Contexts) -> Result<String, Ca
 /// result: a check that the document means something definite.
 pub fn check_json_ld(value: &serde_json::Value, contexts: &Contexts) -> Result<(), CanonError> {
     let doc = to_json_ld(value)?;
-    futures::executor::block_on(async {
-        let mut ld = LdEnvironment::default();
-        let expanded = doc
-            .expand_with(&mut ld, contexts)
-            .await
-            .map_err(|e| CanonError::Expansion(e.to_string()))?;
-        ld.quads_of(&expanded)
-            .map(|_| ())
-            .map_err(|e| CanonError::Rdf(e.to_string()))
+    contained(|| {
+        futures::executor::block_on(async {
+            let mut ld = LdEnvironment::default();
+            let expanded = doc
+                .expand_with(&mut ld, contexts)
+                .await
+                .map_err(|e| CanonError::Expansion(e.to_string()))?;
+            ld.quads_of(&expanded)
+                .map(|_| ())
+                .map_err(|e| CanonError::Rdf(e.to_string()))
+        })
     })
+}
+
+#[cfg(test)]
+mod iri_tests {
+    use super::*;
+
+    #[test]
+    fn percent_encodings_in_iris_must_be_utf8() {
+        assert!(percent_decoded_is_utf8("urn:uuid:8c%C3%A9"));
+        assert!(percent_decoded_is_utf8("100% sure"));
+        assert!(!percent_decoded_is_utf8("urn:uuid:8c%c9022b"));
+        for bad in [
+            serde_json::json!({"id": "urn:uuid:8c%c9022b-6b14"}),
+            serde_json::json!({"type": ["VerifiableCredential", "AlumniCr%dential"]}),
+            serde_json::json!({"ex:%ff": 1}),
+        ] {
+            assert!(
+                matches!(check_iris(&bad), Err(CanonError::Expansion(m)) if m.contains("not UTF-8")),
+                "{bad}"
+            );
+        }
+        assert!(
+            check_iris(&serde_json::json!({"name": "100% sure", "id": "urn:x:%C3%A9"})).is_ok()
+        );
+    }
 }

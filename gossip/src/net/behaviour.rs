@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, identity::Keypair, kad, ping, request_response, StreamProtocol};
+use libp2p::{
+    connection_limits, gossipsub, identify, identity::Keypair, kad, ping, request_response,
+    StreamProtocol,
+};
 
 use super::ask::{AskProtocol, RawCodec};
 use crate::wire::{
@@ -11,6 +14,10 @@ use crate::wire::{
 };
 
 pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
+/// Connections one peer may hold at once (two: both sides may dial at the same moment).
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Incoming connections still in their handshake at once.
+const MAX_PENDING_INCOMING: u32 = 32;
 /// The `protocolVersion` a knoop node announces in identify (whose stream protocol is libp2p's
 /// fixed `/ipfs/id/1.0.0`, `specs/sync.md` §3).
 /// Minor version 1 added the state exchange (`specs/sync.md` §6.4).
@@ -65,6 +72,9 @@ pub(crate) type SyncCodec = request_response::cbor::codec::Codec<SyncRequest, Sy
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Hard caps on connections, enforced before a connection is established (the driver
+    /// also closes peers beyond `max_peers`, `specs/sync.md` §3).
+    pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -75,8 +85,18 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub fn new(key: &Keypair) -> Result<Self, String> {
+    pub fn new(key: &Keypair, max_peers: usize) -> Result<Self, String> {
         let local = key.public().to_peer_id();
+        let incoming = u32::try_from(max_peers)
+            .unwrap_or(u32::MAX / 4)
+            .saturating_mul(MAX_CONNECTIONS_PER_PEER)
+            .saturating_add(8);
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established_incoming(Some(incoming)),
+        );
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.into(), key.public())
                 .with_agent_version(format!("knoop/{}", env!("CARGO_PKG_VERSION"))),
@@ -128,6 +148,7 @@ impl Behaviour {
             )
         };
         Ok(Behaviour {
+            limits,
             identify,
             ping: ping::Behaviour::default(),
             kad,

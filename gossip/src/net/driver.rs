@@ -174,7 +174,8 @@ pub fn spawn<S: Store>(
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_bandwidth_metrics(&mut wire)
         .with_behaviour(|k| {
-            Behaviour::new(k).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            Behaviour::new(k, config.max_peers)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
@@ -349,8 +350,11 @@ impl<S: Store> Driver<S> {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                if num_established.get() == 1 && self.peers.len() >= self.config.max_peers {
-                    debug!(peer = %peer_id, "peer limit reached; closing");
+                // Checked for every connection, not only a peer's first: a peer refused while
+                // its first connection closes may have a second one established meanwhile.
+                if !self.peers.contains_key(&peer_id) && self.peers.len() >= self.config.max_peers {
+                    debug!(peer = %peer_id, connections = num_established.get(),
+                        "peer limit reached; closing");
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }

@@ -27,6 +27,19 @@ fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The config a figment describes, or the field at fault.
+fn extract(fig: Figment) -> Result<Config, ConfigError> {
+    fig.extract().map_err(|e| {
+        let field = e.path.join(".");
+        let msg = e.kind.to_string();
+        if field.is_empty() {
+            ConfigError::Load(msg)
+        } else {
+            ConfigError::Invalid { field, reason: msg }
+        }
+    })
+}
+
 impl Config {
     /// Loads defaults, then `file` (if given; it must exist), then the environment, then
     /// `overrides` (already-parsed CLI flags).
@@ -53,16 +66,17 @@ impl Config {
                 })
                 .split("__"),
         );
-        let mut cfg: Config = fig.extract().map_err(|e| {
-            let field = e.path.join(".");
-            let msg = e.kind.to_string();
-            if field.is_empty() {
-                ConfigError::Load(msg)
-            } else {
-                ConfigError::Invalid { field, reason: msg }
-            }
-        })?;
+        let mut cfg = extract(fig)?;
         overrides.apply(&mut cfg);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a config file's text over the defaults (no environment), and checks it as
+    /// [`Config::load`] does: what `knoop run --config` makes of that file.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let fig = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
+        let cfg = extract(fig)?;
         cfg.validate()?;
         Ok(cfg)
     }
