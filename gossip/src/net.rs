@@ -7,6 +7,7 @@
 //! `/knoop/sync/1` (request/response, CBOR) for range-based set reconciliation and fetching;
 //! `/knoop/private/1` and `/knoop/locate/1`, answered by the node ([`ask`]).
 
+pub mod admission;
 pub mod ask;
 mod behaviour;
 mod driver;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
+pub use admission::Admission;
 pub use ask::{AskClient, AskError, AskProtocol, Responder};
 pub use driver::{spawn, Network};
 pub use peers::PeerLimits;
@@ -73,6 +75,9 @@ pub struct PeerInfo {
     pub state: Option<PeerStateInfo>,
     /// Traffic with the peer since it connected.
     pub traffic: PeerTraffic,
+    /// Served by this node: always in an open network; in a members-only one, once its
+    /// membership credential verified (`specs/admission.md`).
+    pub member: bool,
 }
 
 /// What a peer said of itself in the state exchange.

@@ -24,6 +24,31 @@ pub const MAX_PUSH_BYTES: usize = MAX_ENVELOPE_BYTES + MAX_PAYLOAD_BYTES + 1024;
 pub const PRIVATE_PROTOCOL: &str = "/knoop/private/1";
 /// Protocol name of the locate query (spec: `specs/consent-localisation.md` §7).
 pub const LOCATE_PROTOCOL: &str = "/knoop/locate/1";
+/// Protocol name of the admission exchange of members-only networks (spec:
+/// `specs/admission.md` §4).
+pub const ADMIT_PROTOCOL: &str = "/knoop/admit/1";
+/// Largest admission request or response, in bytes (a membership credential and framing).
+pub const MAX_ADMIT_BYTES: u64 = 16 * 1024;
+
+/// A peer's membership credential (a vc+jwt, or JSON text), sent when it connects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmitRequest {
+    #[serde(rename = "c")]
+    pub credential: String,
+}
+
+/// The answer to an [`AdmitRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdmitResponse {
+    /// Admitted; the responder's own membership credential (empty from a node of an open
+    /// network, which serves every peer).
+    #[serde(rename = "c")]
+    Admitted(String),
+    /// Refused, and why (`not_a_member`, `busy`, ...).
+    #[serde(rename = "x")]
+    Refused(String),
+}
+
 /// The answer "not here / not for you" of both node-answered protocols: `{"m": null}`.
 pub const MISS: [u8; 4] = [0xa1, 0x61, 0x6d, 0xf6];
 

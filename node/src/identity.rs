@@ -11,6 +11,7 @@ pub mod did_state;
 pub mod didweb;
 pub mod issuing;
 pub mod keystore;
+pub mod membership;
 pub mod node_key;
 pub mod prefetch;
 pub mod resolver;

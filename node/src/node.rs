@@ -266,6 +266,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("public.listen is empty: this node serves no tokens and no data"),
     }
+    let admission = membership(&cfg, &key, &credentials, &prefetch).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (net, net_task) = if cfg.p2p.enabled {
         let n = knoop_gossip::net::spawn(
@@ -276,6 +277,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 private: private.clone(),
                 localisation: localisation.clone(),
             })),
+            admission,
             stop_rx,
         )?;
         localisation.attach(n.ask.clone());
@@ -727,4 +729,40 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// A members-only network's rules (`specs/admission.md`), once this node's own credential is
+/// found to make it a member; `None` for an open network.
+async fn membership(
+    cfg: &Config,
+    key: &ed25519_dalek::SigningKey,
+    credentials: &Arc<crate::identity::credentials::Credentials>,
+    prefetch: &Arc<crate::identity::prefetch::Prefetcher>,
+) -> anyhow::Result<Option<Arc<dyn knoop_gossip::net::Admission>>> {
+    if cfg.p2p.membership_issuers.is_empty() {
+        return Ok(None);
+    }
+    let file = cfg
+        .p2p
+        .membership_credential
+        .as_ref()
+        .context("p2p.membership_credential is required in a members-only network")?;
+    let own = std::fs::read_to_string(file)
+        .with_context(|| format!("reading p2p.membership_credential {}", file.display()))?;
+    let m = crate::identity::membership::Membership::new(
+        &cfg.p2p,
+        own.clone(),
+        credentials.clone(),
+        prefetch.clone(),
+    );
+    let peer_id = knoop_did::binding::peer_id_of(&key.verifying_key());
+    m.check(&peer_id, &own).await.map_err(|why| {
+        anyhow::anyhow!(
+            "p2p.membership_credential {} does not make this node ({peer_id}) a member: {why}",
+            file.display()
+        )
+    })?;
+    tracing::info!(issuers = ?cfg.p2p.membership_issuers, network = %cfg.p2p.membership_network,
+        "members-only network: serving only peers with a membership credential");
+    Ok(Some(Arc::new(m)))
 }

@@ -10,7 +10,8 @@ use libp2p::{
 
 use super::ask::{AskProtocol, RawCodec};
 use crate::wire::{
-    SyncRequest, SyncResponse, MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+    AdmitRequest, AdmitResponse, SyncRequest, SyncResponse, ADMIT_PROTOCOL, MAX_ADMIT_BYTES,
+    MAX_PUSH_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 
 pub(crate) const KAD_PROTOCOL: &str = "/knoop/kad/1.0.0";
@@ -69,6 +70,7 @@ mod identify_tests {
 }
 
 pub(crate) type SyncCodec = request_response::cbor::codec::Codec<SyncRequest, SyncResponse>;
+pub(crate) type AdmitCodec = request_response::cbor::codec::Codec<AdmitRequest, AdmitResponse>;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -82,10 +84,12 @@ pub(crate) struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     pub private: request_response::Behaviour<RawCodec>,
     pub locate: request_response::Behaviour<RawCodec>,
+    pub admit: request_response::Behaviour<AdmitCodec>,
 }
 
 impl Behaviour {
-    pub fn new(key: &Keypair, max_peers: usize) -> Result<Self, String> {
+    /// `members_only`: peer scoring keeps non-members out of gossipsub (`admission.rs`).
+    pub fn new(key: &Keypair, max_peers: usize, members_only: bool) -> Result<Self, String> {
         let local = key.public().to_peer_id();
         let incoming = u32::try_from(max_peers)
             .unwrap_or(u32::MAX / 4)
@@ -119,8 +123,24 @@ impl Behaviour {
             })
             .build()
             .map_err(|e| e.to_string())?;
-        let gossipsub =
+        let mut gossipsub =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)?;
+        if members_only {
+            let (params, thresholds) = super::admission::score_params();
+            gossipsub.with_peer_score(params, thresholds)?;
+        }
+        let admit = request_response::Behaviour::with_codec(
+            AdmitCodec::default()
+                .set_request_size_maximum(MAX_ADMIT_BYTES)
+                .set_response_size_maximum(MAX_ADMIT_BYTES),
+            [(
+                StreamProtocol::new(ADMIT_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(16),
+        );
 
         let codec = SyncCodec::default()
             .set_request_size_maximum(MAX_REQUEST_BYTES)
@@ -156,6 +176,7 @@ impl Behaviour {
             sync,
             private: asked(AskProtocol::Private, 30),
             locate: asked(AskProtocol::Locate, 5),
+            admit,
         })
     }
 }

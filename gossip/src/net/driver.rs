@@ -13,6 +13,9 @@ use libp2p::{gossipsub, identify, kad, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, info_span, warn, Instrument};
 
+mod admission;
+
+use super::admission::Admission;
 use super::ask::{AskAnswer, AskClient, AskExchange, AskProtocol, RawCodec, Responder};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::peers::{PeerBook, Verdict, PENALTY_INVALID_TX, PENALTY_MALFORMED, PENALTY_RATE};
@@ -25,8 +28,8 @@ use crate::service::{JobReport, LogHandle};
 use crate::store::Store;
 use crate::tx::{now_ms, Transaction, TxId};
 use crate::wire::{
-    BlobResponse, PeerState, StateQuery, SyncRequest, SyncResponse, WireTx,
-    FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS, TX_TOPIC,
+    AdmitResponse, BlobResponse, PeerState, StateQuery, SyncRequest, SyncResponse, WireTx,
+    FETCH_RESPONSE_SOFT_LIMIT, MAX_FETCH_IDS, MISS, TX_TOPIC,
 };
 
 /// Fetch requests in flight per peer.
@@ -64,6 +67,13 @@ enum Done {
         fault: bool,
     },
     RespondAsk(AskAnswer),
+    /// The verdict on a peer's membership credential (`specs/admission.md`).
+    Admitted {
+        peer: PeerId,
+        credential: String,
+        verdict: Result<(), String>,
+        channel: Option<ResponseChannel<AdmitResponse>>,
+    },
 }
 
 enum Outbound {
@@ -91,6 +101,14 @@ struct PeerSync {
     state_asked: Option<Instant>,
     state: Option<PeerStateInfo>,
     traffic: PeerTraffic,
+    /// Members-only networks: its credential verified (served), and when.
+    member: bool,
+    admitted_at: Option<Instant>,
+    credential: Option<String>,
+    /// It admitted this node (answered this node's credential with its own).
+    admits_us: bool,
+    /// This node's credential was sent on this connection.
+    admit_asked: bool,
 }
 
 struct Driver<S: Store> {
@@ -117,6 +135,9 @@ struct Driver<S: Store> {
     /// The digest last computed for a state answer, shared with the blocking tasks that
     /// compute it (one at a time).
     state_digest: Arc<std::sync::Mutex<Option<(Instant, String)>>>,
+    /// Members-only networks: who is a member (`None`: an open network).
+    admission: Option<Arc<dyn Admission>>,
+    admit_outbound: HashMap<OutboundRequestId, PeerId>,
 }
 
 /// What [`spawn`] starts: the status view, the client of the node-answered protocols and the
@@ -151,14 +172,17 @@ impl Counters {
 }
 
 /// Starts the network task. It runs until `shutdown` turns true. `responder` answers
-/// `/knoop/private/1` and `/knoop/locate/1` (none: empty answers).
+/// `/knoop/private/1` and `/knoop/locate/1` (none: empty answers). `admission` makes the
+/// network members-only (`specs/admission.md`; none: open membership).
 pub fn spawn<S: Store>(
     secret: [u8; 32],
     config: NetConfig,
     log: LogHandle<S>,
     responder: Option<Arc<dyn Responder>>,
+    admission: Option<Arc<dyn Admission>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Network, NetError> {
+    let members_only = admission.is_some();
     let key = keypair_from_secret(secret)?;
     let local = key.public().to_peer_id();
     let mut wire = libp2p::metrics::Registry::with_prefix("knoop_p2p");
@@ -174,7 +198,7 @@ pub fn spawn<S: Store>(
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_bandwidth_metrics(&mut wire)
         .with_behaviour(|k| {
-            Behaviour::new(k, config.max_peers)
+            Behaviour::new(k, config.max_peers, members_only)
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| NetError::Setup(e.to_string()))?
@@ -221,6 +245,8 @@ pub fn spawn<S: Store>(
         counters: Counters::default(),
         asks: AskExchange::new(responder),
         state_digest: Arc::default(),
+        admission,
+        admit_outbound: HashMap::new(),
     };
     for (peer, addrs) in driver.remembered.clone() {
         for a in addrs {
@@ -363,6 +389,7 @@ impl<S: Store> Driver<S> {
                 if st.traffic.connected_ms == 0 {
                     st.traffic.connected_ms = now_ms();
                 }
+                self.admission_on_connect(peer_id);
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "peer connected");
                 }
@@ -392,6 +419,10 @@ impl<S: Store> Driver<S> {
                     st.listen_addrs = info.listen_addrs.iter().take(8).cloned().collect();
                 }
                 if sync {
+                    self.admission_on_identify(peer_id);
+                }
+                // A non-member's addresses are added once it is admitted.
+                if sync && self.is_member(&peer_id) {
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     }
@@ -435,6 +466,7 @@ impl<S: Store> Driver<S> {
             SwarmEvent::Behaviour(BehaviourEvent::Locate(ev)) => {
                 self.on_ask(AskProtocol::Locate, ev)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Admit(ev)) => self.on_admit(ev),
             _ => {}
         }
     }
@@ -451,6 +483,14 @@ impl<S: Store> Driver<S> {
     }
 
     fn on_push(&mut self, peer: PeerId, id: gossipsub::MessageId, data: &[u8]) {
+        if !self.is_member(&peer) {
+            // Gossipsub does not mesh with a non-member; what it pushes anyway is not read.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &peer, gossipsub::MessageAcceptance::Ignore);
+            return;
+        }
         self.counters.bytes_push_in += data.len() as u64;
         let reject = |d: &mut Self, why: &'static str| {
             d.counters.reject(why, 1);
@@ -562,6 +602,14 @@ impl<S: Store> Driver<S> {
         req: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
+        if !self.is_member(&peer) {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, SyncResponse::Refused("not_admitted".into()));
+            return;
+        }
         if !self.book.allow_request(peer, Instant::now()) {
             let _ = self
                 .swarm
@@ -813,6 +861,12 @@ impl<S: Store> Driver<S> {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if !self.is_member(&peer) {
+                        let _ = self
+                            .ask_behaviour(protocol)
+                            .send_response(channel, MISS.to_vec());
+                        return;
+                    }
                     if !self.book.allow_request(peer, Instant::now()) {
                         let refused = cbor4ii::serde::to_vec(
                             Vec::new(),
@@ -853,6 +907,12 @@ impl<S: Store> Driver<S> {
                     .ask_behaviour(a.protocol)
                     .send_response(a.channel, a.response);
             }
+            Done::Admitted {
+                peer,
+                credential,
+                verdict,
+                channel,
+            } => self.on_admitted(peer, credential, verdict, channel),
             Done::Ingested {
                 peer,
                 push,
@@ -1016,11 +1076,13 @@ impl<S: Store> Driver<S> {
             .sync_fanout
             .max(1)
             .saturating_sub(self.session_starts.len());
+        let members_only = self.members_only();
         let mut due: Vec<(Option<Instant>, PeerId)> = self
             .peers
             .iter()
             .filter(|(_, s)| {
                 s.supports_sync
+                    && (!members_only || (s.member && s.admits_us))
                     && s.session.is_none()
                     && s.fetch_queue.is_empty()
                     && s.fetch_inflight == 0
@@ -1046,6 +1108,7 @@ impl<S: Store> Driver<S> {
             }
         }
         self.ask_states(now);
+        self.reverify_members(now);
         // Sessions that hang are dropped (the request timeout reports them too).
         for st in self.peers.values_mut() {
             if matches!(&st.session, Some((_, t, _)) if now.duration_since(*t) > Duration::from_secs(60))
@@ -1084,11 +1147,13 @@ impl<S: Store> Driver<S> {
 
     /// Asks each peer that answers state requests for its state, every [`STATE_INTERVAL`].
     fn ask_states(&mut self, now: Instant) {
+        let members_only = self.members_only();
         let due: Vec<PeerId> = self
             .peers
             .iter()
             .filter(|(_, s)| {
                 s.answers_state
+                    && (!members_only || (s.member && s.admits_us))
                     && s.state_asked
                         .is_none_or(|t| now.duration_since(t) >= STATE_INTERVAL)
             })
@@ -1108,6 +1173,7 @@ impl<S: Store> Driver<S> {
     }
 
     fn publish_view(&mut self) {
+        let members_only = self.members_only();
         let peers: Vec<PeerInfo> = self
             .peers
             .iter()
@@ -1124,6 +1190,7 @@ impl<S: Store> Driver<S> {
                 last_sync_differences: s.last_differences,
                 state: s.state.clone(),
                 traffic: s.traffic,
+                member: !members_only || s.member,
             })
             .collect();
         let fetch_queue = self.peers.values().map(|s| s.fetch_queue.len()).sum();

@@ -240,6 +240,26 @@ impl Config {
         if self.p2p.max_peers == 0 {
             return Err(invalid("p2p.max_peers", "must be at least 1"));
         }
+        if !self.p2p.membership_issuers.is_empty() && self.p2p.membership_credential.is_none() {
+            return Err(invalid(
+                "p2p.membership_credential",
+                "required with p2p.membership_issuers (a members-only network)",
+            ));
+        }
+        if let Some(bad) = self
+            .p2p
+            .membership_issuers
+            .iter()
+            .find(|d| knoop_did::url::Did::parse(d).is_err())
+        {
+            return Err(invalid(
+                "p2p.membership_issuers",
+                format!("{bad:?} is not a DID"),
+            ));
+        }
+        if self.p2p.membership_reverify < Duration::from_secs(1) {
+            return Err(invalid("p2p.membership_reverify", "at least 1s"));
+        }
         if self.p2p.target_peers > self.p2p.max_peers {
             return Err(invalid("p2p.target_peers", "must not exceed p2p.max_peers"));
         }

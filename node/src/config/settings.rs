@@ -374,6 +374,18 @@ pub struct P2pConfig {
     pub peer_push_rate: f64,
     /// Orphans (transactions waiting for parents) held at most.
     pub max_pending: usize,
+    /// A members-only network (`specs/admission.md`): the DIDs whose
+    /// `KnoopMembershipCredential`s admit a peer (they must resolve without the log: did:web,
+    /// did:x509, did:key, did:jwk). Empty: open membership, every knoop peer is served.
+    pub membership_issuers: Vec<String>,
+    /// The `credentialSubject.network` a membership credential must name.
+    pub membership_network: String,
+    /// This node's membership credential: a file holding a vc+jwt or a JSON credential.
+    /// Required with `membership_issuers`.
+    pub membership_credential: Option<PathBuf>,
+    /// How often a member's credential is verified again (revocation, expiry).
+    #[serde(with = "humantime_serde")]
+    pub membership_reverify: Duration,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -436,6 +448,10 @@ impl Default for P2pConfig {
             peer_request_rate: net.limits.requests_per_sec,
             peer_push_rate: net.limits.pushes_per_sec,
             max_pending: knoop_gossip::LogConfig::default().max_pending,
+            membership_issuers: Vec::new(),
+            membership_network: "knoop".into(),
+            membership_credential: None,
+            membership_reverify: Duration::from_secs(300),
         }
     }
 }

@@ -1,0 +1,105 @@
+//! Membership of a members-only network (spec: `specs/admission.md`): which peers the network
+//! layer serves. A peer is a member when it presents a `KnoopMembershipCredential` that
+//! verifies (proof by its issuer's key, validity period, status list), whose issuer is one of
+//! `p2p.membership_issuers`, and whose subject names the peer's own libp2p peer id (which the
+//! Noise handshake proved) and this network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use knoop_gossip::net::Admission;
+use libp2p::PeerId;
+use serde_json::Value;
+
+use crate::identity::credentials::Credentials;
+use crate::identity::prefetch::Prefetcher;
+
+/// The credential type that makes a node a member.
+pub const MEMBERSHIP_TYPE: &str = "KnoopMembershipCredential";
+/// Largest credential accepted (the admission protocol's frame is 16 KiB).
+const MAX_CREDENTIAL_BYTES: usize = 12 * 1024;
+
+/// The network's membership rules and this node's own credential.
+pub struct Membership {
+    issuers: Vec<String>,
+    network: String,
+    own: String,
+    reverify: Duration,
+    credentials: Arc<Credentials>,
+    prefetch: Arc<Prefetcher>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Membership {
+    pub fn new(
+        cfg: &crate::config::P2pConfig,
+        own: String,
+        credentials: Arc<Credentials>,
+        prefetch: Arc<Prefetcher>,
+    ) -> Self {
+        Membership {
+            issuers: cfg.membership_issuers.clone(),
+            network: cfg.membership_network.clone(),
+            own: own.trim().to_owned(),
+            reverify: cfg.membership_reverify,
+            credentials,
+            prefetch,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Whether `credential` makes the node with peer id `peer` a member now (`Err`: why not).
+    pub async fn check(&self, peer: &str, credential: &str) -> Result<(), String> {
+        if credential.len() > MAX_CREDENTIAL_BYTES {
+            return Err(format!(
+                "a credential larger than {MAX_CREDENTIAL_BYTES} bytes"
+            ));
+        }
+        let text = credential.trim();
+        let doc: Value = if text.starts_with('{') {
+            serde_json::from_str(text).map_err(|e| format!("not a JSON credential: {e}"))?
+        } else {
+            Value::String(text.to_owned())
+        };
+        let fetched = self.prefetch.fetch(&[&doc]).await;
+        let verified = self
+            .credentials
+            .verify_genuine(&doc, &fetched)
+            .map_err(|f| format!("{}: {f}", f.code()))?;
+        if !verified.claims.types().contains(&MEMBERSHIP_TYPE) {
+            return Err(format!("not a {MEMBERSHIP_TYPE}"));
+        }
+        if !self.issuers.contains(&verified.issuer) {
+            return Err(format!(
+                "{} is not a membership issuer of this network",
+                verified.issuer
+            ));
+        }
+        let subject = &verified.credential["credentialSubject"];
+        if subject["peerId"].as_str() != Some(peer) {
+            return Err(format!("the credential is for another peer than {peer}"));
+        }
+        if subject["network"].as_str() != Some(self.network.as_str()) {
+            return Err(format!(
+                "the credential is not for network {:?}",
+                self.network
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Admission for Membership {
+    fn own_credential(&self) -> String {
+        self.own.clone()
+    }
+
+    fn admit(&self, peer: &PeerId, credential: &str) -> Result<(), String> {
+        self.runtime
+            .block_on(self.check(&peer.to_string(), credential))
+    }
+
+    fn reverify_every(&self) -> Duration {
+        self.reverify
+    }
+}

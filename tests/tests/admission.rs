@@ -1,0 +1,249 @@
+//! A members-only network (spec: `specs/admission.md`) over real node processes: two nodes
+//! holding membership credentials from the network's issuer (a did:jwk) converge; a node whose
+//! credential names another peer, or comes from an issuer the network does not name, refuses to
+//! start; a knoop node without membership that
+//! connects learns nothing and gives nothing; a member whose credential expires is cut off at
+//! the next verification and gets nothing more.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use knoop_e2e::care::create_did;
+use knoop_e2e::Node;
+use knoop_vc::jws::{PublicJwk, SigningKey};
+use serde_json::{json, Value};
+
+const NETWORK: &str = "admission-test";
+
+/// The network's membership issuer: a did:jwk, resolvable without the log.
+struct Issuer {
+    key: ed25519_dalek::SigningKey,
+    did: String,
+}
+
+impl Issuer {
+    fn new() -> Issuer {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+        let did = Issuer::did_of(&key);
+        Issuer { key, did }
+    }
+
+    fn did_of(key: &ed25519_dalek::SigningKey) -> String {
+        let jwk = PublicJwk::Ed25519(key.verifying_key()).to_json();
+        format!(
+            "did:jwk:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::to_vec(&jwk).unwrap())
+        )
+    }
+
+    /// A vc+jwt membership credential for the node `did` with libp2p peer id `peer`, valid
+    /// for `seconds`.
+    fn credential(&self, did: &str, peer: &str, seconds: u64) -> String {
+        let now = knoop_gossip::tx::now_ms();
+        let t = |ms: u64| knoop_did::knoop::time::to_rfc3339(ms);
+        let credential = json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2", "https://w3id.org/knoop/credentials/v1"],
+            "type": ["VerifiableCredential", "KnoopMembershipCredential"],
+            "issuer": self.did,
+            "validFrom": t(now - 60_000),
+            "validUntil": t(now + seconds * 1000),
+            "credentialSubject": {"id": did, "type": "KnoopNetworkMember", "peerId": peer, "network": NETWORK},
+        });
+        knoop_vc::jose::sign(
+            &credential,
+            &format!("{}#0", self.did),
+            &SigningKey::Ed25519(self.key.clone()),
+        )
+        .unwrap()
+    }
+}
+
+/// Starts a node offline once (its keys, its peer id and node DID), so that its credential can
+/// be issued before it joins.
+async fn offline(root: &std::path::Path, name: &str) -> (Node, String) {
+    let node = Node::start_with_env(
+        name,
+        &root.join(name),
+        &[],
+        vec![("KNOOP_P2P__ENABLED".into(), "false".into())],
+    )
+    .await
+    .unwrap();
+    let did = node.status().await.unwrap()["did"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (node, did)
+}
+
+/// Restarts `node` on the network as a member (credential file `credential`), bootstrapped
+/// from `bootstrap`.
+async fn join(node: &mut Node, issuer: &Issuer, credential: &str, bootstrap: Option<&str>) {
+    node.stop().await.unwrap();
+    let file = node.dir.join("membership.jwt");
+    std::fs::write(&file, credential).unwrap();
+    set_env(node, membership_env(issuer, &file));
+    node.env
+        .push(("KNOOP_P2P__MEMBERSHIP_REVERIFY".into(), "2s".into()));
+    if let Some(b) = bootstrap {
+        node.env
+            .push(("KNOOP_P2P__BOOTSTRAP".into(), format!("[\"{b}\"]")));
+    }
+    node.restart().await.unwrap();
+}
+
+/// The environment of a member of the test network.
+fn membership_env(issuer: &Issuer, credential: &std::path::Path) -> Vec<(String, String)> {
+    vec![
+        (
+            "KNOOP_P2P__MEMBERSHIP_ISSUERS".into(),
+            format!("[\"{}\"]", issuer.did),
+        ),
+        ("KNOOP_P2P__MEMBERSHIP_NETWORK".into(), NETWORK.into()),
+        (
+            "KNOOP_P2P__MEMBERSHIP_CREDENTIAL".into(),
+            credential.display().to_string(),
+        ),
+    ]
+}
+
+/// Replaces the node's p2p settings (`KNOOP_P2P__*`) with `p2p`, keeping the rest (its public
+/// API's port).
+fn set_env(node: &mut Node, p2p: Vec<(String, String)>) {
+    node.env.retain(|(k, _)| !k.starts_with("KNOOP_P2P__"));
+    node.env.extend(p2p);
+}
+
+fn digest(s: &Value) -> String {
+    s["digest"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn wait_for(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok().await {
+        assert!(t0.elapsed() < Duration::from_secs(secs), "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_take_part_and_an_expired_member_is_cut_off() {
+    let root = tempfile::Builder::new()
+        .prefix("knoop-admission-")
+        .tempdir()
+        .unwrap();
+    let issuer = Issuer::new();
+    let (mut n0, did0) = offline(root.path(), "n0").await;
+    let (mut n1, did1) = offline(root.path(), "n1").await;
+    let (mut n2, did2) = offline(root.path(), "n2").await;
+
+    // Two members; n1's membership ends in 30 s.
+    let c0 = issuer.credential(&did0, &n0.peer_id, 3600);
+    join(&mut n0, &issuer, &c0, None).await;
+    let boot = n0.p2p.clone();
+    let c1 = issuer.credential(&did1, &n1.peer_id, 30);
+    join(&mut n1, &issuer, &c1, Some(&boot)).await;
+    let expires = Instant::now() + Duration::from_secs(30);
+    for _ in 0..3 {
+        create_did(&n0).await;
+    }
+    wait_for("the members converge", 30, async || {
+        let (a, b) = (n0.status().await.unwrap(), n1.status().await.unwrap());
+        digest(&a) == digest(&b) && a["transactions"].as_u64() >= Some(5)
+    })
+    .await;
+    let peers = n0.status().await.unwrap()["peer_list"].clone();
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer_id"] == n1.peer_id.as_str() && p["member"] == true),
+        "{peers}"
+    );
+
+    // A node presenting a credential for another peer refuses to start, and says why.
+    n2.stop().await.unwrap();
+    let file = n2.dir.join("membership.jwt");
+    std::fs::write(&file, issuer.credential(&did0, &n0.peer_id, 3600)).unwrap();
+    set_env(&mut n2, membership_env(&issuer, &file));
+    let refused = n2.restart().await.unwrap_err().to_string();
+    assert!(refused.contains("does not make this node"), "{refused}");
+    assert!(refused.contains("another peer"), "{refused}");
+    // ... and so does one with its own credential from an issuer the network does not name.
+    let stranger = Issuer {
+        key: ed25519_dalek::SigningKey::from_bytes(&[78; 32]),
+        did: String::new(),
+    };
+    let stranger = Issuer {
+        did: Issuer::did_of(&stranger.key),
+        ..stranger
+    };
+    std::fs::write(&file, stranger.credential(&did2, &n2.peer_id, 3600)).unwrap();
+    let refused = n2.restart().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("is not a membership issuer of this network"),
+        "{refused}"
+    );
+
+    // The same node without membership (an open node) connects and learns nothing: its sync
+    // requests are refused, nothing is pushed to it, and what it pushes is not taken.
+    set_env(
+        &mut n2,
+        vec![("KNOOP_P2P__BOOTSTRAP".into(), format!("[\"{boot}\"]"))],
+    );
+    n2.restart().await.unwrap();
+    wait_for("the outsider connects", 20, async || {
+        n0.status().await.unwrap()["peer_list"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|p| p["peer_id"] == n2.peer_id.as_str()))
+    })
+    .await;
+    let from_member = create_did(&n0).await;
+    let from_outsider = create_did(&n2).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (code, _) = n2.get(&format!("/v1/dids/{from_member}")).await.unwrap();
+    assert_eq!(code, 404, "the outsider learnt a member's DID");
+    let (code, _) = n2.get(&format!("/v1/dids/{did0}")).await.unwrap();
+    assert_eq!(code, 404, "the outsider learnt a member's node DID");
+    let (code, _) = n0.get(&format!("/v1/dids/{from_outsider}")).await.unwrap();
+    assert_eq!(code, 404, "a member took the outsider's DID");
+    let after = n2.status().await.unwrap();
+    assert_eq!(after["sync"]["received_push"], 0, "{after}");
+    assert_eq!(after["sync"]["received_fetched"], 0, "{after}");
+    assert!(digest(&after) != digest(&n0.status().await.unwrap()));
+    let s0 = n0.status().await.unwrap();
+    let outsider = s0["peer_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == n2.peer_id.as_str())
+        .cloned();
+    if let Some(p) = outsider {
+        assert_eq!(p["member"], false, "{p}");
+    }
+    assert!(n0.log_text().contains("peer admitted"));
+
+    // n1's credential expires: at the next verification n0 cuts it off, and n1 gets nothing
+    // created after that.
+    tokio::time::sleep(expires.saturating_duration_since(Instant::now()) + Duration::from_secs(4))
+        .await;
+    wait_for("n0 cuts off the expired member", 20, async || {
+        !n0.status().await.unwrap()["peer_list"]
+            .as_array()
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|p| p["peer_id"] == n1.peer_id.as_str() && p["member"] == true)
+            })
+    })
+    .await;
+    let after_expiry = create_did(&n0).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (code, _) = n1.get(&format!("/v1/dids/{after_expiry}")).await.unwrap();
+    assert_eq!(code, 404, "the expired member got a new transaction");
+    assert!(
+        n0.log_text().contains("is not a member"),
+        "no refusal logged"
+    );
+}
