@@ -94,6 +94,11 @@ impl<S: Store> Driver<S> {
             } => {
                 self.admit_outbound.remove(&request_id);
                 debug!(%peer, %error, "admission request failed");
+                // Sent again at the peer's next identify (every 5 minutes, or when it
+                // reconnects), not at once: a peer that cannot answer would loop.
+                if let Some(st) = self.peers.get_mut(&peer) {
+                    st.admit_asked = false;
+                }
             }
             _ => {}
         }
