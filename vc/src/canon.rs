@@ -57,27 +57,9 @@ fn check_iris(value: &serde_json::Value) -> Result<(), CanonError> {
 /// Whether the bytes `%XX` sequences stand for, with the rest, form UTF-8 (a `%` not followed
 /// by two hex digits stays as it is).
 fn percent_decoded_is_utf8(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    std::str::from_utf8(&out).is_ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .is_ok()
 }
 
 /// Runs the JSON-LD processor, turning a panic in it (a dependency's defect on some input)
