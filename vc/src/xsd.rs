@@ -20,6 +20,11 @@ impl DateTimeStamp {
 /// 1.1 (4+ digit year without a leading zero beyond four digits, optional leading `-`,
 /// 24:00:00 only as end of day, required time zone).
 pub fn parse_date_time_stamp(s: &str) -> Option<DateTimeStamp> {
+    // The lexical form is ASCII; the parser slices by byte (found by the `credential` fuzz
+    // target: a non-ASCII character inside the seconds panicked on a char boundary).
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     let mut i = 0;
     let negative = b.first() == Some(&b'-');
