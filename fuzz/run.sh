@@ -3,6 +3,10 @@
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]   each target (default: all) for SECONDS (default 10)
 #
+# KNOOP_FUZZ_SEED fixes libFuzzer's random seed (tests/run.sh sets it, so the short run in the
+# test suite walks the same inputs every time and a red build means a regression, not luck);
+# unset, every run explores from a new seed (the long runs).
+#
 # Builds the `knoop-fuzz` driver with knoop's crates coverage-instrumented (fuzz/rustc-sancov;
 # stable toolchain, no cargo-fuzz), then runs each target on a scratch copy of its committed
 # corpus, so the corpus in git only grows when someone copies new inputs in on purpose. A crash
@@ -31,7 +35,9 @@ mkdir -p "$out"
 for t in "${targets[@]}"; do
   work="$(mktemp -d)"
   cp fuzz/corpus/"$t"/* "$work"/
-  if ! KNOOP_FUZZ_TARGET="$t" "$bin" "$work" -max_total_time="$secs" -max_len=65536 \
+  seed=()
+  if [ -n "${KNOOP_FUZZ_SEED:-}" ]; then seed=(-seed="$KNOOP_FUZZ_SEED"); fi
+  if ! KNOOP_FUZZ_TARGET="$t" "$bin" "$work" "${seed[@]}" -max_total_time="$secs" -max_len=65536 \
       -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$out/$t-" >"$out/$t.log" 2>&1; then
     echo "fuzz target $t failed; its log: $out/$t.log" >&2
