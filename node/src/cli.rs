@@ -54,6 +54,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "manifest": manifest,
             }))
         }
+        Command::ApiClient {
+            name,
+            tenants,
+            admin,
+        } => print_json(api_client(name, tenants, admin)?),
         Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
         Command::Did(cmd) => print_json(rt.block_on(client::did(cmd))?),
@@ -79,6 +84,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => print_json(rt.block_on(load::run(args))?),
         Command::Bench(cmd) => print_json(bench::run(cmd)?),
     }
+}
+
+/// `knoop api-client`: a random token (256 bits, base64url) and the `[[rpc.clients]]` entry
+/// with its SHA-256, checked as the node will check it.
+fn api_client(
+    name: String,
+    tenants: Vec<String>,
+    admin: bool,
+) -> anyhow::Result<serde_json::Value> {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let client = crate::config::ApiClient {
+        name,
+        token_sha256: hex::encode(crate::api::rpc::caller::sha256(&token)),
+        tenants,
+        admin,
+    };
+    let mut cfg = crate::config::Config::default();
+    cfg.rpc.clients = vec![client.clone()];
+    cfg.validate()?;
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        rpc: Clients<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Clients<'a> {
+        clients: [&'a crate::config::ApiClient; 1],
+    }
+    let config = toml::to_string(&Entry {
+        rpc: Clients { clients: [&client] },
+    })?;
+    Ok(serde_json::json!({
+        "name": client.name,
+        "token": token,
+        "config": config,
+    }))
 }
 
 /// `knoop init`: the config file first (so the node later starts from exactly what init

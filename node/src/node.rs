@@ -501,7 +501,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .backup_dir
             .clone()
             .unwrap_or_else(|| cfg.data_dir.join("backups")),
-        token: cfg.rpc.token.clone(),
+        clients: crate::api::rpc::caller::Clients::from_config(&cfg.rpc),
         started: Instant::now(),
         stop: stop_tx.subscribe(),
     });

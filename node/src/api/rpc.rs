@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod admin_directory;
 pub mod audit;
+pub mod caller;
 pub mod consent;
 pub mod console;
 pub mod data;
@@ -27,7 +28,7 @@ pub mod wallet;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -76,17 +77,16 @@ pub fn router(state: Arc<RpcState>) -> Router {
         .with_state(state)
 }
 
-async fn auth(State(st): St, req: Request, next: Next) -> Response {
-    if let Some(token) = &st.token {
+/// Authenticates the call (`specs/rpc-clients.md`): finds the caller of its credential, refuses
+/// a non-admin caller on an admin-only route, and hands the caller to the handler.
+async fn auth(State(st): St, mut req: Request, next: Next) -> Response {
+    let caller = if st.clients.required() {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(credentials);
-        let ok = given
-            .as_ref()
-            .is_some_and(|(_, t)| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
+        let Some(caller) = given.as_ref().and_then(|(_, t)| st.clients.caller(t)) else {
             let mut resp = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -104,7 +104,7 @@ async fn auth(State(st): St, req: Request, next: Next) -> Response {
                 );
             }
             return resp;
-        }
+        };
         // A browser sends Basic credentials with any request to this origin, also one another
         // site makes it send: those are refused (cross-site request forgery).
         if matches!(given, Some((Scheme::Basic, _))) && !same_origin(&req) {
@@ -115,8 +115,32 @@ async fn auth(State(st): St, req: Request, next: Next) -> Response {
             )
             .into_response();
         }
+        caller.clone()
+    } else {
+        caller::Caller::unauthenticated_admin()
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    if !caller.is_admin() && caller::class_of(req.method(), &route) == caller::Class::Admin {
+        tracing::warn!(client = %caller.name, method = %req.method(), route, "refused: admin-only route");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_only",
+            format!(
+                "{} {route} needs the admin scope; the API credential of {} is scoped to tenants",
+                req.method(),
+                caller.name
+            ),
+        )
+        .into_response();
     }
-    let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!("rpc", method = %req.method(), path = %req.uri().path(), client = %caller.name);
+    let mut caller = caller;
+    caller.route = format!("{} {route}", req.method());
+    req.extensions_mut().insert(caller);
     next.run(req).instrument(span).await
 }
 
@@ -171,10 +195,6 @@ fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An RPC error: `{"error": code, "message": text}`.

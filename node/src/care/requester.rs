@@ -112,7 +112,8 @@ pub struct Obtained {
 pub struct Requester {
     dids: std::sync::Arc<DidOps>,
     http: reqwest::Client,
-    keys: Mutex<HashMap<String, (Instant, SigningKey)>>,
+    /// The DPoP keys held, by handle: until when, the key, and the organisation it is for.
+    keys: Mutex<HashMap<String, (Instant, SigningKey, String)>>,
     metadata: Mutex<HashMap<String, (Instant, Value)>>,
 }
 
@@ -243,18 +244,20 @@ impl Requester {
             if let Some(m) = meta.as_object_mut() {
                 m.remove("dpop_signing_alg_values_supported");
             }
-            return self.exchange(&meta, form).await;
+            return self.exchange(&meta, form, &ask.requester).await;
         }
-        self.exchange(&meta, form).await
+        self.exchange(&meta, form, &ask.requester).await
     }
 
     /// Sends the token request `form` to the token endpoint of the server whose metadata is
     /// `meta`, with DPoP when the server takes ES256 proofs (a fresh key per token, and the
-    /// server's nonce when it asks for one).
+    /// server's nonce when it asks for one). `owner` is the organisation the token is for (the
+    /// only one whose callers get proofs with its DPoP key).
     pub async fn exchange(
         &self,
         meta: &Value,
         form: Vec<(String, String)>,
+        owner: &str,
     ) -> Result<Obtained, RequestError> {
         let token_endpoint = meta["token_endpoint"]
             .as_str()
@@ -316,7 +319,7 @@ impl Requester {
                     .unwrap_or(MAX_KEY_LIFETIME)
                     .min(MAX_KEY_LIFETIME)
                     + KEY_GRACE;
-                Some(self.hold(key, ttl))
+                Some(self.hold(key, ttl, owner))
             }
             _ => None,
         };
@@ -328,25 +331,33 @@ impl Requester {
         })
     }
 
-    fn hold(&self, key: SigningKey, ttl: Duration) -> String {
+    fn hold(&self, key: SigningKey, ttl: Duration, owner: &str) -> String {
         let mut id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut id);
         let kid = hex::encode(id);
         if let Ok(mut keys) = self.keys.lock() {
-            keys.retain(|_, (until, _)| *until > Instant::now());
+            keys.retain(|_, (until, _, _)| *until > Instant::now());
             if keys.len() >= MAX_KEYS {
                 // Full of live keys: the oldest token loses its key first.
                 if let Some(oldest) = keys
                     .iter()
-                    .min_by_key(|(_, (until, _))| *until)
+                    .min_by_key(|(_, (until, _, _))| *until)
                     .map(|(k, _)| k.clone())
                 {
                     keys.remove(&oldest);
                 }
             }
-            keys.insert(kid.clone(), (Instant::now() + ttl, key));
+            keys.insert(kid.clone(), (Instant::now() + ttl, key, owner.to_owned()));
         }
         kid
+    }
+
+    /// The organisation the live DPoP key `kid` was made for.
+    pub fn dpop_owner(&self, kid: &str) -> Option<String> {
+        let keys = self.keys.lock().ok()?;
+        keys.get(kid)
+            .filter(|(until, _, _)| *until > Instant::now())
+            .map(|(_, _, owner)| owner.clone())
     }
 
     /// A DPoP proof with the key `kid` for `method` on `url`, with the token's hash.
@@ -363,8 +374,8 @@ impl Requester {
             .map_err(|_| RequestError::UnknownKey(kid.to_owned()))?;
         let key = keys
             .get(kid)
-            .filter(|(until, _)| *until > Instant::now())
-            .map(|(_, key)| key)
+            .filter(|(until, _, _)| *until > Instant::now())
+            .map(|(_, key, _)| key)
             .ok_or_else(|| RequestError::UnknownKey(kid.to_owned()))?;
         Ok(dpop::proof(
             key,

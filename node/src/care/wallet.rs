@@ -482,7 +482,7 @@ impl Wallet {
         if let Some(tx) = tx_code {
             form.push(("tx_code".into(), tx));
         }
-        let token = self.requester.exchange(&as_meta, form).await?;
+        let token = self.requester.exchange(&as_meta, form, holder).await?;
         let identifier = token.response["authorization_details"]
             .as_array()
             .into_iter()

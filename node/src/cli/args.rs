@@ -43,6 +43,20 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Make an API credential scoped to tenants (`[[rpc.clients]]`, specs/rpc-clients.md):
+    /// prints a new random token for the client and the config lines for the node, which hold
+    /// only the token's SHA-256.
+    ApiClient {
+        /// Who will hold it (an EHR, a tool), as the audit log will name it.
+        #[arg(long)]
+        name: String,
+        /// A hosted organisation's DID it may act as (repeat for several).
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        /// The vendor's scope: every route, as every tenant.
+        #[arg(long)]
+        admin: bool,
+    },
     /// Show a running node's status.
     Status(RpcArgs),
     /// Submit, publish, read and list transactions.

@@ -20,6 +20,43 @@ pub enum ConfigError {
     Invalid { field: String, reason: String },
 }
 
+/// `[[rpc.clients]]`: named once each, a SHA-256 each (no two clients one token), and a
+/// scope: tenants given as DIDs, or admin.
+fn validate_clients_of(clients: &[crate::config::ApiClient]) -> Result<(), ConfigError> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut hashes = std::collections::BTreeSet::new();
+    for (i, c) in clients.iter().enumerate() {
+        let field = |f: &str| format!("rpc.clients[{i}].{f}");
+        if c.name.trim().is_empty() || !names.insert(c.name.as_str()) {
+            return Err(invalid(&field("name"), "a name given once"));
+        }
+        let hex_ok =
+            c.token_sha256.len() == 64 && c.token_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex_ok {
+            return Err(invalid(
+                &field("token_sha256"),
+                "64 hex digits: the SHA-256 of the client's token (knoop api-client makes both)",
+            ));
+        }
+        if !hashes.insert(c.token_sha256.to_ascii_lowercase()) {
+            return Err(invalid(
+                &field("token_sha256"),
+                "another client has this token",
+            ));
+        }
+        if let Some(t) = c.tenants.iter().find(|t| !t.starts_with("did:")) {
+            return Err(invalid(&field("tenants"), format!("{t:?} is not a DID")));
+        }
+        if c.tenants.is_empty() && !c.admin {
+            return Err(invalid(
+                &field("tenants"),
+                "name the tenants (DIDs) it may act as, or set admin = true",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
@@ -155,6 +192,10 @@ impl Config {
         Ok(())
     }
 
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        validate_clients_of(&self.rpc.clients)
+    }
+
     fn validate_consent(&self) -> Result<(), ConfigError> {
         if let Some(e) = &self.consent.notify_endpoint {
             if !crate::https::is_callback_url(e) {
@@ -217,11 +258,15 @@ impl Config {
             .listen
             .parse()
             .map_err(|e| invalid("rpc.listen", format!("not a socket address: {e}")))?;
-        if !rpc.ip().is_loopback() && self.rpc.token.as_deref().is_none_or(|t| t.len() < 16) {
-            return Err(invalid(
-                "rpc.token",
-                "a token of at least 16 characters is required when rpc.listen is not loopback",
-            ));
+        self.validate_clients()?;
+        if !rpc.ip().is_loopback() {
+            let short = self.rpc.token.as_deref().is_some_and(|t| t.len() < 16);
+            if short || (self.rpc.token.is_none() && self.rpc.clients.is_empty()) {
+                return Err(invalid(
+                    "rpc.token",
+                    "a token of at least 16 characters (or rpc.clients) is required when rpc.listen is not loopback",
+                ));
+            }
         }
         if self.p2p.listen.is_empty() {
             return Err(invalid(
@@ -548,6 +593,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("rpc.token"), "{e}");
+        for (text, field) in [
+            ("[[rpc.clients]]\nname = \"ehr\"\ntoken_sha256 = \"ab\"\ntenants = [\"did:knoop:a\"]\n", "rpc.clients[0].token_sha256"),
+            ("[[rpc.clients]]\nname = \"ehr\"\ntoken_sha256 = \"{H}\"\n", "rpc.clients[0].tenants"),
+            ("[[rpc.clients]]\nname = \"ehr\"\ntoken_sha256 = \"{H}\"\ntenants = [\"hospital\"]\n", "rpc.clients[0].tenants"),
+            ("[[rpc.clients]]\nname = \"\"\ntoken_sha256 = \"{H}\"\nadmin = true\n", "rpc.clients[0].name"),
+            ("[[rpc.clients]]\nname = \"a\"\ntoken_sha256 = \"{H}\"\nadmin = true\n[[rpc.clients]]\nname = \"b\"\ntoken_sha256 = \"{H}\"\nadmin = true\n", "rpc.clients[1].token_sha256"),
+            ("[[rpc.clients]]\nname = \"a\"\ntoken_sha256 = \"{H}\"\nadmin = true\nscope = \"all\"\n", "scope"),
+        ] {
+            let p = write(&text.replace("{H}", &"0f".repeat(32)));
+            let e = Config::load(Some(&p), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+        // Clients alone secure an RPC beyond loopback.
+        let p = write(&format!(
+            "[rpc]\nlisten = \"0.0.0.0:1\"\n[[rpc.clients]]\nname = \"ehr\"\ntoken_sha256 = \"{}\"\ntenants = [\"did:knoop:a\"]\n",
+            "0f".repeat(32)
+        ));
+        Config::load(Some(&p), &Overrides::default()).unwrap();
         let p = write("[p2p]\nsync_interval = \"soon\"\n");
         let e = Config::load(Some(&p), &Overrides::default())
             .unwrap_err()

@@ -345,12 +345,34 @@ impl Default for DidConfig {
 pub struct RpcConfig {
     /// Address of the internal HTTP JSON RPC.
     pub listen: String,
-    /// Bearer token required on every RPC call except `/health`. Required when `listen` is not
-    /// a loopback address.
+    /// Bearer token required on every RPC call except `/health`: the vendor's administrator
+    /// credential (every route, every tenant). Required when `listen` is not a loopback address
+    /// and no `clients` are configured.
     pub token: Option<String>,
+    /// API credentials scoped to tenants (`specs/rpc-clients.md`): one per EHR or other client,
+    /// acting only as the hosted organisations it names. With any configured, every call
+    /// except `/health` needs a credential, also on loopback.
+    pub clients: Vec<ApiClient>,
     /// Where `POST /v1/admin/backup` writes backups, each in a new directory it names; default
     /// `<data_dir>/backups`. The route writes nowhere else on the node's machine.
     pub backup_dir: Option<PathBuf>,
+}
+
+/// One API credential of the RPC (`[[rpc.clients]]`, `specs/rpc-clients.md`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClient {
+    /// Who holds it (an EHR, a vendor's tool), as the audit log and the logs name it.
+    pub name: String,
+    /// Hex SHA-256 of its bearer token: the node keeps no token of a client, so the config
+    /// file gives none away (`knoop api-client` makes a token and this line).
+    pub token_sha256: String,
+    /// The hosted organisations' DIDs (did:knoop, or their did:web ids) it may act as.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// The vendor's scope: every route, as every tenant (as `rpc.token`).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -429,6 +451,7 @@ impl Default for RpcConfig {
         RpcConfig {
             listen: DEFAULT_RPC.into(),
             token: None,
+            clients: Vec::new(),
             backup_dir: None,
         }
     }

@@ -3,6 +3,7 @@
 //! ([`crate::care::requester`]), and `POST /v1/dpop-proofs` makes the DPoP proof for each use
 //! of a DPoP-bound token; the DPoP keys never leave the node.
 
+use crate::api::rpc::caller::Caller;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -94,9 +95,14 @@ const RESERVED: [&str; 8] = [
 
 async fn access_token(
     State(st): St,
+    caller: Caller,
     b: Result<Json<AccessReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.requester)?;
+    if let Some(client) = &req.client {
+        caller.act_as(&st, client)?;
+    }
     let issuer = match (&req.issuer, &req.holder) {
         // An issuer is an absolute http(s) URL (RFC 8414 §2): anything else is the caller's
         // mistake, not an upstream failure.
@@ -172,9 +178,13 @@ struct ProofReq {
 
 async fn dpop_proof(
     State(st): St,
+    caller: Caller,
     b: Result<Json<ProofReq>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
+    if let Some(owner) = st.requester.dpop_owner(&req.dpop_kid) {
+        caller.act_as(&st, &owner)?;
+    }
     let method = req.method.to_ascii_uppercase();
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(bad("method must be an HTTP method"));

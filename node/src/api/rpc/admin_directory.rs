@@ -4,6 +4,7 @@
 //! the organisation published ([`crate::api::admin_directory_reads`]), in FHIR JSON; errors as
 //! `OperationOutcome` ([`crate::directory::admin`]).
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -62,8 +63,13 @@ fn base(headers: &HeaderMap, ura: &str) -> String {
     base_url(headers, &format!("/admin-directory/{ura}"))
 }
 
-fn tenant(st: &RpcState, ura: &str) -> Result<Tenant, Outcome> {
-    st.admin_directory.tenant(ura)
+/// The hosted organisation with URA `ura`, if the caller may act as it.
+fn tenant(st: &RpcState, caller: &Caller, ura: &str) -> Result<Tenant, Outcome> {
+    let t = st.admin_directory.tenant(ura)?;
+    caller
+        .act_as(st, &t.did)
+        .map_err(|r| Outcome::new(403, "forbidden", r.message))?;
+    Ok(t)
 }
 
 /// The answer to one create or update.
@@ -91,8 +97,14 @@ fn written(base: &str, d: &Done) -> Response {
     resp
 }
 
-async fn apply_one(st: &RpcState, ura: &str, headers: &HeaderMap, req: Request) -> Response {
-    let t = match tenant(st, ura) {
+async fn apply_one(
+    st: &RpcState,
+    caller: &Caller,
+    ura: &str,
+    headers: &HeaderMap,
+    req: Request,
+) -> Response {
+    let t = match tenant(st, caller, ura) {
         Ok(t) => t,
         Err(o) => return outcome(&o),
     };
@@ -118,6 +130,7 @@ async fn apply_one(st: &RpcState, ura: &str, headers: &HeaderMap, req: Request) 
 
 async fn create(
     State(st): St,
+    caller: Caller,
     Path((ura, type_)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -131,11 +144,12 @@ async fn create(
         resource,
         full_url: None,
     };
-    apply_one(&st, &ura, &headers, req).await
+    apply_one(&st, &caller, &ura, &headers, req).await
 }
 
 async fn update(
     State(st): St,
+    caller: Caller,
     Path((ura, type_, id)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
@@ -154,25 +168,27 @@ async fn update(
         resource,
         if_match,
     };
-    apply_one(&st, &ura, &headers, req).await
+    apply_one(&st, &caller, &ura, &headers, req).await
 }
 
 async fn delete(
     State(st): St,
+    caller: Caller,
     Path((ura, type_, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    apply_one(&st, &ura, &headers, Request::Delete { type_, id }).await
+    apply_one(&st, &caller, &ura, &headers, Request::Delete { type_, id }).await
 }
 
 /// `POST [base]` with a `transaction` Bundle: all entries or none (R4 §3.1.0.11).
 async fn transaction(
     State(st): St,
+    caller: Caller,
     Path(ura): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let t = match tenant(&st, &ura) {
+    let t = match tenant(&st, &caller, &ura) {
         Ok(t) => t,
         Err(o) => return outcome(&o),
     };

@@ -2,6 +2,7 @@
 //! or objection as a `PatientConsentCredential` sent privately to the patient's holder nodes,
 //! revoke it, list what this node holds about a patient. Identifiers only in request bodies.
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -85,9 +86,11 @@ impl From<RegistrationError> for ApiError {
 
 async fn register(
     State(st): St,
+    caller: Caller,
     b: Result<Json<RegisterReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.issuer)?;
     let k = keys(&st, req.patient).await?;
     if st.localisation.network_id().is_none() {
         return Err(RegistrationError::NotConfigured.into());
@@ -137,9 +140,11 @@ struct RevokeReq {
 
 async fn revoke(
     State(st): St,
+    caller: Caller,
     b: Result<Json<RevokeReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.issuer)?;
     let k = keys(&st, req.patient).await?;
     let tx = st
         .consent_registration

@@ -2,6 +2,7 @@
 //! holder, through [`crate::care::fetch`]. The patient identifier travels only in the body.
 //! With `Accept: application/fhir+json` the answer is the merged FHIR Bundle alone.
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -55,6 +56,7 @@ impl From<FetchError> for ApiError {
 
 async fn fetch(
     State(st): St,
+    caller: Caller,
     headers: HeaderMap,
     b: Result<Json<FetchReq>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -68,6 +70,7 @@ async fn fetch(
         reason,
         wallet,
     } = body(b)?;
+    caller.act_as(&st, &requester)?;
     let credentials = st
         .wallet
         .with_given(&requester, credentials, wallet)

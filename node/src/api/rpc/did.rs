@@ -1,6 +1,7 @@
 //! RPC endpoints for DIDs: resolve any supported method, create and change hosted `did:knoop`
 //! DIDs, their keys, services and controllers, and look up service endpoints.
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -239,10 +240,12 @@ fn parse_rels(names: Option<Vec<String>>) -> Result<Vec<Relationship>, ApiError>
 
 async fn add_key(
     State(st): St,
+    caller: Caller,
     Path(did): Path<String>,
     body: Result<Json<AddKeyReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let rels = parse_rels(json_body(body)?.relationships)?;
     let (frag, v) = st.dids.add_key(&did, &rels).await?;
     Ok((
@@ -253,18 +256,22 @@ async fn add_key(
 
 async fn remove_key(
     State(st): St,
+    caller: Caller,
     Path((did, fragment)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let v = st.dids.remove_key(&did, &fragment).await?;
     Ok(Json(json!({"versionId": v.to_hex()})))
 }
 
 async fn rotate(
     State(st): St,
+    caller: Caller,
     Path((did, fragment)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let (frag, v) = st.dids.rotate(&did, &fragment).await?;
     Ok(Json(json!({
         "id": format!("{did}#{frag}"),
@@ -284,10 +291,12 @@ struct ServiceReq {
 
 async fn set_service(
     State(st): St,
+    caller: Caller,
     Path((did, fragment)): Path<(String, String)>,
     body: Result<Json<ServiceReq>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let body = json_body(body)?;
     let spec = ServiceSpec {
         id: Some(fragment),
@@ -310,9 +319,11 @@ async fn set_service(
 
 async fn remove_service(
     State(st): St,
+    caller: Caller,
     Path((did, fragment)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let id = format!("{did}#{fragment}");
     let v = st
         .dids
@@ -338,10 +349,12 @@ struct ControllersReq {
 
 async fn set_controllers(
     State(st): St,
+    caller: Caller,
     Path(did): Path<String>,
     body: Result<Json<ControllersReq>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let c = json_body(body)?.controllers;
     let v = st
         .dids
@@ -353,8 +366,13 @@ async fn set_controllers(
     Ok(Json(json!({"versionId": v.to_hex()})))
 }
 
-async fn deactivate(State(st): St, Path(did): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn deactivate(
+    State(st): St,
+    caller: Caller,
+    Path(did): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     knoop_did(&did)?;
+    caller.act_as(&st, &did)?;
     let v = st.dids.deactivate(&did).await?;
     Ok(Json(json!({"versionId": v.to_hex()})))
 }

@@ -4,6 +4,7 @@
 //! (`POST /mitz/Subscription`), answered from the network's consents. FHIR JSON in and out,
 //! errors as `OperationOutcome` ([`crate::care::fhir_consent`], [`crate::care::subscriptions`]).
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -45,7 +46,7 @@ impl From<ConsentError> for Outcome {
 }
 
 /// The hosted organisation named by `X-Tenant-ID` (`<URA system>|<URA>`).
-fn tenant(st: &RpcState, headers: &HeaderMap) -> Result<Tenant, Outcome> {
+fn tenant(st: &RpcState, caller: &Caller, headers: &HeaderMap) -> Result<Tenant, Outcome> {
     let h = headers
         .get("x-tenant-id")
         .and_then(|v| v.to_str().ok())
@@ -62,13 +63,19 @@ fn tenant(st: &RpcState, headers: &HeaderMap) -> Result<Tenant, Outcome> {
             )))
         }
     };
-    provider(st, ura)
+    provider(st, caller, ura)
 }
 
-fn provider(st: &RpcState, ura: &str) -> Result<Tenant, Outcome> {
-    st.admin_directory
+/// The hosted organisation with URA `ura`, if the caller may act as it.
+fn provider(st: &RpcState, caller: &Caller, ura: &str) -> Result<Tenant, Outcome> {
+    let t = st
+        .admin_directory
         .tenant(ura)
-        .map_err(|o| Outcome::new(403, "forbidden", o.diagnostics))
+        .map_err(|o| Outcome::new(403, "forbidden", o.diagnostics))?;
+    caller
+        .act_as(st, &t.did)
+        .map_err(|r| Outcome::new(403, "forbidden", r.message))?;
+    Ok(t)
 }
 
 fn did_of(st: &RpcState, ura: &str) -> Option<String> {
@@ -100,10 +107,10 @@ fn with_location(mut resp: Response, location: &str) -> Response {
 }
 
 /// `POST /fhir/Consent`: the consent or objection registered as the tenant.
-async fn create(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(State(st): St, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     done(
         async {
-            let t = tenant(&st, &headers)?;
+            let t = tenant(&st, &caller, &headers)?;
             let c = fhir_body(&headers, &body)?;
             let (bsn, req) = fhir_consent::read(&c, &t.did, &t.ura, |u| did_of(&st, u))?;
             let k = st
@@ -132,10 +139,15 @@ async fn create(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
 
 /// `GET /fhir/Consent?patient:identifier=<BSN system>|<BSN>[&status=]`: the consents this node
 /// holds about the patient.
-async fn search(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+async fn search(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     done(
         async {
-            tenant(&st, &headers)?;
+            tenant(&st, &caller, &headers)?;
             let mut bsn = None;
             let mut status = None;
             for (k, v) in params(q) {
@@ -192,9 +204,14 @@ fn by_id(st: &RpcState, id: &str) -> Result<StoredConsent, Outcome> {
 }
 
 /// `GET /fhir/Consent/[id]` (without the patient: the node does not know the BSN).
-async fn read(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn read(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     done((|| {
-        tenant(&st, &headers)?;
+        tenant(&st, &caller, &headers)?;
         let s = by_id(&st, &id)?;
         let c = as_fhir(&st, &s, None)
             .ok_or_else(|| Outcome::not_found(format!("Consent/{id} is not a consent")))?;
@@ -207,13 +224,14 @@ async fn read(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Resp
 /// recording a new one.
 async fn update(
     State(st): St,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
     done(
         async {
-            let t = tenant(&st, &headers)?;
+            let t = tenant(&st, &caller, &headers)?;
             let c = fhir_body(&headers, &body)?;
             if c["resourceType"] != "Consent" || c["id"] != id.as_str() {
                 return Err(Outcome::invalid(format!("the body is Consent/{id}")));
@@ -268,12 +286,12 @@ async fn update(
 
 /// `POST /mitz/Subscription` (knooppunt's): the subscriber is the hosted organisation of
 /// `providerid`; notifications go to `channel.endpoint` (or `[consent] notify_endpoint`).
-async fn subscribe(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+async fn subscribe(State(st): St, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     done(
         async {
             let s = fhir_body(&headers, &body)?;
             let req = subscriptions::read_request(&s)?;
-            let t = provider(&st, &req.provider_ura)?;
+            let t = provider(&st, &caller, &req.provider_ura)?;
             let endpoint = req
                 .endpoint
                 .clone()
@@ -300,9 +318,14 @@ async fn subscribe(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
 }
 
 /// `GET /mitz/Subscription/[id]` by the subscribing organisation (`X-Tenant-ID`): its status.
-async fn subscription(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn subscription(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     done((|| {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         let s = st.subscriptions.get(&id, &t.did).ok_or_else(|| {
             Outcome::not_found(format!("Subscription/{id} is not this organisation's"))
         })?;
@@ -311,9 +334,14 @@ async fn subscription(State(st): St, headers: HeaderMap, Path(id): Path<String>)
 }
 
 /// `DELETE /mitz/Subscription/[id]` by the subscribing organisation (`X-Tenant-ID`).
-async fn unsubscribe(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn unsubscribe(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     done((|| {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         if st.subscriptions.delete(&id, &t.did) {
             Ok(Response::builder()
                 .status(StatusCode::NO_CONTENT)

@@ -2,6 +2,7 @@
 //! tenant holds data about a patient, withdraw that, look a patient up. Patient
 //! identifiers travel only in request bodies, never in URLs, and are never logged.
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -90,9 +91,11 @@ struct RegisterReq {
 
 async fn register(
     State(st): St,
+    caller: Caller,
     b: Result<Json<RegisterReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.holder)?;
     if let Some(id) = &req.source_patient {
         if !is_fhir_id(id) {
             return Err(ApiError::new(
@@ -142,9 +145,11 @@ struct WithdrawReq {
 
 async fn withdraw(
     State(st): St,
+    caller: Caller,
     b: Result<Json<WithdrawReq>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.holder)?;
     let k = keys(&st, req.patient).await?;
     let published = st
         .localisation
@@ -169,9 +174,11 @@ struct LookupReq {
 
 async fn lookup(
     State(st): St,
+    caller: Caller,
     b: Result<Json<LookupReq>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.requester)?;
     let k = keys(&st, req.patient).await?;
     let answers = st
         .localisation

@@ -12,6 +12,7 @@
 //!
 //! Errors are RFC 9457 `application/problem+json`, as the Nuts node answers them.
 
+use crate::api::rpc::caller::Caller;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -121,6 +122,7 @@ struct ServiceAccessTokenRequest {
 
 async fn request_service_access_token(
     State(st): St,
+    caller: Caller,
     Path(subject_id): Path<String>,
     body: Result<Json<ServiceAccessTokenRequest>, JsonRejection>,
 ) -> Response {
@@ -135,6 +137,9 @@ async fn request_service_access_token(
             format!("{subject_id} is not an organisation hosted here"),
         );
     };
+    if let Err(r) = caller.act_as(&st, &requester) {
+        return problem(StatusCode::FORBIDDEN, "forbidden", r.message);
+    }
     let issuer_ok = url::Url::parse(&req.authorization_server)
         .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
     if !issuer_ok {
@@ -154,7 +159,12 @@ async fn request_service_access_token(
     let client = match &req.service_provider_subject_id {
         None => None,
         Some(s) => match subject(&st, s) {
-            Some(d) => Some(d),
+            Some(d) => {
+                if let Err(r) = caller.act_as(&st, &d) {
+                    return problem(StatusCode::FORBIDDEN, "forbidden", r.message);
+                }
+                Some(d)
+            }
             None => {
                 return bad(format!(
                     "service_provider_subject_id {s} is not hosted here"
@@ -235,6 +245,7 @@ struct DpopRequest {
 
 async fn dpop(
     State(st): St,
+    caller: Caller,
     Path(kid): Path<String>,
     body: Result<Json<DpopRequest>, JsonRejection>,
 ) -> Response {
@@ -248,6 +259,11 @@ async fn dpop(
     }
     if crate::care::dpop::target_uri(&req.htu).is_none() {
         return bad("htu must be an absolute URL");
+    }
+    if let Some(owner) = st.requester.dpop_owner(&kid) {
+        if let Err(r) = caller.act_as(&st, &owner) {
+            return problem(StatusCode::FORBIDDEN, "forbidden", r.message);
+        }
     }
     match st.requester.dpop_proof(&kid, &method, &req.htu, &req.token) {
         Ok(proof) => Json(json!({"dpop": proof})).into_response(),

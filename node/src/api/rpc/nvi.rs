@@ -3,6 +3,7 @@
 //! by parameters, with `X-Tenant-ID`; FHIR JSON in and out, errors as `OperationOutcome`
 //! ([`crate::care::nvi`]).
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -32,9 +33,21 @@ fn outcome(e: NviError) -> Response {
     fhir(status, &e.resource())
 }
 
-fn tenant(st: &RpcState, headers: &HeaderMap) -> Result<(String, String), NviError> {
-    st.nvi
-        .tenant(headers.get("x-tenant-id").and_then(|v| v.to_str().ok()))
+/// The hosted organisation of `X-Tenant-ID`, if the caller may act as it.
+fn tenant(
+    st: &RpcState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<(String, String), NviError> {
+    let t = st
+        .nvi
+        .tenant(headers.get("x-tenant-id").and_then(|v| v.to_str().ok()))?;
+    caller.act_as(st, &t.1).map_err(|r| NviError {
+        status: 403,
+        code: "forbidden",
+        diagnostics: r.message,
+    })?;
+    Ok(t)
 }
 
 fn json_body(body: &Bytes) -> Result<Value, NviError> {
@@ -54,9 +67,9 @@ fn params(text: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+async fn register(State(st): St, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     let done = async {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         st.nvi.register(&t, &json_body(&body)?).await
     };
     match done.await {
@@ -73,9 +86,14 @@ async fn register(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     }
 }
 
-async fn register_bundle(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+async fn register_bundle(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let done = async {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         st.nvi.register_bundle(&t, &json_body(&body)?).await
     };
     match done.await {
@@ -84,9 +102,14 @@ async fn register_bundle(State(st): St, headers: HeaderMap, body: Bytes) -> Resp
     }
 }
 
-async fn search(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+async fn search(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let done = async {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         st.nvi
             .search(&t, &params(q.unwrap_or_default().as_bytes()))
             .await
@@ -97,9 +120,9 @@ async fn search(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
     }
 }
 
-async fn search_form(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+async fn search_form(State(st): St, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     let done = async {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         st.nvi.search(&t, &params(&body)).await
     };
     match done.await {
@@ -108,9 +131,14 @@ async fn search_form(State(st): St, headers: HeaderMap, body: Bytes) -> Response
     }
 }
 
-async fn delete(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+async fn delete(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let done = async {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         st.nvi
             .delete(&t, &params(q.unwrap_or_default().as_bytes()))
             .await
@@ -122,17 +150,27 @@ async fn delete(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
 }
 
 /// `GET /nvi/List/{id}`: one of the tenant's registrations.
-async fn read(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match tenant(&st, &headers).and_then(|t| st.nvi.read(&t, &id)) {
+async fn read(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match tenant(&st, &caller, &headers).and_then(|t| st.nvi.read(&t, &id)) {
         Ok(list) => fhir(StatusCode::OK, &list),
         Err(e) => outcome(e),
     }
 }
 
 /// `DELETE /nvi/List/{id}`: withdraws one of the tenant's registrations.
-async fn delete_by_id(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn delete_by_id(
+    State(st): St,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let done = async {
-        let t = tenant(&st, &headers)?;
+        let t = tenant(&st, &caller, &headers)?;
         st.nvi.delete_by_id(&t, &id).await
     };
     match done.await {

@@ -2,6 +2,7 @@
 //! the ones this node takes part in, read one. A transaction this node does not take part in
 //! reads as 404, the same as one that does not exist.
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -57,10 +58,12 @@ fn send_error(e: SendError) -> ApiError {
 
 async fn send(
     State(st): St,
+    caller: Caller,
     b: Result<Json<SendReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(req) =
         b.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    caller.act_as(&st, &req.author)?;
     let body = serde_json::to_vec(&req.body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let id = st

@@ -67,7 +67,8 @@ pub struct RpcState {
     pub data_dir: std::path::PathBuf,
     /// Where backups are written (`[rpc] backup_dir`).
     pub backup_dir: std::path::PathBuf,
-    pub token: Option<String>,
+    /// The credentials calls are authenticated with (`rpc.token`, `[[rpc.clients]]`).
+    pub clients: crate::api::rpc::caller::Clients,
     pub started: Instant,
     /// Turns true at shutdown; long-lived responses end then.
     pub stop: tokio::sync::watch::Receiver<bool>,

@@ -1,6 +1,7 @@
 //! RPC endpoints for credentials: issue (as a hosted DID), verify, publish, revoke, trust, and
 //! the organisation directory (as FHIR: `fhir.rs`).
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -74,9 +75,15 @@ struct IssueReq {
 
 async fn issue(
     State(st): St,
+    caller: Caller,
     b: Result<Json<IssueReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.issuer)?;
+    if req.publish {
+        // Published as the node (publish_doc's default signer).
+        caller.act_as(&st, &st.node_did)?;
+    }
     let signed = issuing::issue(
         &st.dids,
         CredentialRequest {
@@ -162,9 +169,11 @@ struct PublishReq {
 
 async fn publish(
     State(st): St,
+    caller: Caller,
     b: Result<Json<PublishReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, req.signer.as_deref().unwrap_or(&st.node_did))?;
     // Refuse what would not be indexed anyway (trust is decided by each reader).
     let creds = st.credentials.clone();
     let doc = req.credential.clone();
@@ -185,9 +194,11 @@ async fn publish(
 
 async fn revoke(
     State(st): St,
+    caller: Caller,
     b: Result<Json<Revocation>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let r = body(b)?;
+    caller.act_as(&st, &r.issuer)?;
     let bytes = serde_json::to_vec(&r).map_err(|e| bad(e.to_string()))?;
     let id = st
         .dids
@@ -230,9 +241,11 @@ struct PresentReq {
 
 async fn present(
     State(st): St,
+    caller: Caller,
     b: Result<Json<PresentReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.holder)?;
     let ttl = req.ttl_s.unwrap_or(300);
     let vp = match req.format.as_deref() {
         None | Some("ldp") => issuing::present(

@@ -4,6 +4,7 @@
 //! hosted organisation's wallet, adds credentials handed over otherwise, lists and removes them
 //! ([`crate::care::wallet`]).
 
+use crate::api::rpc::caller::Caller;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -84,9 +85,11 @@ struct OfferReq {
 
 async fn offer(
     State(st): St,
+    caller: Caller,
     b: Result<Json<OfferReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.issuer)?;
     let format = match req.format.as_deref() {
         None | Some("jwt_vc_json") => Format::JwtVcJson,
         Some("ldp_vc") => Format::LdpVc,
@@ -132,9 +135,11 @@ struct AcceptReq {
 
 async fn accept(
     State(st): St,
+    caller: Caller,
     b: Result<Json<AcceptReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.holder)?;
     let held = st
         .wallet
         .accept_offer(
@@ -156,9 +161,11 @@ struct AddReq {
 
 async fn add(
     State(st): St,
+    caller: Caller,
     b: Result<Json<AddReq>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req = body(b)?;
+    caller.act_as(&st, &req.holder)?;
     let held = st
         .wallet
         .add(&req.holder, req.credential, "handed over")
@@ -181,18 +188,22 @@ fn query(q: Result<Query<HolderQuery>, QueryRejection>) -> Result<HolderQuery, A
 
 async fn list(
     State(st): St,
+    caller: Caller,
     q: Result<Query<HolderQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(q)?;
+    caller.act_as(&st, &q.holder)?;
     let held = st.wallet.list(&q.holder)?;
     Ok(Json(json!({"holder": q.holder, "credentials": held})))
 }
 
 async fn remove(
     State(st): St,
+    caller: Caller,
     q: Result<Query<HolderQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let q = query(q)?;
+    caller.act_as(&st, &q.holder)?;
     let id = q.id.ok_or_else(|| ApiError::bad("id is required"))?;
     if st.wallet.remove(&q.holder, &id)? {
         Ok(StatusCode::NO_CONTENT)
