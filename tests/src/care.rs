@@ -87,6 +87,15 @@ pub async fn create_did(node: &Node) -> String {
     body["did"].as_str().unwrap().to_owned()
 }
 
+/// Makes `node` trust `issuer` for credentials of `type_`.
+pub async fn trust(node: &Node, type_: &str, issuer: &str) {
+    let (code, body) = node
+        .put(&format!("/v1/trust/{type_}/{issuer}"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+}
+
 pub async fn issue(node: &Node, body: Value) -> Value {
     let (code, v) = node.post("/v1/credentials", &body).await.unwrap();
     assert_eq!(code, 201, "{v}");
@@ -117,14 +126,7 @@ pub async fn world(mode: &str, specs: &[OrgSpec], extra: &[(usize, (&str, String
     let net = Network::start_each(envs).await.unwrap();
     let ra = create_did(&net.nodes[0]).await;
     for node in &net.nodes {
-        let (code, body) = node
-            .put(
-                &format!("/v1/trust/CareOrganizationCredential/{ra}"),
-                &json!({}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(code, 200, "{body}");
+        trust(node, "CareOrganizationCredential", &ra).await;
     }
     let mut orgs = Vec::new();
     for (i, s) in specs.iter().enumerate() {

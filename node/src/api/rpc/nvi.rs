@@ -42,7 +42,7 @@ fn tenant(
     let t = st
         .nvi
         .tenant(headers.get("x-tenant-id").and_then(|v| v.to_str().ok()))?;
-    caller.act_as(st, &t.1).map_err(|r| NviError {
+    caller.act_as(st, &t.0).map_err(|r| NviError {
         status: 403,
         code: "forbidden",
         diagnostics: r.message,
