@@ -71,6 +71,15 @@ pub enum OpenError {
         source: rocksdb::Error,
     },
     #[error(
+        "the store at {path} is damaged: {source}. Nothing was changed. Restore a backup into \
+         an empty data directory (knoop restore --from <backup>); the network gives the node \
+         back what came after it"
+    )]
+    Corrupt {
+        path: String,
+        source: rocksdb::Error,
+    },
+    #[error(
         "store at {path} has format version {found}, this knoop reads version {FORMAT_VERSION}"
     )]
     Version { path: String, found: String },
@@ -106,9 +115,18 @@ impl RocksStore {
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, point.clone()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| OpenError::Rocks {
-            path: p.clone(),
-            source,
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| {
+            if source.kind() == rocksdb::ErrorKind::Corruption {
+                OpenError::Corrupt {
+                    path: p.clone(),
+                    source,
+                }
+            } else {
+                OpenError::Rocks {
+                    path: p.clone(),
+                    source,
+                }
+            }
         })?;
         let store = RocksStore {
             db: std::sync::Arc::new(db),
@@ -678,5 +696,50 @@ mod tests {
             Err(OpenError::Version { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A damaged table file or manifest stops the store from opening, with the file named
+    /// (RELIABILITY.md: a corrupted store).
+    #[test]
+    fn a_damaged_file_is_refused_by_name() {
+        for victim in ["sst", "MANIFEST"] {
+            let dir =
+                std::env::temp_dir().join(format!("knoop-store-test-{}", rand::random::<u64>()));
+            {
+                let s = RocksStore::open(&dir).unwrap();
+                for i in 0..2000u32 {
+                    s.db.put_cf(s.cf(CF_META), format!("k{i}"), [7u8; 100])
+                        .unwrap();
+                }
+                s.db.flush_cf(s.cf(CF_META)).unwrap();
+            }
+            let file = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    if victim == "sst" {
+                        name.ends_with(".sst")
+                    } else {
+                        name.starts_with("MANIFEST")
+                    }
+                })
+                .unwrap();
+            let mut bytes = std::fs::read(&file).unwrap();
+            let n = bytes.len();
+            // The table's footer (its magic number) or the manifest's records.
+            let from = if victim == "sst" { n - 48 } else { 0 };
+            bytes[from..].iter_mut().for_each(|b| *b = 0xa5);
+            std::fs::write(&file, &bytes).unwrap();
+            let err = RocksStore::open(&dir)
+                .err()
+                .expect("a damaged store is refused");
+            let text = err.to_string();
+            assert!(matches!(err, OpenError::Corrupt { .. }), "{victim}: {text}");
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(text.contains(&name), "{victim}: {text}");
+            assert!(text.contains("knoop restore"), "{text}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod nvi;
 pub mod pdp;
 pub mod private;
 pub mod state;
+pub mod tenancy;
 pub mod tokens;
 pub mod vc;
 pub mod wallet;

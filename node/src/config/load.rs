@@ -22,7 +22,7 @@ pub enum ConfigError {
 
 /// `[[rpc.clients]]`: named once each, a SHA-256 each (no two clients one token), and a
 /// scope: tenants given as DIDs, or admin.
-fn validate_clients_of(clients: &[crate::config::ApiClient]) -> Result<(), ConfigError> {
+fn validate_clients_of(clients: &[ApiClient]) -> Result<(), ConfigError> {
     let mut names = std::collections::BTreeSet::new();
     let mut hashes = std::collections::BTreeSet::new();
     for (i, c) in clients.iter().enumerate() {

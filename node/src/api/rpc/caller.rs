@@ -4,20 +4,17 @@
 //! `[[rpc.clients]]`, scoped to the hosted organisations it names (or admin). Every route has a
 //! class ([`class_of`]): *open* routes (reads of public network state) serve any credential,
 //! *tenant* routes serve any credential but their handler checks that the caller may act as the
-//! organisation the request names ([`Caller::act_as`]), and every other route is admin-only.
-//! A refused act-as is written to the audit log.
+//! organisation the request names (`Caller::act_as`, in [`super::tenancy`]), and every other
+//! route is admin-only.
 
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use super::state::RpcState;
-use crate::care::audit::Event;
 use crate::config::RpcConfig;
 
 /// What a credential may do.
@@ -52,53 +49,6 @@ impl Caller {
 
     pub fn is_admin(&self) -> bool {
         self.scope == Scope::Admin
-    }
-
-    /// Whether this caller may act as `did`, a DID or a hosted DID's did:web id.
-    pub fn may_act_as(&self, st: &RpcState, did: &str) -> bool {
-        match &self.scope {
-            Scope::Admin => true,
-            Scope::Tenants(dids) => {
-                dids.contains(did)
-                    || st.dids.web_alias(did).is_some_and(|w| dids.contains(&w))
-                    || dids
-                        .iter()
-                        .any(|t| st.dids.web_alias(t).as_deref() == Some(did))
-            }
-        }
-    }
-
-    /// `Ok` when this caller may act as `did`; else the refusal, written to the audit log with
-    /// the route it was made on.
-    pub fn act_as(&self, st: &RpcState, did: &str) -> Result<(), Refusal> {
-        if self.may_act_as(st, did) {
-            return Ok(());
-        }
-        let route = self.route.as_str();
-        tracing::warn!(client = %self.name, tenant = %did, route, "refused: not this client's tenant");
-        st.audit.append(Event {
-            kind: "api".into(),
-            requester: did.to_owned(),
-            who: format!("rpc client {}", self.name),
-            purpose: route.to_owned(),
-            outcome: "forbidden_tenant".into(),
-            ..Event::default()
-        });
-        Err(Refusal {
-            message: format!("the API credential of {} may not act as {did}", self.name),
-        })
-    }
-}
-
-/// An act-as refused: answered `403` in the route's own error format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub message: String,
-}
-
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden_tenant", r.message)
     }
 }
 
