@@ -71,13 +71,16 @@ pub enum OpenError {
         source: rocksdb::Error,
     },
     #[error(
-        "the store at {path} is damaged: {source}. Nothing was changed. Restore a backup into \
-         an empty data directory (knoop restore --from <backup>); the network gives the node \
-         back what came after it"
+        "the store at {path} is damaged: {source}{files}. Nothing was changed. Restore a backup \
+         into an empty data directory (knoop restore --from <backup>); the network gives the \
+         node back what came after it"
     )]
     Corrupt {
         path: String,
         source: rocksdb::Error,
+        /// `" (in <file>, …)"`: the damaged files rocksdb's own log names, when its error
+        /// does not (a damaged write-ahead log).
+        files: String,
     },
     #[error(
         "store at {path} has format version {found}, this knoop reads version {FORMAT_VERSION}"
@@ -85,6 +88,34 @@ pub enum OpenError {
     Version { path: String, found: String },
     #[error("store at {path}: migration to format {FORMAT_VERSION} failed: {reason}")]
     Migration { path: String, reason: String },
+}
+
+/// The files of the store at `dir` that rocksdb's info log (`<dir>/LOG`) reports damaged at
+/// the failed open, as `" (in a, b)"`; empty when `said` (its error) names the file already or
+/// the log names none.
+fn damaged_files(dir: &Path, said: &str) -> String {
+    const TAIL: usize = 256 * 1024;
+    let Ok(log) = std::fs::read(dir.join("LOG")) else {
+        return String::new();
+    };
+    let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(TAIL)..]).into_owned();
+    let prefix = format!("{}/", dir.display());
+    let mut files: Vec<String> = Vec::new();
+    for line in tail.lines().filter(|l| l.contains("Corruption")) {
+        for word in line.split_whitespace() {
+            if let Some(name) = word.strip_prefix(&prefix) {
+                let name = name.trim_end_matches(':').to_owned();
+                if !name.is_empty() && !said.contains(&name) && !files.contains(&name) {
+                    files.push(name);
+                }
+            }
+        }
+    }
+    if files.is_empty() {
+        String::new()
+    } else {
+        format!(" (in {})", files.join(", "))
+    }
 }
 
 /// rocksdb-backed store.
@@ -102,6 +133,10 @@ impl RocksStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // A write torn by a crash at the log's end is dropped (it was never acknowledged: the
+        // write had not returned); a damaged record before it stops the open instead of
+        // silently dropping everything after it (rocksdb's default, point-in-time recovery).
+        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
         // Bound memtable memory across all column families.
@@ -117,8 +152,10 @@ impl RocksStore {
             .map(|n| ColumnFamilyDescriptor::new(*n, point.clone()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| {
             if source.kind() == rocksdb::ErrorKind::Corruption {
+                let files = damaged_files(path, source.as_ref());
                 OpenError::Corrupt {
                     path: p.clone(),
+                    files,
                     source,
                 }
             } else {
@@ -702,7 +739,7 @@ mod tests {
     /// (RELIABILITY.md: a corrupted store).
     #[test]
     fn a_damaged_file_is_refused_by_name() {
-        for victim in ["sst", "MANIFEST"] {
+        for victim in ["sst", "MANIFEST", "log"] {
             let dir =
                 std::env::temp_dir().join(format!("knoop-store-test-{}", rand::random::<u64>()));
             {
@@ -711,25 +748,32 @@ mod tests {
                     s.db.put_cf(s.cf(CF_META), format!("k{i}"), [7u8; 100])
                         .unwrap();
                 }
-                s.db.flush_cf(s.cf(CF_META)).unwrap();
+                if victim != "log" {
+                    s.db.flush_cf(s.cf(CF_META)).unwrap();
+                }
             }
             let file = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|e| e.unwrap().path())
                 .find(|p| {
                     let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                    if victim == "sst" {
-                        name.ends_with(".sst")
-                    } else {
-                        name.starts_with("MANIFEST")
+                    match victim {
+                        "sst" => name.ends_with(".sst"),
+                        "log" => name.ends_with(".log") && std::fs::metadata(p).unwrap().len() > 0,
+                        _ => name.starts_with("MANIFEST"),
                     }
                 })
                 .unwrap();
             let mut bytes = std::fs::read(&file).unwrap();
             let n = bytes.len();
-            // The table's footer (its magic number) or the manifest's records.
-            let from = if victim == "sst" { n - 48 } else { 0 };
-            bytes[from..].iter_mut().for_each(|b| *b = 0xa5);
+            // The table's footer (its magic number), the manifest's records, or a stretch in
+            // the middle of the write-ahead log (acknowledged writes after it).
+            let range = match victim {
+                "sst" => n - 48..n,
+                "log" => n / 2..n / 2 + 64,
+                _ => 0..n,
+            };
+            bytes[range].iter_mut().for_each(|b| *b = 0xa5);
             std::fs::write(&file, &bytes).unwrap();
             let err = RocksStore::open(&dir)
                 .err()
