@@ -4,8 +4,20 @@
 #   testnet/netns.sh available      exit 0 if network namespaces can be created here (root / CAP_NET_ADMIN)
 #   testnet/netns.sh up [N]         start N nodes (default 3), each in namespace <prefix>h<i>
 #   testnet/netns.sh status         one line per node: peers, transactions, digest
-#   testnet/netns.sh check [COUNT]  publish COUNT txs (default 200) via node 0; all nodes must converge
+#   testnet/netns.sh check [COUNT] [I]  publish COUNT txs (default 200) via node I (default 0);
+#                                   all nodes must converge
+#   testnet/netns.sh publish I COUNT    publish COUNT txs via node I, without waiting for the others
+#   testnet/netns.sh faults I SPEC  a faulty link for node I, both ways: SPEC is comma-separated
+#                                   loss=<0..1> (packets dropped at random, iptables statistic),
+#                                   dup=<0..1> (packets sent twice, iptables TEE), rate=<tc rate>
+#                                   (a bandwidth cap whose queue delays, tc tbf), or "off"
+#   testnet/netns.sh partition I... cut nodes I... off from the rest (they still reach each other)
+#   testnet/netns.sh heal           join every node to one network again
 #   testnet/netns.sh down           stop the nodes, delete the namespaces (idempotent)
+#
+# (tc netem, which would also delay and reorder, is not in every kernel: this one has none, so
+# loss and duplication use netfilter and delay comes from a bandwidth cap. TCP retransmission
+# of lost packets reorders what arrives.)
 #
 # Env: KNOOP_BIN (default: target/debug/knoop, built if missing), KNOOP_NETNS_DIR (default:
 # testnet/.netns; node i keeps its data and node.log in <dir>/n<i>), KNOOP_NETNS_PREFIX (default
@@ -230,8 +242,73 @@ print(f"ok {len(rows)} nodes agree: transactions={counts[0]} digest={digest} pee
 ' "$1" "$2"
 }
 
+publish() { # i count
+  local i="$1" count="$2"
+  if ! ip netns exec "$(hostns "$i")" "$bin" load --rpc "$rpc" --count "$count" --rate 200 > "$dir/load.out" 2> "$dir/load.err"; then
+    cat "$dir/load.out" "$dir/load.err" >&2
+    die "knoop load through node $i failed"
+  fi
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+n, acc, took = int(sys.argv[2]), r["accepted"], r["elapsed_s"]
+if acc != n:
+    sys.exit(f"knoop load: only {acc} of {n} transactions accepted")
+print(f"published {acc} transactions through node {sys.argv[3]} in {took:.1f}s")
+' "$dir/load.out" "$count" "$i"
+}
+
+faults() { # i spec
+  local i="$1" spec="$2" ns item key value j
+  ns="$(hostns "$i")"
+  command -v iptables >/dev/null 2>&1 || die "iptables is required for faults"
+  # Start from a clean link: no rules, no queue discipline of ours.
+  ip netns exec "$ns" iptables -F
+  ip netns exec "$ns" iptables -t mangle -F
+  ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
+  ip netns exec "$brns" tc qdisc del dev "v$i" root 2>/dev/null || true
+  [ "$spec" = off ] && { echo "node $i: link faults off"; return 0; }
+  IFS=, read -r -a items <<< "$spec"
+  for item in "${items[@]}"; do
+    key="${item%%=*}"; value="${item#*=}"
+    case "$key" in
+      loss)
+        ip netns exec "$ns" iptables -A OUTPUT -o eth0 -m statistic --mode random --probability "$value" -j DROP
+        ip netns exec "$ns" iptables -A INPUT -i eth0 -m statistic --mode random --probability "$value" -j DROP ;;
+      dup)
+        # TEE sends a copy of the packet to the gateway: the destination node itself.
+        for j in $(seq 0 $(($(nodes) - 1))); do
+          [ "$j" = "$i" ] && continue
+          ip netns exec "$ns" iptables -t mangle -A POSTROUTING -o eth0 -d "$(ip_of "$j")" \
+            -m statistic --mode random --probability "$value" -j TEE --gateway "$(ip_of "$j")"
+        done ;;
+      rate)
+        ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$value" burst 16kb latency 500ms
+        ip netns exec "$brns" tc qdisc replace dev "v$i" root tbf rate "$value" burst 16kb latency 500ms ;;
+      *) die "faults: unknown '$key' (loss, dup, rate or off)" ;;
+    esac
+  done
+  echo "node $i: link faults $spec"
+}
+
+partition() { # i...
+  local i
+  if ! ip -n "$brns" link show br1 >/dev/null 2>&1; then
+    ip -n "$brns" link add br1 type bridge
+    ip -n "$brns" link set br1 up
+  fi
+  for i in "$@"; do ip -n "$brns" link set "v$i" master br1; done
+  echo "partitioned: nodes $* apart from the rest"
+}
+
+heal() {
+  local i
+  for i in $(seq 0 $(($(nodes) - 1))); do ip -n "$brns" link set "v$i" master br0; done
+  echo "healed: every node on one network"
+}
+
 check() {
-  local count="${1:-200}" n i verdict="" start now base loaded
+  local count="${1:-200}" via="${2:-0}" n i verdict="" start now base loaded
   if ! [[ "$count" =~ ^[0-9]+$ ]] || [ "$count" -lt 1 ]; then die "COUNT must be a positive number, got '$count'"; fi
   n="$(nodes)"
   for i in $(seq 0 $((n - 1))); do
@@ -244,8 +321,8 @@ check() {
     t=$(node_get "$i" /status | python3 -c 'import json,sys; print(json.load(sys.stdin)["transactions"])')
     [ "$t" -gt "$base" ] && base=$t
   done
-  echo "publishing $count transactions through node 0 ($(hostns 0)); before: up to $base per node"
-  if ! ip netns exec "$(hostns 0)" "$bin" load --rpc "$rpc" --count "$count" --rate 200 > "$dir/load.out" 2> "$dir/load.err"; then
+  echo "publishing $count transactions through node $via ($(hostns "$via")); before: up to $base per node"
+  if ! ip netns exec "$(hostns "$via")" "$bin" load --rpc "$rpc" --count "$count" --rate 200 > "$dir/load.out" 2> "$dir/load.err"; then
     cat "$dir/load.out" "$dir/load.err" >&2
     die "knoop load failed"
   fi
@@ -320,7 +397,11 @@ case "${1:-}" in
   available) available ;;
   up) up "${2:-3}" ;;
   status) status ;;
-  check) check "${2:-200}" ;;
+  check) check "${2:-200}" "${3:-0}" ;;
+  publish) publish "${2:?node}" "${3:?count}" ;;
+  faults) faults "${2:?node}" "${3:?spec}" ;;
+  partition) shift; partition "$@" ;;
+  heal) heal ;;
   down) down ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

@@ -445,3 +445,119 @@ fn nodes_in_separate_network_namespaces_converge() {
         text(&check)
     );
 }
+
+/// Faults on the wire between real hosts (`testnet/netns.sh faults`, `partition`, `heal`): six
+/// nodes in their own network namespaces with every link dropping 5% of packets each way,
+/// sending 5% twice and capped at 2 Mbit/s, converge; then a third of them is cut off, both
+/// sides take new transactions, and after the partition heals every node holds the union (one
+/// digest everywhere, nothing acknowledged lost). Skipped where namespaces cannot be made.
+#[test]
+fn a_lossy_network_and_a_healed_partition_converge() {
+    let script = knoop_e2e::testnet_dir().join("netns.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("knf{}-", std::process::id());
+    let run = |args: &[&str]| {
+        std::process::Command::new(&script)
+            .args(args)
+            .env("KNOOP_BIN", knoop_e2e::knoop_bin())
+            .env("KNOOP_NETNS_DIR", dir.path())
+            .env("KNOOP_NETNS_PREFIX", &prefix)
+            .env("KNOOP_NETNS_SUBNET", "10.78.0")
+            .env("KNOOP_NETNS_TIMEOUT", "120")
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "netns.sh {args:?}: {}", text(&o));
+        text(&o)
+    };
+    if !run(&["available"]).status.success() {
+        eprintln!("skipping: this machine cannot create network namespaces");
+        return;
+    }
+    let _down = knoop_e2e::OnDrop(|| {
+        run(&["down"]);
+    });
+    ok(&["up", "6"]);
+    for i in 0..6 {
+        ok(&["faults", &i.to_string(), "loss=0.05,dup=0.05,rate=2mbit"]);
+    }
+    let out = ok(&["check", "300"]);
+    assert!(out.contains("check ok: 6 nodes agree"), "{out}");
+    // The faults were on the wire: packets were dropped and sent twice.
+    let counters = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{prefix}h0"),
+            "iptables-save",
+            "-c",
+        ])
+        .output()
+        .unwrap();
+    let counters = String::from_utf8_lossy(&counters.stdout);
+    let packets = |target: &str| -> u64 {
+        counters
+            .lines()
+            .filter(|l| l.contains(&format!("-j {target}")))
+            .filter_map(|l| l.strip_prefix('[')?.split(':').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert!(packets("DROP") > 0, "no packet dropped: {counters}");
+    assert!(packets("TEE") > 0, "no packet duplicated: {counters}");
+
+    // A third of the network apart; both sides take transactions.
+    ok(&["partition", "4", "5"]);
+    ok(&["publish", "0", "100"]);
+    ok(&["publish", "4", "100"]);
+    // Each side converges on its own set: two digests (0-3 and 4-5), never one.
+    let t0 = std::time::Instant::now();
+    loop {
+        let status = ok(&["status"]);
+        let digest_of = |i: usize| {
+            status
+                .lines()
+                .nth(i)
+                .and_then(|l| l.split("digest=").nth(1))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let majority: std::collections::BTreeSet<String> = (0..4).map(digest_of).collect();
+        let minority: std::collections::BTreeSet<String> = (4..6).map(digest_of).collect();
+        if majority.len() == 1 && minority.len() == 1 {
+            assert_ne!(majority, minority, "one set across a partition: {status}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the sides did not converge apart: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    ok(&["heal"]);
+    let out = ok(&["check", "50", "2"]);
+    assert!(out.contains("check ok: 6 nodes agree"), "{out}");
+    let status = ok(&["status"]);
+    let counts: Vec<u64> = status
+        .lines()
+        .filter_map(|l| {
+            l.split("transactions=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(counts.len(), 6, "{status}");
+    // Everything both sides acknowledged: the 300, 100 + 100 while apart, and 50.
+    assert!(counts.iter().all(|c| *c >= 550), "{status}");
+}
