@@ -27,6 +27,9 @@ pub enum TxError {
     FromTheFuture { ahead_ms: u64 },
     #[error("storage failure: {0}")]
     Store(String),
+    /// The node keeps its disk's reserve free and takes no more until space returns.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 impl TxError {
@@ -43,6 +46,7 @@ impl TxError {
             TxError::BadClock { .. } => "bad_clock",
             TxError::FromTheFuture { .. } => "from_the_future",
             TxError::Store(_) => "store",
+            TxError::DiskFull(_) => "disk_full",
         }
     }
 
@@ -54,6 +58,7 @@ impl TxError {
             TxError::Duplicate
                 | TxError::MissingParents(_)
                 | TxError::Store(_)
+                | TxError::DiskFull(_)
                 | TxError::FromTheFuture { .. }
         )
     }
@@ -64,8 +69,27 @@ impl TxError {
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
+/// How a [`StoreError`] that refuses a write for want of disk space begins.
+const DISK_FULL: &str = "disk full: ";
+
+impl StoreError {
+    /// A write refused because the disk is (nearly) full: `why` says how full.
+    pub fn disk_full(why: impl std::fmt::Display) -> Self {
+        StoreError(format!("{DISK_FULL}{why}"))
+    }
+
+    /// Whether this error refused a write for want of disk space (see [`StoreError::disk_full`]).
+    pub fn is_disk_full(&self) -> bool {
+        self.0.starts_with(DISK_FULL)
+    }
+}
+
 impl From<StoreError> for TxError {
     fn from(e: StoreError) -> Self {
-        TxError::Store(e.0)
+        if e.is_disk_full() {
+            TxError::DiskFull(e.0)
+        } else {
+            TxError::Store(e.0)
+        }
     }
 }

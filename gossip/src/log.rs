@@ -485,7 +485,7 @@ impl<S: Store> Log<S> {
             tracing::error!(error = %e, "commit failed; batch not stored");
             self.auth.rolled_back();
             self.next_seq = first_seq;
-            let err = TxError::Store(e.0);
+            let err = TxError::from(e);
             let stored_ids: HashSet<TxId> = stored.iter().map(|t| t.id()).collect();
             for r in results.iter_mut() {
                 if matches!(r, Ok(id) if stored_ids.contains(id)) {

@@ -35,6 +35,7 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let t0 = Instant::now();
     let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
+    store.set_reserve(cfg.reserved_disk_mib << 20);
     let keys = Arc::new(open_keystore(cfg, &store)?);
     let key = crate::identity::node_key::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
     let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);

@@ -121,9 +121,19 @@ fn damaged_files(dir: &Path, said: &str) -> String {
 /// rocksdb-backed store.
 pub struct RocksStore {
     db: std::sync::Arc<DB>,
+    /// The store's directory, whose file system's free space [`RocksStore::room`] checks.
+    dir: std::path::PathBuf,
+    /// Bytes kept free on that file system: new transactions and private records are refused
+    /// below it (0: no reserve).
+    reserve: std::sync::atomic::AtomicU64,
 }
 
 fn err(e: rocksdb::Error) -> StoreError {
+    // A write rocksdb could not make for want of space (past the reserve, or another process
+    // filled the disk) is a full disk too.
+    if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("No space left") {
+        return StoreError::disk_full(e.as_ref());
+    }
     StoreError(e.to_string())
 }
 
@@ -167,6 +177,8 @@ impl RocksStore {
         })?;
         let store = RocksStore {
             db: std::sync::Arc::new(db),
+            dir: path.to_path_buf(),
+            reserve: std::sync::atomic::AtomicU64::new(0),
         };
         let meta = store.cf(CF_META);
         let rocks = |source| OpenError::Rocks {
@@ -246,8 +258,39 @@ impl RocksStore {
         Ok(())
     }
 
+    /// Keeps `bytes` free on the store's file system (`reserved_disk_mib`): below that, new
+    /// transactions and private records are refused as a full disk, while reads, indexes of
+    /// what is stored, the audit log and settings go on. Writes resume when space returns.
+    pub fn set_reserve(&self, bytes: u64) {
+        self.reserve
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `Ok` while the file system has more than the reserve free.
+    fn room(&self) -> Result<(), StoreError> {
+        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let Ok(fs) = rustix::fs::statvfs(&self.dir) else {
+            return Ok(()); // the write itself will say what is wrong
+        };
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < reserve {
+            return Err(StoreError::disk_full(format!(
+                "{} MiB free on the disk of {}, the node keeps {} MiB (reserved_disk_mib); \
+                 writes resume when space is freed",
+                free >> 20,
+                self.dir.display(),
+                reserve >> 20
+            )));
+        }
+        Ok(())
+    }
+
     /// A record of the `private` family (fsynced on write).
     pub fn put_private(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.room()?;
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db
@@ -257,6 +300,7 @@ impl RocksStore {
 
     /// Records of the `private` family, in one fsynced batch.
     pub fn put_private_many(&self, rows: &[KeyValue]) -> Result<(), StoreError> {
+        self.room()?;
         let mut wb = WriteBatch::default();
         for (k, v) in rows {
             wb.put_cf(self.cf(CF_PRIVATE), k, v);
@@ -439,6 +483,7 @@ impl Store for RocksStore {
     }
 
     fn commit(&self, batch: CommitBatch) -> Result<(), StoreError> {
+        self.room()?;
         let mut wb = WriteBatch::default();
         let (tx, by_time, by_seq, heads, payload) = (
             self.cf(CF_TX),

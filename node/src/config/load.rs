@@ -99,7 +99,9 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("KNOOP_")
                 .filter(|k| {
-                    k.as_str().contains("__") || k.as_str().eq_ignore_ascii_case("data_dir")
+                    k.as_str().contains("__")
+                        || k.as_str().eq_ignore_ascii_case("data_dir")
+                        || k.as_str().eq_ignore_ascii_case("reserved_disk_mib")
                 })
                 .split("__"),
         );

@@ -18,6 +18,10 @@ pub const DEFAULT_PUBLIC: &str = "127.0.0.1:7476";
 pub struct Config {
     /// Where the store (with the sealed keystore) lives.
     pub data_dir: PathBuf,
+    /// MiB the node keeps free on the data directory's disk: below it, new transactions (from
+    /// the RPC and from peers) and private records are refused (`507 disk_full`), while reads,
+    /// the audit log and settings go on; writes resume once space is freed. 0: no reserve.
+    pub reserved_disk_mib: u64,
     pub rpc: RpcConfig,
     pub p2p: P2pConfig,
     pub log: LogSettings,
@@ -426,6 +430,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("data"),
+            reserved_disk_mib: 256,
             rpc: RpcConfig::default(),
             p2p: P2pConfig::default(),
             log: LogSettings::default(),

@@ -40,6 +40,8 @@ impl From<TxError> for ApiError {
             TxError::Duplicate => StatusCode::CONFLICT,
             TxError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             TxError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // RFC 4918 §11.5: the node cannot store what the request needs stored.
+            TxError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             TxError::Unauthorized(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -59,6 +59,9 @@ pub(crate) fn loc_error(e: LocError) -> ApiError {
         LocError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         LocError::UnknownTenant(_) => (StatusCode::BAD_REQUEST, "unknown_tenant"),
         LocError::SlotsExhausted => (StatusCode::CONFLICT, "slots_exhausted"),
+        LocError::Store(ref m) if m.contains("disk full: ") => {
+            (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+        }
         LocError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
         LocError::Task => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
