@@ -13,6 +13,8 @@
 # stops the run with exit 1 and leaves the input in target/fuzz-artifacts/<target>-crash-*:
 # fix it, then keep the input in fuzz/regressions/<target>/ (tests/corpus.rs replays it).
 # Figures of each run (executions, coverage, corpus) go to target/fuzz-artifacts/<target>.log.
+# CARGO_TARGET_DIR moves the build (a long run beside development: its own target directory, so
+# the instrumented build and the ordinary one do not rebuild each other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -28,8 +30,9 @@ if [ -n "$rocksdb_lib" ]; then
 fi
 RUSTC_WORKSPACE_WRAPPER="$PWD/fuzz/rustc-sancov" \
   cargo build -q -p knoop-fuzz --features libfuzzer --bin knoop-fuzz
-bin=target/debug/knoop-fuzz
-out=target/fuzz-artifacts
+target="${CARGO_TARGET_DIR:-target}"
+bin="$target/debug/knoop-fuzz"
+out="$target/fuzz-artifacts"
 mkdir -p "$out"
 
 for t in "${targets[@]}"; do
