@@ -11,6 +11,7 @@ pub mod admission;
 pub mod ask;
 mod behaviour;
 mod driver;
+pub mod ip_guard;
 pub mod peers;
 
 use std::sync::{Arc, RwLock};
@@ -20,7 +21,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
 pub use admission::Admission;
-pub use ask::{AskClient, AskError, AskProtocol, Responder};
+pub use ask::{AskClient, AskError, AskProtocol, RawCodec, Responder};
 pub use driver::{spawn, Network};
 pub use peers::PeerLimits;
 

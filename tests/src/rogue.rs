@@ -1,21 +1,25 @@
 //! An outsider's libp2p peer that speaks knoop's push protocol (gossipsub on `knoop/tx/1`) but
 //! pushes invalid data: envelopes whose signature is another key's, and bytes that are no
-//! transaction at all. The tests use it to see a node reject, never forward, penalise and ban.
+//! transaction at all, replays of real transactions, and junk asks on `/knoop/locate/1`. The
+//! tests use it to see a node reject, never forward, penalise and ban, and to flood a node.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
-use knoop_gossip::wire::{WireTx, TX_TOPIC};
+use knoop_gossip::net::{AskProtocol, RawCodec};
+use knoop_gossip::wire::{WireTx, LOCATE_PROTOCOL, TX_TOPIC};
 use knoop_gossip::TxBuilder;
+use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, identify, Multiaddr, Swarm};
+use libp2p::{gossipsub, identify, Multiaddr, PeerId, StreamProtocol, Swarm};
 
 #[derive(NetworkBehaviour)]
 pub struct RogueBehaviour {
     identify: identify::Behaviour,
     gossipsub: gossipsub::Behaviour,
+    locate: request_response::Behaviour<RawCodec>,
 }
 
 /// The rogue peer and what it pushed.
@@ -30,6 +34,13 @@ pub struct RoguePeer {
     pub forged_ids: Vec<String>,
     /// The target closed the connection after at least one push.
     pub disconnected: bool,
+    /// The target, once connected.
+    target: Option<PeerId>,
+    /// The dial failed or the connection was refused.
+    pub refused: bool,
+    /// Locate requests sent, and answered.
+    pub asks_sent: u64,
+    pub asks_answered: u64,
 }
 
 impl RoguePeer {
@@ -60,6 +71,14 @@ impl RoguePeer {
                         gossipsub::MessageAuthenticity::Anonymous,
                         cfg,
                     )?,
+                    locate: request_response::Behaviour::with_codec(
+                        RawCodec::new(AskProtocol::Locate),
+                        [(
+                            StreamProtocol::new(LOCATE_PROTOCOL),
+                            ProtocolSupport::Outbound,
+                        )],
+                        request_response::Config::default(),
+                    ),
                 })
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -76,6 +95,10 @@ impl RoguePeer {
             sent: 0,
             forged_ids: Vec::new(),
             disconnected: false,
+            target: None,
+            refused: false,
+            asks_sent: 0,
+            asks_answered: 0,
         })
     }
 
@@ -98,10 +121,11 @@ impl RoguePeer {
             .num_established() as usize
     }
 
-    /// Runs the swarm for `wait`, or until the target disconnects after a push.
+    /// Runs the swarm for `wait`, or until the target disconnects after a push (or refuses
+    /// the connection).
     pub async fn run_for(&mut self, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;
-        while !self.disconnected {
+        while !self.disconnected && !self.refused {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_event(ev),
                 _ = tokio::time::sleep_until(deadline) => return,
@@ -110,12 +134,47 @@ impl RoguePeer {
     }
 
     fn on_event(&mut self, ev: SwarmEvent<RogueBehaviourEvent>) {
-        if let SwarmEvent::ConnectionClosed {
-            num_established: 0, ..
-        } = ev
-        {
-            self.disconnected = self.sent > 0;
+        match ev {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => self.target = Some(peer_id),
+            SwarmEvent::OutgoingConnectionError { .. } => self.refused = true,
+            SwarmEvent::ConnectionClosed {
+                num_established: 0, ..
+            } => self.disconnected = self.sent > 0 || self.asks_sent > 0,
+            SwarmEvent::Behaviour(RogueBehaviourEvent::Locate(
+                request_response::Event::Message {
+                    message: request_response::Message::Response { .. },
+                    ..
+                },
+            )) => self.asks_answered += 1,
+            _ => {}
         }
+    }
+
+    /// Publishes `data` as it is (a replayed transaction, say); whether gossipsub took it.
+    pub fn push_raw(&mut self, data: Vec<u8>) -> bool {
+        let took = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), data)
+            .is_ok();
+        if took {
+            self.sent += 1;
+        }
+        took
+    }
+
+    /// Sends `request` on `/knoop/locate/1` to the target, once connected.
+    pub fn ask_locate(&mut self, request: Vec<u8>) -> bool {
+        let Some(target) = self.target else {
+            return false;
+        };
+        self.swarm
+            .behaviour_mut()
+            .locate
+            .send_request(&target, request);
+        self.asks_sent += 1;
+        true
     }
 
     /// Whether the target has the rogue in its gossip (so pushes reach it).
@@ -128,10 +187,11 @@ impl RoguePeer {
             .is_some()
     }
 
-    /// Runs the swarm until the target has the rogue in its gossip, at most `wait`.
+    /// Runs the swarm until the target has the rogue in its gossip, at most `wait` (or until
+    /// the connection is refused).
     pub async fn until_subscribed(&mut self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
-        while !self.subscribed() && tokio::time::Instant::now() < deadline {
+        while !self.subscribed() && !self.refused && tokio::time::Instant::now() < deadline {
             self.run_for(Duration::from_millis(100)).await;
         }
         self.subscribed()

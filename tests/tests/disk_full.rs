@@ -82,7 +82,10 @@ async fn a_full_disk_refuses_writes_serves_reads_and_recovers() {
     }
     let t0 = Instant::now();
     while a.status().await.unwrap()["digest"] != b.status().await.unwrap()["digest"] {
-        assert!(t0.elapsed() < Duration::from_secs(30), "a and b never converged");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "a and b never converged"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let before = transactions(&a).await;

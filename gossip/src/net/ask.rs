@@ -57,15 +57,16 @@ pub enum AskError {
     Offline,
 }
 
-/// Raw bytes, bounded per protocol.
+/// Raw bytes, bounded per protocol (the codec of both node-answered protocols; public for
+/// clients and test peers of other software).
 #[derive(Clone)]
-pub(crate) struct RawCodec {
+pub struct RawCodec {
     max_request: u64,
     max_response: u64,
 }
 
 impl RawCodec {
-    pub(crate) fn new(p: AskProtocol) -> Self {
+    pub fn new(p: AskProtocol) -> Self {
         let (max_request, max_response) = p.limits();
         RawCodec {
             max_request,

@@ -74,6 +74,8 @@ pub(crate) type AdmitCodec = request_response::cbor::codec::Codec<AdmitRequest, 
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Refuses new connections from addresses whose peers keep being banned (Sybils).
+    pub ip_guard: super::ip_guard::IpGuard,
     /// Hard caps on connections, enforced before a connection is established (the driver
     /// also closes peers beyond `max_peers`, `specs/sync.md` §3).
     pub limits: connection_limits::Behaviour,
@@ -168,6 +170,7 @@ impl Behaviour {
             )
         };
         Ok(Behaviour {
+            ip_guard: super::ip_guard::IpGuard::default(),
             limits,
             identify,
             ping: ping::Behaviour::default(),

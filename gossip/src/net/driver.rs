@@ -474,6 +474,13 @@ impl<S: Store> Driver<S> {
     fn penalise(&mut self, peer: PeerId, penalty: i32, why: &str) {
         if self.book.penalise(peer, penalty, Instant::now()) == Verdict::Ban {
             warn!(%peer, reason = why, "peer banned for sending invalid data");
+            if self.swarm.behaviour_mut().ip_guard.banned(&peer) {
+                warn!(
+                    %peer,
+                    bans = super::ip_guard::SYBIL_BANS,
+                    "the address of banned peers refused for new connections for a while (Sybils)"
+                );
+            }
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
             self.peers.remove(&peer);
@@ -512,7 +519,9 @@ impl<S: Store> Driver<S> {
         let tx = match WireTx::decode(data).and_then(WireTx::parse) {
             Ok(tx) => tx,
             Err(e) => {
-                warn!(%peer, reason = e.code(), "rejected pushed transaction: {e}");
+                // Debug, not warn: a flood of junk must not become a flood of log lines (the
+                // rejected counters count each reason; the ban is logged with its reason).
+                debug!(%peer, reason = e.code(), "rejected pushed transaction: {e}");
                 return reject(self, e.code());
             }
         };
@@ -929,7 +938,7 @@ impl<S: Store> Driver<S> {
                         Ok(_) => accepted = true,
                         Err(e) if e.is_peer_fault() => {
                             self.counters.reject(e.code(), 1);
-                            warn!(%peer, reason = e.code(), "rejected transaction from peer: {e}");
+                            debug!(%peer, reason = e.code(), "rejected transaction from peer: {e}");
                             fault = Some(e.code());
                         }
                         Err(_) => {}
