@@ -1,6 +1,6 @@
 //! An outsider's libp2p peer that speaks knoop's push protocol (gossipsub on `knoop/tx/1`) but
 //! pushes invalid data: envelopes whose signature is another key's, and bytes that are no
-//! transaction at all, replays of real transactions, and junk asks on `/knoop/locate/1`. The
+//! transaction at all, replays of real transactions, and junk asks on `/knoop/locate/1` and `/knoop/private/1`. The
 //! tests use it to see a node reject, never forward, penalise and ban, and to flood a node.
 
 use std::time::Duration;
@@ -9,17 +9,27 @@ use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use knoop_gossip::net::{AskProtocol, RawCodec};
-use knoop_gossip::wire::{WireTx, LOCATE_PROTOCOL, TX_TOPIC};
+use knoop_gossip::wire::{WireTx, LOCATE_PROTOCOL, PRIVATE_PROTOCOL, TX_TOPIC};
 use knoop_gossip::TxBuilder;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, identify, Multiaddr, PeerId, StreamProtocol, Swarm};
+
+/// An outbound-only client of a node-answered protocol.
+fn asker(protocol: AskProtocol, name: &'static str) -> request_response::Behaviour<RawCodec> {
+    request_response::Behaviour::with_codec(
+        RawCodec::new(protocol),
+        [(StreamProtocol::new(name), ProtocolSupport::Outbound)],
+        request_response::Config::default(),
+    )
+}
 
 #[derive(NetworkBehaviour)]
 pub struct RogueBehaviour {
     identify: identify::Behaviour,
     gossipsub: gossipsub::Behaviour,
     locate: request_response::Behaviour<RawCodec>,
+    private: request_response::Behaviour<RawCodec>,
 }
 
 /// The rogue peer and what it pushed.
@@ -71,14 +81,8 @@ impl RoguePeer {
                         gossipsub::MessageAuthenticity::Anonymous,
                         cfg,
                     )?,
-                    locate: request_response::Behaviour::with_codec(
-                        RawCodec::new(AskProtocol::Locate),
-                        [(
-                            StreamProtocol::new(LOCATE_PROTOCOL),
-                            ProtocolSupport::Outbound,
-                        )],
-                        request_response::Config::default(),
-                    ),
+                    locate: asker(AskProtocol::Locate, LOCATE_PROTOCOL),
+                    private: asker(AskProtocol::Private, PRIVATE_PROTOCOL),
                 })
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -140,12 +144,16 @@ impl RoguePeer {
             SwarmEvent::ConnectionClosed {
                 num_established: 0, ..
             } => self.disconnected = self.sent > 0 || self.asks_sent > 0,
-            SwarmEvent::Behaviour(RogueBehaviourEvent::Locate(
-                request_response::Event::Message {
+            SwarmEvent::Behaviour(
+                RogueBehaviourEvent::Locate(request_response::Event::Message {
                     message: request_response::Message::Response { .. },
                     ..
-                },
-            )) => self.asks_answered += 1,
+                })
+                | RogueBehaviourEvent::Private(request_response::Event::Message {
+                    message: request_response::Message::Response { .. },
+                    ..
+                }),
+            ) => self.asks_answered += 1,
             _ => {}
         }
     }
@@ -166,13 +174,24 @@ impl RoguePeer {
 
     /// Sends `request` on `/knoop/locate/1` to the target, once connected.
     pub fn ask_locate(&mut self, request: Vec<u8>) -> bool {
+        self.ask(AskProtocol::Locate, request)
+    }
+
+    /// Sends `request` on `/knoop/private/1` to the target, once connected.
+    pub fn ask_private(&mut self, request: Vec<u8>) -> bool {
+        self.ask(AskProtocol::Private, request)
+    }
+
+    fn ask(&mut self, protocol: AskProtocol, request: Vec<u8>) -> bool {
         let Some(target) = self.target else {
             return false;
         };
-        self.swarm
-            .behaviour_mut()
-            .locate
-            .send_request(&target, request);
+        let b = self.swarm.behaviour_mut();
+        let behaviour = match protocol {
+            AskProtocol::Locate => &mut b.locate,
+            AskProtocol::Private => &mut b.private,
+        };
+        behaviour.send_request(&target, request);
         self.asks_sent += 1;
         true
     }

@@ -1,6 +1,6 @@
 //! Flooding (RELIABILITY.md): honest load through a node while outsiders flood it. Each
 //! outsider pushes transactions with forged signatures, bytes that are no transaction, replays
-//! of real transactions (valid but useless), and junk on `/knoop/locate/1`, as fast as it can;
+//! of real transactions (valid but useless), and junk on `/knoop/locate/1` and `/knoop/private/1`, as fast as it can;
 //! when it is banned it comes back under a new identity (a Sybil). The honest transactions all
 //! reach every node, nothing forged is stored, every flooder is banned, and the node stays
 //! healthy. The honest throughput with and without the flood is printed (the figures in
@@ -49,6 +49,7 @@ async fn flood(target: String, replays: Vec<Vec<u8>>, stop: Arc<AtomicBool>) -> 
                 let replay = replays[i % replays.len()].clone();
                 rogue.push_raw(replay);
                 rogue.ask_locate(format!("junk {i}").into_bytes());
+                rogue.ask_private(format!("junk {i}").into_bytes());
                 i += 1;
             }
             rogue.run_for(Duration::from_millis(5)).await;
@@ -171,7 +172,7 @@ async fn honest_load_gets_through_a_sybil_flood() {
          with: {flood_e2e:.0} tx/s end to end ({:.0}%), {flood_accept:.0} tx/s accepted ({:.0}%); \
          node 0's CPU: {base_cpu:.2} s without, {flood_cpu:.2} s with; the flooders' CPU \
          {flooders_cpu:.2} s; \
-         flood: {} identities, {} banned, {} refused at the door, {} pushes, {} locate asks",
+         flood: {} identities, {} banned, {} refused at the door, {} pushes, {} locate and private asks",
         100.0 * flood_e2e / base_e2e,
         100.0 * flood_accept / base_accept,
         total.identities,
