@@ -2,8 +2,9 @@
 //! holding membership credentials from the network's issuer (a did:jwk) converge; a node whose
 //! credential names another peer, or comes from an issuer the network does not name, refuses to
 //! start; a knoop node without membership that
-//! connects learns nothing and gives nothing; a member whose credential expires is cut off at
-//! the next verification and gets nothing more.
+//! connects learns nothing and gives nothing; a member whose credential expires, or whose
+//! credential its issuer revokes in its status list, is cut off at the next verification and
+//! gets nothing more.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,17 @@ impl Issuer {
     /// A vc+jwt membership credential for the node `did` with libp2p peer id `peer`, valid
     /// for `seconds`.
     fn credential(&self, did: &str, peer: &str, seconds: u64) -> String {
+        self.credential_with_status(did, peer, seconds, None)
+    }
+
+    /// The same, with entry `index` of the revocation list at `list_url`.
+    fn credential_with_status(
+        &self,
+        did: &str,
+        peer: &str,
+        seconds: u64,
+        status: Option<(&str, usize)>,
+    ) -> String {
         let now = knoop_gossip::tx::now_ms();
         let t = |ms: u64| knoop_did::knoop::time::to_rfc3339(ms);
         let credential = json!({
@@ -50,8 +62,38 @@ impl Issuer {
             "validUntil": t(now + seconds * 1000),
             "credentialSubject": {"id": did, "type": "KnoopNetworkMember", "peerId": peer, "network": NETWORK},
         });
+        let mut credential = credential;
+        if let Some((list, index)) = status {
+            credential["credentialStatus"] = json!({
+                "id": format!("{list}#{index}"), "type": "BitstringStatusListEntry",
+                "statusPurpose": "revocation", "statusListIndex": index.to_string(),
+                "statusListCredential": list,
+            });
+        }
         knoop_vc::jose::sign(
             &credential,
+            &format!("{}#0", self.did),
+            &SigningKey::Ed25519(self.key.clone()),
+        )
+        .unwrap()
+    }
+
+    /// The issuer's revocation list at `url` with `revoked` set, as a vc+jwt.
+    fn status_list(&self, url: &str, revoked: &[usize]) -> String {
+        let list = json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "id": url,
+            "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+            "issuer": self.did,
+            "validFrom": knoop_did::knoop::time::to_rfc3339(knoop_gossip::tx::now_ms() - 60_000),
+            "credentialSubject": {
+                "id": format!("{url}#list"), "type": "BitstringStatusList",
+                "statusPurpose": "revocation",
+                "encodedList": knoop_vc::status::encode_list(revoked, 131_072),
+            },
+        });
+        knoop_vc::jose::sign(
+            &list,
             &format!("{}#0", self.did),
             &SigningKey::Ed25519(self.key.clone()),
         )
@@ -245,5 +287,68 @@ async fn only_members_take_part_and_an_expired_member_is_cut_off() {
     assert!(
         n0.log_text().contains("is not a member"),
         "no refusal logged"
+    );
+}
+
+/// The issuer revokes a member's credential in its status list (served over HTTPS): at its
+/// next verification the other member cuts it off, and it gets nothing created after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_member_is_cut_off() {
+    let root = tempfile::Builder::new()
+        .prefix("knoop-revocation-")
+        .tempdir()
+        .unwrap();
+    let issuer = Issuer::new();
+    let web = knoop_e2e::https::TestHttps::start(Vec::new()).unwrap();
+    let list_url = web.url("/status/members");
+    web.set(
+        "/status/members".into(),
+        issuer.status_list(&list_url, &[]).into_bytes(),
+    );
+    let status_env = |node: &mut Node| {
+        node.env.push((
+            "KNOOP_STATUS_LIST__CA_FILE".into(),
+            web.ca_pem_path().display().to_string(),
+        ));
+        node.env
+            .push(("KNOOP_STATUS_LIST__MAX_AGE".into(), "1s".into()));
+    };
+    let (mut n0, did0) = offline(root.path(), "n0").await;
+    let (mut n1, did1) = offline(root.path(), "n1").await;
+    status_env(&mut n0);
+    status_env(&mut n1);
+    let c0 = issuer.credential_with_status(&did0, &n0.peer_id, 3600, Some((&list_url, 3)));
+    join(&mut n0, &issuer, &c0, None).await;
+    let boot = n0.p2p.clone();
+    let c1 = issuer.credential_with_status(&did1, &n1.peer_id, 3600, Some((&list_url, 7)));
+    join(&mut n1, &issuer, &c1, Some(&boot)).await;
+    let before = create_did(&n0).await;
+    wait_for("the members converge", 30, async || {
+        let (code, _) = n1.get(&format!("/v1/dids/{before}")).await.unwrap();
+        code == 200
+    })
+    .await;
+
+    // The issuer revokes n1's membership (entry 7), not n0's (entry 3).
+    web.set(
+        "/status/members".into(),
+        issuer.status_list(&list_url, &[7]).into_bytes(),
+    );
+    wait_for("n0 cuts off the revoked member", 20, async || {
+        !n0.status().await.unwrap()["peer_list"]
+            .as_array()
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|p| p["peer_id"] == n1.peer_id.as_str() && p["member"] == true)
+            })
+    })
+    .await;
+    let after = create_did(&n0).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (code, _) = n1.get(&format!("/v1/dids/{after}")).await.unwrap();
+    assert_eq!(code, 404, "the revoked member got a new transaction");
+    assert!(
+        n0.log_text().contains("revoked"),
+        "the refusal does not say the credential is revoked"
     );
 }
