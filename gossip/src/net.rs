@@ -13,6 +13,7 @@ mod behaviour;
 mod driver;
 pub mod ip_guard;
 pub mod peers;
+mod scoring;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

@@ -56,6 +56,16 @@ pub struct RoguePeer {
 impl RoguePeer {
     /// A rogue announcing `protocol_version` in identify, dialling `target`.
     pub fn dial(target: &str, protocol_version: &str) -> anyhow::Result<RoguePeer> {
+        Self::dial_with(target, protocol_version, false)
+    }
+
+    /// The same, publishing in gossipsub's signed mode (author, sequence number and signature
+    /// on every message), which knoop's anonymous topic refuses.
+    pub fn dial_signed(target: &str, protocol_version: &str) -> anyhow::Result<RoguePeer> {
+        Self::dial_with(target, protocol_version, true)
+    }
+
+    fn dial_with(target: &str, protocol_version: &str, signed: bool) -> anyhow::Result<RoguePeer> {
         let version = protocol_version.to_owned();
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
@@ -65,8 +75,19 @@ impl RoguePeer {
                 libp2p::yamux::Config::default,
             )?
             .with_behaviour(|key| {
+                let (mode, authenticity) = if signed {
+                    (
+                        gossipsub::ValidationMode::Strict,
+                        gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    )
+                } else {
+                    (
+                        gossipsub::ValidationMode::Anonymous,
+                        gossipsub::MessageAuthenticity::Anonymous,
+                    )
+                };
                 let cfg = gossipsub::ConfigBuilder::default()
-                    .validation_mode(gossipsub::ValidationMode::Anonymous)
+                    .validation_mode(mode)
                     .heartbeat_interval(Duration::from_millis(200))
                     .message_id_fn(|m: &gossipsub::Message| {
                         gossipsub::MessageId::from(knoop_gossip::Hash32::of(&m.data).0.to_vec())
@@ -77,10 +98,7 @@ impl RoguePeer {
                         version,
                         key.public(),
                     )),
-                    gossipsub: gossipsub::Behaviour::new(
-                        gossipsub::MessageAuthenticity::Anonymous,
-                        cfg,
-                    )?,
+                    gossipsub: gossipsub::Behaviour::new(authenticity, cfg)?,
                     locate: asker(AskProtocol::Locate, LOCATE_PROTOCOL),
                     private: asker(AskProtocol::Private, PRIVATE_PROTOCOL),
                 })
@@ -155,6 +173,14 @@ impl RoguePeer {
                 }),
             ) => self.asks_answered += 1,
             _ => {}
+        }
+    }
+
+    /// Publishes `n` messages that are no transaction (in the rogue's gossipsub mode).
+    pub fn push_junk(&mut self, n: usize) {
+        for i in 0..n {
+            let junk = format!("junk {} {i}", self.sent).into_bytes();
+            self.push_raw(junk);
         }
     }
 

@@ -99,3 +99,38 @@ async fn a_full_node_admits_no_second_connection_of_a_newcomer() {
         "{s}"
     );
 }
+
+/// Junk published in gossipsub's signed mode never reaches the node's own checks (gossipsub
+/// refuses a signed message on knoop's anonymous topic first), but it still costs the sender:
+/// gossipsub's score graylists it and the node bans it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_in_gossipsubs_signed_mode_is_penalised_until_banned() {
+    let net = Network::start(2).await.unwrap();
+    let mut rogue = RoguePeer::dial_signed(&net.nodes[0].p2p, "/knoop/id/1.1.0").unwrap();
+    assert!(
+        rogue.until_subscribed(Duration::from_secs(20)).await,
+        "never subscribed"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline && !rogue.disconnected {
+        rogue.push_junk(5);
+        rogue.run_for(Duration::from_millis(300)).await;
+    }
+    assert!(rogue.sent > 0, "never got to push anything");
+    assert!(
+        rogue.disconnected,
+        "the node kept the rogue connected after {} signed junk messages",
+        rogue.sent
+    );
+    let mut s = net.nodes[0].status().await.unwrap();
+    for _ in 0..20 {
+        if s["banned_peers"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s = net.nodes[0].status().await.unwrap();
+    }
+    assert!(s["banned_peers"].as_u64().unwrap_or(0) >= 1, "{s}");
+    assert!(net.nodes[0].log_text().contains("invalid gossip messages"));
+    assert_eq!(net.nodes[0].transactions().await.unwrap(), 0);
+}

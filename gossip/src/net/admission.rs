@@ -8,7 +8,6 @@
 //! GRAFTs are refused, so it never enters the mesh) but above the graylist threshold, so that
 //! its topic subscriptions are still read and it joins the mesh as soon as it is admitted.
 
-use libp2p::gossipsub::{PeerScoreParams, PeerScoreThresholds};
 use libp2p::PeerId;
 
 /// Decides who is a member. Implemented by the node.
@@ -26,35 +25,3 @@ pub trait Admission: Send + Sync + 'static {
 
 /// The application score of a peer not (yet) admitted.
 pub(crate) const NON_MEMBER_SCORE: f64 = -60.0;
-
-/// Gossipsub peer scoring for a members-only network: only the application score (membership)
-/// counts; IP colocation is off (many nodes of one vendor may share an address).
-pub(crate) fn score_params() -> (PeerScoreParams, PeerScoreThresholds) {
-    let params = PeerScoreParams {
-        app_specific_weight: 1.0,
-        ip_colocation_factor_weight: 0.0,
-        ..PeerScoreParams::default()
-    };
-    let thresholds = PeerScoreThresholds::default();
-    debug_assert!(
-        NON_MEMBER_SCORE < thresholds.publish_threshold
-            && NON_MEMBER_SCORE < thresholds.gossip_threshold
-            && NON_MEMBER_SCORE > thresholds.graylist_threshold
-    );
-    (params, thresholds)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_non_member_is_below_gossip_and_publish_but_not_graylisted() {
-        let (params, t) = score_params();
-        assert!(params.validate().is_ok());
-        assert!(t.validate().is_ok());
-        let score = NON_MEMBER_SCORE * params.app_specific_weight;
-        assert!(score < t.publish_threshold && score < t.gossip_threshold);
-        assert!(score > t.graylist_threshold);
-    }
-}

@@ -90,8 +90,7 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    /// `members_only`: peer scoring keeps non-members out of gossipsub (`admission.rs`).
-    pub fn new(key: &Keypair, max_peers: usize, members_only: bool) -> Result<Self, String> {
+    pub fn new(key: &Keypair, max_peers: usize) -> Result<Self, String> {
         let local = key.public().to_peer_id();
         let incoming = u32::try_from(max_peers)
             .unwrap_or(u32::MAX / 4)
@@ -127,10 +126,8 @@ impl Behaviour {
             .map_err(|e| e.to_string())?;
         let mut gossipsub =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)?;
-        if members_only {
-            let (params, thresholds) = super::admission::score_params();
-            gossipsub.with_peer_score(params, thresholds)?;
-        }
+        let (params, thresholds) = super::scoring::score_params();
+        gossipsub.with_peer_score(params, thresholds)?;
         let admit = request_response::Behaviour::with_codec(
             AdmitCodec::default()
                 .set_request_size_maximum(MAX_ADMIT_BYTES)

@@ -182,7 +182,6 @@ pub fn spawn<S: Store>(
     admission: Option<Arc<dyn Admission>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Network, NetError> {
-    let members_only = admission.is_some();
     let key = keypair_from_secret(secret)?;
     let local = key.public().to_peer_id();
     let mut wire = libp2p::metrics::Registry::with_prefix("knoop_p2p");
@@ -198,7 +197,7 @@ pub fn spawn<S: Store>(
         .map_err(|e| NetError::Setup(e.to_string()))?
         .with_bandwidth_metrics(&mut wire)
         .with_behaviour(|k| {
-            Behaviour::new(k, config.max_peers, members_only)
+            Behaviour::new(k, config.max_peers)
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| NetError::Setup(e.to_string()))?
@@ -486,6 +485,26 @@ impl<S: Store> Driver<S> {
             self.peers.remove(&peer);
         } else {
             debug!(%peer, reason = why, score = self.book.score(&peer), "peer penalised");
+        }
+    }
+
+    /// Bans the peers gossipsub's own scoring has graylisted (invalid messages it refused
+    /// itself, such as signed ones on the anonymous topic; `scoring.rs`).
+    fn ban_graylisted(&mut self) {
+        let gossip = &self.swarm.behaviour().gossipsub;
+        let graylisted: Vec<PeerId> = gossip
+            .all_peers()
+            .map(|(p, _)| *p)
+            .filter(|p| gossip.peer_score(p).is_some_and(super::scoring::should_ban))
+            .collect();
+        for peer in graylisted {
+            if !self.book.is_banned(&peer, Instant::now()) {
+                self.penalise(
+                    peer,
+                    super::scoring::GRAYLISTED_PENALTY,
+                    "invalid gossip messages",
+                );
+            }
         }
     }
 
@@ -1070,6 +1089,7 @@ impl<S: Store> Driver<S> {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.ban_graylisted();
         // Reconcile with the peers whose last round is older than the interval, least recently
         // synced first, at most `sync_fanout` new sessions per interval.
         let interval = self.config.sync_interval;
