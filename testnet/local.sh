@@ -13,6 +13,11 @@
 # The FHIR source (testnet/fhir: Medplum's R4 engine with synthetic patients) starts first;
 # node i fronts dataset i (mod 7) of it as its organisations' source system. All nodes share a
 # testnet-only localisation pepper (never use it elsewhere) and run consent opt-in.
+#
+# The network is members-only (specs/admission.md): each node is set up first (knoop init),
+# then gets a membership credential from the testnet's issuer, whose key is
+# testnet/membership-issuer.key (testnet-only: never trust it elsewhere).
+# KNOOP_TESTNET_OPEN=1 runs an open network instead.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -58,12 +63,32 @@ up() {
   export KNOOP_NETWORK__ID=knoop-local-testnet
   export KNOOP_LOCALISATION__PEPPER=746573746e65742d6f6e6c792d7065707065722d646f2d6e6f742d7573652121
   export KNOOP_CONSENT__MODE=opt-in
+  local members=1 issuer=""
+  [ "${KNOOP_TESTNET_OPEN:-0}" = 1 ] && members=0
+  if [ "$members" = 1 ]; then
+    issuer=$("$bin" membership-credential --issuer-key "$here/membership-issuer.key" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuer"])')
+  fi
   local boot=""
   for i in $(seq 0 $((n - 1))); do
     local rpc_port=$((base + 2 * i)) p2p_port=$((base + 2 * i + 1))
     mkdir -p "$dir/n$i"
+    local member_env=()
+    if [ "$members" = 1 ]; then
+      local setup did peer
+      setup=$("$bin" init --data-dir "$dir/n$i" --config "$dir/n$i/knoop.toml" 2>>"$dir/n$i/node.log")
+      did=$(echo "$setup" | python3 -c 'import json,sys; print(json.load(sys.stdin)["did"])')
+      peer=$(echo "$setup" | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer_id"])')
+      "$bin" membership-credential --issuer-key "$here/membership-issuer.key" --subject "$did" \
+        --peer-id "$peer" --network "$KNOOP_NETWORK__ID" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["credential"])' > "$dir/n$i/membership.jwt"
+      member_env=("KNOOP_P2P__MEMBERSHIP_ISSUERS=[\"$issuer\"]"
+        "KNOOP_P2P__MEMBERSHIP_NETWORK=$KNOOP_NETWORK__ID"
+        "KNOOP_P2P__MEMBERSHIP_CREDENTIAL=$dir/n$i/membership.jwt")
+    fi
     local args=(run --data-dir "$dir/n$i" --rpc-listen "127.0.0.1:$rpc_port" --p2p-listen "/ip4/127.0.0.1/tcp/$p2p_port")
     if [ -n "$boot" ]; then args+=(--bootstrap "$boot"); fi
+    env "${member_env[@]}" \
     KNOOP_PUBLIC__LISTEN="127.0.0.1:$((base + 50 + i))" \
     KNOOP_SOURCE__FHIR="http://127.0.0.1:$fhir_port/${datasets[$((i % 7))]}" \
       "$bin" "${args[@]}" >>"$dir/n$i/node.log" 2>&1 &

@@ -59,6 +59,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             tenants,
             admin,
         } => print_json(api_client(name, tenants, admin)?),
+        Command::MembershipCredential {
+            issuer_key,
+            subject,
+            peer_id,
+            network,
+            valid_days,
+        } => print_json(crate::identity::membership::issue_with_key_file(
+            &issuer_key,
+            subject.as_deref().zip(peer_id.as_deref()),
+            &network,
+            valid_days,
+        )?),
         Command::Status(rpc) => print_json(rt.block_on(client::status(&rpc))?),
         Command::Tx(cmd) => print_json(rt.block_on(client::tx(cmd))?),
         Command::Did(cmd) => print_json(rt.block_on(client::did(cmd))?),

@@ -464,7 +464,8 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     );
 }
 
-/// The one-command local testnet (`testnet/local.sh up 7`: the FHIR source, seven nodes, the
+/// The one-command local testnet (`testnet/local.sh up 7`: the FHIR source, seven members-only
+/// nodes, the
 /// registry authority, organisations, professionals, patients and a consent, all through the
 /// CLI) plays both stories through the CLI (`testnet/stories.sh`) and shuts down cleanly.
 #[test]
@@ -493,6 +494,17 @@ fn the_local_testnet_plays_both_stories_through_the_cli_and_stops_cleanly() {
     let (ok, text) = run("local.sh", &["up", "7"]);
     assert!(ok, "local.sh up 7 failed:\n{text}");
     assert!(text.contains("seed: done"), "{text}");
+    // A members-only network: node 0 has admitted its peers (testnet/membership-issuer.key).
+    let first = std::fs::read_to_string(dir.path().join("rpc")).unwrap();
+    let first = first.lines().next().unwrap().to_owned();
+    let status = Command::new("curl")
+        .args(["-fsS", &format!("{first}/status")])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let peers = status["peer_list"].as_array().unwrap();
+    assert!(!peers.is_empty(), "{status}");
+    assert!(peers.iter().all(|p| p["member"] == true), "{status}");
     let (ok, text) = run("stories.sh", &[]);
     assert!(ok, "the stories did not play:\n{text}");
     assert!(text.contains("both stories played as told"), "{text}");

@@ -57,6 +57,27 @@ pub enum Command {
         #[arg(long)]
         admin: bool,
     },
+    /// Issue a membership credential (`specs/admission.md` §2) with an issuer's Ed25519 key
+    /// (a file of 64 hex digits; the issuer is its did:key): a vc+jwt for the node DID and
+    /// libp2p peer id given. Without --subject, prints only the issuer's DID (for
+    /// `p2p.membership_issuers`). For testnets and tooling; a production issuer signs with its
+    /// own infrastructure.
+    MembershipCredential {
+        #[arg(long)]
+        issuer_key: PathBuf,
+        /// The member's node DID.
+        #[arg(long, requires = "peer_id")]
+        subject: Option<String>,
+        /// The member's libp2p peer id.
+        #[arg(long)]
+        peer_id: Option<String>,
+        /// The network's name (`p2p.membership_network`).
+        #[arg(long, default_value = "knoop")]
+        network: String,
+        /// Days it is valid from now.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
     /// Show a running node's status.
     Status(RpcArgs),
     /// Submit, publish, read and list transactions.

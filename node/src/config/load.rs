@@ -575,6 +575,15 @@ mod tests {
         let cfg = Config::load(Some(&write(&text)), &Overrides::default()).unwrap();
         assert_eq!(cfg.p2p.bootstrap.len(), 2);
         assert_eq!(cfg.network.id, "knoop-testnet");
+        assert_eq!(cfg.p2p.membership_network, "knoop-testnet");
+        // The testnet's issuer is the key in testnet/ (what local.sh and operators sign with).
+        let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testnet/membership-issuer.key");
+        let issuer = crate::identity::membership::issue_with_key_file(&key, None, "", 0).unwrap();
+        assert_eq!(
+            cfg.p2p.membership_issuers,
+            vec![issuer["issuer"].as_str().unwrap()]
+        );
         assert_eq!(cfg.public.rate_limit, 50);
     }
 

@@ -103,3 +103,45 @@ impl Admission for Membership {
         self.reverify
     }
 }
+/// `knoop membership-credential`: the did:key of the Ed25519 key in `key_file` (64 hex digits)
+/// and, for `member` = `(node DID, peer id)`, a vc+jwt membership credential it signs for
+/// `network`, valid `days` from a minute ago.
+pub fn issue_with_key_file(
+    key_file: &std::path::Path,
+    member: Option<(&str, &str)>,
+    network: &str,
+    days: u64,
+) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(key_file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed)
+        .map_err(|_| anyhow::anyhow!("{}: not 64 hex digits", key_file.display()))?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let mb = knoop_did::document::ed25519_multibase(&key.verifying_key());
+    let issuer = format!("did:key:{mb}");
+    let Some((subject, peer)) = member else {
+        return Ok(serde_json::json!({ "issuer": issuer }));
+    };
+    if !subject.starts_with("did:") {
+        anyhow::bail!("--subject must be the member's node DID");
+    }
+    peer.parse::<PeerId>()
+        .map_err(|e| anyhow::anyhow!("--peer-id: {e}"))?;
+    let now = knoop_gossip::tx::now_ms();
+    let t = knoop_did::knoop::time::to_rfc3339;
+    let credential = serde_json::json!({
+        "@context": ["https://www.w3.org/ns/credentials/v2", "https://w3id.org/knoop/credentials/v1"],
+        "type": ["VerifiableCredential", MEMBERSHIP_TYPE],
+        "issuer": issuer,
+        "validFrom": t(now.saturating_sub(60_000)),
+        "validUntil": t(now + days.saturating_mul(86_400_000)),
+        "credentialSubject": {"id": subject, "type": "KnoopNetworkMember", "peerId": peer, "network": network},
+    });
+    let jwt = knoop_vc::jose::sign(
+        &credential,
+        &format!("{issuer}#{mb}"),
+        &knoop_vc::jws::SigningKey::Ed25519(key),
+    )?;
+    Ok(serde_json::json!({ "issuer": issuer, "credential": jwt }))
+}
