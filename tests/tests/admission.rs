@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use knoop_e2e::care::create_did;
 use knoop_e2e::Node;
+use knoop_gossip::wire::SyncResponse;
 use knoop_vc::jws::{PublicJwk, SigningKey};
 use serde_json::{json, Value};
 
@@ -351,4 +352,64 @@ async fn a_revoked_member_is_cut_off() {
         n0.log_text().contains("revoked"),
         "the refusal does not say the credential is revoked"
     );
+}
+
+/// What the js-libp2p outsider (`tests/outsider/probe.mjs`) got from `target` when it asked
+/// `/knoop/sync/1` for the state and for transaction `id`: the two decoded answers.
+fn probe(target: &str, id: &str) -> (SyncResponse, SyncResponse) {
+    let dir = knoop_e2e::repo_root().join("tests/outsider");
+    let out = knoop_e2e::run_outside(
+        std::process::Command::new("node")
+            .arg(dir.join("probe.mjs"))
+            .args([target, id])
+            .current_dir(&dir),
+    );
+    assert_eq!(out["connected"], true, "{out}");
+    let answer = |what: &str| -> SyncResponse {
+        let text = out[what]["answer"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {what} answer: {out}"));
+        cbor4ii::serde::from_slice(&hex::decode(text).unwrap())
+            .unwrap_or_else(|e| panic!("{what}: {e}: {out}"))
+    };
+    (answer("state"), answer("fetch"))
+}
+
+/// An outsider speaking knoop's sync protocol from another libp2p implementation (js-libp2p,
+/// TCP + Noise + yamux): an open node answers it (its set digest, a transaction), a members-only
+/// node refuses both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outsider_in_js_libp2p_learns_nothing_from_a_member() {
+    let root = tempfile::Builder::new()
+        .prefix("knoop-outsider-")
+        .tempdir()
+        .unwrap();
+    // The control: an open node answers the probe.
+    let open = Node::start("open", &root.path().join("open"), &[])
+        .await
+        .unwrap();
+    create_did(&open).await;
+    let (_, page) = open.get("/v1/transactions?limit=1").await.unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let (state, fetch) = probe(&open.p2p, &id);
+    let digest = digest(&open.status().await.unwrap());
+    match state {
+        SyncResponse::State(s) => assert_eq!(s.digest, digest),
+        other => panic!("the open node did not answer the state: {other:?}"),
+    }
+    match fetch {
+        SyncResponse::Txs(txs) => assert_eq!(txs.len(), 1),
+        other => panic!("the open node did not give the transaction: {other:?}"),
+    }
+
+    // A member refuses the same outsider both.
+    let issuer = Issuer::new();
+    let (mut n0, did0) = offline(root.path(), "n0").await;
+    let c0 = issuer.credential(&did0, &n0.peer_id, 3600);
+    join(&mut n0, &issuer, &c0, None).await;
+    let (_, page) = n0.get("/v1/transactions?limit=1").await.unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let (state, fetch) = probe(&n0.p2p, &id);
+    assert_eq!(state, SyncResponse::Refused("not_admitted".into()));
+    assert_eq!(fetch, SyncResponse::Refused("not_admitted".into()));
 }
