@@ -765,5 +765,13 @@ async fn membership(
     })?;
     tracing::info!(issuers = ?cfg.p2p.membership_issuers, network = %cfg.p2p.membership_network,
         "members-only network: serving only peers with a membership credential");
-    Ok(Some(Arc::new(m)))
+    let m = Arc::new(m);
+    m.clone().watch(
+        file.clone(),
+        peer_id,
+        cfg.p2p
+            .membership_reverify
+            .min(std::time::Duration::from_secs(30)),
+    );
+    Ok(Some(m))
 }

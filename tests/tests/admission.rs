@@ -413,3 +413,66 @@ async fn an_outsider_in_js_libp2p_learns_nothing_from_a_member() {
     assert_eq!(state, SyncResponse::Refused("not_admitted".into()));
     assert_eq!(fetch, SyncResponse::Refused("not_admitted".into()));
 }
+
+/// A member renews its credential by replacing the file before the old one expires: it sends
+/// the new one to its peers, which keep it a member past the old credential's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_renews_its_credential_by_replacing_the_file() {
+    let root = tempfile::Builder::new()
+        .prefix("knoop-renewal-")
+        .tempdir()
+        .unwrap();
+    let issuer = Issuer::new();
+    let (mut n0, did0) = offline(root.path(), "n0").await;
+    let (mut n1, did1) = offline(root.path(), "n1").await;
+    let c0 = issuer.credential(&did0, &n0.peer_id, 3600);
+    join(&mut n0, &issuer, &c0, None).await;
+    let boot = n0.p2p.clone();
+    // n1's first credential ends in 15 s.
+    let c1 = issuer.credential(&did1, &n1.peer_id, 15);
+    join(&mut n1, &issuer, &c1, Some(&boot)).await;
+    let ends = Instant::now() + Duration::from_secs(15);
+    let is_member = async |n0: &Node, peer: &str| {
+        n0.status().await.unwrap()["peer_list"]
+            .as_array()
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|p| p["peer_id"] == peer && p["member"] == true)
+            })
+    };
+    wait_for("n0 admits n1", 20, async || {
+        is_member(&n0, &n1.peer_id).await
+    })
+    .await;
+
+    // A file that does not make n1 a member (another peer's credential) is not taken.
+    let file = n1.dir.join("membership.jwt");
+    std::fs::write(&file, issuer.credential(&did0, &n0.peer_id, 3600)).unwrap();
+    wait_for("n1 refuses the wrong credential", 10, async || {
+        n1.log_text().contains("keeping the old one")
+    })
+    .await;
+    // The renewed credential, a year long.
+    std::fs::write(&file, issuer.credential(&did1, &n1.peer_id, 365 * 86_400)).unwrap();
+    wait_for("n1 takes the renewed credential", 10, async || {
+        n1.log_text().contains("membership credential renewed")
+    })
+    .await;
+
+    // Past the first credential's end, n1 is still a member and still gets what n0 creates.
+    tokio::time::sleep(ends.saturating_duration_since(Instant::now()) + Duration::from_secs(5))
+        .await;
+    assert!(
+        is_member(&n0, &n1.peer_id).await,
+        "n0 cut off the renewed member"
+    );
+    let after = create_did(&n0).await;
+    wait_for("n1 gets a transaction after the old end", 20, async || {
+        n1.get(&format!("/v1/dids/{after}")).await.unwrap().0 == 200
+    })
+    .await;
+    assert!(
+        !n0.log_text().contains("is not a member"),
+        "n0 refused n1 at some point"
+    );
+}

@@ -138,6 +138,8 @@ struct Driver<S: Store> {
     /// Members-only networks: who is a member (`None`: an open network).
     admission: Option<Arc<dyn Admission>>,
     admit_outbound: HashMap<OutboundRequestId, PeerId>,
+    /// The membership credential last sent to peers (renewed: sent again, `admission.rs`).
+    sent_credential: String,
 }
 
 /// What [`spawn`] starts: the status view, the client of the node-answered protocols and the
@@ -244,6 +246,10 @@ pub fn spawn<S: Store>(
         counters: Counters::default(),
         asks: AskExchange::new(responder),
         state_digest: Arc::default(),
+        sent_credential: admission
+            .as_ref()
+            .map(|a| a.own_credential())
+            .unwrap_or_default(),
         admission,
         admit_outbound: HashMap::new(),
     };

@@ -23,7 +23,8 @@ const MAX_CREDENTIAL_BYTES: usize = 12 * 1024;
 pub struct Membership {
     issuers: Vec<String>,
     network: String,
-    own: String,
+    /// This node's credential, as sent to peers (replaced when the file is renewed).
+    own: std::sync::RwLock<String>,
     reverify: Duration,
     credentials: Arc<Credentials>,
     prefetch: Arc<Prefetcher>,
@@ -40,7 +41,7 @@ impl Membership {
         Membership {
             issuers: cfg.membership_issuers.clone(),
             network: cfg.membership_network.clone(),
-            own: own.trim().to_owned(),
+            own: std::sync::RwLock::new(own.trim().to_owned()),
             reverify: cfg.membership_reverify,
             credentials,
             prefetch,
@@ -89,9 +90,48 @@ impl Membership {
     }
 }
 
+impl Membership {
+    /// Watches this node's credential file every `every` (`specs/admission.md` §5): a new
+    /// credential that makes the node (peer id `peer`) a member replaces the one sent to peers
+    /// (the network layer sends it to them); one that does not is logged once and left out.
+    pub fn watch(self: Arc<Self>, file: std::path::PathBuf, peer: String, every: Duration) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut refused = String::new();
+            loop {
+                tick.tick().await;
+                let text = match tokio::fs::read_to_string(&file).await {
+                    Ok(t) => t.trim().to_owned(),
+                    Err(e) => {
+                        tracing::debug!(file = %file.display(), error = %e, "membership credential file unreadable");
+                        continue;
+                    }
+                };
+                if text == self.own_credential() || text == refused {
+                    continue;
+                }
+                match self.check(&peer, &text).await {
+                    Ok(()) => {
+                        if let Ok(mut own) = self.own.write() {
+                            *own = text;
+                        }
+                        refused.clear();
+                        tracing::info!(file = %file.display(), "membership credential renewed");
+                    }
+                    Err(why) => {
+                        tracing::warn!(file = %file.display(), %why,
+                            "the new membership credential does not make this node a member: keeping the old one");
+                        refused = text;
+                    }
+                }
+            }
+        });
+    }
+}
+
 impl Admission for Membership {
     fn own_credential(&self) -> String {
-        self.own.clone()
+        self.own.read().map(|o| o.clone()).unwrap_or_default()
     }
 
     fn admit(&self, peer: &PeerId, credential: &str) -> Result<(), String> {
@@ -103,6 +143,7 @@ impl Admission for Membership {
         self.reverify
     }
 }
+
 /// `knoop membership-credential`: the did:key of the Ed25519 key in `key_file` (64 hex digits)
 /// and, for `member` = `(node DID, peer id)`, a vc+jwt membership credential it signs for
 /// `network`, valid `days` from a minute ago.

@@ -211,9 +211,40 @@ impl<S: Store> Driver<S> {
         }
     }
 
+    /// This node's credential was renewed (`specs/admission.md` §5): send the new one to every
+    /// peer that got the old one.
+    fn resend_if_renewed(&mut self) {
+        let Some(admission) = self.admission.clone() else {
+            return;
+        };
+        let own = admission.own_credential();
+        if own == self.sent_credential {
+            return;
+        }
+        self.sent_credential = own;
+        let peers: Vec<PeerId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, s)| s.admit_asked)
+            .map(|(p, s)| {
+                s.admit_asked = false;
+                *p
+            })
+            .collect();
+        info!(
+            peers = peers.len(),
+            "membership credential renewed: sending it to the peers"
+        );
+        for peer in peers {
+            self.admission_on_identify(peer);
+        }
+    }
+
     /// Verifies again the credentials of members admitted (or verified) longer ago than the
-    /// admission's interval: a revoked or expired one cuts the peer off.
+    /// admission's interval: a revoked or expired one cuts the peer off. Sends a renewed
+    /// credential of this node first.
     pub(super) fn reverify_members(&mut self, now: Instant) {
+        self.resend_if_renewed();
         let Some(every) = self.admission.as_ref().map(|a| a.reverify_every()) else {
             return;
         };
