@@ -162,6 +162,29 @@ fn digest(s: &Value) -> String {
     s["digest"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Whether `node` lists `peer` as an admitted member.
+async fn is_member(node: &Node, peer: &str) -> bool {
+    node.status().await.unwrap()["peer_list"]
+        .as_array()
+        .is_some_and(|l| {
+            l.iter()
+                .any(|p| p["peer_id"] == peer && p["member"] == true)
+        })
+}
+
+/// `n0` cuts `n1` off (it is no member in `n0`'s peer list any more), and `n1` gets nothing
+/// `n0` creates after that.
+async fn assert_cut_off(n0: &Node, n1: &Node, why: &str) {
+    wait_for(&format!("n0 cuts off the {why} member"), 20, async || {
+        !is_member(n0, &n1.peer_id).await
+    })
+    .await;
+    let after = create_did(n0).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (code, _) = n1.get(&format!("/v1/dids/{after}")).await.unwrap();
+    assert_eq!(code, 404, "the {why} member got a new transaction");
+}
+
 async fn wait_for(what: &str, secs: u64, mut ok: impl AsyncFnMut() -> bool) {
     let t0 = Instant::now();
     while !ok().await {
@@ -272,19 +295,7 @@ async fn only_members_take_part_and_an_expired_member_is_cut_off() {
     // created after that.
     tokio::time::sleep(expires.saturating_duration_since(Instant::now()) + Duration::from_secs(4))
         .await;
-    wait_for("n0 cuts off the expired member", 20, async || {
-        !n0.status().await.unwrap()["peer_list"]
-            .as_array()
-            .is_some_and(|l| {
-                l.iter()
-                    .any(|p| p["peer_id"] == n1.peer_id.as_str() && p["member"] == true)
-            })
-    })
-    .await;
-    let after_expiry = create_did(&n0).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let (code, _) = n1.get(&format!("/v1/dids/{after_expiry}")).await.unwrap();
-    assert_eq!(code, 404, "the expired member got a new transaction");
+    assert_cut_off(&n0, &n1, "expired").await;
     assert!(
         n0.log_text().contains("is not a member"),
         "no refusal logged"
@@ -335,19 +346,7 @@ async fn a_revoked_member_is_cut_off() {
         "/status/members".into(),
         issuer.status_list(&list_url, &[7]).into_bytes(),
     );
-    wait_for("n0 cuts off the revoked member", 20, async || {
-        !n0.status().await.unwrap()["peer_list"]
-            .as_array()
-            .is_some_and(|l| {
-                l.iter()
-                    .any(|p| p["peer_id"] == n1.peer_id.as_str() && p["member"] == true)
-            })
-    })
-    .await;
-    let after = create_did(&n0).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let (code, _) = n1.get(&format!("/v1/dids/{after}")).await.unwrap();
-    assert_eq!(code, 404, "the revoked member got a new transaction");
+    assert_cut_off(&n0, &n1, "revoked").await;
     assert!(
         n0.log_text().contains("revoked"),
         "the refusal does not say the credential is revoked"
@@ -432,14 +431,6 @@ async fn a_member_renews_its_credential_by_replacing_the_file() {
     let c1 = issuer.credential(&did1, &n1.peer_id, 15);
     join(&mut n1, &issuer, &c1, Some(&boot)).await;
     let ends = Instant::now() + Duration::from_secs(15);
-    let is_member = async |n0: &Node, peer: &str| {
-        n0.status().await.unwrap()["peer_list"]
-            .as_array()
-            .is_some_and(|l| {
-                l.iter()
-                    .any(|p| p["peer_id"] == peer && p["member"] == true)
-            })
-    };
     wait_for("n0 admits n1", 20, async || {
         is_member(&n0, &n1.peer_id).await
     })

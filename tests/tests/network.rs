@@ -400,50 +400,72 @@ async fn restarted_node_finds_the_network_without_its_bootstrap_node() {
         .unwrap();
 }
 
-/// `testnet/netns.sh`: nodes as separate hosts in Linux network namespaces (own addresses on
-/// a bridge, nothing on a shared loopback) converge. Skipped, with a message, where this
-/// machine cannot create namespaces (needs root: CAP_NET_ADMIN and CAP_SYS_ADMIN).
-#[test]
-fn nodes_in_separate_network_namespaces_converge() {
-    let script = knoop_e2e::testnet_dir().join("netns.sh");
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("knt{}-", std::process::id());
-    let run = |args: &[&str]| {
-        std::process::Command::new(&script)
+/// A netns testnet of this test process (`testnet/netns.sh`), taken down when dropped.
+struct Netns {
+    script: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    prefix: String,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Netns {
+    /// A testnet named `tag` with extra environment `env`; `None` (and a message) where this
+    /// machine cannot create network namespaces (needs root: CAP_NET_ADMIN, CAP_SYS_ADMIN).
+    fn new(tag: &str, env: Vec<(&'static str, &'static str)>) -> Option<Netns> {
+        let n = Netns {
+            script: knoop_e2e::testnet_dir().join("netns.sh"),
+            dir: tempfile::tempdir().unwrap(),
+            prefix: format!("{tag}{}-", std::process::id()),
+            env,
+        };
+        if !n.run(&["available"]).status.success() {
+            eprintln!("skipping: this machine cannot create network namespaces");
+            return None;
+        }
+        Some(n)
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(&self.script)
             .args(args)
             .env("KNOOP_BIN", knoop_e2e::knoop_bin())
-            .env("KNOOP_NETNS_DIR", dir.path())
-            .env("KNOOP_NETNS_PREFIX", &prefix)
+            .env("KNOOP_NETNS_DIR", self.dir.path())
+            .env("KNOOP_NETNS_PREFIX", &self.prefix)
+            .envs(self.env.iter().copied())
             .output()
             .unwrap()
-    };
-    if !run(&["available"]).status.success() {
-        eprintln!("skipping: this machine cannot create network namespaces");
-        return;
     }
-    let _down = knoop_e2e::OnDrop(|| {
-        run(&["down"]);
-    });
-    let text = |o: &std::process::Output| {
-        format!(
+
+    /// Runs `netns.sh args`, which must succeed: its output.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        let text = format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
-        )
+        );
+        assert!(o.status.success(), "netns.sh {args:?}: {text}");
+        text
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.run(&["down"]);
+    }
+}
+
+/// `testnet/netns.sh`: nodes as separate hosts in Linux network namespaces (own addresses on
+/// a bridge, nothing on a shared loopback) converge. Skipped, with a message, where this
+/// machine cannot create namespaces.
+#[test]
+fn nodes_in_separate_network_namespaces_converge() {
+    let Some(net) = Netns::new("knt", Vec::new()) else {
+        return;
     };
-    let up = run(&["up", "3"]);
-    assert!(up.status.success(), "netns up failed: {}", text(&up));
-    let check = run(&["check", "200"]);
-    assert!(
-        check.status.success(),
-        "netns check failed: {}",
-        text(&check)
-    );
-    assert!(
-        text(&check).contains("check ok: 3 nodes agree"),
-        "{}",
-        text(&check)
-    );
+    net.ok(&["up", "3"]);
+    let check = net.ok(&["check", "200"]);
+    assert!(check.contains("check ok: 3 nodes agree"), "{check}");
 }
 
 /// Faults on the wire between real hosts (`testnet/netns.sh faults`, `partition`, `heal`): six
@@ -453,39 +475,17 @@ fn nodes_in_separate_network_namespaces_converge() {
 /// digest everywhere, nothing acknowledged lost). Skipped where namespaces cannot be made.
 #[test]
 fn a_lossy_network_and_a_healed_partition_converge() {
-    let script = knoop_e2e::testnet_dir().join("netns.sh");
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("knf{}-", std::process::id());
-    let run = |args: &[&str]| {
-        std::process::Command::new(&script)
-            .args(args)
-            .env("KNOOP_BIN", knoop_e2e::knoop_bin())
-            .env("KNOOP_NETNS_DIR", dir.path())
-            .env("KNOOP_NETNS_PREFIX", &prefix)
-            .env("KNOOP_NETNS_SUBNET", "10.78.0")
-            .env("KNOOP_NETNS_TIMEOUT", "120")
-            .output()
-            .unwrap()
-    };
-    let text = |o: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    let ok = |args: &[&str]| {
-        let o = run(args);
-        assert!(o.status.success(), "netns.sh {args:?}: {}", text(&o));
-        text(&o)
-    };
-    if !run(&["available"]).status.success() {
-        eprintln!("skipping: this machine cannot create network namespaces");
+    let Some(net) = Netns::new(
+        "knf",
+        vec![
+            ("KNOOP_NETNS_SUBNET", "10.78.0"),
+            ("KNOOP_NETNS_TIMEOUT", "120"),
+        ],
+    ) else {
         return;
-    }
-    let _down = knoop_e2e::OnDrop(|| {
-        run(&["down"]);
-    });
+    };
+    let ok = |args: &[&str]| net.ok(args);
+    let prefix = net.prefix.clone();
     ok(&["up", "6"]);
     for i in 0..6 {
         ok(&["faults", &i.to_string(), "loss=0.05,dup=0.05,rate=2mbit"]);

@@ -6,6 +6,21 @@ use std::time::Duration;
 use knoop_e2e::rogue::RoguePeer;
 use knoop_e2e::Network;
 
+/// The node's status once it counts a banned peer (the status view is refreshed a few times a
+/// second); fails after 4 s.
+async fn banned_status(node: &knoop_e2e::Node) -> serde_json::Value {
+    let mut s = node.status().await.unwrap();
+    for _ in 0..20 {
+        if s["banned_peers"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s = node.status().await.unwrap();
+    }
+    assert!(s["banned_peers"].as_u64().unwrap_or(0) >= 1, "{s}");
+    s
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_pushing_invalid_transactions_is_banned_and_nothing_spreads() {
     let net = Network::start(2).await.unwrap();
@@ -26,16 +41,7 @@ async fn peer_pushing_invalid_transactions_is_banned_and_nothing_spreads() {
         "the node kept the rogue connected after {sent} forged pushes"
     );
 
-    // The status view is refreshed a few times a second.
-    let mut s = net.nodes[0].status().await.unwrap();
-    for _ in 0..20 {
-        if s["banned_peers"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        s = net.nodes[0].status().await.unwrap();
-    }
-    assert!(s["banned_peers"].as_u64().unwrap_or(0) >= 1, "{s}");
+    let s = banned_status(&net.nodes[0]).await;
     assert!(s["sync"]["rejected"].as_u64().unwrap_or(0) >= 1, "{s}");
     assert!(
         net.nodes[0].log_text().contains("peer banned"),
@@ -122,15 +128,7 @@ async fn junk_in_gossipsubs_signed_mode_is_penalised_until_banned() {
         "the node kept the rogue connected after {} signed junk messages",
         rogue.sent
     );
-    let mut s = net.nodes[0].status().await.unwrap();
-    for _ in 0..20 {
-        if s["banned_peers"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        s = net.nodes[0].status().await.unwrap();
-    }
-    assert!(s["banned_peers"].as_u64().unwrap_or(0) >= 1, "{s}");
+    banned_status(&net.nodes[0]).await;
     assert!(net.nodes[0].log_text().contains("invalid gossip messages"));
     assert_eq!(net.nodes[0].transactions().await.unwrap(), 0);
 }
