@@ -526,8 +526,28 @@ async fn an_ehr_acts_only_as_its_own_organisation() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["kind"] == "api")
+        .filter(|e| e["kind"] == "api" && e["outcome"] == "forbidden_tenant")
         .collect();
+    // Every admin-only refusal too, naming the route.
+    let admin_refusals: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "api" && e["outcome"] == "admin_only")
+        .collect();
+    assert_eq!(admin_refusals.len(), admin_only.len(), "{audit}");
+    assert!(
+        admin_refusals
+            .iter()
+            .all(|e| e["who"] == "rpc client ehr-a"),
+        "{audit}"
+    );
+    assert!(
+        admin_refusals
+            .iter()
+            .any(|e| e["purpose"] == "POST /v1/admin/backup"),
+        "{audit}"
+    );
     assert_eq!(refused.len(), refusals, "{audit}");
     // B everywhere, but the node itself for a publish without a signer (signed as the node).
     let (_, node_id) = node.get("/v1/node").await.unwrap();

@@ -127,6 +127,13 @@ async fn auth(State(st): St, mut req: Request, next: Next) -> Response {
         .unwrap_or_default();
     if !caller.is_admin() && caller::class_of(req.method(), &route) == caller::Class::Admin {
         tracing::warn!(client = %caller.name, method = %req.method(), route, "refused: admin-only route");
+        st.audit.append(crate::care::audit::Event {
+            kind: "api".into(),
+            who: format!("rpc client {}", caller.name),
+            purpose: format!("{} {route}", req.method()),
+            outcome: "admin_only".into(),
+            ..Default::default()
+        });
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_only",
