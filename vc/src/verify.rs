@@ -309,7 +309,9 @@ pub fn verify_credential(
     };
     let now = env.now_ms();
     if let Some((f, text)) = &valid_from {
-        if now < *f {
+        // An issuer's clock a little ahead of ours must not make a fresh credential unusable
+        // for a minute (`specs/credentials.md` §5); its end is kept to the millisecond.
+        if now.saturating_add(CLOCK_SKEW_MS) < *f {
             return Err(Failure::NotYetValid(text.clone()));
         }
     }
@@ -336,6 +338,9 @@ pub fn verify_credential(
         credential: doc.clone(),
     })
 }
+
+/// How far ahead of this node's clock a credential's `validFrom` (or `nbf`) may be.
+pub const CLOCK_SKEW_MS: i64 = 60_000;
 
 /// The JWS is by the issuer: `kid` is a key of the issuer's DID at issuance (`iat`, else the
 /// start of validity, else now).

@@ -154,6 +154,11 @@ fn each_failure_has_its_own_reason() {
         let mut early = world();
         early.now = JAN_2026 - DAY;
         assert_eq!(code(&good, &early), "not_yet_valid");
+        // An issuer's clock up to a minute ahead is tolerated; more is not.
+        early.now = JAN_2026 - 30_000;
+        assert_eq!(code(&good, &early), "ok");
+        early.now = JAN_2026 - 90_000;
+        assert_eq!(code(&good, &early), "not_yet_valid");
         // Revoked.
         let mut w3 = world();
         w3.revoked
