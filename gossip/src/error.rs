@@ -82,6 +82,12 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         self.0.starts_with(DISK_FULL)
     }
+
+    /// Whether `text`, a store error carried on as text by a service's own error, is such a
+    /// refusal.
+    pub fn text_is_disk_full(text: &str) -> bool {
+        text.contains(DISK_FULL)
+    }
 }
 
 impl From<StoreError> for TxError {

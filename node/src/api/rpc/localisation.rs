@@ -59,7 +59,7 @@ pub(crate) fn loc_error(e: LocError) -> ApiError {
         LocError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         LocError::UnknownTenant(_) => (StatusCode::BAD_REQUEST, "unknown_tenant"),
         LocError::SlotsExhausted => (StatusCode::CONFLICT, "slots_exhausted"),
-        LocError::Store(ref m) if m.contains("disk full: ") => {
+        LocError::Store(ref m) if knoop_gossip::StoreError::text_is_disk_full(m) => {
             (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
         }
         LocError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),

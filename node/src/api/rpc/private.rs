@@ -51,7 +51,7 @@ fn send_error(e: SendError) -> ApiError {
         SendError::NoKeyAgreement(_) => (StatusCode::BAD_REQUEST, "no_key_agreement"),
         SendError::UnknownRecipient(_) => (StatusCode::BAD_REQUEST, "unknown_recipient"),
         SendError::Seal(ref s) => (StatusCode::BAD_REQUEST, s.code()),
-        SendError::Store(ref m) if m.contains("disk full: ") => {
+        SendError::Store(ref m) if knoop_gossip::StoreError::text_is_disk_full(m) => {
             (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
         }
         SendError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
