@@ -24,6 +24,8 @@ pub const MAX_PUSH_BYTES: usize = MAX_ENVELOPE_BYTES + MAX_PAYLOAD_BYTES + 1024;
 pub const PRIVATE_PROTOCOL: &str = "/knoop/private/1";
 /// Protocol name of the locate query (spec: `specs/consent-localisation.md` §7).
 pub const LOCATE_PROTOCOL: &str = "/knoop/locate/1";
+/// Protocol name of a patient service's questions to holders (spec: `specs/patient-view.md` §3).
+pub const PATIENT_PROTOCOL: &str = "/knoop/patient/1";
 /// Protocol name of the admission exchange of members-only networks (spec:
 /// `specs/admission.md` §4).
 pub const ADMIT_PROTOCOL: &str = "/knoop/admit/1";

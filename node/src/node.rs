@@ -201,6 +201,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         loc_params,
         cfg.consent.mode == "opt-out",
     ));
+    let patient_access = Arc::new(crate::care::patient_access::PatientAccess::new(
+        did_state.clone(),
+        credentials.clone(),
+        localisation.clone(),
+        consents.clone(),
+        audit.clone(),
+        node_did.clone(),
+    ));
     let prefetch = Arc::new(crate::identity::prefetch::Prefetcher::new(
         status_lists,
         web.clone(),
@@ -277,6 +285,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             Some(Arc::new(crate::api::answers::Answers {
                 private: private.clone(),
                 localisation: localisation.clone(),
+                patients: patient_access.clone(),
             })),
             admission,
             stop_rx,
@@ -353,6 +362,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             private.clone(),
             node_did.clone(),
         ));
+    let patient_service = patient_service(
+        &cfg,
+        public_url.as_deref(),
+        &store,
+        crate::care::patient_service::Parts {
+            ops: dids.clone(),
+            credentials: credentials.clone(),
+            consents: consents.clone(),
+            localisation: localisation.clone(),
+            access: patient_access,
+            registration: consent_registration.clone(),
+            private: private.clone(),
+        },
+    )
+    .await?;
     // did:web ids for the hosted DIDs, when the public URL has a host name; each hosted DID
     // names its did:web id in alsoKnownAs (an update only where it is missing).
     let web_dids = public_url
@@ -494,6 +518,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         notify_endpoint: cfg.consent.notify_endpoint.clone(),
         nvi,
         public_url,
+        patient_service: patient_service.as_ref().map(|p| p.organisation.clone()),
         public_certificate_expires_ms,
         metrics,
         data_dir: cfg.data_dir.clone(),
@@ -530,6 +555,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 cfg.public.client_ca_file.is_some(),
                 state.metrics.clone(),
                 limiter,
+                patient_service,
             );
             tokio::spawn(p.serve(app, stop_tx.subscribe()))
         }
@@ -639,6 +665,66 @@ fn spawn_update_client(
             }
         }
     })
+}
+
+/// The patient service (`specs/patient-view.md` §6), if `[patient_service]` names a provider:
+/// its organisation is the configured tenant, or one this node made at its first start.
+async fn patient_service(
+    cfg: &Config,
+    public_url: Option<&str>,
+    store: &Arc<RocksStore>,
+    parts: crate::care::patient_service::Parts,
+) -> anyhow::Result<Option<Arc<crate::care::patient_service::PatientService>>> {
+    const DID_KEY: &[u8] = b"patient_service_did";
+    let p = &cfg.patient_service;
+    let Some(issuer) = &p.issuer else {
+        return Ok(None);
+    };
+    let public_url = public_url.context("the patient service needs the public API")?;
+    if parts.localisation.network_id().is_none() {
+        anyhow::bail!("the patient service needs localisation (localisation.pepper)");
+    }
+    let secret = match (&p.client_secret, &p.client_secret_file) {
+        (Some(s), _) => s.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading patient_service.client_secret_file {}", f.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => anyhow::bail!("patient_service.client_secret is required"),
+    };
+    let hosted = parts.ops.hosted()?;
+    let organisation = match &p.organisation {
+        Some(d) if hosted.contains(d) => d.clone(),
+        Some(d) => anyhow::bail!("patient_service.organisation {d} is not hosted here"),
+        None => match store
+            .get_meta(DID_KEY)?
+            .and_then(|v| String::from_utf8(v).ok())
+            .filter(|d| hosted.contains(d))
+        {
+            Some(d) => d,
+            None => {
+                let node = parts.localisation.node_did().to_owned();
+                let (did, _) = parts.ops.create(&[], &[], Some(&node), None).await?;
+                store.put_meta(DID_KEY, did.as_bytes())?;
+                info!(%did, name = %p.name, "made the patient service's organisation DID");
+                did
+            }
+        },
+    };
+    let http = crate::https::client(p.ca_file.as_deref(), p.timeout)
+        .context("the patient service's client for its identity provider")?;
+    let oidc = crate::care::patient_service::oidc::Client::new(
+        http,
+        issuer.clone(),
+        p.client_id.clone(),
+        zeroize::Zeroizing::new(secret),
+        p.scope.clone(),
+        p.bsn_claim.clone(),
+    );
+    info!(%organisation, %issuer, "serving patients at {public_url}/patient/");
+    Ok(Some(Arc::new(
+        crate::care::patient_service::PatientService::new(organisation, public_url, oidc, parts),
+    )))
 }
 
 /// The localisation parameters, if a pepper is configured.

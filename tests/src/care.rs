@@ -393,10 +393,8 @@ pub const VELUWE: [OrgSpec; 4] = [
 /// Story 2's patient, Pieter de Groot.
 pub const PIETER: &str = "999900171";
 
-/// Story 2 before the emergency: the three holders have registered Mr De Groot (each linked
-/// to its own source), and he consented at his GP to sharing medication and allergies with
-/// hospitals and GPs, also in emergencies.
-pub async fn prepare_story_2(w: &World) {
+/// Story 2's three holders register Mr De Groot (each linked to its own source).
+pub async fn register_story_2_holders(w: &World) {
     let (gp, pharmacy, hospital) = (1, 2, 3);
     w.register(gp, PIETER, &["medication", "allergies", "problems"])
         .await;
@@ -404,6 +402,14 @@ pub async fn prepare_story_2(w: &World) {
         .await;
     w.register(hospital, PIETER, &["allergies", "problems", "imaging"])
         .await;
+}
+
+/// Story 2 before the emergency: the three holders have registered Mr De Groot (each linked
+/// to its own source), and he consented at his GP to sharing medication and allergies with
+/// hospitals and GPs, also in emergencies.
+pub async fn prepare_story_2(w: &World) {
+    let gp = 1;
+    register_story_2_holders(w).await;
     // Earlier, at his GP, he consented to sharing medication and allergies in emergencies.
     let (code, c) = w
         .node(gp)

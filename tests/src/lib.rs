@@ -702,3 +702,26 @@ pub fn privacy_env(consent_mode: &str) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
 }
+
+/// The files under `dir` (recursively) whose bytes contain `needle`: where a value that must
+/// never be stored (a BSN, say) was written after all.
+pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}

@@ -9,7 +9,7 @@ use anyhow::Context;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use knoop_gossip::net::{AskProtocol, RawCodec};
-use knoop_gossip::wire::{WireTx, LOCATE_PROTOCOL, PRIVATE_PROTOCOL, TX_TOPIC};
+use knoop_gossip::wire::{WireTx, LOCATE_PROTOCOL, PATIENT_PROTOCOL, PRIVATE_PROTOCOL, TX_TOPIC};
 use knoop_gossip::TxBuilder;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -30,6 +30,7 @@ pub struct RogueBehaviour {
     gossipsub: gossipsub::Behaviour,
     locate: request_response::Behaviour<RawCodec>,
     private: request_response::Behaviour<RawCodec>,
+    patient: request_response::Behaviour<RawCodec>,
 }
 
 /// The rogue peer and what it pushed.
@@ -51,6 +52,8 @@ pub struct RoguePeer {
     /// Locate requests sent, and answered.
     pub asks_sent: u64,
     pub asks_answered: u64,
+    /// The answers to `/knoop/patient/1` requests, as received.
+    pub patient_answers: Vec<Vec<u8>>,
 }
 
 impl RoguePeer {
@@ -101,6 +104,7 @@ impl RoguePeer {
                     gossipsub: gossipsub::Behaviour::new(authenticity, cfg)?,
                     locate: asker(AskProtocol::Locate, LOCATE_PROTOCOL),
                     private: asker(AskProtocol::Private, PRIVATE_PROTOCOL),
+                    patient: asker(AskProtocol::Patient, PATIENT_PROTOCOL),
                 })
             })?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -121,6 +125,7 @@ impl RoguePeer {
             refused: false,
             asks_sent: 0,
             asks_answered: 0,
+            patient_answers: Vec::new(),
         })
     }
 
@@ -172,6 +177,15 @@ impl RoguePeer {
                     ..
                 }),
             ) => self.asks_answered += 1,
+            SwarmEvent::Behaviour(RogueBehaviourEvent::Patient(
+                request_response::Event::Message {
+                    message: request_response::Message::Response { response, .. },
+                    ..
+                },
+            )) => {
+                self.asks_answered += 1;
+                self.patient_answers.push(response);
+            }
             _ => {}
         }
     }
@@ -203,6 +217,11 @@ impl RoguePeer {
         self.ask(AskProtocol::Locate, request)
     }
 
+    /// Sends `request` on `/knoop/patient/1` to the target, once connected.
+    pub fn ask_patient(&mut self, request: Vec<u8>) -> bool {
+        self.ask(AskProtocol::Patient, request)
+    }
+
     /// Sends `request` on `/knoop/private/1` to the target, once connected.
     pub fn ask_private(&mut self, request: Vec<u8>) -> bool {
         self.ask(AskProtocol::Private, request)
@@ -216,6 +235,7 @@ impl RoguePeer {
         let behaviour = match protocol {
             AskProtocol::Locate => &mut b.locate,
             AskProtocol::Private => &mut b.private,
+            AskProtocol::Patient => &mut b.patient,
         };
         behaviour.send_request(&target, request);
         self.asks_sent += 1;

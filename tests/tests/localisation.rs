@@ -43,27 +43,6 @@ async fn lookup(node: &Node, requester: &str, bsn: &str) -> (u16, Value) {
     .unwrap()
 }
 
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(p.display().to_string());
-                }
-            }
-        }
-    }
-    hits
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
     let net = Network::start_with_env(4, knoop_e2e::privacy_env("opt-out"))
@@ -314,7 +293,7 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
     // The identifier is nowhere in any node's files: store (WAL included), keys, logs.
     for node in n {
         for needle in [BSN.to_owned(), format!("bsn|{BSN}")] {
-            let hits = files_containing(&node.dir, needle.as_bytes());
+            let hits = knoop_e2e::files_containing(&node.dir, needle.as_bytes());
             assert!(hits.is_empty(), "{}: {needle} found in {hits:?}", node.name);
         }
     }

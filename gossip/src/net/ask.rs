@@ -1,6 +1,7 @@
 //! Request/response protocols whose answers the node decides: `/knoop/private/1` (the sealed
 //! payloads of private transactions, spec: `specs/private-transactions.md` §6) and
-//! `/knoop/locate/1` (who holds data about a patient, spec: `specs/consent-localisation.md` §7).
+//! `/knoop/locate/1` (who holds data about a patient, spec: `specs/consent-localisation.md` §7)
+//! and `/knoop/patient/1` (a patient's own view, spec: `specs/patient-view.md` §3).
 //!
 //! This module only carries bytes: one request and one response per stream, each bounded. What
 //! they mean, and who gets what, is the [`Responder`]'s business (the node), so `gossip` knows
@@ -15,13 +16,15 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wire::{LOCATE_PROTOCOL, PRIVATE_PROTOCOL};
+use crate::wire::{LOCATE_PROTOCOL, PATIENT_PROTOCOL, PRIVATE_PROTOCOL};
 
 /// The node-answered protocols.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AskProtocol {
     Private,
     Locate,
+    /// A patient service asking a holder for a patient's own view.
+    Patient,
 }
 
 impl AskProtocol {
@@ -29,6 +32,7 @@ impl AskProtocol {
         match self {
             AskProtocol::Private => PRIVATE_PROTOCOL,
             AskProtocol::Locate => LOCATE_PROTOCOL,
+            AskProtocol::Patient => PATIENT_PROTOCOL,
         }
     }
 
@@ -37,6 +41,7 @@ impl AskProtocol {
         match self {
             AskProtocol::Private => (256, 262_400),
             AskProtocol::Locate => (1024, 65_536),
+            AskProtocol::Patient => (4096, 1 << 20),
         }
     }
 }

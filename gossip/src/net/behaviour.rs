@@ -86,6 +86,7 @@ pub(crate) struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     pub private: request_response::Behaviour<RawCodec>,
     pub locate: request_response::Behaviour<RawCodec>,
+    pub patient: request_response::Behaviour<RawCodec>,
     pub admit: request_response::Behaviour<AdmitCodec>,
 }
 
@@ -176,6 +177,7 @@ impl Behaviour {
             sync,
             private: asked(AskProtocol::Private, 30),
             locate: asked(AskProtocol::Locate, 5),
+            patient: asked(AskProtocol::Patient, 10),
             admit,
         })
     }

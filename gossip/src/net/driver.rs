@@ -273,6 +273,7 @@ pub fn spawn<S: Store>(
                     let rr = match cmd.protocol {
                         AskProtocol::Private => &mut b.private,
                         AskProtocol::Locate => &mut b.locate,
+                        AskProtocol::Patient => &mut b.patient,
                     };
                     driver.asks.send(rr, cmd);
                 }
@@ -470,6 +471,9 @@ impl<S: Store> Driver<S> {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Locate(ev)) => {
                 self.on_ask(AskProtocol::Locate, ev)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Patient(ev)) => {
+                self.on_ask(AskProtocol::Patient, ev)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Admit(ev)) => self.on_admit(ev),
             _ => {}
@@ -886,6 +890,7 @@ impl<S: Store> Driver<S> {
         match p {
             AskProtocol::Private => &mut b.private,
             AskProtocol::Locate => &mut b.locate,
+            AskProtocol::Patient => &mut b.patient,
         }
     }
 

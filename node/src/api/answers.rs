@@ -1,5 +1,5 @@
 //! The node's answers to the protocols it decides itself (`/knoop/private/1`,
-//! `/knoop/locate/1`): the network task hands each request here, off its own loop.
+//! `/knoop/locate/1`, `/knoop/patient/1`): the network task hands each request here, off its own loop.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use libp2p::PeerId;
 pub struct Answers {
     pub private: Arc<crate::care::private::Private>,
     pub localisation: Arc<crate::care::localisation::Localisation>,
+    pub patients: Arc<crate::care::patient_access::PatientAccess>,
 }
 
 impl Responder for Answers {
@@ -17,6 +18,7 @@ impl Responder for Answers {
         match protocol {
             AskProtocol::Private => self.private.answer(peer, request),
             AskProtocol::Locate => self.localisation.answer(peer, request),
+            AskProtocol::Patient => self.patients.answer(peer, request),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod notified_pull;
 pub mod oauth;
 pub mod oid4vci;
+pub mod patient;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -70,6 +71,7 @@ pub fn router(
     mutual_tls: bool,
     metrics: Arc<Metrics>,
     limiter: Option<Arc<ClientLimiter>>,
+    patients: Option<Arc<crate::care::patient_service::PatientService>>,
 ) -> Router {
     let dids_for_notify = dids.clone();
     let mut routes = Router::new()
@@ -90,6 +92,9 @@ pub fn router(
         ));
     if let Some(web) = web_dids {
         routes = routes.merge(did_web::routes(web));
+    }
+    if let Some(p) = patients {
+        routes = routes.merge(patient::routes(p));
     }
     let mut routes = routes
         .merge(notified_pull::routes(

@@ -17,6 +17,8 @@ use tracing::{info, warn};
 use crate::store::RocksStore;
 
 const HEAD_KEY: &[u8] = b"audit_head";
+/// How far the per-patient index (`ap/` | P | seq) reaches: the next `seq` not indexed.
+const INDEXED_KEY: &[u8] = b"audit_patient_indexed";
 
 /// One audited event.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,13 @@ pub struct Event {
     /// `answered`, `no_permitted_data`, `rate_limited`, or the reason of a refusal.
     pub outcome: String,
     pub categories: Vec<String>,
+    /// The professional's role code (token requests); absent when empty, so entries written
+    /// before it existed hash the same.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
+    /// Why the glass was broken, for a grant that broke it; absent when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// An entry of the log.
@@ -79,6 +88,11 @@ fn key(seq: u64) -> Vec<u8> {
     [b"a/".as_slice(), &seq.to_be_bytes()].concat()
 }
 
+/// The per-patient index key of entry `seq` about patient `p` (`specs/storage.md` §3.11).
+fn patient_key(p: &[u8; 32], seq: u64) -> Vec<u8> {
+    [b"ap/".as_slice(), p, &seq.to_be_bytes()].concat()
+}
+
 /// What a check of the log found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -109,11 +123,58 @@ impl AuditLog {
                 Some((seq, hash))
             })
             .unwrap_or((0, [0; 32]));
-        AuditLog {
+        let log = AuditLog {
             store,
             metrics: None,
             head: Mutex::new(head),
+        };
+        log.index_patients(head.0);
+        log
+    }
+
+    /// Indexes by patient the entries written before the per-patient index existed (or before
+    /// a crash between an entry and its index key): once, at open.
+    fn index_patients(&self, next: u64) {
+        let from = self
+            .store
+            .get_meta(INDEXED_KEY)
+            .ok()
+            .flatten()
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        if from >= next {
+            return;
         }
+        for e in self.entries(from, usize::MAX) {
+            if let Some(p) = knoop_privacy::patient::parse_reference(&e.event.patient) {
+                if let Err(err) = self.store.put_private(&patient_key(&p, e.seq), &[]) {
+                    warn!(error = %err, "cannot index the audit log by patient");
+                    return;
+                }
+            }
+        }
+        let _ = self.store.put_meta(INDEXED_KEY, &next.to_be_bytes());
+    }
+
+    /// The entries about patient `p`, newest first, at most `limit`.
+    pub fn about_patient(&self, p: &[u8; 32], limit: usize) -> Vec<Entry> {
+        let prefix = [b"ap/".as_slice(), p].concat();
+        let mut seqs: Vec<u64> = self
+            .store
+            .scan_private(&prefix)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, _)| Some(u64::from_be_bytes(k.get(prefix.len()..)?.try_into().ok()?)))
+            .collect();
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        seqs.into_iter()
+            .take(limit)
+            .filter_map(|seq| {
+                let v = self.store.get_private(&key(seq)).ok()??;
+                serde_json::from_slice::<Entry>(&v).ok()
+            })
+            .collect()
     }
 
     /// Counts every appended decision in `metrics` too.
@@ -162,6 +223,17 @@ impl AuditLog {
                 let head_value = [&(seq + 1).to_be_bytes()[..], &hash].concat();
                 self.store
                     .put_meta(HEAD_KEY, &head_value)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|_| {
+                // The per-patient index: what a patient's view reads (`specs/patient-view.md`).
+                if let Some(p) = knoop_privacy::patient::parse_reference(&entry.event.patient) {
+                    self.store
+                        .put_private(&patient_key(&p, seq), &[])
+                        .map_err(|e| e.to_string())?;
+                }
+                self.store
+                    .put_meta(INDEXED_KEY, &(seq + 1).to_be_bytes())
                     .map_err(|e| e.to_string())
             });
         if let Some(m) = &self.metrics {
@@ -222,9 +294,10 @@ impl AuditLog {
     }
 }
 
-/// `v` without empty strings, arrays and objects, which FHIR JSON forbids (R4 §2.6.2).
+/// `v` without nulls and empty strings, arrays and objects, which FHIR JSON forbids (R4 §2.6.2).
 pub fn without_empties(v: Value) -> Option<Value> {
     match v {
+        Value::Null => None,
         Value::String(s) if s.is_empty() => None,
         Value::Array(a) => {
             let a: Vec<Value> = a.into_iter().filter_map(without_empties).collect();
@@ -251,6 +324,7 @@ fn event_resource(e: &Entry, node_did: &str) -> Value {
     let details: Vec<Value> = [
         ("categories", e.event.categories.join(",")),
         ("scope", e.event.scope.clone()),
+        ("break-the-glass reason", e.event.reason.clone()),
         ("hash", e.hash.clone()),
     ]
     .into_iter()
@@ -271,6 +345,7 @@ fn event_resource(e: &Entry, node_did: &str) -> Value {
     if !e.event.who.is_empty() {
         agents.push(json!({
             "type": {"text": "professional"},
+            "role": [{"coding": [{"code": e.event.role}]}],
             "who": {"display": e.event.who},
             "requestor": true,
         }));

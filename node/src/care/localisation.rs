@@ -8,9 +8,9 @@
 //! The patient identifier is only ever held in memory to derive the keys
 //! ([`knoop_privacy::patient`]); what is stored is the pseudonym and sealed keys.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use knoop_did::binding::binding_in;
 use knoop_did::knoop::services::HOST_SERVICE_TYPE;
@@ -136,7 +136,7 @@ pub struct Localisation {
     opt_out: bool,
     ask: OnceLock<AskClient>,
     seen: Mutex<u64>,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: crate::care::buckets::Buckets,
     /// Serialises registrations, so two for one patient do not both publish an entry.
     register_lock: tokio::sync::Mutex<()>,
 }
@@ -175,7 +175,7 @@ impl Localisation {
             opt_out,
             ask: OnceLock::new(),
             seen: Mutex::new(seen),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: crate::care::buckets::Buckets::new(REQUESTER_RATE, REQUESTER_BURST),
             register_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -437,33 +437,45 @@ impl Localisation {
                 let answer = if *node == self.node_did {
                     Ok(self.decide("local", Some(self.node_did.clone()), &bytes))
                 } else {
-                    match (self.peer_of(node), self.ask.get()) {
-                        (Some((peer, addrs)), Some(client)) => {
-                            // A holder node not yet connected may take a moment to be found
-                            // through discovery: a few tries, 0.3 s apart, within the 5 s
-                            // answer budget.
-                            let mut res = Err(String::new());
-                            for attempt in 0..LOCATE_TRIES {
-                                if attempt > 0 {
-                                    tokio::time::sleep(Duration::from_millis(300)).await;
-                                }
-                                res = client
-                                    .ask(peer, addrs.clone(), AskProtocol::Locate, bytes.clone())
-                                    .await
-                                    .map_err(|e| e.to_string());
-                                if res.is_ok() {
-                                    break;
-                                }
-                            }
-                            res
-                        }
-                        _ => Err("no address for this node".into()),
-                    }
+                    self.ask_node(node, AskProtocol::Locate, bytes).await
                 };
                 holder_answer(node, answer)
             }
         });
         Ok(futures::future::join_all(asks).await)
+    }
+
+    /// Sends `request` on `protocol` to holder node `node` (a DID), found through its peer
+    /// binding. A node not yet connected may take a moment to be found through discovery: a
+    /// few tries, 0.3 s apart.
+    pub async fn ask_node(
+        &self,
+        node: &str,
+        protocol: AskProtocol,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let (Some((peer, addrs)), Some(client)) = (self.peer_of(node), self.ask.get()) else {
+            return Err("no address for this node".into());
+        };
+        let mut res = Err(String::new());
+        for attempt in 0..LOCATE_TRIES {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            res = client
+                .ask(peer, addrs.clone(), protocol, request.clone())
+                .await
+                .map_err(|e| e.to_string());
+            if res.is_ok() {
+                break;
+            }
+        }
+        res
+    }
+
+    /// This node's DID.
+    pub fn node_did(&self) -> &str {
+        &self.node_did
     }
 
     fn peer_of(&self, node: &str) -> Option<(PeerId, Vec<Multiaddr>)> {
@@ -491,6 +503,12 @@ impl Localisation {
         }
     }
 
+    /// Every tenant here holding data on patient `p`, with all its categories (the patient's
+    /// own view: no consent filter; `specs/patient-view.md` §3).
+    pub fn tenants_holding(&self, p: &[u8; 32]) -> BTreeMap<String, Vec<String>> {
+        self.record(p).map(|r| r.tenants).unwrap_or_default()
+    }
+
     /// The patient's local id at each tenant's source system (tenant DID → id), recorded at
     /// registration.
     pub fn source_patients(&self, p: &[u8; 32]) -> BTreeMap<String, String> {
@@ -510,6 +528,12 @@ impl Localisation {
             .into_iter()
             .map(|(node, _, _)| node)
             .collect()
+    }
+
+    /// The transactions a patient's consent pointers name (kind-3 entries, spec §6.4).
+    pub fn consent_pointers(&self, keys: &PatientKeys) -> Vec<[u8; 32]> {
+        self.catch_up();
+        self.scan(keys).consents
     }
 
     /// Whether localisation is configured here.

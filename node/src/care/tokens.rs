@@ -919,6 +919,7 @@ impl Tokens {
             )
         })?;
         event.who = format!("{} ({})", professional.name, professional.id);
+        event.role = professional.role_code.clone();
         self.policy_allows(&req.scope, &purpose, Some(&professional.role_code))?;
         let emergency = purpose == "emergency";
         let reason = req.reason.as_deref().unwrap_or_default().trim();
@@ -951,7 +952,7 @@ impl Tokens {
                 self.localisation.holdings_for(&p, &org, &purpose, true),
             ));
             btg = !granted.is_empty();
-            event.who = format!("{} (break the glass: {reason})", event.who);
+            event.reason = reason.to_owned();
         }
         if granted.is_empty() {
             return Err(refuse(

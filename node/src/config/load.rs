@@ -194,6 +194,54 @@ impl Config {
         Ok(())
     }
 
+    /// The patient service role (`specs/patient-view.md` §6).
+    fn validate_patient_service(&self) -> Result<(), ConfigError> {
+        let p = &self.patient_service;
+        let Some(issuer) = &p.issuer else {
+            return Ok(());
+        };
+        let u = url::Url::parse(issuer)
+            .map_err(|e| invalid("patient_service.issuer", format!("{issuer:?}: {e}")))?;
+        let loopback = match u.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            None => false,
+        };
+        if !(u.scheme() == "https" || (u.scheme() == "http" && loopback)) {
+            return Err(invalid(
+                "patient_service.issuer",
+                "must be an https URL (http only on loopback)",
+            ));
+        }
+        if p.client_id.is_empty() {
+            return Err(invalid("patient_service.client_id", "must not be empty"));
+        }
+        if p.client_secret.is_none() && p.client_secret_file.is_none() {
+            return Err(invalid(
+                "patient_service.client_secret",
+                "client_secret or client_secret_file is required",
+            ));
+        }
+        if !p.scope.split(' ').any(|s| s == "openid") {
+            return Err(invalid("patient_service.scope", "must include openid"));
+        }
+        if p.bsn_claim.is_empty() {
+            return Err(invalid("patient_service.bsn_claim", "must not be empty"));
+        }
+        if self.public.listen.is_empty() {
+            return Err(invalid(
+                "public.listen",
+                "the patient service is served on the public API",
+            ));
+        }
+        if let Some(d) = &p.organisation {
+            knoop_did::url::Did::parse(d)
+                .map_err(|e| invalid("patient_service.organisation", e.to_string()))?;
+        }
+        Ok(())
+    }
+
     fn validate_clients(&self) -> Result<(), ConfigError> {
         validate_clients_of(&self.rpc.clients)
     }
@@ -255,6 +303,7 @@ impl Config {
             }
         }
         self.validate_consent()?;
+        self.validate_patient_service()?;
         let rpc: SocketAddr = self
             .rpc
             .listen

@@ -39,6 +39,51 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub pdp: PdpConfig,
     pub mcsd: McsdConfig,
+    pub patient_service: PatientServiceConfig,
+}
+
+/// The patient service role (spec: `specs/patient-view.md` §6): patients log in with OpenID
+/// Connect and see who holds their data, who looked at it, and their consents. Off unless
+/// `issuer` is set.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatientServiceConfig {
+    /// The OpenID Connect provider's issuer URL (https; http only on loopback, for tests).
+    pub issuer: Option<String>,
+    pub client_id: String,
+    /// The client secret; better from `KNOOP_PATIENT_SERVICE__CLIENT_SECRET` or a file.
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// The scope asked for at login.
+    pub scope: String,
+    /// The ID token claim that carries the BSN.
+    pub bsn_claim: String,
+    /// The service organisation's name, when the node makes its DID.
+    pub name: String,
+    /// A hosted DID to act as the service (default: one the node makes at first start).
+    pub organisation: Option<String>,
+    /// Extra CA certificates (PEM) for the provider's TLS, beside the web PKI.
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed for each call to the provider.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for PatientServiceConfig {
+    fn default() -> Self {
+        PatientServiceConfig {
+            issuer: None,
+            client_id: "knoop-patient-service".into(),
+            client_secret: None,
+            client_secret_file: None,
+            scope: "openid bsn".into(),
+            bsn_claim: "bsn".into(),
+            name: "Patiëntenservice".into(),
+            organisation: None,
+            ca_file: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The policy decision point (spec: `specs/pdp.md`).
@@ -447,6 +492,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             pdp: PdpConfig::default(),
             mcsd: McsdConfig::default(),
+            patient_service: PatientServiceConfig::default(),
         }
     }
 }

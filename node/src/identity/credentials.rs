@@ -77,6 +77,11 @@ pub struct Credentials {
 
 const TRUST_KEY: &[u8] = b"trust";
 
+/// The trust table's role name of the organisations trusted as patient services
+/// (`specs/patient-view.md` §1): they may ask holders for a patient's own view, and register
+/// consents and objections for the patients who log in there.
+pub const PATIENT_SERVICE_ROLE: &str = "PatientService";
+
 fn now_ms() -> i64 {
     knoop_gossip::tx::now_ms() as i64
 }
@@ -287,6 +292,19 @@ impl Credentials {
         // A consent is registered by a trusted care organisation (or an issuer trusted for
         // the type, e.g. a patient portal authority).
         if matches!(claims, Claims::PatientConsent(_)) && self.organisation(issuer).is_some() {
+            return Ok(());
+        }
+        // A patient service registers consents and objections for the patients who log in
+        // there (`specs/patient-view.md` §1).
+        let patient_service = self
+            .trust
+            .read()
+            .map(|tr| {
+                tr.0.get(PATIENT_SERVICE_ROLE)
+                    .is_some_and(|s| s.contains(issuer))
+            })
+            .unwrap_or(false);
+        if matches!(claims, Claims::PatientConsent(_)) && patient_service {
             return Ok(());
         }
         if let Claims::HealthcareProfessional(p) = claims {

@@ -50,6 +50,7 @@ async fn status(State(st): St) -> Json<Value> {
         "revocations": revocations,
         "listen_addrs": net.listen_addrs,
         "public_url": st.public_url,
+        "patient_service": st.patient_service,
         "peers": net.peers.len(),
         "transactions": idx.len(),
         "pending": st.log.pending(),

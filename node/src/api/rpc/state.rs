@@ -60,6 +60,8 @@ pub struct RpcState {
     pub update_client: Arc<crate::directory::update_client::UpdateClient>,
     /// This node's public API base URL, if it serves one.
     pub public_url: Option<String>,
+    /// The patient service's organisation DID, if this node is one (`specs/patient-view.md`).
+    pub patient_service: Option<String>,
     /// When the public API's certificate expires (ms since the Unix epoch), with TLS.
     pub public_certificate_expires_ms: Option<u64>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,

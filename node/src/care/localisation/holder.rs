@@ -31,6 +31,7 @@ impl Localisation {
             outcome: String::new(),
             categories: Vec::new(),
             scope: String::new(),
+            ..Default::default()
         };
         let (outcome, response) = match self.allowed(operator.as_deref(), &req) {
             Err(why) => (why, MISS.to_vec()),
@@ -140,24 +141,6 @@ impl Localisation {
     }
 
     pub(super) fn take_token(&self, requester: &str) -> bool {
-        let Ok(mut b) = self.buckets.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        if b.len() > 10_000 {
-            b.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(60));
-        }
-        let (tokens, at) = b
-            .entry(requester.to_owned())
-            .or_insert((REQUESTER_BURST, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * REQUESTER_RATE).min(REQUESTER_BURST);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.buckets.take(requester)
     }
 }
