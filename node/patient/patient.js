@@ -28,6 +28,7 @@ const TEXT = {
     refused_holder: 'Deze zorgverlener gaf geen antwoord',
     unknown_org: 'Onbekende organisatie',
     you: 'U zelf, via deze patiëntenservice',
+    own_views: (n, last) => `Uw eigen inzage via deze patiëntenservice: ${n} keer vastgelegd bij uw zorgverleners, het laatst ${last}.`,
     shared: 'gedeeld',
     refused: 'geweigerd',
     rate_limited: 'geweigerd (te veel vragen)',
@@ -76,6 +77,7 @@ const TEXT = {
     refused_holder: 'This care provider did not answer',
     unknown_org: 'Unknown organisation',
     you: 'You, through this patient service',
+    own_views: (n, last) => `Your own views through this patient service: recorded ${n} times by your care providers, last ${last}.`,
     shared: 'shared',
     refused: 'refused',
     rate_limited: 'refused (too many requests)',
@@ -175,8 +177,15 @@ function renderHolders(v) {
 function renderAccesses(v) {
   const list = $('accesses');
   list.replaceChildren();
-  if (!v.accesses.length) list.append(el('li', { class: 'empty' }, t().none_accesses));
-  for (const a of v.accesses) {
+  // The patient's own views through this service: one line, not one per holder and visit.
+  const own = v.accesses.filter((a) => a.kind === 'patient' && a.byThisService && a.result === 'shared');
+  const others = v.accesses.filter((a) => !own.includes(a));
+  if (!others.length) list.append(el('li', { class: 'empty' }, t().none_accesses));
+  if (own.length) {
+    list.append(el('li', { class: 'own', 'data-own-views': String(own.length) },
+      el('div', { class: 'meta' }, t().own_views(own.length, when(own[0].time)))));
+  }
+  for (const a of others) {
     const who = a.kind === 'patient' && a.byThisService ? t().you : (a.requester.name || a.requester.did);
     const classes = [a.result, a.breakTheGlass ? 'btg' : ''].filter(Boolean).join(' ');
     list.append(el('li', { class: classes, 'data-kind': a.kind, 'data-result': a.result, 'data-requester': a.requester.did, 'data-btg': a.breakTheGlass ? 'true' : 'false' },

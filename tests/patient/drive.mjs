@@ -7,7 +7,8 @@
 // It opens the page (no session: the login section), logs in at the identity provider's own
 // pages (login, then consent), lands back on the page and reads the three views from the DOM.
 // <mode> `object` then registers an objection with the page's button (accepting its
-// confirmation) and reads the consents again; `view` only looks. Also reported: the session
+// confirmation) and reads the consents again; `withdraw` withdraws the active objection this
+// service registered; `view` only looks. Also reported: the session
 // cookie's attributes, the page's title in English after the language switch, the FHIR
 // AuditEvent Bundle the page links to, and the view's JSON as the page's own origin gets it.
 // A screenshot of each step goes to <screenshot dir>/<login>-<step>.png.
@@ -82,6 +83,12 @@ try {
       await page.waitForSelector('#consents li[data-decision="deny"]', { timeout: 60000 });
       out.after_objection = await read();
       await page.screenshot({ path: `${shots}/${login}-3-objection.png`, fullPage: true });
+    }
+    if (mode === 'withdraw') {
+      await page.click('#consents li[data-decision="deny"][data-status="active"] [data-withdraw]');
+      await page.waitForSelector('#consents li[data-decision="deny"][data-status="revoked"]', { timeout: 60000 });
+      out.after_withdrawal = await read();
+      await page.screenshot({ path: `${shots}/${login}-3-withdrawn.png`, fullPage: true });
     }
     await page.click('#lang');
     out.english_title = await page.textContent('h1');

@@ -91,7 +91,7 @@ fn public_client() -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
-    let w = world("opt-in", &VELUWE, &[]).await;
+    let mut w = world("opt-in", &VELUWE, &[]).await;
     let (ed, gp, pharmacy, hospital) = (0, 1, 2, 3);
     register_story_2_holders(&w).await;
     // At his GP he consented to sharing for regular care only: not in an emergency.
@@ -311,8 +311,37 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
         )
         .await;
     assert!(resources(&v).is_empty(), "{v}");
-    // His next view shows that refusal.
-    let again = drive(&page, "degroot", "view");
+    // The pharmacy's node goes down. His next view shows the refusal, and the pharmacy as not
+    // answering; he withdraws his objection.
+    let pharmacy_node = node_did(w.node(pharmacy)).await;
+    w.net.nodes[pharmacy].stop().await.unwrap();
+    let again = drive(&page, "degroot", "withdraw");
+    let down: Vec<&Value> = again["view"]["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["status"] == "unreachable")
+        .collect();
+    assert_eq!(down.len(), 1, "{:#}", again["view"]);
+    assert_eq!(down[0]["node"], pharmacy_node.as_str());
+    assert!(again["page"]["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["status"] == "unreachable" && h["node"] == pharmacy_node.as_str()));
+    assert!(again["fhir"]["body"]["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["resource"]["resourceType"] == "OperationOutcome"
+            && e["resource"]["issue"][0]["diagnostics"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(pharmacy_node.as_str()))));
+    assert!(again["after_withdrawal"]["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["decision"] == "deny" && c["status"] == "revoked"));
     let refused: Vec<&Value> = again["view"]["accesses"]
         .as_array()
         .unwrap()
@@ -335,6 +364,22 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
         again["view"]
     );
 
+    // Withdrawn: the emergency department may break the glass again (at the two holders up).
+    let gp_node_did = node_did(w.node(gp)).await;
+    let v = w
+        .fetch_until(
+            "the objection withdrawn",
+            ed,
+            PIETER,
+            "medication-overview",
+            &["medication", "allergies"],
+            "emergency",
+            Some(REASON),
+            |v| status_of(v, &gp_node_did) == "ok" && !resources(v).is_empty(),
+        )
+        .await;
+    assert!(!resources(&v).is_empty(), "{v}");
+
     // Another patient sees none of it.
     let other = drive(&page, "jansen", "view");
     assert_eq!(other["view"]["holders"], json!([]), "{other:#}");
@@ -342,8 +387,15 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
     assert_eq!(other["view"]["consents"], json!([]), "{other:#}");
     assert_ne!(other["view"]["patient"], seen["view"]["patient"]);
 
-    // A made-up callback, and a real login's state with a forged code (twice: a state is
-    // used once), start no session.
+    // A made-up callback starts no session; nor does a real login's state from a browser that
+    // did not start that login (login CSRF), nor from the one that did with a code the provider
+    // never gave, nor that once more (a state is used once).
+    let sets_session = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap_or_default().starts_with("knoop_patient="))
+    };
     let r = http
         .get(format!(
             "{public}/patient/callback?code=forged&state=forged"
@@ -352,7 +404,7 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);
-    assert!(r.headers().get("set-cookie").is_none());
+    assert!(!sets_session(&r));
     assert_eq!(
         r.headers()["location"].to_str().unwrap(),
         "/patient/?error=login_failed"
@@ -362,6 +414,12 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
         .send()
         .await
         .unwrap();
+    let login_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        login_cookie.starts_with("knoop_patient_login=") && login_cookie.contains("HttpOnly"),
+        "{login_cookie}"
+    );
+    let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
     let to = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert!(to.as_str().starts_with(&issuer), "{to}");
     let state = to
@@ -372,15 +430,15 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
     assert!(to
         .query_pairs()
         .any(|(k, v)| k == "code_challenge_method" && v == "S256"));
-    for _ in 0..2 {
-        let r = http
-            .get(format!(
-                "{public}/patient/callback?code=forged&state={state}"
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.headers().get("set-cookie").is_none());
+    for browser_cookie in [None, Some(&login_cookie), Some(&login_cookie)] {
+        let mut req = http.get(format!(
+            "{public}/patient/callback?code=forged&state={state}"
+        ));
+        if let Some(c) = browser_cookie {
+            req = req.header("cookie", c.as_str());
+        }
+        let r = req.send().await.unwrap();
+        assert!(!sets_session(&r));
         assert_eq!(
             r.headers()["location"].to_str().unwrap(),
             "/patient/?error=login_failed"
@@ -423,9 +481,21 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
     let answer: Value =
         cbor4ii::serde::from_slice(rogue.patient_answers.first().expect("the holder answers"))
             .unwrap();
+    assert_eq!(
+        answer,
+        json!({"x": "service_not_hosted_by_the_asking_node"}),
+        "refused"
+    );
+    let (_, audit) = gp_node.get("/v1/audit?limit=10000").await.unwrap();
     assert!(
-        answer.get("x").is_some() && answer.get("h").is_none(),
-        "refused: {answer}"
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "patient"
+                && e["outcome"] == "service_not_hosted_by_the_asking_node"
+                && e["requester"] == service.as_str()),
+        "the holder audits the refusal"
     );
 
     // No BSN in any node's files.

@@ -86,16 +86,18 @@ impl PatientService {
         }
     }
 
-    /// Starts a login: where to send the browser.
-    pub async fn begin_login(&self, lang: &str) -> Result<String, PatientError> {
+    /// Starts a login: where to send the browser, and the login's `state` (which the browser
+    /// keeps in a cookie, so a callback is only taken from the browser that started it).
+    pub async fn begin_login(&self, lang: &str) -> Result<(String, String), PatientError> {
         let d = self.oidc.discovery().await?;
         let (state, nonce) = (oidc::random_token(16), oidc::random_token(16));
         let verifier = zeroize::Zeroizing::new(oidc::random_token(32));
         let url =
             self.oidc
                 .authorization_url(&d, &self.redirect_uri, &state, &nonce, &verifier, lang)?;
-        self.sessions.begin(state, nonce, verifier, lang.to_owned());
-        Ok(url)
+        self.sessions
+            .begin(state.clone(), nonce, verifier, lang.to_owned());
+        Ok((url, state))
     }
 
     /// Finishes a login: the new session's id and the patient's language.

@@ -21,6 +21,9 @@ type St = State<Arc<PatientService>>;
 
 /// The session cookie's name.
 const COOKIE: &str = "knoop_patient";
+/// The cookie binding a login in progress to the browser that started it (its `state`:
+/// RFC 6749 §10.12, against login cross-site request forgery).
+const LOGIN_COOKIE: &str = "knoop_patient_login";
 
 /// The page's files: name, media type, content.
 const FILES: [(&str, &str, &[u8]); 3] = [
@@ -118,16 +121,30 @@ impl IntoResponse for PatientError {
     }
 }
 
-/// The session id the browser sent.
-fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name` the browser sent.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
         .map(str::to_owned)
         .next()
+}
+
+/// The session id the browser sent.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// `resp` with a cookie set (`Secure` over HTTPS).
+fn with_cookie(mut resp: Response, p: &PatientService, value: &str) -> Response {
+    let secure = if p.secure { "; Secure" } else { "" };
+    if let Ok(v) = HeaderValue::from_str(&format!("{value}{secure}")) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// Why a request was refused before the service was asked.
@@ -193,7 +210,11 @@ fn lang_of(l: Option<&str>) -> &'static str {
 
 async fn login(State(p): St, Query(q): Query<LoginQuery>) -> Response {
     match p.begin_login(lang_of(q.lang.as_deref())).await {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok((url, state)) => with_cookie(
+            Redirect::to(&url).into_response(),
+            &p,
+            &format!("{LOGIN_COOKIE}={state}; Path=/patient; HttpOnly; SameSite=Lax; Max-Age=600"),
+        ),
         Err(e) => {
             warn!(error = %e, "a patient's login could not start");
             Redirect::to("/patient/?error=provider_unavailable").into_response()
@@ -208,29 +229,32 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn callback(State(p): St, Query(q): Query<CallbackQuery>) -> Response {
+async fn callback(State(p): St, headers: HeaderMap, Query(q): Query<CallbackQuery>) -> Response {
+    let clear = format!("{LOGIN_COOKIE}=; Path=/patient; HttpOnly; SameSite=Lax; Max-Age=0");
     let (Some(code), Some(state)) = (q.code, q.state) else {
         // The provider's own error (RFC 6749 §4.1.2.1), or a bare visit.
         info!(error = ?q.error, "a patient's login ended without a code");
-        return Redirect::to("/patient/?error=login_cancelled").into_response();
+        let to = Redirect::to("/patient/?error=login_cancelled").into_response();
+        return with_cookie(to, &p, &clear);
     };
-    match p.finish_login(&state, &code).await {
-        Ok((id, lang)) => {
-            let secure = if p.secure { "; Secure" } else { "" };
-            let cookie = format!(
-                "{COOKIE}={id}; Path=/patient; HttpOnly; SameSite=Lax; Max-Age=900{secure}"
-            );
-            let mut resp = Redirect::to(&format!("/patient/?lang={lang}")).into_response();
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            resp
-        }
+    // Only the browser that started this login may finish it.
+    if cookie(&headers, LOGIN_COOKIE).as_deref() != Some(state.as_str()) {
+        warn!("a login callback from a browser that did not start that login was refused");
+        let to = Redirect::to("/patient/?error=login_failed").into_response();
+        return with_cookie(to, &p, &clear);
+    }
+    let resp = match p.finish_login(&state, &code).await {
+        Ok((id, lang)) => with_cookie(
+            Redirect::to(&format!("/patient/?lang={lang}")).into_response(),
+            &p,
+            &format!("{COOKIE}={id}; Path=/patient; HttpOnly; SameSite=Lax; Max-Age=900"),
+        ),
         Err(e) => {
             warn!(error = %e, "a patient's login was refused");
             Redirect::to("/patient/?error=login_failed").into_response()
         }
-    }
+    };
+    with_cookie(resp, &p, &clear)
 }
 
 async fn logout(State(p): St, headers: HeaderMap) -> Response {
@@ -240,14 +264,11 @@ async fn logout(State(p): St, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
         p.sessions.end(&id);
     }
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "knoop_patient=; Path=/patient; HttpOnly; SameSite=Lax; Max-Age=0",
-        ),
-    );
-    resp
+    with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        &p,
+        &format!("{COOKIE}=; Path=/patient; HttpOnly; SameSite=Lax; Max-Age=0"),
+    )
 }
 
 async fn view(State(p): St, headers: HeaderMap) -> Response {
