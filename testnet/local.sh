@@ -18,6 +18,11 @@
 # then gets a membership credential from the testnet's issuer, whose key is
 # testnet/membership-issuer.key (testnet-only: never trust it elsewhere).
 # KNOOP_TESTNET_OPEN=1 runs an open network instead.
+#
+# Node 0 is also the testnet's patient service (specs/patient-view.md): patients log in at
+# http://127.0.0.1:<base+50>/patient/ through the testnet's OpenID Connect provider
+# (testnet/idp, port base+98) as anna, pieter, ingrid or jeroen (any password), and every node
+# trusts it as the PatientService.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -59,6 +64,14 @@ up() {
     sleep 0.2
   done
   grep -q "listening" "$dir/fhir.out" || { echo "the FHIR server did not start; see $dir/fhir.log" >&2; exit 1; }
+  # The patients' identity provider (testnet-only client secret).
+  local idp_port=$((base + 98)) idp_secret="testnet-only-patient-service-secret"
+  "$here/idp/install.sh"
+  node "$here/idp/idp.mjs" "$idp_port" knoop-patient-service "$idp_secret" \
+    "http://127.0.0.1:$((base + 50))/patient/callback" \
+    '{"anna": "999900109", "pieter": "999900171", "ingrid": "999900456", "jeroen": "999900249"}' \
+    >"$dir/idp.out" 2>"$dir/idp.log" &
+  echo $! >> "$dir/pids"
   local datasets=(leiden-hospital kerkrade-gp kerkrade-homecare kerkrade-pharmacy zwolle-gp zwolle-pharmacy zwolle-hospital)
   export KNOOP_NETWORK__ID=knoop-local-testnet
   export KNOOP_LOCALISATION__PEPPER=746573746e65742d6f6e6c792d7065707065722d646f2d6e6f742d7573652121
@@ -88,6 +101,10 @@ up() {
     fi
     local args=(run --data-dir "$dir/n$i" --rpc-listen "127.0.0.1:$rpc_port" --p2p-listen "/ip4/127.0.0.1/tcp/$p2p_port")
     if [ -n "$boot" ]; then args+=(--bootstrap "$boot"); fi
+    if [ "$i" = 0 ]; then
+      member_env+=("KNOOP_PATIENT_SERVICE__ISSUER=http://127.0.0.1:$idp_port"
+        "KNOOP_PATIENT_SERVICE__CLIENT_SECRET=$idp_secret")
+    fi
     env "${member_env[@]}" \
     KNOOP_PUBLIC__LISTEN="127.0.0.1:$((base + 50 + i))" \
     KNOOP_SOURCE__FHIR="http://127.0.0.1:$fhir_port/${datasets[$((i % 7))]}" \
@@ -101,7 +118,14 @@ up() {
       boot="/ip4/127.0.0.1/tcp/$p2p_port/p2p/$pid"
     fi
   done
+  # Every node trusts node 0's patient service.
+  local service
+  service=$(curl -fsS "http://127.0.0.1:$base/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["patient_service"])')
+  while read -r url; do
+    "$bin" vc trust --rpc "$url" --type PatientService "$service" >/dev/null
+  done < "$dir/rpc"
   echo "FHIR source: http://127.0.0.1:$fhir_port/<dataset> (testnet/fhir/data/README.md)"
+  echo "patients: http://127.0.0.1:$((base + 50))/patient/ (log in as anna, pieter, ingrid or jeroen; any password)"
   echo "testnet of $n nodes is up; bootstrap peer: $boot"
   echo "RPC URLs (also in $dir/rpc):"
   cat "$dir/rpc"

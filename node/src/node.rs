@@ -723,7 +723,12 @@ async fn patient_service(
     );
     info!(%organisation, %issuer, "serving patients at {public_url}/patient/");
     Ok(Some(Arc::new(
-        crate::care::patient_service::PatientService::new(organisation, public_url, oidc, parts),
+        crate::care::patient_service::PatientService::new(
+            organisation,
+            public_url,
+            Box::new(oidc),
+            parts,
+        ),
     )))
 }
 

@@ -2,7 +2,7 @@
 //! network (the emergency department on the Veluwe and Mr De Groot's GP, pharmacy and
 //! hospital, opt-in, his GP holding his consent for regular care only), a fifth node that is
 //! the patient service, a real OpenID Connect provider (panva's oidc-provider from npm,
-//! `tests/patient/idp.mjs`) that gives the BSN as a claim, and Debian's headless Chromium
+//! `testnet/idp/idp.mjs`) that gives the BSN as a claim, and Debian's headless Chromium
 //! driven by Playwright through the patient page (`tests/patient/drive.mjs`).
 //!
 //! The emergency department breaks the glass for his medication and allergies. Mr De Groot
@@ -40,7 +40,7 @@ impl Drop for Idp {
 fn start_idp(port: u16, redirect_uri: &str) -> Idp {
     let accounts = json!({"degroot": PIETER, "jansen": OTHER_BSN}).to_string();
     let mut child = Command::new("node")
-        .arg(knoop_e2e::repo_root().join("tests/patient/idp.mjs"))
+        .arg(knoop_e2e::repo_root().join("testnet/idp/idp.mjs"))
         .args([
             &port.to_string(),
             CLIENT_ID,
@@ -51,7 +51,7 @@ fn start_idp(port: u16, redirect_uri: &str) -> Idp {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("node runs tests/patient/idp.mjs (.ci/run installs it)");
+        .expect("node runs testnet/idp/idp.mjs (.ci/run installs it)");
     let stdout = child.stdout.take().expect("idp stdout");
     let mut lines = BufReader::new(stdout).lines();
     let ready = lines.any(|l| l.is_ok_and(|l| l.trim() == "ready"));

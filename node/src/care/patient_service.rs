@@ -44,6 +44,60 @@ pub enum PatientError {
     Registration(#[from] RegistrationError),
 }
 
+/// How patients prove who they are (spec §2). OpenID Connect ([`oidc::Client`]) is the one
+/// knoop ships: DigiD reaches it through an OpenID Connect broker. A scheme that hands the BSN
+/// over otherwise (encrypted for the relying party, for example) plugs in here.
+pub trait Authenticator: Send + Sync {
+    /// Where to send the browser to log in; the provider sends it back to `redirect_uri` with
+    /// the login's `state`.
+    fn authorization_url<'a>(
+        &'a self,
+        redirect_uri: &'a str,
+        login: &'a LoginSecrets<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<String, oidc::OidcError>>;
+
+    /// The patient the provider vouches for with `code`, for the login of `login`.
+    fn authenticate<'a>(
+        &'a self,
+        code: &'a str,
+        redirect_uri: &'a str,
+        login: &'a LoginSecrets<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<oidc::IdClaims, oidc::OidcError>>;
+}
+
+/// A login's secrets, kept by the service between the two legs.
+pub struct LoginSecrets<'a> {
+    pub state: &'a str,
+    pub nonce: &'a str,
+    pub verifier: &'a str,
+    pub lang: &'a str,
+}
+
+impl Authenticator for oidc::Client {
+    fn authorization_url<'a>(
+        &'a self,
+        redirect_uri: &'a str,
+        login: &'a LoginSecrets<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<String, oidc::OidcError>> {
+        Box::pin(async move {
+            let d = self.discovery().await?;
+            self.authorization_url_of(&d, redirect_uri, login)
+        })
+    }
+
+    fn authenticate<'a>(
+        &'a self,
+        code: &'a str,
+        redirect_uri: &'a str,
+        login: &'a LoginSecrets<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<oidc::IdClaims, oidc::OidcError>> {
+        Box::pin(async move {
+            let token = self.exchange(code, login.verifier, redirect_uri).await?;
+            self.verify(&token, login.nonce).await
+        })
+    }
+}
+
 /// The services the patient service calls.
 pub struct Parts {
     pub ops: Arc<DidOps>,
@@ -63,7 +117,7 @@ pub struct PatientService {
     pub redirect_uri: String,
     /// Whether the public API is HTTPS (the cookie is `Secure` then).
     pub secure: bool,
-    oidc: oidc::Client,
+    login: Box<dyn Authenticator>,
     pub sessions: Sessions,
     parts: Parts,
 }
@@ -75,12 +129,17 @@ struct Answer {
 }
 
 impl PatientService {
-    pub fn new(organisation: String, public_url: &str, oidc: oidc::Client, parts: Parts) -> Self {
+    pub fn new(
+        organisation: String,
+        public_url: &str,
+        login: Box<dyn Authenticator>,
+        parts: Parts,
+    ) -> Self {
         PatientService {
             organisation,
             redirect_uri: format!("{}/patient/callback", public_url.trim_end_matches('/')),
             secure: public_url.starts_with("https://"),
-            oidc,
+            login,
             sessions: Sessions::default(),
             parts,
         }
@@ -89,12 +148,18 @@ impl PatientService {
     /// Starts a login: where to send the browser, and the login's `state` (which the browser
     /// keeps in a cookie, so a callback is only taken from the browser that started it).
     pub async fn begin_login(&self, lang: &str) -> Result<(String, String), PatientError> {
-        let d = self.oidc.discovery().await?;
         let (state, nonce) = (oidc::random_token(16), oidc::random_token(16));
         let verifier = zeroize::Zeroizing::new(oidc::random_token(32));
-        let url =
-            self.oidc
-                .authorization_url(&d, &self.redirect_uri, &state, &nonce, &verifier, lang)?;
+        let secrets = LoginSecrets {
+            state: &state,
+            nonce: &nonce,
+            verifier: &verifier,
+            lang,
+        };
+        let url = self
+            .login
+            .authorization_url(&self.redirect_uri, &secrets)
+            .await?;
         self.sessions
             .begin(state.clone(), nonce, verifier, lang.to_owned());
         Ok((url, state))
@@ -110,11 +175,16 @@ impl PatientService {
             .sessions
             .take(state)
             .ok_or(PatientError::UnknownLogin)?;
-        let token = self
-            .oidc
-            .exchange(code, &pending.verifier, &self.redirect_uri)
+        let secrets = LoginSecrets {
+            state,
+            nonce: &pending.nonce,
+            verifier: &pending.verifier,
+            lang: &pending.lang,
+        };
+        let claims = self
+            .login
+            .authenticate(code, &self.redirect_uri, &secrets)
             .await?;
-        let claims = self.oidc.verify(&token, &pending.nonce).await?;
         let keys = self
             .parts
             .localisation

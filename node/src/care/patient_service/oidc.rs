@@ -239,14 +239,11 @@ impl Client {
     }
 
     /// Where to send the patient's browser (OpenID Connect Core §3.1.2.1).
-    pub fn authorization_url(
+    pub fn authorization_url_of(
         &self,
         d: &Discovery,
         redirect_uri: &str,
-        state: &str,
-        nonce: &str,
-        verifier: &str,
-        lang: &str,
+        login: &super::LoginSecrets<'_>,
     ) -> Result<String, OidcError> {
         let mut u = url::Url::parse(&d.authorization_endpoint)
             .map_err(|e| OidcError::BadProvider(e.to_string()))?;
@@ -255,11 +252,11 @@ impl Client {
             .append_pair("client_id", &self.client_id)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("scope", &self.scope)
-            .append_pair("state", state)
-            .append_pair("nonce", nonce)
-            .append_pair("code_challenge", &challenge(verifier))
+            .append_pair("state", login.state)
+            .append_pair("nonce", login.nonce)
+            .append_pair("code_challenge", &challenge(login.verifier))
             .append_pair("code_challenge_method", "S256")
-            .append_pair("ui_locales", lang);
+            .append_pair("ui_locales", login.lang);
         Ok(u.into())
     }
 

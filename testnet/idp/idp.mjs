@@ -1,5 +1,6 @@
-// The identity provider of the patient view's tests: panva's oidc-provider (a certified OpenID
-// Connect provider from npm), standing in for DigiD behind an OpenID Connect broker. It gives
+// The OpenID Connect provider for patients, of the testnet (testnet/local.sh) and of the
+// patient view's tests: panva's oidc-provider (a certified OpenID Connect provider from npm),
+// standing in for DigiD behind an OpenID Connect broker. It gives
 // the patient's BSN as the `bsn` claim of the ID token, signs with a fresh RSA key (RS256, as
 // national brokers do), requires PKCE, and uses the package's own login pages.
 //
