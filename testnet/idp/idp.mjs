@@ -4,14 +4,15 @@
 // the patient's BSN as the `bsn` claim of the ID token, signs with a fresh RSA key (RS256, as
 // national brokers do), requires PKCE, and uses the package's own login pages.
 //
-//   node idp.mjs <port> <client id> <client secret> <redirect uri> <accounts JSON>
+//   node idp.mjs <port> <client id> <client secret> <redirect uris> <accounts JSON>
 //
+// <redirect uris> is one URI or several, separated by commas (one client, several nodes).
 // <accounts JSON> maps a login name to a BSN: {"degroot": "999900171"}. An unknown login is
 // refused. Prints "ready" once it listens on 127.0.0.1:<port>.
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
-const [port, clientId, clientSecret, redirectUri, accountsJson] = process.argv.slice(2);
+const [port, clientId, clientSecret, redirectUris, accountsJson] = process.argv.slice(2);
 const accounts = JSON.parse(accountsJson);
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'idp-rsa-1', use: 'sig', alg: 'RS256' };
@@ -20,7 +21,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients: [{
     client_id: clientId,
     client_secret: clientSecret,
-    redirect_uris: [redirectUri],
+    redirect_uris: redirectUris.split(','),
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',

@@ -9,8 +9,9 @@
 //! logs in on a phone-sized page and sees the three holders, the break-the-glass access with
 //! its reason, and his consent with who registered it; he objects from the page; the next
 //! emergency fetch gets nothing and his next view shows that refusal. Someone logged in as
-//! another patient sees none of it; a made-up login callback, a guessed session and an
-//! outsider's forged request to a holder are refused; no BSN is in any node's files afterwards.
+//! another patient sees none of it; an ID token expired to the patient service (its clock runs
+//! ahead), a made-up login callback, a guessed session and an outsider's forged request to a
+//! holder are refused; no BSN is in any node's files afterwards.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,8 @@ const CLIENT_SECRET: &str = "patient-service-test-secret-0123456789";
 /// Another patient, known to the identity provider, holding nothing anywhere.
 const OTHER_BSN: &str = "999911120";
 const REASON: &str = "TIA, aphasic; CT angiography with contrast planned";
+/// Debian's libfaketime (package `libfaketime`, installed by `.ci/run`).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// The identity provider, stopped when dropped.
 struct Idp(Child);
@@ -139,7 +142,36 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
     }
     let registry = w.orgs[gp].credential["issuer"].as_str().unwrap().to_owned();
     trust(&service_node, "CareOrganizationCredential", &registry).await;
-    let _idp = start_idp(idp_port, &format!("{public}/patient/callback"));
+    // A second patient service whose clock runs seven minutes ahead (libfaketime; alone, off
+    // the network): to it, every ID token the provider makes (valid five minutes) has expired.
+    let mut late_env = knoop_e2e::privacy_env("opt-in");
+    late_env.extend(w.ca.public_env());
+    late_env.extend([
+        ("KNOOP_PATIENT_SERVICE__ISSUER".to_owned(), issuer.clone()),
+        (
+            "KNOOP_PATIENT_SERVICE__CLIENT_SECRET".to_owned(),
+            CLIENT_SECRET.to_owned(),
+        ),
+        ("LD_PRELOAD".to_owned(), FAKETIME.to_owned()),
+        ("FAKETIME".to_owned(), "+420s".to_owned()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+    ]);
+    let late_node = Node::start_with_env(
+        "patients-late",
+        &w.net.root.path().join("patients-late"),
+        &[],
+        late_env,
+    )
+    .await
+    .unwrap();
+    let late_public = late_node.status().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _idp = start_idp(
+        idp_port,
+        &format!("{public}/patient/callback,{late_public}/patient/callback"),
+    );
     let page = format!("{public}/patient/");
 
     // The emergency department breaks the glass for his medication and allergies.
@@ -172,6 +204,16 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    // An expired ID token starts no session.
+    let expired = drive(&format!("{late_public}/patient/"), "degroot", "view");
+    assert_eq!(expired["error"], "login_failed", "{expired:#}");
+    assert!(expired["view"].is_null() && expired["cookie"].is_null());
+    let log = std::fs::read_to_string(late_node.dir.join("node.log")).unwrap();
+    assert!(
+        log.contains("the ID token is refused: expired"),
+        "refused for its expiry: {log}"
+    );
 
     // Without a session: the login section, and the view refused.
     let http = public_client();
@@ -499,7 +541,7 @@ async fn a_patient_sees_who_holds_and_who_looked_and_objects() {
     );
 
     // No BSN in any node's files.
-    for node in w.net.nodes.iter().chain([&service_node]) {
+    for node in w.net.nodes.iter().chain([&service_node, &late_node]) {
         for bsn in [PIETER, OTHER_BSN] {
             let hits = knoop_e2e::files_containing(&node.dir, bsn.as_bytes());
             assert!(hits.is_empty(), "{bsn} found in {hits:?}");
