@@ -51,6 +51,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
         "node/src/identity/credential_offers/proof.rs",
     ),
     ("mcsd.json", "node/src/directory/published.rs"),
+    ("patient-view.json", "node/src/care/patient_access.rs"),
 ];
 
 fn vectors_dir() -> PathBuf {

@@ -178,13 +178,18 @@ pub fn sign_statement(
         acr: login.0,
         auth_time: login.1,
     };
-    let payload = serde_json::to_vec(&claims).unwrap_or_default();
     ops.with_assertion_key(service, |vm, key| {
-        let mut header = Map::new();
-        header.insert("kid".into(), vm.into());
-        header.insert("typ".into(), STATEMENT_TYPE.into());
-        SigningKey::Ed25519(key.clone()).sign_compact(header, &payload)
+        statement_jws(&SigningKey::Ed25519(key.clone()), vm, &claims)
     })
+}
+
+/// A statement signed with `key`, verification method `kid` (spec §3).
+pub fn statement_jws(key: &SigningKey, kid: &str, claims: &Statement) -> String {
+    let payload = serde_json::to_vec(claims).unwrap_or_default();
+    let mut header = Map::new();
+    header.insert("kid".into(), kid.into());
+    header.insert("typ".into(), STATEMENT_TYPE.into());
+    key.sign_compact(header, &payload)
 }
 
 /// Answers `/knoop/patient/1` at a holder.
@@ -395,5 +400,117 @@ pub fn parse_response(bytes: &[u8]) -> Result<HolderView, String> {
         Ok(PatientResponse::Refused { reason }) => Err(reason),
         Err(_) if bytes == knoop_gossip::wire::MISS => Err("not_a_member".into()),
         Err(e) => Err(format!("bad answer: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const VECTORS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../specs/vectors/patient-view.json"
+    );
+
+    fn key() -> SigningKey {
+        SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]))
+    }
+
+    fn claims() -> Statement {
+        Statement {
+            iss: "did:knoop:patient-service".into(),
+            aud: "did:knoop:holder-node".into(),
+            sub: knoop_privacy::patient::reference_of(&[0x50; 32]),
+            iat: 1_800_000_000,
+            exp: 1_800_000_120,
+            jti: "AAECAwQFBgcICQoLDA0ODw".into(),
+            acr: Some("urn:digid:substantieel".into()),
+            auth_time: Some(1_799_999_990),
+        }
+    }
+
+    fn view() -> HolderView {
+        HolderView {
+            holdings: vec![Holding {
+                organisation: "did:knoop:gp".into(),
+                categories: vec!["medication".into(), "allergies".into()],
+            }],
+            accesses: vec![AccessEntry {
+                seq: 7,
+                time_ms: 1_800_000_000_000,
+                kind: "token".into(),
+                requester: "did:knoop:emergency-department".into(),
+                role: "01.010".into(),
+                purpose: "emergency".into(),
+                scope: "medication-overview".into(),
+                outcome: "granted_break_the_glass".into(),
+                categories: vec!["medication".into()],
+                reason: "unconscious".into(),
+                hash: "00".repeat(32),
+            }],
+            consents: vec![ConsentEntry {
+                credential: r#"{"id":"urn:uuid:0"}"#.into(),
+                status: "active".into(),
+            }],
+        }
+    }
+
+    fn generate() -> Value {
+        let jws = statement_jws(&key(), "did:knoop:patient-service#key-1", &claims());
+        let cbor =
+            |r: &PatientResponse| hex::encode(cbor4ii::serde::to_vec(Vec::new(), r).unwrap());
+        json!({
+            "description": "/knoop/patient/1 (specs/patient-view.md §3): a statement signed with the Ed25519 key whose seed is 32 bytes 0x42, the request carrying it, an answer and a refusal, in CBOR. Checked by node/src/care/patient_access.rs; regenerate with KNOOP_REGEN_VECTORS=1.",
+            "public_key": hex::encode(key().public_jwk().to_json()["x"].as_str().map(|x| base64::Engine::decode(&base64::prelude::BASE64_URL_SAFE_NO_PAD, x).unwrap()).unwrap()),
+            "claims": claims(),
+            "statement": jws,
+            "request": hex::encode(request_bytes(jws.clone())),
+            "view": serde_json::to_value(view()).unwrap(),
+            "response": cbor(&PatientResponse::View(view())),
+            "refused": cbor(&PatientResponse::Refused { reason: "untrusted_service".into() }),
+        })
+    }
+
+    #[test]
+    fn the_vectors_are_what_the_code_does() {
+        let generated = generate();
+        if std::env::var_os("KNOOP_REGEN_VECTORS").is_some() {
+            std::fs::write(
+                VECTORS,
+                serde_json::to_string_pretty(&generated).unwrap() + "\n",
+            )
+            .unwrap();
+        }
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+        assert_eq!(
+            file, generated,
+            "specs/vectors/patient-view.json differs from the code"
+        );
+        // The request decodes to the statement, which verifies with the public key.
+        let req: PatientRequest =
+            cbor4ii::serde::from_slice(&hex::decode(file["request"].as_str().unwrap()).unwrap())
+                .unwrap();
+        let c = Compact::parse(&req.statement).unwrap();
+        let pk: [u8; 32] = hex::decode(file["public_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let jwk = PublicJwk::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap());
+        c.verify(&jwk).unwrap();
+        assert_eq!(c.header_str("typ"), Some(STATEMENT_TYPE));
+        let claims: Statement = serde_json::from_value(Value::Object(c.claims().unwrap())).unwrap();
+        assert_eq!(claims, self::claims());
+        // The answer and the refusal decode as a requester reads them.
+        let v = parse_response(&hex::decode(file["response"].as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(serde_json::to_value(v).unwrap(), file["view"]);
+        assert_eq!(
+            parse_response(&hex::decode(file["refused"].as_str().unwrap()).unwrap()).err(),
+            Some("untrusted_service".to_owned())
+        );
+        assert_eq!(
+            parse_response(&knoop_gossip::wire::MISS).err(),
+            Some("not_a_member".to_owned())
+        );
     }
 }
