@@ -464,10 +464,10 @@ async fn metrics_count_gossip_wire_bytes_decisions_and_rate_limited_requests() {
     );
 }
 
-/// The one-command local testnet (`testnet/local.sh up 7`: the FHIR source, seven members-only
-/// nodes, the
-/// registry authority, organisations, professionals, patients and a consent, all through the
-/// CLI) plays both stories through the CLI (`testnet/stories.sh`) and shuts down cleanly.
+/// The one-command local testnet (`testnet/local.sh up 7`: the FHIR source, the patients'
+/// identity provider, seven members-only nodes, the registry authority, organisations,
+/// professionals, patients and a consent, all through the CLI) plays both stories through the
+/// CLI (`testnet/stories.sh`), serves patients on node 0, and shuts down cleanly.
 #[test]
 fn the_local_testnet_plays_both_stories_through_the_cli_and_stops_cleanly() {
     let testnet = testnet_dir();
@@ -513,7 +513,28 @@ fn the_local_testnet_plays_both_stories_through_the_cli_and_stops_cleanly() {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
-    assert_eq!(pids.len(), 8, "the FHIR server and seven nodes");
+    assert_eq!(
+        pids.len(),
+        9,
+        "the FHIR server, the patients' identity provider and seven nodes"
+    );
+    // Node 0 serves patients, logging them in at the testnet's identity provider.
+    let login = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .arg(format!("http://127.0.0.1:{}/patient/login", base + 50))
+        .output()
+        .unwrap();
+    let login = String::from_utf8_lossy(&login.stdout).into_owned();
+    assert!(
+        login.starts_with(&format!("303 http://127.0.0.1:{}/auth?", base + 98)),
+        "{login}"
+    );
     let (ok, text) = run("local.sh", &["down"]);
     assert!(ok && text.contains("testnet stopped"), "{text}");
     for pid in pids {

@@ -23,6 +23,7 @@ use crate::care::private::Private;
 use crate::identity::credentials::Credentials;
 use crate::identity::did_ops::DidOps;
 
+use oidc::LoginSecrets;
 use sessions::{Session, Sessions};
 
 /// How long a holder gets to answer.
@@ -63,14 +64,6 @@ pub trait Authenticator: Send + Sync {
         redirect_uri: &'a str,
         login: &'a LoginSecrets<'a>,
     ) -> futures::future::BoxFuture<'a, Result<oidc::IdClaims, oidc::OidcError>>;
-}
-
-/// A login's secrets, kept by the service between the two legs.
-pub struct LoginSecrets<'a> {
-    pub state: &'a str,
-    pub nonce: &'a str,
-    pub verifier: &'a str,
-    pub lang: &'a str,
 }
 
 impl Authenticator for oidc::Client {

@@ -146,6 +146,14 @@ pub fn verify_id_token(
     })
 }
 
+/// A login's secrets, kept by the service between the two legs.
+pub struct LoginSecrets<'a> {
+    pub state: &'a str,
+    pub nonce: &'a str,
+    pub verifier: &'a str,
+    pub lang: &'a str,
+}
+
 /// What an ID token must say.
 pub struct Expected<'a> {
     pub issuer: &'a str,
@@ -243,7 +251,7 @@ impl Client {
         &self,
         d: &Discovery,
         redirect_uri: &str,
-        login: &super::LoginSecrets<'_>,
+        login: &LoginSecrets<'_>,
     ) -> Result<String, OidcError> {
         let mut u = url::Url::parse(&d.authorization_endpoint)
             .map_err(|e| OidcError::BadProvider(e.to_string()))?;
