@@ -189,18 +189,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(crate::ops::metrics::Metrics::new());
     let audit =
         Arc::new(crate::care::audit::AuditLog::open(store.clone()).with_metrics(metrics.clone()));
-    let localisation = Arc::new(crate::care::localisation::Localisation::new(
-        dids.clone(),
-        did_state.clone(),
-        store.clone(),
-        credentials.clone(),
-        consents.clone(),
-        private.clone(),
-        audit.clone(),
-        node_did.clone(),
-        loc_params,
-        cfg.consent.mode == "opt-out",
-    ));
+    let localisation = Arc::new(
+        crate::care::localisation::Localisation::new(
+            dids.clone(),
+            did_state.clone(),
+            store.clone(),
+            credentials.clone(),
+            consents.clone(),
+            private.clone(),
+            audit.clone(),
+            node_did.clone(),
+            loc_params,
+            cfg.consent.mode == "opt-out",
+        )
+        .with_batch_interval(cfg.localisation.batch_interval),
+    );
     let patient_access = Arc::new(crate::care::patient_access::PatientAccess::new(
         did_state.clone(),
         credentials.clone(),

@@ -696,6 +696,9 @@ pub fn privacy_env(consent_mode: &str) -> Vec<(String, String)> {
         ("KNOOP_LOCALISATION__PEPPER", &"5a".repeat(32)),
         ("KNOOP_LOCALISATION__ARGON2_M_KIB", "1024"),
         ("KNOOP_LOCALISATION__ARGON2_T", "1"),
+        // Short batches: the tests register one patient after another and wait for each
+        // (`tests/tests/localisation.rs` checks the default's batching).
+        ("KNOOP_LOCALISATION__BATCH_INTERVAL", "50ms"),
         ("KNOOP_CONSENT__MODE", consent_mode),
     ]
     .into_iter()

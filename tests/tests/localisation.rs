@@ -298,3 +298,76 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
         }
     }
 }
+
+/// The first `n` nine-digit numbers from `from` that pass the BSN 11-test.
+fn valid_bsns(from: u32, n: usize) -> Vec<String> {
+    (from..)
+        .map(|v| format!("{v:09}"))
+        .filter(|s| {
+            let d: Vec<i64> = s.bytes().map(|b| i64::from(b - b'0')).collect();
+            ((0..8).map(|i| (9 - i as i64) * d[i]).sum::<i64>() - d[8]) % 11 == 0
+        })
+        .take(n)
+        .collect()
+}
+
+/// Entry batching (spec: `specs/consent-localisation.md` §6.2) with the default interval of
+/// 2 s: forty registrations for forty patients at once go out in a handful of transactions,
+/// each acknowledged once its batch is stored, and every one of them reaches the other node's
+/// index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_at_once_share_batches() {
+    let mut env = knoop_e2e::privacy_env("opt-out");
+    env.push(("KNOOP_LOCALISATION__BATCH_INTERVAL".into(), "2s".into()));
+    let net = Network::start_with_env(2, env).await.unwrap();
+    let n = &net.nodes;
+    let holder = create_did(&n[0]).await;
+    let bsns = valid_bsns(100_000_000, 40);
+    let bodies: Vec<Value> = bsns
+        .iter()
+        .map(|bsn| json!({"holder": holder, "patient": {"value": bsn}, "categories": ["lab"]}))
+        .collect();
+    let answers = futures::future::join_all(
+        bodies
+            .iter()
+            .map(|b| n[0].post("/v1/localisation/register", b)),
+    )
+    .await;
+    let mut txs = std::collections::BTreeSet::new();
+    for a in answers {
+        let (code, body) = a.unwrap();
+        assert_eq!(code, 201, "{body}");
+        txs.insert(body["published"].as_str().unwrap().to_owned());
+    }
+    // Forty entries, a handful of transactions (one per 2 s window, at most 1024 each).
+    assert!(txs.len() <= 4, "{} transactions for 40 entries", txs.len());
+    // The other node holds the batches, whose entries add up to the forty.
+    // Besides DID operations, the batches are all the two nodes hold.
+    net.wait_converged(&[0, 1], txs.len() as u64, Duration::from_secs(30))
+        .await
+        .unwrap();
+    #[derive(serde::Deserialize)]
+    struct Content {
+        v: u8,
+        e: serde_bytes::ByteBuf,
+    }
+    let mut entries = 0;
+    for tx in &txs {
+        let (code, t) = n[1].get(&format!("/v1/transactions/{tx}")).await.unwrap();
+        assert_eq!(code, 200, "{t}");
+        assert_eq!(t["header"]["cty"], "application/knoop-loc+cbor", "{t}");
+        let payload = t["payload"].as_str().unwrap();
+        let bytes = {
+            use base64::Engine;
+            base64::prelude::BASE64_STANDARD
+                .decode(payload)
+                .or_else(|_| base64::prelude::BASE64_URL_SAFE_NO_PAD.decode(payload))
+                .unwrap()
+        };
+        let c: Content = cbor4ii::serde::from_slice(&bytes).unwrap();
+        assert_eq!(c.v, 1);
+        assert_eq!(c.e.len() % 104, 0);
+        entries += c.e.len() / 104;
+    }
+    assert_eq!(entries, 40);
+}

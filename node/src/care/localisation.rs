@@ -8,7 +8,7 @@
 //! The patient identifier is only ever held in memory to derive the keys
 //! ([`knoop_privacy::patient`]); what is stored is the pseudonym and sealed keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use libp2p::{Multiaddr, PeerId};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::care::private::signer_did;
 use crate::identity::credentials::Credentials;
@@ -33,6 +33,7 @@ use crate::identity::did_ops::{DidOps, OpsError};
 use crate::identity::did_state::DidState;
 use crate::store::RocksStore;
 
+mod batch;
 mod holder;
 
 use knoop_vc::types::{DATA_CATEGORIES as CATEGORIES, PURPOSES};
@@ -122,6 +123,24 @@ fn key_id(p: &[u8; 32], which: &str) -> String {
     format!("patient/{}/{which}", hex::encode(p))
 }
 
+/// Entries wait this long for others before their batch goes out (spec §6.2).
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// One async lock per patient, made when needed and dropped when nobody holds or awaits it.
+#[derive(Default)]
+struct PatientLocks(Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>);
+
+impl PatientLocks {
+    async fn lock(&self, p: &[u8; 32]) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+            map.entry(*p).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// The node's localisation state.
 pub struct Localisation {
     ops: Arc<DidOps>,
@@ -137,8 +156,13 @@ pub struct Localisation {
     ask: OnceLock<AskClient>,
     seen: Mutex<u64>,
     buckets: crate::care::buckets::Buckets,
-    /// Serialises registrations, so two for one patient do not both publish an entry.
-    register_lock: tokio::sync::Mutex<()>,
+    /// Serialises what this node does for one patient, so two registrations for one patient
+    /// do not both publish an entry; registrations for different patients go on side by side
+    /// (and share batches).
+    patient_locks: PatientLocks,
+    /// The entry batcher (started on first use, on the node's runtime).
+    batcher: OnceLock<batch::Batcher>,
+    batch_interval: Duration,
 }
 
 impl Localisation {
@@ -176,8 +200,22 @@ impl Localisation {
             ask: OnceLock::new(),
             seen: Mutex::new(seen),
             buckets: crate::care::buckets::Buckets::new(REQUESTER_RATE, REQUESTER_BURST),
-            register_lock: tokio::sync::Mutex::new(()),
+            patient_locks: PatientLocks::default(),
+            batcher: OnceLock::new(),
+            batch_interval: DEFAULT_BATCH_INTERVAL,
         }
+    }
+
+    /// Batches entries for `interval` (spec §6.2; default 2 s).
+    pub fn with_batch_interval(mut self, interval: Duration) -> Self {
+        self.batch_interval = interval;
+        self
+    }
+
+    fn batcher(&self) -> &batch::Batcher {
+        self.batcher.get_or_init(|| {
+            batch::Batcher::spawn(self.ops.clone(), self.node_did.clone(), self.batch_interval)
+        })
     }
 
     pub fn attach(&self, ask: AskClient) {
@@ -288,7 +326,7 @@ impl Localisation {
         if !self.ops.hosted()?.iter().any(|d| d == holder) {
             return Err(LocError::UnknownTenant(holder.to_owned()));
         }
-        let _guard = self.register_lock.lock().await;
+        let _guard = self.patient_locks.lock(&keys.p).await;
         let mut rec = self.record(&keys.p).unwrap_or_default();
         if let Some(id) = source_patient {
             rec.sources.insert(holder.to_owned(), id);
@@ -311,8 +349,8 @@ impl Localisation {
         }
         let mut published = None;
         if rec.own.is_none() {
-            let id = self.publish_entry(keys, &EntryKind::Held).await?;
-            rec.own = Some((id.to_hex(), 0));
+            let (id, index) = self.publish_entry(keys, &EntryKind::Held).await?;
+            rec.own = Some((id.to_hex(), index));
             published = Some(id.to_hex());
             // Consents registered before this node held data on the patient: found through
             // their pointers, opened with the patient's key (spec §5.4).
@@ -346,7 +384,7 @@ impl Localisation {
         if !self.ops.hosted()?.iter().any(|d| d == holder) {
             return Err(LocError::UnknownTenant(holder.to_owned()));
         }
-        let _guard = self.register_lock.lock().await;
+        let _guard = self.patient_locks.lock(&keys.p).await;
         let mut rec = self.record(&keys.p).unwrap_or_default();
         if let Some(cats) = rec.tenants.get_mut(holder) {
             cats.retain(|c| !categories.is_empty() && !categories.contains(c));
@@ -360,7 +398,7 @@ impl Localisation {
             if let Some((tx_hex, index)) = rec.own.take() {
                 let tx = knoop_gossip::Hash32::from_hex(&tx_hex)
                     .map_err(|e| LocError::Store(e.to_string()))?;
-                let id = self
+                let (id, _) = self
                     .publish_entry(keys, &EntryKind::Withdrawn { tx: tx.0, index })
                     .await?;
                 published = Some(id.to_hex());
@@ -373,23 +411,37 @@ impl Localisation {
         Ok(published)
     }
 
-    /// Publishes one entry of `kind` in the patient's first free slot.
+    /// Publishes one entry of `kind` in the patient's first free slot, in the next batch
+    /// (spec §6.2): the batch's transaction and the entry's position in it, once committed.
+    /// The caller holds the patient's lock, so the slot is still free when the batch commits.
+    /// A consent pointer goes out at once, in a transaction of its own (spec §5.1).
     async fn publish_entry(
         &self,
         keys: &PatientKeys,
         kind: &EntryKind,
-    ) -> Result<knoop_gossip::TxId, LocError> {
+    ) -> Result<(knoop_gossip::TxId, u32), LocError> {
         self.catch_up();
         let slot = self.scan(keys).free_slot.ok_or(LocError::SlotsExhausted)?;
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let entry = seal_entry(keys, slot, &self.node_did, kind, &nonce);
-        let id = self
-            .ops
-            .publish_as(&self.node_did, LOC_CONTENT_TYPE, encode_content(&[entry]))
-            .await?;
-        info!(tx = %id, slot, "localisation entry published");
-        Ok(id)
+        if matches!(kind, EntryKind::Consent { .. }) {
+            let id = self
+                .ops
+                .publish_as(&self.node_did, LOC_CONTENT_TYPE, encode_content(&[entry]))
+                .await?;
+            debug!(tx = %id, slot, "consent pointer published");
+            return Ok((id, 0));
+        }
+        let (id, index) = self.batcher().publish(entry).await.map_err(|e| {
+            if e == batch::STOPPED {
+                LocError::Ops(OpsError::Stopped)
+            } else {
+                LocError::Store(e)
+            }
+        })?;
+        debug!(tx = %id, slot, index, "localisation entry published");
+        Ok((id, index))
     }
 
     /// Publishes a pointer to private transaction `tx` about the patient (a consent or its
@@ -399,7 +451,7 @@ impl Localisation {
         keys: &PatientKeys,
         tx: &knoop_gossip::TxId,
     ) -> Result<(), LocError> {
-        let _guard = self.register_lock.lock().await;
+        let _guard = self.patient_locks.lock(&keys.p).await;
         self.publish_entry(keys, &EntryKind::Consent { tx: tx.0 })
             .await
             .map(|_| ())

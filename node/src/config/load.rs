@@ -247,6 +247,13 @@ impl Config {
     }
 
     fn validate_consent(&self) -> Result<(), ConfigError> {
+        let b = self.localisation.batch_interval;
+        if b < Duration::from_millis(10) || b > Duration::from_secs(60) {
+            return Err(invalid(
+                "localisation.batch_interval",
+                "must be between 10ms and 60s",
+            ));
+        }
         if let Some(e) = &self.consent.notify_endpoint {
             if !crate::https::is_callback_url(e) {
                 return Err(invalid(

@@ -289,6 +289,10 @@ pub struct LocalisationConfig {
     pub argon2_m_kib: u32,
     pub argon2_t: u32,
     pub argon2_p: u32,
+    /// How long entries wait for others before their batch (one transaction of up to 1024
+    /// shuffled entries) goes out (`specs/consent-localisation.md` §6.2).
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
 }
 
 impl Default for LocalisationConfig {
@@ -300,6 +304,7 @@ impl Default for LocalisationConfig {
             argon2_m_kib: 65_536,
             argon2_t: 3,
             argon2_p: 1,
+            batch_interval: Duration::from_secs(2),
         }
     }
 }
