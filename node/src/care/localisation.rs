@@ -123,6 +123,73 @@ fn key_id(p: &[u8; 32], which: &str) -> String {
     format!("patient/{}/{which}", hex::encode(p))
 }
 
+/// Indexes the localisation entries of the transactions stored after by-type position `after`
+/// (spec §6.2: `loc` key `T || seq u64be || index u16be` → tx id, entry, signer DID), a page of
+/// transactions at a time so memory stays bounded however far behind the index is. Returns the
+/// last position indexed. `signer_of` names a transaction's signing node.
+pub fn index_entries(
+    store: &RocksStore,
+    after: u64,
+    signer_of: &dyn Fn(&knoop_gossip::Transaction) -> String,
+) -> Result<u64, String> {
+    use knoop_gossip::Store as _;
+    const PAGE: usize = 64;
+    let mut last = after;
+    loop {
+        let ids = store
+            .list_by_type(LOC_CONTENT_TYPE, last, PAGE)
+            .map_err(|e| e.to_string())?;
+        if ids.is_empty() {
+            return Ok(last);
+        }
+        let mut batch = Vec::new();
+        for (seq, id) in ids {
+            last = seq;
+            let Some((t, Some(payload))) = knoop_gossip::log::read_tx(store, &id).ok().flatten()
+            else {
+                continue;
+            };
+            let Ok(tx) = knoop_gossip::Transaction::parse(&t.envelope, None) else {
+                continue;
+            };
+            let signer = signer_of(&tx);
+            let Ok(entries) = decode_content(&payload) else {
+                continue;
+            };
+            for (i, e) in entries.iter().enumerate() {
+                let key = [&e[..16], &seq.to_be_bytes(), &(i as u16).to_be_bytes()].concat();
+                let value = [&tx.id().0[..], &e[..], signer.as_bytes()].concat();
+                batch.push((key, value));
+            }
+        }
+        store.put_loc(&batch).map_err(|e| e.to_string())?;
+    }
+}
+
+/// A patient's slots as the index holds them (spec §6.4).
+pub fn scan_index(store: &RocksStore, keys: &PatientKeys) -> ScanResult {
+    let lookup = |tag: &[u8; 16]| -> Vec<StoredEntry> {
+        store
+            .scan_loc(tag)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let index = u16::from_be_bytes(k.get(24..26)?.try_into().ok()?);
+                let tx: [u8; 32] = v.get(..32)?.try_into().ok()?;
+                let entry: [u8; ENTRY_LEN] = v.get(32..32 + ENTRY_LEN)?.try_into().ok()?;
+                let signer = String::from_utf8(v.get(32 + ENTRY_LEN..)?.to_vec()).ok()?;
+                Some(StoredEntry {
+                    tx,
+                    index: u32::from(index),
+                    signer,
+                    entry,
+                })
+            })
+            .collect()
+    };
+    scan(keys, &lookup)
+}
+
 /// Entries wait this long for others before their batch goes out (spec §6.2).
 pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -246,49 +313,20 @@ impl Localisation {
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
-        let (last, txs) = crate::store::read_by_type(self.store.as_ref(), LOC_CONTENT_TYPE, *seen);
-        let mut batch = Vec::new();
-        for (seq, tx, payload) in txs {
-            let signer = signer_did(&tx).unwrap_or_default();
-            let Ok(entries) = decode_content(&payload) else {
-                continue;
-            };
-            for (i, e) in entries.iter().enumerate() {
-                let key = [&e[..16], &seq.to_be_bytes(), &(i as u16).to_be_bytes()].concat();
-                let value = [&tx.id().0[..], &e[..], signer.as_bytes()].concat();
-                batch.push((key, value));
+        match index_entries(self.store.as_ref(), *seen, &|tx| {
+            signer_did(tx).unwrap_or_default()
+        }) {
+            Ok(last) => {
+                *seen = last;
+                let _ = self.store.put_meta(LOC_SEEN_KEY, &last.to_be_bytes());
             }
+            Err(e) => warn!(error = %e, "indexing localisation entries failed; retried"),
         }
-        if let Err(e) = self.store.put_loc(&batch) {
-            warn!(error = %e, "indexing localisation entries failed; retried");
-            return;
-        }
-        *seen = last;
-        let _ = self.store.put_meta(LOC_SEEN_KEY, &last.to_be_bytes());
     }
 
     /// Reads a patient's slots from the index.
     fn scan(&self, keys: &PatientKeys) -> ScanResult {
-        let lookup = |tag: &[u8; 16]| -> Vec<StoredEntry> {
-            self.store
-                .scan_loc(tag)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    let index = u16::from_be_bytes(k.get(24..26)?.try_into().ok()?);
-                    let tx: [u8; 32] = v.get(..32)?.try_into().ok()?;
-                    let entry: [u8; ENTRY_LEN] = v.get(32..32 + ENTRY_LEN)?.try_into().ok()?;
-                    let signer = String::from_utf8(v.get(32 + ENTRY_LEN..)?.to_vec()).ok()?;
-                    Some(StoredEntry {
-                        tx,
-                        index: u32::from(index),
-                        signer,
-                        entry,
-                    })
-                })
-                .collect()
-        };
-        scan(keys, &lookup)
+        scan_index(self.store.as_ref(), keys)
     }
 
     fn record(&self, p: &[u8; 32]) -> Option<PatientRecord> {
