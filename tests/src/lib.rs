@@ -526,11 +526,17 @@ impl Network {
 
     /// Adds a node wired to node 0.
     pub async fn add(&mut self) -> anyhow::Result<&mut Node> {
+        self.add_with_env(Vec::new()).await
+    }
+
+    /// Adds a node wired to node 0, with more environment.
+    pub async fn add_with_env(&mut self, env: Vec<(String, String)>) -> anyhow::Result<&mut Node> {
         let i = self.nodes.len();
-        let node = Node::start(
+        let node = Node::start_with_env(
             &format!("n{i}"),
             &self.root.path().join(format!("n{i}")),
             &self.bootstrap(),
+            env,
         )
         .await?;
         self.nodes.push(node);

@@ -2,6 +2,7 @@
 //!
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- propagation`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- catchup`
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- locjoin`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- dids`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- directory`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- story2`
@@ -40,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
             .await?
         }
         Some("catchup") => catchup(arg("--txs", 100_000)).await?,
+        Some("locjoin") => locjoin(arg("--patients", 100_000), arg("--away", 10_000)).await?,
         Some("dids") => dids(arg("--dids", 1_000), arg("--rounds", 5)).await?,
         Some("directory") => directory(arg("--orgs", 10_000), arg("--queries", 1_000)).await?,
         Some("story2") => story2(arg("--fetches", 30)).await?,
@@ -53,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => anyhow::bail!(
             "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N] \
+             | locjoin [--patients N --away M] \
              | dids [--dids N --rounds R] | directory [--orgs N --queries Q] \
              | story2 [--fetches N] | sustained [--nodes N --rate R --seconds S]"
         ),
@@ -397,6 +400,94 @@ async fn catchup(txs: u64) -> anyhow::Result<Value> {
         "rss_kib_newcomer_after": rss_b,
         "restart_to_rpc_ready_ms": boot.as_secs_f64() * 1000.0,
         "note": "sync_bytes_received counts reconciliation messages and fetched envelopes + content; Noise/Yamux framing adds a few percent",
+    }))
+}
+
+/// The first `n` nine-digit numbers from `from` that pass the BSN 11-test.
+fn valid_bsns(from: u64, n: usize) -> Vec<String> {
+    (from..)
+        .map(|v| format!("{v:09}"))
+        .filter(|s| {
+            let d: Vec<i64> = s.bytes().map(|b| i64::from(b - b'0')).collect();
+            ((0..8).map(|i| (9 - i as i64) * d[i]).sum::<i64>() - d[8]) % 11 == 0
+        })
+        .take(n)
+        .collect()
+}
+
+/// Registers `bsns` at `node` as `holder`, 1024 at a time; the seconds it took.
+async fn register_all(node: &Node, holder: &str, bsns: &[String]) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    let failures = futures::stream::iter(bsns.iter())
+        .map(|bsn| async move {
+            let body = json!({"holder": holder, "patient": {"value": bsn}, "categories": ["lab"]});
+            match node.post("/v1/localisation/register", &body).await {
+                Ok((201, _)) => 0u64,
+                _ => 1,
+            }
+        })
+        .buffer_unordered(1024)
+        .fold(0u64, |a, b| async move { a + b })
+        .await;
+    anyhow::ensure!(failures == 0, "{failures} registrations failed");
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Localisation at scale over real processes (issue 18): one holder node registers `patients`
+/// patients over its RPC (entries batched, `specs/consent-localisation.md` §6.2); a fresh node
+/// joins and catches up; then it is stopped while `away` more are registered, and comes back.
+/// Argon2id runs with the tests' small parameters (1 MiB, t = 1): what is measured is the
+/// index and the network, not the derivation.
+async fn locjoin(patients: u64, away: u64) -> anyhow::Result<Value> {
+    let mut env = knoop_e2e::privacy_env("opt-out");
+    env.push(("KNOOP_LOCALISATION__BATCH_INTERVAL".into(), "200ms".into()));
+    let mut net = Network::start_with_env(1, env.clone()).await?;
+    let (code, body) = net.nodes[0].post("/v1/dids", &json!({})).await?;
+    anyhow::ensure!(code == 201, "{body}");
+    let holder = body["did"].as_str().context("did")?.to_owned();
+    let bsns = valid_bsns(100_000_000, (patients + away) as usize);
+    let (first, later) = bsns.split_at(patients as usize);
+    let reg_s = register_all(&net.nodes[0], &holder, first).await?;
+    let batches = knoop_e2e::content_transactions(&net.nodes[0].status().await?);
+
+    // A fresh node joins.
+    let t0 = Instant::now();
+    net.add_with_env(env.clone()).await?;
+    let join = net
+        .wait_converged(&[0, 1], batches, Duration::from_secs(3600))
+        .await?;
+    let join_total = t0.elapsed();
+    let bytes_join = sample(&net.nodes[1]).await.wire_bytes as u64;
+    let rss_b = net.nodes[1].pid().and_then(rss_kib);
+
+    // It goes away while `away` more patients are registered, then comes back.
+    anyhow::ensure!(net.nodes[1].stop().await?, "unclean stop");
+    let reg_away_s = register_all(&net.nodes[0], &holder, later).await?;
+    let batches_all = knoop_e2e::content_transactions(&net.nodes[0].status().await?);
+    let t_back = Instant::now();
+    net.nodes[1].restart().await?;
+    let back = net
+        .wait_converged(&[0, 1], batches_all, Duration::from_secs(3600))
+        .await?;
+    let bytes_back = sample(&net.nodes[1]).await.wire_bytes as u64;
+    Ok(json!({
+        "bench": "locjoin",
+        "entries": patients,
+        "batches": batches,
+        "registrations_per_second": patients as f64 / reg_s,
+        "join_seconds": join.as_secs_f64(),
+        "join_seconds_including_start": join_total.as_secs_f64(),
+        "join_wire_bytes": bytes_join,
+        "join_wire_bytes_per_entry": bytes_join as f64 / patients as f64,
+        "rss_kib_newcomer_after_join": rss_b,
+        "note": "wire bytes: the newcomer's libp2p counters, in + out, all protocols, since its (re)start",
+        "away_entries": away,
+        "away_batches": batches_all - batches,
+        "away_registration_seconds": reg_away_s,
+        "back_seconds_including_restart": t_back.elapsed().as_secs_f64(),
+        "back_converge_seconds": back.as_secs_f64(),
+        "back_wire_bytes": bytes_back,
+        "back_wire_bytes_per_entry": bytes_back as f64 / away.max(1) as f64,
     }))
 }
 
