@@ -139,4 +139,15 @@ put("fhir_consent", {"resourceType": "Consent", "status": "active",
                                                       "value": "00000001"}}],
                      "provision": {"type": "deny", "purpose": [
                          {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}})
+# The patient view: /knoop/patient/1 frames, and ID tokens (claims the target signs, and tokens).
+pv = vec("patient-view.json")
+for k in ("request", "response", "refused"):
+    put("patient_frames", bytes.fromhex(pv[k]))
+put("id_token", {"iss": "https://login.example.nl", "aud": "knoop-patient-service", "sub": "degroot",
+                 "iat": 1800000000, "exp": 1800000300, "nonce": "n-1", "bsn": "999911120",
+                 "acr": "urn:digid:substantieel", "auth_time": 1800000000})
+put("id_token", {"iss": "https://login.example.nl", "aud": ["knoop-patient-service", "other"],
+                 "azp": "knoop-patient-service", "iat": 1800000000, "exp": 1800000300, "nonce": "n-1",
+                 "bsn": 999911120})
+put("id_token", pv["statement"])
 print("corpus:", {d.name: len(list(d.iterdir())) for d in sorted(corpus.iterdir())})

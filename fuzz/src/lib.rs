@@ -44,6 +44,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("fhir_consent", node::fhir_consent),
     ("fhir_resource", node::fhir_resource),
     ("dpop_proof", node::dpop_proof),
+    ("patient_frames", node::patient_frames),
+    ("id_token", node::id_token),
 ];
 
 /// The target named `name`.
