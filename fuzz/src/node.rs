@@ -67,7 +67,9 @@ pub fn dpop_proof(data: &[u8]) {
 /// holder reads it, and an answer as a patient service reads it; an answer that parses encodes
 /// to one that parses the same.
 pub fn patient_frames(data: &[u8]) {
-    use knoop_node::care::patient_access::{parse_response, PatientRequest, PatientResponse, Statement};
+    use knoop_node::care::patient_access::{
+        parse_response, PatientRequest, PatientResponse, Statement,
+    };
     if let Ok(req) = cbor4ii::serde::from_slice::<PatientRequest>(data) {
         if let Ok(c) = knoop_vc::jws::Compact::parse(&req.statement) {
             if let Ok(claims) = c.claims() {
@@ -111,7 +113,10 @@ pub fn id_token(data: &[u8]) {
         Ok(serde_json::Value::Object(claims)) => {
             let mut header = serde_json::Map::new();
             header.insert("kid".into(), "k1".into());
-            key.sign_compact(header, serde_json::Value::Object(claims).to_string().as_bytes())
+            key.sign_compact(
+                header,
+                serde_json::Value::Object(claims).to_string().as_bytes(),
+            )
         }
         _ => token.trim().to_owned(),
     };
