@@ -734,3 +734,13 @@ pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     }
     hits
 }
+
+/// The first `n` nine-digit numbers from `from` that are valid BSNs (the privacy crate's own
+/// 11-test): distinct patients for tests and benchmarks.
+pub fn valid_bsns(from: u64, n: usize) -> Vec<String> {
+    (from..)
+        .map(|v| format!("{v:09}"))
+        .filter(|s| knoop_privacy::patient::PatientId::bsn(s).is_ok())
+        .take(n)
+        .collect()
+}

@@ -299,18 +299,6 @@ async fn a_patient_is_found_at_three_holders_from_a_fourth_node() {
     }
 }
 
-/// The first `n` nine-digit numbers from `from` that pass the BSN 11-test.
-fn valid_bsns(from: u32, n: usize) -> Vec<String> {
-    (from..)
-        .map(|v| format!("{v:09}"))
-        .filter(|s| {
-            let d: Vec<i64> = s.bytes().map(|b| i64::from(b - b'0')).collect();
-            ((0..8).map(|i| (9 - i as i64) * d[i]).sum::<i64>() - d[8]) % 11 == 0
-        })
-        .take(n)
-        .collect()
-}
-
 /// Entry batching (spec: `specs/consent-localisation.md` §6.2) with the default interval of
 /// 2 s: forty registrations for forty patients at once go out in a handful of transactions,
 /// each acknowledged once its batch is stored, and every one of them reaches the other node's
@@ -322,7 +310,7 @@ async fn registrations_at_once_share_batches() {
     let net = Network::start_with_env(2, env).await.unwrap();
     let n = &net.nodes;
     let holder = create_did(&n[0]).await;
-    let bsns = valid_bsns(100_000_000, 40);
+    let bsns = knoop_e2e::valid_bsns(100_000_000, 40);
     let bodies: Vec<Value> = bsns
         .iter()
         .map(|bsn| json!({"holder": holder, "patient": {"value": bsn}, "categories": ["lab"]}))

@@ -301,13 +301,7 @@ impl PatientAccess {
         if knoop_privacy::patient::parse_reference(&s.sub).is_none() {
             return Err("bad_request".into());
         }
-        let trusted = self
-            .credentials
-            .trust()
-            .0
-            .get(PATIENT_SERVICE_ROLE)
-            .is_some_and(|t| t.contains(&s.iss));
-        if !trusted {
+        if !self.credentials.holds_role(PATIENT_SERVICE_ROLE, &s.iss) {
             return Err("untrusted_service".into());
         }
         let operator = operator.ok_or("service_not_hosted_by_the_asking_node")?;

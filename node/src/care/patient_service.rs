@@ -187,9 +187,6 @@ impl PatientService {
             )
             .await?;
         drop(claims.bsn);
-        let left = claims.exp - (knoop_gossip::tx::now_ms() / 1000) as i64;
-        let ttl =
-            Duration::from_secs(u64::try_from(left.max(0)).unwrap_or(0)) + sessions::SESSION_TTL;
         info!(patient = %keys.reference(), "a patient logged in");
         let lang = pending.lang.clone();
         let id = self.sessions.start(Session::new(
@@ -197,7 +194,7 @@ impl PatientService {
             claims.acr,
             claims.auth_time,
             pending.lang,
-            ttl,
+            sessions::SESSION_TTL,
         ));
         Ok((id, lang))
     }

@@ -296,15 +296,9 @@ impl Credentials {
         }
         // A patient service registers consents and objections for the patients who log in
         // there (`specs/patient-view.md` §1).
-        let patient_service = self
-            .trust
-            .read()
-            .map(|tr| {
-                tr.0.get(PATIENT_SERVICE_ROLE)
-                    .is_some_and(|s| s.contains(issuer))
-            })
-            .unwrap_or(false);
-        if matches!(claims, Claims::PatientConsent(_)) && patient_service {
+        if matches!(claims, Claims::PatientConsent(_))
+            && self.holds_role(PATIENT_SERVICE_ROLE, issuer)
+        {
             return Ok(());
         }
         if let Claims::HealthcareProfessional(p) = claims {
@@ -495,6 +489,14 @@ impl Credentials {
             }
             idx.seen_vc = idx.seen_vc.max(vcs.0);
         }
+    }
+
+    /// Whether `did` is listed under `role_or_type` in the trust table.
+    pub fn holds_role(&self, role_or_type: &str, did: &str) -> bool {
+        self.trust
+            .read()
+            .map(|tr| tr.0.get(role_or_type).is_some_and(|s| s.contains(did)))
+            .unwrap_or(false)
     }
 
     pub fn trust(&self) -> Trust {

@@ -403,18 +403,6 @@ async fn catchup(txs: u64) -> anyhow::Result<Value> {
     }))
 }
 
-/// The first `n` nine-digit numbers from `from` that pass the BSN 11-test.
-fn valid_bsns(from: u64, n: usize) -> Vec<String> {
-    (from..)
-        .map(|v| format!("{v:09}"))
-        .filter(|s| {
-            let d: Vec<i64> = s.bytes().map(|b| i64::from(b - b'0')).collect();
-            ((0..8).map(|i| (9 - i as i64) * d[i]).sum::<i64>() - d[8]) % 11 == 0
-        })
-        .take(n)
-        .collect()
-}
-
 /// Registers `bsns` at `node` as `holder`, 1024 at a time; the seconds it took.
 async fn register_all(node: &Node, holder: &str, bsns: &[String]) -> anyhow::Result<f64> {
     let t0 = Instant::now();
@@ -445,7 +433,7 @@ async fn locjoin(patients: u64, away: u64) -> anyhow::Result<Value> {
     let (code, body) = net.nodes[0].post("/v1/dids", &json!({})).await?;
     anyhow::ensure!(code == 201, "{body}");
     let holder = body["did"].as_str().context("did")?.to_owned();
-    let bsns = valid_bsns(100_000_000, (patients + away) as usize);
+    let bsns = knoop_e2e::valid_bsns(100_000_000, (patients + away) as usize);
     let (first, later) = bsns.split_at(patients as usize);
     let reg_s = register_all(&net.nodes[0], &holder, first).await?;
     let batches = knoop_e2e::content_transactions(&net.nodes[0].status().await?);
