@@ -2,8 +2,8 @@
 # The whole test suite: formatting, lints, unit and simulation tests, spec vectors, the layer
 # check of the node library, the end-to-end tests over real node processes, and a short run of
 # every fuzz target. Run from
-# anywhere; needs libclang-dev (for rocksdb), clippy, and cargo-nextest (falls back to
-# `cargo test` when nextest is missing).
+# anywhere; needs libclang-dev (for rocksdb), clippy, PostgreSQL (the PostgreSQL store's tests),
+# and cargo-nextest (falls back to `cargo test` when nextest is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,8 @@ echo "== build and clippy (all targets; the knoop binary the end-to-end tests ru
 cargo build --workspace --all-targets
 
 echo "== tests"
+# The PostgreSQL server of the PostgreSQL store's tests (a fresh database per test).
+tests/postgres.sh
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

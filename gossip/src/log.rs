@@ -296,7 +296,7 @@ impl Pending {
 
 /// The transaction log: one writer (this struct, `&mut self`), many readers (through
 /// [`SharedIndex`] and the store).
-pub struct Log<S: Store> {
+pub struct Log<S: Store + ?Sized> {
     store: Arc<S>,
     auth: Arc<dyn Authorizer>,
     config: LogConfig,
@@ -306,7 +306,7 @@ pub struct Log<S: Store> {
     next_seq: u64,
 }
 
-impl<S: Store> Log<S> {
+impl<S: Store + ?Sized> Log<S> {
     /// Opens the log over `store`, reading the compact set index (not replaying the log).
     pub fn open(
         store: Arc<S>,
@@ -616,12 +616,12 @@ impl<S: Store> Log<S> {
 }
 
 /// The causal graph during an ingest: what this batch placed, then the store.
-struct BatchView<'a, S: Store> {
+struct BatchView<'a, S: Store + ?Sized> {
     store: &'a S,
     placed: &'a HashMap<TxId, (u64, Vec<TxId>)>,
 }
 
-impl<S: Store> CausalView for BatchView<'_, S> {
+impl<S: Store + ?Sized> CausalView for BatchView<'_, S> {
     fn node(&self, id: &TxId) -> Result<Option<(u64, Vec<TxId>)>, TxError> {
         if let Some(n) = self.placed.get(id) {
             return Ok(Some(n.clone()));

@@ -52,7 +52,7 @@ pub struct JobReport {
 }
 
 /// A cloneable handle to the log service.
-pub struct LogHandle<S: Store> {
+pub struct LogHandle<S: Store + ?Sized> {
     jobs: mpsc::Sender<Job>,
     index: SharedIndex,
     store: Arc<S>,
@@ -60,7 +60,7 @@ pub struct LogHandle<S: Store> {
     pending: Arc<AtomicUsize>,
 }
 
-impl<S: Store> Clone for LogHandle<S> {
+impl<S: Store + ?Sized> Clone for LogHandle<S> {
     fn clone(&self) -> Self {
         LogHandle {
             jobs: self.jobs.clone(),
@@ -77,7 +77,7 @@ impl<S: Store> Clone for LogHandle<S> {
 #[error("log service stopped")]
 pub struct Stopped;
 
-impl<S: Store> LogHandle<S> {
+impl<S: Store + ?Sized> LogHandle<S> {
     /// Starts the service task over `log`.
     pub fn spawn(log: Log<S>) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(JOB_QUEUE);
@@ -141,7 +141,7 @@ impl<S: Store> LogHandle<S> {
     }
 }
 
-async fn run<S: Store>(
+async fn run<S: Store + ?Sized>(
     mut log: Log<S>,
     mut rx: mpsc::Receiver<Job>,
     events: broadcast::Sender<Stored>,
@@ -193,7 +193,7 @@ struct GroupResult {
     stored: Vec<Stored>,
 }
 
-fn process_group<S: Store>(log: &mut Log<S>, jobs: Vec<Job>) -> GroupResult {
+fn process_group<S: Store + ?Sized>(log: &mut Log<S>, jobs: Vec<Job>) -> GroupResult {
     let mut replies: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
     let mut stored_all: Vec<Stored> = Vec::new();
     let mut merged: Vec<(Transaction, Source)> = Vec::new();
@@ -235,7 +235,7 @@ fn process_group<S: Store>(log: &mut Log<S>, jobs: Vec<Job>) -> GroupResult {
     }
 }
 
-fn flush<S: Store>(
+fn flush<S: Store + ?Sized>(
     log: &mut Log<S>,
     merged: &mut Vec<(Transaction, Source)>,
     owners: &mut Vec<(oneshot::Sender<JobReport>, usize, usize)>,

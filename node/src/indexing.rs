@@ -7,12 +7,12 @@ use std::sync::Arc;
 use knoop_gossip::LogHandle;
 use tokio::sync::watch;
 
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Runs `work` (blocking) after each batch of commits, and at least every second, until
 /// `stop`: the pattern of every indexer that reads the log after the fact.
 pub fn after_commits(
-    log: &LogHandle<RocksStore>,
+    log: &LogHandle<dyn NodeStore>,
     mut stop: watch::Receiver<bool>,
     name: &'static str,
     work: impl Fn() + Send + Sync + 'static,

@@ -16,15 +16,15 @@ use crate::identity::did_state::DidState;
 use crate::identity::didweb::DidWebClient;
 use crate::identity::keystore::{KeyStore, MasterKey};
 use crate::identity::resolver::Resolver;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// What every start opens: the store, the keystore, the node key and DID, the DID state and
 /// the log service.
 struct Core {
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     key: ed25519_dalek::SigningKey,
     did_state: Arc<DidState>,
-    handle: LogHandle<RocksStore>,
+    handle: LogHandle<dyn NodeStore>,
     log_task: tokio::task::JoinHandle<()>,
     dids: Arc<DidOps>,
     node_did: String,
@@ -34,9 +34,8 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
     let t0 = Instant::now();
-    let store = Arc::new(RocksStore::open(&cfg.data_dir.join("store"))?);
-    store.set_reserve(cfg.reserved_disk_mib << 20);
-    let keys = Arc::new(open_keystore(cfg, &store)?);
+    let store = crate::store::open(cfg)?;
+    let keys = Arc::new(open_keystore(cfg, store.clone())?);
     let key = crate::identity::node_key::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
     let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);
     let log = Log::open(
@@ -48,6 +47,7 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
         },
     )?;
     info!(
+        store = store.kind(),
         transactions = log.index().len(),
         dids = did_state.len(),
         ms = t0.elapsed().as_millis() as u64,
@@ -613,7 +613,7 @@ fn https_client(
 fn spawn_indexer(
     credentials: Arc<crate::identity::credentials::Credentials>,
     view: Arc<crate::directory::view::DirectoryView>,
-    log: &LogHandle<RocksStore>,
+    log: &LogHandle<dyn NodeStore>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     crate::indexing::after_commits(log, stop, "index_credentials", move || {
@@ -675,7 +675,7 @@ fn spawn_update_client(
 async fn patient_service(
     cfg: &Config,
     public_url: Option<&str>,
-    store: &Arc<RocksStore>,
+    store: &Arc<dyn NodeStore>,
     parts: crate::care::patient_service::Parts,
 ) -> anyhow::Result<Option<Arc<crate::care::patient_service::PatientService>>> {
     const DID_KEY: &[u8] = b"patient_service_did";
@@ -763,7 +763,7 @@ fn localisation_params(
 
 /// Opens the keystore with the configured master key (creating a development key file when
 /// none is configured).
-fn open_keystore(cfg: &Config, store: &RocksStore) -> anyhow::Result<KeyStore> {
+fn open_keystore(cfg: &Config, store: Arc<dyn NodeStore>) -> anyhow::Result<KeyStore> {
     let master = match (&cfg.keys.master_key, &cfg.keys.master_key_file) {
         (Some(hex), _) => MasterKey::from_hex(hex)?,
         (None, Some(file)) => MasterKey::from_file(file, false)?.0,
@@ -786,7 +786,7 @@ fn open_keystore(cfg: &Config, store: &RocksStore) -> anyhow::Result<KeyStore> {
         .iter()
         .map(|k| MasterKey::from_hex(k))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(KeyStore::open(store.db(), &master, &previous)?)
+    Ok(KeyStore::open(store, &master, &previous)?)
 }
 
 /// The node's DID: the hosted DID whose `KnoopNode` service binds this node's peer id, created

@@ -9,6 +9,7 @@ pub mod care;
 pub mod fhir;
 pub mod hooks;
 pub mod https;
+pub mod postgres;
 pub mod rogue;
 
 use std::path::{Path, PathBuf};

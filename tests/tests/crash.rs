@@ -130,10 +130,28 @@ async fn consent_ids(node: &Node, patient: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_during_registrations_loses_nothing_acknowledged() {
+    kill_nine_during_registrations(&[]).await;
+}
+
+/// The same with the GP's node keeping its whole state (log, private records, keys) in a
+/// PostgreSQL database (`store.postgres`): a commit the database acknowledged is as durable as
+/// rocksdb's fsync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_with_the_store_in_postgresql_loses_nothing_acknowledged() {
+    let db = knoop_e2e::postgres::fresh_database();
+    let held = kill_nine_during_registrations(&[(1, ("KNOOP_STORE__POSTGRES", db.clone()))]).await;
+    // The GP's node really kept its log there, and nothing in its data directory.
+    let rows = knoop_e2e::postgres::psql_in(&db, "SELECT count(*) FROM knoop_tx");
+    assert_eq!(rows.trim().parse::<u64>().ok(), Some(held), "{rows}");
+}
+
+/// Runs the scenario; returns how many transactions (DID operations included) the GP's node
+/// holds at the end.
+async fn kill_nine_during_registrations(extra: &[(usize, (&str, String))]) -> u64 {
     let mut w = world(
         "opt-in",
         &[LEIDEN_HOSPITAL, KERKRADE_GP, KERKRADE_PHARMACY],
-        &[],
+        extra,
     )
     .await;
     let (hospital, gp) = (w.orgs[0].did.clone(), w.orgs[1].did.clone());
@@ -246,4 +264,6 @@ async fn kill_nine_during_registrations_loses_nothing_acknowledged() {
         acked.consents.len(),
         acked.services.len()
     );
+    let status = w.net.nodes[1].status().await.unwrap();
+    status["transactions"].as_u64().unwrap_or_default()
 }

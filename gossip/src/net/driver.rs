@@ -111,7 +111,7 @@ struct PeerSync {
     admit_asked: bool,
 }
 
-struct Driver<S: Store> {
+struct Driver<S: Store + ?Sized> {
     swarm: Swarm<Behaviour>,
     log: LogHandle<S>,
     config: NetConfig,
@@ -176,7 +176,7 @@ impl Counters {
 /// Starts the network task. It runs until `shutdown` turns true. `responder` answers
 /// `/knoop/private/1` and `/knoop/locate/1` (none: empty answers). `admission` makes the
 /// network members-only (`specs/admission.md`; none: open membership).
-pub fn spawn<S: Store>(
+pub fn spawn<S: Store + ?Sized>(
     secret: [u8; 32],
     config: NetConfig,
     log: LogHandle<S>,
@@ -299,7 +299,7 @@ pub fn spawn<S: Store>(
     })
 }
 
-impl<S: Store> Driver<S> {
+impl<S: Store + ?Sized> Driver<S> {
     fn dial_bootstrap(&mut self) {
         let local = *self.swarm.local_peer_id();
         for addr in self.config.bootstrap.clone() {

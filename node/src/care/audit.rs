@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 const HEAD_KEY: &[u8] = b"audit_head";
 /// How far the per-patient index (`ap/` | P | seq) reaches: the next `seq` not indexed.
@@ -105,14 +105,14 @@ pub struct Verdict {
 
 /// The audit log.
 pub struct AuditLog {
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     metrics: Option<Arc<crate::ops::metrics::Metrics>>,
     /// `(next seq, last hash)`.
     head: Mutex<(u64, [u8; 32])>,
 }
 
 impl AuditLog {
-    pub fn open(store: Arc<RocksStore>) -> Self {
+    pub fn open(store: Arc<dyn NodeStore>) -> Self {
         let head = store
             .get_meta(HEAD_KEY)
             .ok()
@@ -373,9 +373,9 @@ fn event_resource(e: &Entry, node_did: &str) -> Value {
 mod tests {
     use super::*;
 
-    fn store() -> (Arc<RocksStore>, std::path::PathBuf) {
+    fn store() -> (Arc<dyn NodeStore>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("knoop-audit-{}", rand::random::<u64>()));
-        (Arc::new(RocksStore::open(&dir).unwrap()), dir)
+        (Arc::new(crate::store::RocksStore::open(&dir).unwrap()), dir)
     }
 
     fn event(i: u32) -> Event {

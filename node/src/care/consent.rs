@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use crate::care::private::{Private, State};
 use crate::identity::credentials::{Credentials, Fetched, Revocation, REVOCATION_CONTENT_TYPE};
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Inner content type of a consent sent privately.
 pub const CONSENT_CONTENT_TYPE: &str = "application/vc";
@@ -111,13 +111,13 @@ fn key(patient: &str, credential_id: &str) -> Vec<u8> {
 /// The consents this node holds.
 pub struct Consents {
     credentials: Arc<Credentials>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     /// Private transactions already read.
     processed: Mutex<HashSet<TxId>>,
 }
 
 impl Consents {
-    pub fn new(credentials: Arc<Credentials>, store: Arc<RocksStore>) -> Self {
+    pub fn new(credentials: Arc<Credentials>, store: Arc<dyn NodeStore>) -> Self {
         Consents {
             credentials,
             store,

@@ -31,7 +31,7 @@ use crate::care::private::signer_did;
 use crate::identity::credentials::Credentials;
 use crate::identity::did_ops::{DidOps, OpsError};
 use crate::identity::did_state::DidState;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 mod batch;
 mod holder;
@@ -128,11 +128,10 @@ fn key_id(p: &[u8; 32], which: &str) -> String {
 /// transactions at a time so memory stays bounded however far behind the index is. Returns the
 /// last position indexed. `signer_of` names a transaction's signing node.
 pub fn index_entries(
-    store: &RocksStore,
+    store: &dyn NodeStore,
     after: u64,
     signer_of: &dyn Fn(&knoop_gossip::Transaction) -> String,
 ) -> Result<u64, String> {
-    use knoop_gossip::Store as _;
     const PAGE: usize = 64;
     let mut last = after;
     loop {
@@ -167,7 +166,7 @@ pub fn index_entries(
 }
 
 /// A patient's slots as the index holds them (spec §6.4).
-pub fn scan_index(store: &RocksStore, keys: &PatientKeys) -> ScanResult {
+pub fn scan_index(store: &dyn NodeStore, keys: &PatientKeys) -> ScanResult {
     let lookup = |tag: &[u8; 16]| -> Vec<StoredEntry> {
         store
             .scan_loc(tag)
@@ -212,7 +211,7 @@ impl PatientLocks {
 pub struct Localisation {
     ops: Arc<DidOps>,
     dids: Arc<DidState>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     credentials: Arc<Credentials>,
     consents: Arc<crate::care::consent::Consents>,
     private: Arc<crate::care::private::Private>,
@@ -237,7 +236,7 @@ impl Localisation {
     pub fn new(
         ops: Arc<DidOps>,
         dids: Arc<DidState>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
         credentials: Arc<Credentials>,
         consents: Arc<crate::care::consent::Consents>,
         private: Arc<crate::care::private::Private>,
@@ -674,7 +673,7 @@ fn holder_answer(node: &str, answer: Result<Vec<u8>, String>) -> HolderAnswer {
 /// Indexes localisation entries after commits, until `stop`.
 pub fn spawn(
     loc: Arc<Localisation>,
-    log: &knoop_gossip::LogHandle<RocksStore>,
+    log: &knoop_gossip::LogHandle<dyn NodeStore>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     crate::indexing::after_commits(log, stop, "index_localisation", move || loc.catch_up())

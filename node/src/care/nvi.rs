@@ -22,7 +22,7 @@ use crate::care::data_proxy::{types_of, RESOURCE_CATEGORIES};
 use crate::care::localisation::{LocError, Localisation};
 use crate::identity::credentials::Credentials;
 use crate::identity::did_ops::DidOps;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 use records::{Record, Records};
 
 /// The custodian extension of an NVI `List`.
@@ -332,7 +332,7 @@ pub struct Nvi {
     credentials: Arc<Credentials>,
     dids: Arc<DidOps>,
     /// The registrations made here (`nl/`), for read and delete by id and by source.
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
 }
 
 impl Nvi {
@@ -340,7 +340,7 @@ impl Nvi {
         localisation: Arc<Localisation>,
         credentials: Arc<Credentials>,
         dids: Arc<DidOps>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
     ) -> Self {
         Nvi {
             localisation,
@@ -351,7 +351,9 @@ impl Nvi {
     }
 
     fn records(&self) -> Records<'_> {
-        Records { store: &self.store }
+        Records {
+            store: self.store.as_ref(),
+        }
     }
 
     /// The hosted organisation an `X-Tenant-ID` (`<URA system>|<URA>`) names, and its URA.

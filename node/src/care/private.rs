@@ -31,7 +31,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::identity::did_ops::{DidOps, OpsError};
 use crate::identity::did_state::DidState;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 mod receive;
 mod serve;
@@ -128,7 +128,7 @@ fn now_ms() -> u64 {
 pub struct Private {
     ops: Arc<DidOps>,
     dids: Arc<DidState>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     node_did: String,
     net: OnceLock<(AskClient, NetView)>,
     /// Last by-type sequence number read.
@@ -139,7 +139,7 @@ impl Private {
     pub fn new(
         ops: Arc<DidOps>,
         dids: Arc<DidState>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
         node_did: String,
     ) -> Self {
         Private {

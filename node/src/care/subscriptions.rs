@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::care::consent::Consents;
 use crate::care::fhir_consent::{self, ConsentError};
 use crate::identity::credentials::Credentials;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Key prefix of the subscriptions in the store's node-local family.
 const PREFIX: &[u8] = b"ms/";
@@ -137,7 +137,7 @@ pub fn check_endpoint(e: &str) -> Result<(), ConsentError> {
 
 /// The subscriptions of this node's tenants, and their notifications.
 pub struct Subscriptions {
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     consents: Arc<Consents>,
     credentials: Arc<Credentials>,
     http: reqwest::Client,
@@ -146,7 +146,7 @@ pub struct Subscriptions {
 
 impl Subscriptions {
     pub fn new(
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
         consents: Arc<Consents>,
         credentials: Arc<Credentials>,
         http: reqwest::Client,

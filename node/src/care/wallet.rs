@@ -18,7 +18,7 @@ use crate::identity::credential_offers::{PRE_AUTHORIZED_CODE, PROOF_JWT_TYPE};
 use crate::identity::credentials::Credentials;
 use crate::identity::did_ops::DidOps;
 use crate::identity::prefetch::Prefetcher;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Most credentials one organisation holds.
 pub const MAX_HELD: usize = 1000;
@@ -95,7 +95,7 @@ pub struct Wallet {
     credentials: Arc<Credentials>,
     prefetch: Arc<Prefetcher>,
     requester: Arc<Requester>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
 }
 
 fn key(holder: &str, id: &str) -> Vec<u8> {
@@ -244,7 +244,7 @@ impl Wallet {
         credentials: Arc<Credentials>,
         prefetch: Arc<Prefetcher>,
         requester: Arc<Requester>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
     ) -> Self {
         Wallet {
             dids,

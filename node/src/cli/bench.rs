@@ -18,7 +18,7 @@ use knoop_gossip::{EmbeddedKeys, Hash32, Log, LogConfig, Source, Transaction, Tx
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::store::RocksStore;
+use crate::store::{NodeStore, RocksStore};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -37,6 +37,10 @@ pub enum BenchCommand {
         /// Sign with embedded keys and skip DID authorisation (the bare log).
         #[arg(long)]
         embedded_keys: bool,
+        /// Ingest into this PostgreSQL database (a libpq connection string; it must hold no
+        /// knoop store yet) instead of a temporary rocksdb.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Reconciliation cost for d differences in sets of n.
     Reconcile {
@@ -63,6 +67,10 @@ pub enum BenchCommand {
         /// Keep the store in this directory (default: a temporary one, removed).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// Build the index in this PostgreSQL database (a libpq connection string; it must
+        /// hold no knoop store yet) instead of rocksdb.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Privacy costs: patient key derivation (Argon2id, default parameters), trial decryption
     /// of a private transaction per local key, sealing, and a localisation slot scan.
@@ -84,7 +92,15 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
             payload_size,
             authors,
             embedded_keys,
-        } => ingest(count, group, payload_size, authors, embedded_keys),
+            postgres,
+        } => ingest(
+            count,
+            group,
+            payload_size,
+            authors,
+            embedded_keys,
+            postgres.as_deref(),
+        ),
         BenchCommand::Reconcile { n, d } => Ok(reconcile(n, &d)),
         BenchCommand::Privacy {
             derivations,
@@ -96,7 +112,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
             nodes,
             lookups,
             dir,
-        } => localisation(patients, holders, nodes, lookups, dir),
+            postgres,
+        } => localisation(patients, holders, nodes, lookups, dir, postgres.as_deref()),
     }
 }
 
@@ -106,6 +123,7 @@ fn ingest(
     payload_size: usize,
     authors: usize,
     embedded_keys: bool,
+    postgres: Option<&str>,
 ) -> anyhow::Result<Value> {
     anyhow::ensure!(
         group >= 1 && authors >= 1,
@@ -169,7 +187,7 @@ fn ingest(
     let gen_s = t_gen.elapsed().as_secs_f64();
 
     let dir = std::env::temp_dir().join(format!("knoop-bench-{}", rand::random::<u64>()));
-    let store = Arc::new(RocksStore::open(&dir)?);
+    let store = bench_store(&dir, postgres)?;
     let auth: Arc<dyn knoop_gossip::Authorizer> = if embedded_keys {
         Arc::new(EmbeddedKeys::default())
     } else {
@@ -204,6 +222,7 @@ fn ingest(
     anyhow::ensure!(stored == count, "stored {stored} of {count}");
     Ok(json!({
         "bench": "ingest",
+        "store": if postgres.is_some() { "postgresql" } else { "rocksdb" },
         "authorisation": if embedded_keys { "embedded keys" } else { "DID keys (kid), causal check" },
         "transactions": count,
         "group": group,
@@ -423,6 +442,7 @@ fn localisation(
     nodes: usize,
     lookups: usize,
     keep: Option<std::path::PathBuf>,
+    postgres: Option<&str>,
 ) -> anyhow::Result<Value> {
     use knoop_privacy::locator::LOC_CONTENT_TYPE;
     use knoop_privacy::locator::{encode_content, seal_entry, EntryKind, ENTRY_LEN, MAX_ENTRIES};
@@ -448,7 +468,7 @@ fn localisation(
     let dir = keep.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("knoop-bench-loc-{}", rand::random::<u64>()))
     });
-    let store = Arc::new(RocksStore::open(&dir)?);
+    let store = bench_store(&dir, postgres)?;
     let mut log = Log::open(
         store.clone(),
         Arc::new(EmbeddedKeys::default()),
@@ -476,7 +496,7 @@ fn localisation(
         Ok(())
     };
     let mut ingest =
-        |queue: &mut Vec<Transaction>, log: &mut Log<RocksStore>| -> anyhow::Result<usize> {
+        |queue: &mut Vec<Transaction>, log: &mut Log<dyn NodeStore>| -> anyhow::Result<usize> {
             let n = queue.len();
             let t = Instant::now();
             let report = log.ingest(std::mem::take(queue), Source::Peer);
@@ -528,7 +548,7 @@ fn localisation(
             .map(|&n| signers[n].clone())
             .unwrap_or_default()
     };
-    crate::care::localisation::index_entries(&store, 0, &signer_of)
+    crate::care::localisation::index_entries(store.as_ref(), 0, &signer_of)
         .map_err(|e| anyhow::anyhow!(e))?;
     let index_s = t.elapsed().as_secs_f64();
     let rss_loaded = rss_bytes();
@@ -539,7 +559,7 @@ fn localisation(
     drop(log);
     drop(store);
     let t = Instant::now();
-    let store = Arc::new(RocksStore::open(&dir)?);
+    let store = reopen(&dir, postgres)?;
     let log = Log::open(
         store.clone(),
         Arc::new(EmbeddedKeys::default()),
@@ -564,7 +584,7 @@ fn localisation(
         };
         let keys = bench_patient(i);
         let t = Instant::now();
-        let found = crate::care::localisation::scan_index(&store, &keys);
+        let found = crate::care::localisation::scan_index(store.as_ref(), &keys);
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if known {
             anyhow::ensure!(
@@ -587,6 +607,7 @@ fn localisation(
     }
     Ok(json!({
         "bench": "localisation",
+        "store": if postgres.is_some() { "postgresql" } else { "rocksdb" },
         "patients": patients,
         "holders_per_patient": holders,
         "holder_nodes": nodes,
@@ -606,13 +627,35 @@ fn localisation(
     }))
 }
 
+/// A fresh store for a benchmark: rocksdb in `dir`, or the PostgreSQL database `postgres`
+/// (which must hold no knoop store yet, so that figures are of a fresh store).
+fn bench_store(
+    dir: &std::path::Path,
+    postgres: Option<&str>,
+) -> anyhow::Result<Arc<dyn NodeStore>> {
+    let store = reopen(dir, postgres)?;
+    anyhow::ensure!(
+        store.last_seq()? == 0,
+        "the benchmark's store already holds transactions: give it an empty database"
+    );
+    Ok(store)
+}
+
+/// The benchmark's store opened (again).
+fn reopen(dir: &std::path::Path, postgres: Option<&str>) -> anyhow::Result<Arc<dyn NodeStore>> {
+    Ok(match postgres {
+        Some(conn) => Arc::new(crate::store::PgStore::open(conn, None, 4)?),
+        None => Arc::new(RocksStore::open(dir)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     /// The generator at a small scale: every known patient is found at its holders through the
     /// index built page by page, no unknown one is, and the store reopens with every batch.
     #[test]
     fn the_localisation_benchmark_finds_every_patient_it_made() {
-        let v = super::localisation(3000, 3, 10, 400, None).unwrap();
+        let v = super::localisation(3000, 3, 10, 400, None, None).unwrap();
         assert_eq!(v["entries"], 9000);
         // 10 nodes × ceil(900 / 1024) batches: one each.
         assert_eq!(v["transactions"], 10);

@@ -297,8 +297,34 @@ impl Config {
         Ok(())
     }
 
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let s = &self.store;
+        if !(1..=64).contains(&s.postgres_connections) {
+            return Err(invalid(
+                "store.postgres_connections",
+                "must be between 1 and 64",
+            ));
+        }
+        if let Some(conn) = &s.postgres {
+            // The parse error names the bad part, never the password.
+            if let Err(e) = conn.parse::<postgres::Config>() {
+                return Err(invalid(
+                    "store.postgres",
+                    format!("not a PostgreSQL connection string: {e}"),
+                ));
+            }
+        } else if s.postgres_password_file.is_some() {
+            return Err(invalid(
+                "store.postgres_password_file",
+                "is set but store.postgres is not",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_mcsd()?;
+        self.validate_store()?;
         if let Some(e) = &self.log.otlp_endpoint {
             let ok = url::Url::parse(e)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());

@@ -22,6 +22,7 @@ pub struct Config {
     /// the RPC and from peers) and private records are refused (`507 disk_full`), while reads,
     /// the audit log and settings go on; writes resume once space is freed. 0: no reserve.
     pub reserved_disk_mib: u64,
+    pub store: StoreConfig,
     pub rpc: RpcConfig,
     pub p2p: P2pConfig,
     pub log: LogSettings,
@@ -40,6 +41,30 @@ pub struct Config {
     pub pdp: PdpConfig,
     pub mcsd: McsdConfig,
     pub patient_service: PatientServiceConfig,
+}
+
+/// Where the node keeps its state: rocksdb under `data_dir` (the default), or a PostgreSQL
+/// database (`specs/storage.md` §6) the vendor runs, backs up and replicates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A libpq connection string (`host=db.example user=knoop dbname=knoop` or
+    /// `postgresql://knoop@db.example/knoop`); unset: rocksdb. Best from `KNOOP_STORE__POSTGRES`.
+    pub postgres: Option<String>,
+    /// A file holding the database password (kept out of the connection string).
+    pub postgres_password_file: Option<PathBuf>,
+    /// Connections to the database (1 to 64).
+    pub postgres_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            postgres: None,
+            postgres_password_file: None,
+            postgres_connections: 4,
+        }
+    }
 }
 
 /// The patient service role (spec: `specs/patient-view.md` §6): patients log in with OpenID
@@ -481,6 +506,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             reserved_disk_mib: 256,
+            store: StoreConfig::default(),
             rpc: RpcConfig::default(),
             p2p: P2pConfig::default(),
             log: LogSettings::default(),

@@ -15,7 +15,7 @@ use crate::directory::external::{ExternalResource, Resources};
 use crate::directory::fhir_search;
 use crate::directory::ids::is_fhir_id;
 use crate::directory::r4::r4_required;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// The content type of a bridge's change on the network.
 pub const CONTENT_TYPE: &str = "application/knoop-mcsd-bridge+json";
@@ -125,14 +125,14 @@ struct Index {
 
 /// The index of the changes trusted bridges published.
 pub struct Bridged {
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     trusted: Vec<String>,
     index: RwLock<Index>,
 }
 
 impl Bridged {
     /// `trusted`: the DIDs whose bridge changes count (a bridge lists itself).
-    pub fn new(store: Arc<RocksStore>, trusted: Vec<String>) -> Self {
+    pub fn new(store: Arc<dyn NodeStore>, trusted: Vec<String>) -> Self {
         Bridged {
             store,
             trusted,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::directory::fhir_search::{self, Kind};
 use crate::directory::ids::{is_fhir_id, PROVENANCE_PARTICIPANT_TYPE, URA_SYSTEM};
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// The content type of a change to the directory on the network.
 pub const CONTENT_TYPE: &str = "application/knoop-mcsd+json";
@@ -220,12 +220,12 @@ struct Index {
 
 /// The index of the directory changes published on the network.
 pub struct Published {
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     index: RwLock<Index>,
 }
 
 impl Published {
-    pub fn new(store: Arc<RocksStore>) -> Self {
+    pub fn new(store: Arc<dyn NodeStore>) -> Self {
         Published {
             store,
             index: RwLock::new(Index::default()),

@@ -22,7 +22,7 @@ use crate::directory::ids::FHIR_JSON;
 use crate::directory::published;
 use crate::directory::r4::{drop_empty, map_references, r4_required};
 use crate::identity::did_ops::DidOps;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// The code system of the guide's data exchange capabilities (`Endpoint.payloadType`).
 pub const CAPABILITIES_SYSTEM: &str =
@@ -93,7 +93,7 @@ pub struct UpdateClient {
     http: reqwest::Client,
     roots: Vec<String>,
     exclude: Vec<String>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     external: Arc<External>,
     dirs: tokio::sync::Mutex<BTreeMap<String, DirState>>,
 }
@@ -103,7 +103,7 @@ impl UpdateClient {
     pub fn open(
         http: reqwest::Client,
         cfg: &McsdConfig,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
         external: Arc<External>,
         bridge: Option<BridgeOut>,
     ) -> Self {

@@ -18,7 +18,7 @@ use crate::directory::ids::fhir_id;
 use crate::directory::published::{self, Claims, Published};
 use crate::directory::Directory;
 use crate::identity::credentials::{DirectoryEntry, Query};
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Key prefix of the history in the store's node-local family.
 const HISTORY_PREFIX: &[u8] = b"mv/";
@@ -71,7 +71,7 @@ pub struct DirectoryView {
     published: Arc<Published>,
     external: Arc<External>,
     bridged: Arc<Bridged>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     state: RwLock<State>,
     refreshing: Mutex<()>,
 }
@@ -83,7 +83,7 @@ impl DirectoryView {
         published: Arc<Published>,
         external: Arc<External>,
         bridged: Arc<Bridged>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
     ) -> Self {
         let mut state = State::default();
         match store.scan_private(HISTORY_PREFIX) {

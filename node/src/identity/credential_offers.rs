@@ -28,7 +28,7 @@ use crate::identity::credentials::{Credentials, Fetched};
 use crate::identity::did_ops::DidOps;
 use crate::identity::issuing::{self, CredentialRequest, IssueError};
 use crate::identity::status_hosting::HostedStatusLists;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Default and longest lifetime of an offer.
 pub const DEFAULT_OFFER_TTL_S: u64 = 24 * 3600;
@@ -167,7 +167,7 @@ pub struct CredentialOffers {
     dids: Arc<DidOps>,
     credentials: Arc<Credentials>,
     status: Arc<HostedStatusLists>,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     /// The public API base URL, when it is https.
     base: Option<String>,
     /// `c_nonce` → expiry (ms).
@@ -206,7 +206,7 @@ impl CredentialOffers {
         dids: Arc<DidOps>,
         credentials: Arc<Credentials>,
         status: Arc<HostedStatusLists>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
         public_url: Option<&str>,
     ) -> Self {
         CredentialOffers {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::identity::did_state::DidState;
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Content type of a published credential.
 pub const VC_CONTENT_TYPE: &str = "application/vc";
@@ -72,7 +72,7 @@ pub struct Credentials {
     trust: RwLock<Trust>,
     /// Trust from config: cannot be removed over RPC.
     configured: Trust,
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
 }
 
 const TRUST_KEY: &[u8] = b"trust";
@@ -205,7 +205,7 @@ pub enum TrustError {
 impl Credentials {
     pub fn open(
         dids: Arc<DidState>,
-        store: Arc<RocksStore>,
+        store: Arc<dyn NodeStore>,
         configured: Trust,
     ) -> Result<Self, knoop_gossip::StoreError> {
         let saved: Trust = match store.get_meta(TRUST_KEY)? {

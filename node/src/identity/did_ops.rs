@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::identity::did_state::DidState;
 use crate::identity::keystore::{KeyStore, KeyStoreError};
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Relationships of a signing key a node generates for a DID.
 /// The fragment of the P-256 key a new DID gets.
@@ -78,7 +78,7 @@ impl ServiceSpec {
 pub struct DidOps {
     pub state: Arc<DidState>,
     pub keys: Arc<KeyStore>,
-    pub log: LogHandle<RocksStore>,
+    pub log: LogHandle<dyn NodeStore>,
     /// The public base URL under which hosted DIDs have did:web ids (`specs/did-web.md`), once
     /// the public API is bound; new DIDs then name theirs in `alsoKnownAs`.
     pub web_base: std::sync::OnceLock<url::Url>,

@@ -1,6 +1,6 @@
 //! The keystore: Ed25519 private keys generated and held by the node, encrypted at rest.
 //!
-//! Keys live in the store's `keys` column family, each sealed with XChaCha20-Poly1305 under the
+//! Keys live in the store's `keys` family, each sealed with XChaCha20-Poly1305 under the
 //! master key (from config, the environment, or a key file), with the key id as associated data
 //! so a sealed key cannot be moved to another id. Secrets never leave this module: callers get
 //! public keys and signatures. A check value written on first use makes a wrong master key fail
@@ -14,11 +14,11 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use knoop_gossip::StoreError;
 use rand::RngCore;
-use rocksdb::{IteratorMode, WriteBatch, DB};
 use zeroize::Zeroize;
 
-use crate::store::CF_KEYS;
+use crate::store::{Family, NodeStore};
 
 /// Record format version (first byte of every sealed value).
 const SEAL_V1: u8 = 1;
@@ -29,7 +29,7 @@ const CHECK_PLAINTEXT: &[u8] = b"knoop keystore check v1";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
     #[error("keystore: {0}")]
-    Db(#[from] rocksdb::Error),
+    Db(#[from] StoreError),
     #[error("keystore: the master key does not open this store (wrong keys.master_key?)")]
     WrongMasterKey,
     #[error("keystore: sealed key {0} is damaged or sealed under another master key")]
@@ -94,7 +94,7 @@ impl MasterKey {
 
 /// The node's private keys.
 pub struct KeyStore {
-    db: Arc<DB>,
+    store: Arc<dyn NodeStore>,
     cipher: XChaCha20Poly1305,
 }
 
@@ -134,20 +134,20 @@ fn unseal(cipher: &XChaCha20Poly1305, id: &[u8], sealed: &[u8]) -> Option<Vec<u8
 }
 
 impl KeyStore {
-    /// Opens the keystore in `db` under `master`, re-sealing keys found under any of
+    /// Opens the keystore in `store` under `master`, re-sealing keys found under any of
     /// `previous` (master-key rotation).
     pub fn open(
-        db: Arc<DB>,
+        store: Arc<dyn NodeStore>,
         master: &MasterKey,
         previous: &[MasterKey],
     ) -> Result<Self, KeyStoreError> {
         let cipher = master.cipher();
-        let ks = KeyStore { db, cipher };
-        let cf = ks.cf();
-        match ks.db.get_cf(cf, CHECK_ID)? {
+        let ks = KeyStore { store, cipher };
+        match ks.store.get(Family::Keys, CHECK_ID)? {
             None => {
-                ks.db
-                    .put_cf(cf, CHECK_ID, seal(&ks.cipher, CHECK_ID, CHECK_PLAINTEXT))?;
+                let check = seal(&ks.cipher, CHECK_ID, CHECK_PLAINTEXT);
+                ks.store
+                    .write(Family::Keys, &[(CHECK_ID.to_vec(), check)], &[], true)?;
             }
             Some(v) => {
                 if unseal(&ks.cipher, CHECK_ID, &v).as_deref() != Some(CHECK_PLAINTEXT) {
@@ -165,29 +165,18 @@ impl KeyStore {
         Ok(ks)
     }
 
-    fn cf(&self) -> &rocksdb::ColumnFamily {
-        // Created at store open.
-        self.db
-            .cf_handle(CF_KEYS)
-            .expect("keys column family created at open")
-    }
-
     /// Re-seals every key from the `old` master key to the current one, atomically.
     fn reseal(&self, old: &XChaCha20Poly1305) -> Result<(), KeyStoreError> {
-        let cf = self.cf();
-        let mut wb = WriteBatch::default();
-        let mut n = 0;
-        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item?;
+        let mut resealed = Vec::new();
+        for (k, v) in self.store.scan(Family::Keys, b"")? {
             let mut secret = unseal(old, &k, &v)
                 .ok_or_else(|| KeyStoreError::Unseal(String::from_utf8_lossy(&k).into_owned()))?;
-            wb.put_cf(cf, &k, seal(&self.cipher, &k, &secret));
+            let sealed = seal(&self.cipher, &k, &secret);
             secret.zeroize();
-            n += 1;
+            resealed.push((k, sealed));
         }
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(wb, &wo)?;
+        let n = resealed.len();
+        self.store.write(Family::Keys, &resealed, &[], true)?;
         tracing::info!(records = n, "keystore re-sealed under the new master key");
         Ok(())
     }
@@ -213,9 +202,8 @@ impl KeyStore {
     /// Stores a 32-byte secret that is not an Ed25519 key (an X25519 secret, a content key).
     pub fn put_bytes(&self, id: &str, secret: &[u8; 32]) -> Result<(), KeyStoreError> {
         let sealed = seal(&self.cipher, id.as_bytes(), secret);
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        self.db.put_cf_opt(self.cf(), id.as_bytes(), sealed, &wo)?;
+        self.store
+            .write(Family::Keys, &[(id.as_bytes().to_vec(), sealed)], &[], true)?;
         Ok(())
     }
 
@@ -233,8 +221,8 @@ impl KeyStore {
 
     fn load_bytes(&self, id: &str) -> Result<[u8; 32], KeyStoreError> {
         let sealed = self
-            .db
-            .get_pinned_cf(self.cf(), id.as_bytes())?
+            .store
+            .get(Family::Keys, id.as_bytes())?
             .ok_or_else(|| KeyStoreError::NoKey(id.to_owned()))?;
         let mut secret = unseal(&self.cipher, id.as_bytes(), &sealed)
             .ok_or_else(|| KeyStoreError::Unseal(id.to_owned()))?;
@@ -244,7 +232,7 @@ impl KeyStore {
     }
 
     pub fn contains(&self, id: &str) -> Result<bool, KeyStoreError> {
-        Ok(self.db.get_pinned_cf(self.cf(), id.as_bytes())?.is_some())
+        Ok(self.store.get(Family::Keys, id.as_bytes())?.is_some())
     }
 
     fn load(&self, id: &str) -> Result<SigningKey, KeyStoreError> {
@@ -273,29 +261,20 @@ impl KeyStore {
 
     /// Deletes key `id` (after a rotation has retired it).
     pub fn delete(&self, id: &str) -> Result<(), KeyStoreError> {
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        self.db.delete_cf_opt(self.cf(), id.as_bytes(), &wo)?;
+        self.store
+            .write(Family::Keys, &[], &[id.as_bytes().to_vec()], true)?;
         Ok(())
     }
 
     /// Ids of all keys whose id starts with `prefix`.
     pub fn ids(&self, prefix: &str) -> Result<Vec<String>, KeyStoreError> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(
-            self.cf(),
-            IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
-        ) {
-            let (k, _) = item?;
-            if !k.starts_with(prefix.as_bytes()) {
-                break;
-            }
-            if k.as_ref() == CHECK_ID {
-                continue;
-            }
-            out.push(String::from_utf8_lossy(&k).into_owned());
-        }
-        Ok(out)
+        Ok(self
+            .store
+            .scan(Family::Keys, prefix.as_bytes())?
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() != CHECK_ID)
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect())
     }
 }
 
@@ -314,8 +293,8 @@ mod tests {
         let m1 = MasterKey([1; 32]);
         let m2 = MasterKey([2; 32]);
         let pk = {
-            let store = crate::store::RocksStore::open(&dir).unwrap();
-            let ks = KeyStore::open(store.db(), &m1, &[]).unwrap();
+            let store: Arc<dyn NodeStore> = Arc::new(crate::store::RocksStore::open(&dir).unwrap());
+            let ks = KeyStore::open(store.clone(), &m1, &[]).unwrap();
             let pk = ks.generate("did:knoop:a#key-1").unwrap();
             assert!(matches!(
                 ks.generate("did:knoop:a#key-1"),
@@ -328,16 +307,19 @@ mod tests {
             assert_eq!(ks.ids("did:knoop:a").unwrap(), vec!["did:knoop:a#key-1"]);
             // The secret is not stored in the clear.
             let raw = store
-                .db()
-                .get_cf(ks.cf(), b"did:knoop:a#key-1")
+                .get(Family::Keys, b"did:knoop:a#key-1")
                 .unwrap()
                 .unwrap();
             let secret = ks.load("did:knoop:a#key-1").unwrap().to_bytes();
             assert!(!raw.windows(32).any(|w| w == secret));
             // A sealed key moved to another id does not open.
             store
-                .db()
-                .put_cf(ks.cf(), b"did:knoop:b#key-1", &raw)
+                .write(
+                    Family::Keys,
+                    &[(b"did:knoop:b#key-1".to_vec(), raw)],
+                    &[],
+                    true,
+                )
                 .unwrap();
             assert!(matches!(
                 ks.with_key("did:knoop:b#key-1", |k| k.sign(b"m")),
@@ -347,19 +329,48 @@ mod tests {
             pk
         };
         {
-            let store = crate::store::RocksStore::open(&dir).unwrap();
+            let store: Arc<dyn NodeStore> = Arc::new(crate::store::RocksStore::open(&dir).unwrap());
             assert!(matches!(
-                KeyStore::open(store.db(), &m2, &[]),
+                KeyStore::open(store.clone(), &m2, &[]),
                 Err(KeyStoreError::WrongMasterKey)
             ));
-            let ks = KeyStore::open(store.db(), &m2, &[MasterKey([1; 32])]).unwrap();
+            let ks = KeyStore::open(store, &m2, &[MasterKey([1; 32])]).unwrap();
             assert_eq!(ks.public("did:knoop:a#key-1").unwrap(), pk);
         }
-        let store = crate::store::RocksStore::open(&dir).unwrap();
-        let ks = KeyStore::open(store.db(), &m2, &[]).unwrap();
+        let store: Arc<dyn NodeStore> = Arc::new(crate::store::RocksStore::open(&dir).unwrap());
+        let ks = KeyStore::open(store.clone(), &m2, &[]).unwrap();
         assert_eq!(ks.public("did:knoop:a#key-1").unwrap(), pk);
         assert!(matches!(ks.public("nope"), Err(KeyStoreError::NoKey(_))));
-        drop(store);
+        drop((ks, store));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_keystore_seals_in_either_store_and_refuses_another_master_key() {
+        crate::store::conformance::both(|open| {
+            let pk = {
+                let ks =
+                    KeyStore::open(open(), &MasterKey::from_hex(&"11".repeat(32)).unwrap(), &[])
+                        .unwrap();
+                let pk = ks.generate("did:knoop:a#key-1").unwrap();
+                assert_eq!(ks.ids("did:knoop:a").unwrap(), vec!["did:knoop:a#key-1"]);
+                pk
+            };
+            let store = open();
+            let sealed = store.get(Family::Keys, b"did:knoop:a#key-1").unwrap();
+            // A version byte, a 24-byte nonce, the 32-byte secret sealed, and a 16-byte tag.
+            assert_eq!(sealed.map(|s| s.len()), Some(1 + 24 + 32 + 16));
+            assert!(matches!(
+                KeyStore::open(
+                    store.clone(),
+                    &MasterKey::from_hex(&"22".repeat(32)).unwrap(),
+                    &[]
+                ),
+                Err(KeyStoreError::WrongMasterKey)
+            ));
+            let ks = KeyStore::open(store, &MasterKey::from_hex(&"11".repeat(32)).unwrap(), &[])
+                .unwrap();
+            assert_eq!(ks.public("did:knoop:a#key-1").unwrap(), pk);
+        });
     }
 }

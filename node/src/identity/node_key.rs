@@ -62,9 +62,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let legacy = dir.join("node.key");
         std::fs::write(&legacy, hex::encode([9u8; 32])).unwrap();
-        let store = crate::store::RocksStore::open(&dir.join("store")).unwrap();
+        let store: std::sync::Arc<dyn crate::store::NodeStore> =
+            std::sync::Arc::new(crate::store::RocksStore::open(&dir.join("store")).unwrap());
         let ks = KeyStore::open(
-            store.db(),
+            store.clone(),
             &MasterKey::from_hex(&"11".repeat(32)).unwrap(),
             &[],
         )

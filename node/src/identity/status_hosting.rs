@@ -24,7 +24,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::identity::did_ops::{DidOps, OpsError};
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// Entries per list.
 pub const LIST_BITS: usize = 131_072;
@@ -68,7 +68,7 @@ type SignedKey = (String, u32, bool);
 
 /// The status lists of the issuers hosted here.
 pub struct HostedStatusLists {
-    store: Arc<RocksStore>,
+    store: Arc<dyn NodeStore>,
     dids: Arc<DidOps>,
     /// The public API's base URL, when it is `https` (lists must be fetchable).
     base: Option<String>,
@@ -109,7 +109,7 @@ fn set_bit(bytes: &mut [u8], i: usize) {
 impl HostedStatusLists {
     /// Lists are hosted only when `public_url` is `https` (a verifier fetches lists over HTTPS
     /// only); otherwise credentials are issued without a status entry.
-    pub fn new(store: Arc<RocksStore>, dids: Arc<DidOps>, public_url: Option<&str>) -> Self {
+    pub fn new(store: Arc<dyn NodeStore>, dids: Arc<DidOps>, public_url: Option<&str>) -> Self {
         HostedStatusLists {
             store,
             dids,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use knoop_gossip::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{RocksStore, FORMAT_VERSION};
+use crate::store::{NodeStore, RocksStore, FORMAT_VERSION};
 
 /// The manifest file in a backup directory.
 pub const MANIFEST: &str = "backup.json";
@@ -100,7 +100,7 @@ pub struct Manifest {
 
 /// Writes a backup of the running node's `store` into `out`, which must not exist or be
 /// empty.
-pub fn create(store: &RocksStore, data_dir: &Path, out: &Path) -> Result<Manifest, BackupError> {
+pub fn create(store: &dyn NodeStore, data_dir: &Path, out: &Path) -> Result<Manifest, BackupError> {
     prepare_empty(out)?;
     let checkpoint = out.join("store");
     store
@@ -267,12 +267,12 @@ mod tests {
         for i in 0..5 {
             digest = commit(i);
         }
-        let manifest = create(&store, &data, &out).unwrap();
+        let manifest = create(store.as_ref(), &data, &out).unwrap();
         assert_eq!(manifest.transactions, 5);
         assert_eq!(manifest.digest, digest, "the manifest digest is the log's");
         commit(6); // after the backup
         assert!(
-            create(&store, &data, &out).is_err(),
+            create(store.as_ref(), &data, &out).is_err(),
             "wrote into a non-empty backup dir"
         );
 

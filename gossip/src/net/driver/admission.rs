@@ -14,7 +14,7 @@ use crate::net::peers::PENALTY_INVALID_TX;
 use crate::store::Store;
 use crate::wire::{AdmitRequest, AdmitResponse};
 
-impl<S: Store> Driver<S> {
+impl<S: Store + ?Sized> Driver<S> {
     /// Whether this node admits only members.
     pub(super) fn members_only(&self) -> bool {
         self.admission.is_some()

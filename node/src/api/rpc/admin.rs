@@ -56,11 +56,12 @@ async fn backup(
     let data_dir = st.data_dir.clone();
     let dir = st.backup_dir.join(&req.name);
     let answer_dir = dir.clone();
-    let manifest =
-        tokio::task::spawn_blocking(move || crate::ops::backup::create(&store, &data_dir, &dir))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup", e.to_string()))?
-            .map_err(|e| ApiError::new(StatusCode::CONFLICT, "backup", e.to_string()))?;
+    let manifest = tokio::task::spawn_blocking(move || {
+        crate::ops::backup::create(store.as_ref(), &data_dir, &dir)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup", e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::CONFLICT, "backup", e.to_string()))?;
     Ok(Json(json!({ "dir": answer_dir, "manifest": manifest })))
 }
 

@@ -14,7 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
 use futures::Stream;
-use knoop_gossip::{Hash32, Source, Store, Stored, Transaction};
+use knoop_gossip::{Hash32, Source, Stored, Transaction};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 

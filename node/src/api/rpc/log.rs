@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use knoop_gossip::{Hash32, Source, Store, Transaction, TxError};
+use knoop_gossip::{Hash32, Source, Transaction, TxError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

@@ -7,11 +7,11 @@ use std::time::Instant;
 use knoop_gossip::net::NetView;
 use knoop_gossip::LogHandle;
 
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// The RPC's shared state.
 pub struct RpcState {
-    pub log: LogHandle<RocksStore>,
+    pub log: LogHandle<dyn NodeStore>,
     pub net: NetView,
     /// The node's own DID.
     pub node_did: String,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::RocksStore;
+use crate::store::NodeStore;
 
 /// One `List` registration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ fn key(tenant: &str, id: &str) -> Vec<u8> {
 
 /// The registration records of the tenants, in the node's store.
 pub struct Records<'a> {
-    pub store: &'a RocksStore,
+    pub store: &'a dyn NodeStore,
 }
 
 impl Records<'_> {
@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn records_are_kept_per_tenant() {
         let dir = std::env::temp_dir().join(format!("knoop-nl-test-{}", rand::random::<u64>()));
-        let store = RocksStore::open(&dir).unwrap();
+        let store = crate::store::RocksStore::open(&dir).unwrap();
         let records = Records { store: &store };
         let r = |id: &str, code: &str| Record {
             id: id.into(),
