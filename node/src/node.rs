@@ -33,8 +33,16 @@ struct Core {
 async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
-    let t0 = Instant::now();
     let store = crate::store::open(cfg)?;
+    // Replicas on one shared store (PostgreSQL): this one runs the node once it leads the store,
+    // and stops when it no longer does.
+    if cfg.store.postgres.is_some() {
+        let holder = crate::ops::leadership::replica_name();
+        let ttl = cfg.store.lease;
+        let epoch = crate::ops::leadership::take(&store, &holder, ttl, shutdown_signal()).await?;
+        crate::ops::leadership::keep(store.clone(), holder, epoch, ttl);
+    }
+    let t0 = Instant::now();
     let keys = Arc::new(open_keystore(cfg, store.clone())?);
     let key = crate::identity::node_key::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
     let did_state = Arc::new(DidState::load(store.as_ref()).context("loading DIDs")?);

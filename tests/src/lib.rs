@@ -185,7 +185,48 @@ impl Node {
         Ok(node)
     }
 
+    /// Like [`Node::start_with_env`], without waiting for the RPC: a replica that stands by
+    /// until it leads its store serves nothing before. [`Node::wait_up`] waits for it.
+    pub fn spawn_with_env(
+        name: &str,
+        dir: &Path,
+        bootstrap: &[String],
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Node> {
+        let mut node = Node {
+            name: name.into(),
+            dir: dir.to_path_buf(),
+            rpc: String::new(),
+            p2p: String::new(),
+            peer_id: String::new(),
+            bootstrap: bootstrap.to_vec(),
+            child: None,
+            http: rpc_client(&env)?,
+            env,
+        };
+        node.spawn()?;
+        Ok(node)
+    }
+
     async fn launch(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        self.wait_up(Duration::from_secs(30)).await
+    }
+
+    /// Whether the node's RPC has come up (it wrote its address).
+    pub fn rpc_is_up(&self) -> bool {
+        self.dir.join("rpc.addr").exists()
+    }
+
+    /// Whether the process still runs; `Some(status)` once it exited.
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        match self.child.as_mut() {
+            Some(c) => Ok(c.try_wait()?),
+            None => Ok(None),
+        }
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let addr_file = self.dir.join("rpc.addr");
         let _ = std::fs::remove_file(&addr_file);
@@ -211,6 +252,12 @@ impl Node {
             cmd.args(["--bootstrap", b]);
         }
         self.child = Some(cmd.spawn().context("spawning knoop")?);
+        Ok(())
+    }
+
+    /// Waits until the node's RPC answers with its status (and its p2p address, when online).
+    pub async fn wait_up(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let addr_file = self.dir.join("rpc.addr");
         let t0 = Instant::now();
         loop {
             if let Ok(a) = std::fs::read_to_string(&addr_file) {
@@ -240,9 +287,9 @@ impl Node {
                     );
                 }
             }
-            if t0.elapsed() > Duration::from_secs(30) {
+            if t0.elapsed() > timeout {
                 bail!(
-                    "{} did not come up in 30 s; log: {}",
+                    "{} did not come up in {timeout:?}; log: {}",
                     self.name,
                     self.log_tail()
                 );

@@ -305,6 +305,9 @@ impl Config {
                 "must be between 1 and 64",
             ));
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&s.lease) {
+            return Err(invalid("store.lease", "must be between 1s and 60s"));
+        }
         if let Some(conn) = &s.postgres {
             // The parse error names the bad part, never the password.
             if let Err(e) = conn.parse::<postgres::Config>() {

@@ -55,6 +55,10 @@ pub struct StoreConfig {
     pub postgres_password_file: Option<PathBuf>,
     /// Connections to the database (1 to 64).
     pub postgres_connections: u32,
+    /// The leadership lease of replicas sharing the database (`specs/storage.md` §9.6): a
+    /// standby takes over this long after the leader stopped renewing (1 s to 60 s).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for StoreConfig {
@@ -63,6 +67,7 @@ impl Default for StoreConfig {
             postgres: None,
             postgres_password_file: None,
             postgres_connections: 4,
+            lease: Duration::from_secs(5),
         }
     }
 }

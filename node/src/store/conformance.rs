@@ -281,3 +281,57 @@ fn a_store_of_another_format_and_a_bad_connection_string_are_refused() {
         .expect("refused");
     assert!(err.to_string().contains("connection string"), "{err}");
 }
+
+/// Two replicas on one database (`specs/storage.md` §9.6): one leads, the other is refused until
+/// the lease runs out; then it takes over with a new epoch, and the old leader's writes are
+/// fenced off, the log's included.
+#[test]
+fn one_replica_leads_and_a_replica_that_lost_the_lease_writes_nothing() {
+    let conn = fresh_database();
+    let (a, b) = (pg(&conn), pg(&conn));
+    let ttl = std::time::Duration::from_millis(1500);
+    assert_eq!(a.lead("a", ttl).unwrap(), Some(1));
+    assert_eq!(b.lead("b", ttl).unwrap(), None);
+    assert_eq!(
+        a.lead("a", ttl).unwrap(),
+        Some(1),
+        "renewal keeps the epoch"
+    );
+    a.put_private(b"from-a", b"1").unwrap();
+    // The leader stops renewing; the standby keeps asking until the lease is its own.
+    let t0 = std::time::Instant::now();
+    let epoch = loop {
+        if let Some(e) = b.lead("b", ttl).unwrap() {
+            break e;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "never took over"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(epoch, 2);
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(1000),
+        "took over a live lease"
+    );
+    // The old leader's writes are refused now: records, peers and the log.
+    let refused = a.put_private(b"late", b"x").unwrap_err();
+    assert!(refused.0.contains("no longer leads"), "{refused}");
+    assert!(a.save_peers(&[("p".into(), vec![])]).is_err());
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let tx = TxBuilder::new("t/x").sign(&key, vec![1]).unwrap();
+    let mut log = Log::open(
+        a.clone(),
+        Arc::new(EmbeddedKeys::default()),
+        LogConfig::default(),
+    )
+    .unwrap();
+    assert!(log.ingest(vec![tx.clone()], Source::Local).results[0].is_err());
+    assert_eq!(a.lead("a", ttl).unwrap(), None, "the old leader stays out");
+    assert!(b.get_private(b"late").unwrap().is_none());
+    assert!(!b.contains_tx(&tx.id()).unwrap());
+    // The new leader writes.
+    b.put_private(b"from-b", b"2").unwrap();
+    assert_eq!(b.scan_private(b"from-").unwrap().len(), 2);
+}

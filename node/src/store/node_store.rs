@@ -77,6 +77,15 @@ pub trait NodeStore: Store {
     /// What the store is, for logs and `/status`: `rocksdb` or `postgresql`.
     fn kind(&self) -> &'static str;
 
+    /// Takes or renews the store's leadership for `holder` for `ttl` (`specs/storage.md`
+    /// §9.6): `Some(epoch)` while `holder` leads, `None` while another does. Once granted, every
+    /// write of this handle is fenced: refused when the leadership it holds has passed on. A
+    /// store that only one process can open at a time (rocksdb) is always led by it.
+    fn lead(&self, holder: &str, ttl: std::time::Duration) -> Result<Option<u64>, StoreError> {
+        let _ = (holder, ttl);
+        Ok(Some(1))
+    }
+
     /// A record of the `private` family (fsynced on write).
     fn put_private(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.write(

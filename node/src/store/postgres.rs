@@ -11,7 +11,7 @@ mod pool;
 use knoop_gossip::{CommitBatch, Hash32, Store, StoreError, StoredTx, TxId};
 
 use super::node_store::{prefix_end, Family, KeyValue, NodeStore};
-use pool::Pool;
+use pool::{Pool, Tx};
 
 /// The schema version, kept in the `meta` family under [`FORMAT_KEY`].
 pub const PG_FORMAT: &str = "pg1";
@@ -28,6 +28,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS knoop_peer (peer TEXT PRIMARY KEY, addrs TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS knoop_record (family SMALLINT NOT NULL, k BYTEA NOT NULL, \
      v BYTEA NOT NULL, PRIMARY KEY (family, k))",
+    "CREATE TABLE IF NOT EXISTS knoop_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, \
+     epoch BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL)",
 ];
 
 const GET_TX: &str = "SELECT seq, sigt, lc, envelope FROM knoop_tx WHERE id = $1";
@@ -62,11 +64,28 @@ const PUT_RECORDS: &str = "INSERT INTO knoop_record (family, k, v) \
      ON CONFLICT (family, k) DO UPDATE SET v = excluded.v";
 const DROP_RECORDS: &str = "DELETE FROM knoop_record WHERE family = $1 AND k = ANY($2::BYTEA[])";
 const DATABASE_SIZE: &str = "SELECT pg_database_size(current_database())";
+/// The leadership lease (§9.6): created free, then taken by whoever holds it or finds it expired;
+/// each change of holder increments the epoch. Times are the database's clock.
+const LEASE_CREATE: &str = "INSERT INTO knoop_lease (name, holder, epoch, expires) \
+     VALUES ('leader', '', 0, now()) ON CONFLICT (name) DO NOTHING";
+const LEASE_TAKE: &str = "UPDATE knoop_lease SET \
+     epoch = CASE WHEN holder = $1 THEN epoch ELSE epoch + 1 END, holder = $1, \
+     expires = now() + $2::FLOAT8 * INTERVAL '1 second' \
+     WHERE name = 'leader' AND (holder = $1 OR expires <= now()) RETURNING epoch";
+/// The fence of every write of a leader: its lease, still its own and unexpired, locked
+/// against a takeover until the write commits.
+const LEASE_FENCE: &str = "SELECT epoch FROM knoop_lease WHERE name = 'leader' \
+     AND holder = $1 AND epoch = $2 AND expires > now() FOR SHARE";
 
 /// The node's store in a PostgreSQL database.
 pub struct PgStore {
     pool: Pool,
+    /// The leadership this handle was granted (`holder`, epoch), fencing its writes.
+    fence: std::sync::Mutex<Option<(String, i64)>>,
 }
+
+/// Why a fenced write was refused.
+const FENCED: &str = "this node no longer leads the store (another replica took over)";
 
 /// Opening the PostgreSQL store failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +122,7 @@ impl PgStore {
         config.application_name("knoop");
         let store = PgStore {
             pool: Pool::start(config, connections.max(1) as usize),
+            fence: std::sync::Mutex::new(None),
         };
         store
             .pool
@@ -140,6 +160,37 @@ impl PgStore {
             }
         }
         Ok(store)
+    }
+}
+
+impl PgStore {
+    /// Runs the writes of `f` in one database transaction, fenced by the leadership this
+    /// handle holds, if any (§9.6): refused, writing nothing, once another replica took over.
+    fn fenced(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<(), postgres::Error> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let fence = self
+            .fence
+            .lock()
+            .map_err(|_| StoreError("the store's fence lock is poisoned".into()))?
+            .clone();
+        let written = self.pool.run(move |c| {
+            c.transaction(|t| {
+                if let Some((holder, epoch)) = &fence {
+                    if t.query(LEASE_FENCE, &[holder, epoch])?.is_empty() {
+                        return Ok(false);
+                    }
+                }
+                f(t)?;
+                Ok(true)
+            })
+        })?;
+        if written {
+            Ok(())
+        } else {
+            Err(StoreError(FENCED.into()))
+        }
     }
 }
 
@@ -238,25 +289,23 @@ impl Store for PgStore {
             type_seqs.push(big(*seq, "seq")?);
             type_ids.push(id.0.to_vec());
         }
-        self.pool.run(move |c| {
-            c.transaction(|t| {
-                if !ids.is_empty() {
-                    t.execute(PUT_TXS, &[&ids, &seqs, &sigts, &lcs, &envelopes])?;
-                }
-                if !hashes.is_empty() {
-                    t.execute(PUT_PAYLOADS, &[&hashes, &contents])?;
-                }
-                if !removed.is_empty() {
-                    t.execute(DROP_HEADS, &[&removed])?;
-                }
-                if !added.is_empty() {
-                    t.execute(ADD_HEADS, &[&added])?;
-                }
-                if !types.is_empty() {
-                    t.execute(PUT_BY_TYPE, &[&types, &type_seqs, &type_ids])?;
-                }
-                Ok(())
-            })
+        self.fenced(move |t| {
+            if !ids.is_empty() {
+                t.execute(PUT_TXS, &[&ids, &seqs, &sigts, &lcs, &envelopes])?;
+            }
+            if !hashes.is_empty() {
+                t.execute(PUT_PAYLOADS, &[&hashes, &contents])?;
+            }
+            if !removed.is_empty() {
+                t.execute(DROP_HEADS, &[&removed])?;
+            }
+            if !added.is_empty() {
+                t.execute(ADD_HEADS, &[&added])?;
+            }
+            if !types.is_empty() {
+                t.execute(PUT_BY_TYPE, &[&types, &type_seqs, &type_ids])?;
+            }
+            Ok(())
         })
     }
 
@@ -325,14 +374,12 @@ impl Store for PgStore {
             ids.push(id.clone());
             addrs.push(serde_json::to_string(a).map_err(|e| StoreError(e.to_string()))?);
         }
-        self.pool.run(move |c| {
-            c.transaction(|t| {
-                t.execute(DROP_PEERS, &[])?;
-                if !ids.is_empty() {
-                    t.execute(PUT_PEERS, &[&ids, &addrs])?;
-                }
-                Ok(())
-            })
+        self.fenced(move |t| {
+            t.execute(DROP_PEERS, &[])?;
+            if !ids.is_empty() {
+                t.execute(PUT_PEERS, &[&ids, &addrs])?;
+            }
+            Ok(())
         })
     }
 
@@ -390,16 +437,14 @@ impl NodeStore for PgStore {
         }
         let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = puts.iter().cloned().unzip();
         let deletes = deletes.to_vec();
-        self.pool.run(move |c| {
-            c.transaction(|t| {
-                if !deletes.is_empty() {
-                    t.execute(DROP_RECORDS, &[&family.number(), &deletes])?;
-                }
-                if !keys.is_empty() {
-                    t.execute(PUT_RECORDS, &[&family.number(), &keys, &values])?;
-                }
-                Ok(())
-            })
+        self.fenced(move |t| {
+            if !deletes.is_empty() {
+                t.execute(DROP_RECORDS, &[&family.number(), &deletes])?;
+            }
+            if !keys.is_empty() {
+                t.execute(PUT_RECORDS, &[&family.number(), &keys, &values])?;
+            }
+            Ok(())
         })
     }
 
@@ -437,5 +482,36 @@ impl NodeStore for PgStore {
 
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn lead(&self, holder: &str, ttl: std::time::Duration) -> Result<Option<u64>, StoreError> {
+        let who = holder.to_owned();
+        let secs = ttl.as_secs_f64();
+        let epoch = self.pool.run(move |c| {
+            c.transaction(|t| {
+                t.execute(LEASE_CREATE, &[])?;
+                t.query(LEASE_TAKE, &[&who, &secs])?
+                    .first()
+                    .map(|r| r.try_get::<_, i64>(0))
+                    .transpose()
+            })
+        })?;
+        let mut fence = self
+            .fence
+            .lock()
+            .map_err(|_| StoreError("the store's fence lock is poisoned".into()))?;
+        match epoch {
+            Some(e) => {
+                *fence = Some((holder.to_owned(), e));
+                Ok(Some(small(e, "epoch")?))
+            }
+            None => {
+                // Whatever this handle held has passed on: its writes stay refused.
+                if let Some((_, held)) = fence.as_mut() {
+                    *held = -1;
+                }
+                Ok(None)
+            }
+        }
     }
 }

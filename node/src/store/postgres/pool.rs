@@ -170,6 +170,17 @@ impl Tx<'_> {
         let statement = prepared(self.statements, sql, |sql| inner.prepare(sql))?;
         self.inner.execute(&statement, params)
     }
+
+    /// The rows of `sql` with `params`, through the connection's prepared statement.
+    pub fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let inner = &mut self.inner;
+        let statement = prepared(self.statements, sql, |sql| inner.prepare(sql))?;
+        self.inner.query(&statement, params)
+    }
 }
 
 /// The connection's statement for `sql`, prepared with `prepare` the first time.
