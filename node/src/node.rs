@@ -258,7 +258,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.tokens.lifetime,
         cfg.tokens.require_dpop,
         cfg.tokens.introspection_clients.clone(),
+        store.clone(),
     ));
+    // Expired tokens, nonces and replay-cache entries leave the store once a minute (holding
+    // the token service only weakly: at shutdown it goes, and with it the log's last handle).
+    {
+        let tokens = Arc::downgrade(&tokens);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let Some(t) = tokens.upgrade() else {
+                    return;
+                };
+                match tokio::task::spawn_blocking(move || t.sweep()).await {
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::debug!(records = n, "expired tokens and nonces swept")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "sweeping expired tokens failed"),
+                    _ => {}
+                }
+            }
+        });
+    }
     let http = crate::https::client(cfg.public.ca_file.as_deref(), cfg.public.timeout)
         .context("public API client")?;
     // The public API: bound now, so its URL goes into the node DID before anyone asks.

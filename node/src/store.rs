@@ -3,6 +3,7 @@
 //! and PostgreSQL, where a vendor keeps its nodes' state in its own database (`[store]
 //! postgres`). Layouts: `specs/storage.md`.
 
+pub mod expiring;
 pub mod node_store;
 pub mod postgres;
 pub mod rocks;

@@ -297,9 +297,17 @@ async fn care() -> Care {
 
 /// [`care`] with extra node environment.
 async fn care_with(extra_env: Vec<(String, String)>) -> Care {
-    let mut env = knoop_e2e::privacy_env("opt-in");
-    env.extend(extra_env);
-    let net = Network::start_with_env(2, env).await.unwrap();
+    care_each(extra_env.clone(), extra_env).await
+}
+
+/// [`care`] with extra environment for the GP's node and for the hospital's.
+async fn care_each(gp_env: Vec<(String, String)>, hospital_env: Vec<(String, String)>) -> Care {
+    let envs = [gp_env, hospital_env].map(|extra| {
+        let mut env = knoop_e2e::privacy_env("opt-in");
+        env.extend(extra);
+        env
+    });
+    let net = Network::start_each(envs.into()).await.unwrap();
     let (gp_node, hospital_node) = (&net.nodes[0], &net.nodes[1]);
     let ra = create_did(gp_node).await;
     let gp = create_did(gp_node).await;
@@ -1390,4 +1398,109 @@ async fn a_node_that_requires_dpop_issues_no_bearer_tokens() {
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
     let token = token_after_consent(gp_node, &gp, &hospital, &json!(creds)).await;
     assert_eq!(token["token_type"], "DPoP", "{token}");
+}
+
+/// The hospital's node runs as two replicas on one PostgreSQL database (`specs/storage.md`
+/// §9.6). A token the leader gave out is honoured by the standby once it has taken over from the
+/// killed leader (no client sees its token as unknown), and a replay of a DPoP proof the leader
+/// saw is refused by the standby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_given_out_before_a_failover_is_honoured_after_it() {
+    let db = knoop_e2e::postgres::fresh_database();
+    let replica_env: Vec<(String, String)> = [
+        ("KNOOP_STORE__POSTGRES", db.clone()),
+        ("KNOOP_KEYS__MASTER_KEY", "5e".repeat(32)),
+        ("KNOOP_STORE__LEASE", "2s".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let Care {
+        mut net,
+        gp,
+        hospital,
+        gp_cred,
+        doctor_cred,
+        ..
+    } = care_each(Vec::new(), replica_env).await;
+    consent_to_gps(&net.nodes[0], &gp).await;
+    let public = public_url(&net.nodes[1]).await;
+    let mut leader = net.nodes.remove(1);
+    let body = json!({"requester": gp, "credentials": [gp_cred, doctor_cred],
+        "scope": "medication-overview", "patient": {"value": BSN}, "purpose": "regular-care",
+        "holder": hospital});
+    let t0 = Instant::now();
+    let token = loop {
+        let (code, v) = net.nodes[0].post("/v1/access-tokens", &body).await.unwrap();
+        if code == 200 {
+            break v;
+        }
+        assert!(
+            code == 403 && t0.elapsed() < Duration::from_secs(45),
+            "{code} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let kid = token["dpop_kid"].as_str().unwrap().to_owned();
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    let url = format!("{public}/fhir/MedicationStatement");
+    let http = reqwest::Client::new();
+    let proof = || {
+        let (gp_node, url, access, kid) = (&net.nodes[0], &url, &access, &kid);
+        async move {
+            let req = json!({"dpop_kid": kid, "method": "get", "url": url, "access_token": access});
+            let (code, p) = gp_node.post("/v1/dpop-proofs", &req).await.unwrap();
+            assert_eq!(code, 200, "{p}");
+            p["dpop"].as_str().unwrap().to_owned()
+        }
+    };
+    let read = |proof: String| {
+        let (url, access, http) = (&url, &access, &http);
+        async move {
+            let r = http
+                .get(url)
+                .header("Authorization", format!("DPoP {access}"))
+                .header("DPoP", proof)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let used = proof().await;
+    let (code, before) = read(used.clone()).await;
+    assert_eq!(code, 200, "{before}");
+    assert_eq!(before["resourceType"], "Bundle");
+
+    // A standby replica of the hospital's node, with the same settings (the same public
+    // address: behind one URL, as behind a vendor's load balancer).
+    let leader_env = leader.env.clone();
+    let dir = net.root.path().join("hospital-standby");
+    let mut standby =
+        Node::spawn_with_env("hospital-standby", &dir, &net.bootstrap(), leader_env).unwrap();
+    let t0 = Instant::now();
+    while !standby.log_text().contains("standing by") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{}",
+            standby.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    leader.kill9().unwrap();
+    standby.wait_up(Duration::from_secs(60)).await.unwrap();
+
+    // The token works on the standby; the proof the leader saw does not work twice.
+    let (code, replayed) = read(used).await;
+    assert_eq!(code, 401, "a replayed DPoP proof was accepted: {replayed}");
+    let (code, after) = read(proof().await).await;
+    assert_eq!(
+        code, 200,
+        "the token the leader gave out is unknown after the failover: {after}"
+    );
+    assert_eq!(after["resourceType"], "Bundle");
+    assert_eq!(after["total"], before["total"], "{after}");
 }

@@ -6,14 +6,16 @@
 //! memory: the server nonces (§8, two live at a time, rotated) and the replay cache of proof
 //! ids (§11.1). [`proof`] makes a proof, for this node's own requests.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use base64::prelude::{Engine, BASE64_URL_SAFE_NO_PAD};
 use knoop_vc::jws::{Alg, Compact, JwsError, PublicJwk, SigningKey};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
+
+use crate::store::expiring::Expiring;
+use crate::store::{Family, NodeStore};
 
 /// The `DPoP` request header (RFC 9449 §4.1).
 pub const DPOP: &str = "dpop";
@@ -25,10 +27,8 @@ pub const DPOP_JWT_TYPE: &str = "dpop+jwt";
 pub const MAX_PROOF_AGE_S: i64 = 300;
 /// How far in the future a proof's `iat` may be (clock skew).
 pub const MAX_FUTURE_S: i64 = 60;
-/// How long one server nonce is handed out; it is accepted for twice as long.
+/// How long one server nonce is handed out; it is accepted for up to twice as long.
 pub const NONCE_PERIOD_S: i64 = 300;
-/// Most proof ids remembered against replay.
-const MAX_SEEN: usize = 200_000;
 /// Longest `jti` accepted.
 const MAX_JTI: usize = 256;
 
@@ -200,40 +200,43 @@ pub fn now_s() -> i64 {
     (knoop_gossip::tx::now_ms() / 1000) as i64
 }
 
-struct Nonces {
-    current: String,
-    previous: Option<String>,
-    since: i64,
-}
-
-fn fresh_nonce() -> String {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    BASE64_URL_SAFE_NO_PAD.encode(b)
-}
-
-/// The server side of DPoP: nonces and the replay cache around [`check`].
+/// The server side of DPoP: nonces and the replay cache around [`check`]. Both live in the
+/// store, so that every replica of a node sharing one store (PostgreSQL) accepts the nonces
+/// another handed out and refuses the proofs another saw: a nonce is derived from a secret kept
+/// in the store and the current period (`specs/tokens.md`, DPoP), the proofs seen are
+/// short-lived records.
 pub struct DpopGuard {
-    nonces: Mutex<Nonces>,
-    /// (jkt, jti) → iat of the proofs seen.
-    seen: Mutex<HashMap<(String, String), i64>>,
+    /// The nonce secret, created in the store once (by whichever replica comes first).
+    secret: [u8; 32],
+    /// (jkt, jti) of the proofs seen, until they are too old to be accepted anyway.
+    seen: Expiring,
 }
 
-impl Default for DpopGuard {
-    fn default() -> Self {
-        DpopGuard::new()
-    }
-}
+/// Where the nonce secret is kept (the `private` family).
+const SECRET_KEY: &[u8] = b"e/dpop-secret";
 
 impl DpopGuard {
-    pub fn new() -> Self {
+    /// The guard over `store`; the nonce secret is created there on first use.
+    pub fn new(store: Arc<dyn NodeStore>) -> Self {
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        // Written only when absent, then read back: two replicas starting together agree.
+        let secret = store
+            .insert_new(Family::Private, SECRET_KEY, &fresh)
+            .and_then(|_| store.get(Family::Private, SECRET_KEY))
+            .ok()
+            .flatten()
+            .and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok())
+            .unwrap_or_else(|| {
+                tracing::warn!(
+                    "the DPoP nonce secret could not be kept in the store: nonces of this \
+                     process only"
+                );
+                fresh
+            });
         DpopGuard {
-            nonces: Mutex::new(Nonces {
-                current: fresh_nonce(),
-                previous: None,
-                since: now_s(),
-            }),
-            seen: Mutex::new(HashMap::new()),
+            secret,
+            seen: Expiring::new(store, "dpop-jti"),
         }
     }
 
@@ -242,27 +245,23 @@ impl DpopGuard {
         self.nonce_at(now_s())
     }
 
+    /// The nonce of the period `now` falls in: SHA-256 of the secret and the period's number,
+    /// 128 bits of it.
     fn nonce_at(&self, now: i64) -> String {
-        let Ok(mut n) = self.nonces.lock() else {
-            return String::new();
-        };
-        if now - n.since >= NONCE_PERIOD_S {
-            let old = std::mem::replace(&mut n.current, fresh_nonce());
-            n.previous = Some(old);
-            n.since = now;
-        }
-        n.current.clone()
+        self.nonce_of(now.div_euclid(NONCE_PERIOD_S))
     }
 
+    fn nonce_of(&self, period: i64) -> String {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(period.to_be_bytes());
+        BASE64_URL_SAFE_NO_PAD.encode(&h.finalize()[..16])
+    }
+
+    /// A nonce of this period or of the one before (so a nonce lives one to two periods).
     fn nonce_is_live(&self, nonce: &str, now: i64) -> bool {
-        // Rotate first, so a nonce older than two periods is gone.
-        let current = self.nonce_at(now);
-        !nonce.is_empty()
-            && (nonce == current
-                || self
-                    .nonces
-                    .lock()
-                    .is_ok_and(|n| n.previous.as_deref() == Some(nonce)))
+        let period = now.div_euclid(NONCE_PERIOD_S);
+        !nonce.is_empty() && (nonce == self.nonce_of(period) || nonce == self.nonce_of(period - 1))
     }
 
     /// Checks `proof` for a request: [`check`], then the nonce (required when
@@ -280,18 +279,31 @@ impl DpopGuard {
             None if require_nonce => return Err(DpopError::UseNonce),
             _ => {}
         }
-        let mut seen = self.seen.lock().map_err(|_| DpopError::Replay)?;
-        if seen.len() >= MAX_SEEN {
-            seen.retain(|_, iat| *iat >= now - MAX_PROOF_AGE_S);
-            if seen.len() >= MAX_SEEN {
-                // Full of live proofs: refuse rather than forget (a client retries).
-                return Err(DpopError::Replay);
+        // Remembered until the proof is too old to pass `check`.
+        let until = u64::try_from(
+            p.iat
+                .saturating_add(MAX_PROOF_AGE_S)
+                .saturating_add(MAX_FUTURE_S),
+        )
+        .unwrap_or(0)
+        .saturating_mul(1000);
+        match self
+            .seen
+            .insert_new(&[p.jkt.as_bytes(), p.jti.as_bytes()], until)
+        {
+            Ok(true) => Ok(p),
+            Ok(false) => Err(DpopError::Replay),
+            Err(e) => {
+                // Unable to tell a replay: refuse (a client retries).
+                tracing::warn!(error = %e, "the DPoP replay cache is unavailable");
+                Err(DpopError::Replay)
             }
         }
-        if seen.insert((p.jkt.clone(), p.jti.clone()), p.iat).is_some() {
-            return Err(DpopError::Replay);
-        }
-        Ok(p)
+    }
+
+    /// Deletes the expired entries of the replay cache.
+    pub fn sweep(&self) -> Result<usize, knoop_gossip::StoreError> {
+        self.seen.sweep()
     }
 }
 

@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use knoop_vc::types::Claims;
 use knoop_vc::verify::Verified;
 use rand::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::care::audit::{AuditLog, Event};
@@ -22,11 +22,11 @@ use crate::care::localisation::Localisation;
 use crate::care::pdp::Pdp;
 use crate::identity::credentials::{Credentials, Fetched};
 use crate::identity::prefetch::Prefetcher;
+use crate::store::expiring::Expiring;
+use crate::store::NodeStore;
 
 /// How long a nonce may be used.
 const NONCE_TTL: Duration = Duration::from_secs(300);
-/// Most nonces outstanding.
-const MAX_NONCES: usize = 100_000;
 
 pub use crate::config::{Policy, Reach};
 
@@ -469,7 +469,7 @@ pub fn server_metadata(base: &str, tenant: Option<&str>, scopes: &[String]) -> V
 }
 
 /// What a token allows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Grant {
     pub requester: String,
     pub professional: String,
@@ -491,10 +491,10 @@ pub struct Grant {
     pub claims: serde_json::Map<String, Value>,
     /// A workflow grant (no patient, one organisation's `holdings` without categories): the
     /// consent scope of the implied consents it reads by (`specs/data-sets.md` §8).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub implied_consent: Option<String>,
     /// A notification grant: it posts Notified Pull notifications to its one holding.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub notification: bool,
     /// The presented identity claims the grant rests on, grouped by subject DID (the national
     /// guide's GFI-006 `assertions`): claim name → `[{value, iss, iat, exp}]`.
@@ -543,8 +543,11 @@ pub struct Tokens {
     node_did: String,
     policies: Vec<Policy>,
     lifetime: Duration,
-    nonces: Mutex<HashMap<String, Instant>>,
-    tokens: Mutex<HashMap<String, Grant>>,
+    /// The presentation nonces handed out, until used or expired (in the store, so that any
+    /// replica of the node takes what another gave out).
+    nonces: Expiring,
+    /// The grants of the tokens issued, by the token's digest, until they expire.
+    tokens: Expiring,
     dpop: DpopGuard,
     require_dpop: bool,
     /// DIDs of resource servers that may introspect every token (config).
@@ -554,12 +557,9 @@ pub struct Tokens {
     /// What a presentation JWT's `aud` may name: this node's DID, and once the public API is
     /// bound its base URL (the RFC 8414 issuer) and token endpoint.
     audiences: Mutex<Vec<String>>,
-    /// (issuer, jti) → exp (s) of the presentation JWTs used, against replay.
-    used_jtis: Mutex<HashMap<(String, String), i64>>,
+    /// (issuer, jti) of the presentation JWTs used, until they expire, against replay.
+    used_jtis: Expiring,
 }
-
-/// Most presentation JWT ids remembered.
-const MAX_USED_JTIS: usize = 200_000;
 
 fn random_token() -> String {
     let mut b = [0u8; 32];
@@ -580,6 +580,7 @@ impl Tokens {
         lifetime: Duration,
         require_dpop: bool,
         introspection_clients: Vec<String>,
+        store: Arc<dyn NodeStore>,
     ) -> Self {
         let definitions = policies
             .iter()
@@ -593,14 +594,14 @@ impl Tokens {
             audit,
             policies,
             lifetime,
-            nonces: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
-            dpop: DpopGuard::new(),
+            nonces: Expiring::new(store.clone(), "vp-nonce"),
+            tokens: Expiring::new(store.clone(), "token"),
+            dpop: DpopGuard::new(store.clone()),
             require_dpop,
             introspection_clients,
             definitions,
             audiences: Mutex::new(vec![node_did.clone()]),
-            used_jtis: Mutex::new(HashMap::new()),
+            used_jtis: Expiring::new(store, "vp-jti"),
             node_did,
         }
     }
@@ -624,24 +625,18 @@ impl Tokens {
 
     /// A presentation JWT id may be used once while it is live.
     fn use_jti(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), TokenError> {
-        let now = crate::care::dpop::now_s();
-        let mut used = self
+        // Remembered for as long as the assertion could still be accepted.
+        let until = u64::try_from(exp.saturating_add(knoop_vc::presentation::VP_JWT_SKEW_S))
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        let fresh = self
             .used_jtis
-            .lock()
-            .map_err(|_| refuse("invalid_grant", "replay cache unavailable"))?;
-        if used.len() >= MAX_USED_JTIS {
-            used.retain(|_, e| *e + knoop_vc::presentation::VP_JWT_SKEW_S >= now);
-            if used.len() >= MAX_USED_JTIS {
-                return Err(refuse(
-                    "invalid_grant",
-                    "too many live assertions; retry later",
-                ));
-            }
-        }
-        if used
-            .insert((issuer.to_owned(), jti.to_owned()), exp)
-            .is_some()
-        {
+            .insert_new(&[issuer.as_bytes(), jti.as_bytes()], until)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the assertion replay cache is unavailable");
+                refuse("invalid_grant", "replay cache unavailable; retry later")
+            })?;
+        if !fresh {
             return Err(refuse(
                 "invalid_grant",
                 "the assertion (jti) was used before",
@@ -702,24 +697,28 @@ impl Tokens {
     }
 
     /// A fresh single-use nonce for a presentation's `challenge`.
-    pub fn nonce(&self) -> String {
+    pub fn nonce(&self) -> Result<String, knoop_gossip::StoreError> {
         let n = random_token();
-        if let Ok(mut m) = self.nonces.lock() {
-            let now = Instant::now();
-            if m.len() >= MAX_NONCES {
-                m.retain(|_, t| now.duration_since(*t) < NONCE_TTL);
-            }
-            m.insert(n.clone(), now);
-        }
-        n
+        let until = knoop_gossip::tx::now_ms() + NONCE_TTL.as_millis() as u64;
+        self.nonces.put(&[n.as_bytes()], &[], until)?;
+        Ok(n)
     }
 
     fn take_nonce(&self, n: &str) -> bool {
         self.nonces
-            .lock()
+            .take(&[n.as_bytes()])
+            .inspect_err(|e| tracing::warn!(error = %e, "taking a presentation nonce failed"))
             .ok()
-            .and_then(|mut m| m.remove(n))
-            .is_some_and(|t| t.elapsed() < NONCE_TTL)
+            .flatten()
+            .is_some()
+    }
+
+    /// Deletes expired tokens, nonces and replay-cache entries from the store.
+    pub fn sweep(&self) -> Result<usize, knoop_gossip::StoreError> {
+        Ok(self.tokens.sweep()?
+            + self.nonces.sweep()?
+            + self.used_jtis.sweep()?
+            + self.dpop.sweep()?)
     }
 
     /// Decides a token request; audits the outcome either way. `jkt` is the thumbprint of the
@@ -773,10 +772,19 @@ impl Tokens {
         let mut grant = res?;
         grant.jkt = jkt;
         let token = random_token();
-        if let Ok(mut t) = self.tokens.lock() {
-            let now = knoop_gossip::tx::now_ms();
-            t.retain(|_, g| g.expires_ms > now);
-            t.insert(token.clone(), grant.clone());
+        let kept = serde_json::to_vec(&grant)
+            .map_err(|e| e.to_string())
+            .and_then(|g| {
+                self.tokens
+                    .put(&[token.as_bytes()], &g, grant.expires_ms)
+                    .map_err(|e| e.0)
+            });
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "the token could not be stored; refused");
+            return Err(refuse(
+                "temporarily_unavailable",
+                "the token could not be stored; retry later",
+            ));
         }
         Ok((token, grant))
     }
@@ -1175,12 +1183,14 @@ impl Tokens {
     /// RFC 7662 introspection: the grant of an active token.
     pub fn introspect(&self, token: &str) -> Option<Grant> {
         let now = knoop_gossip::tx::now_ms();
-        self.tokens
-            .lock()
-            .ok()?
-            .get(token)
+        let stored = self
+            .tokens
+            .get(&[token.as_bytes()])
+            .inspect_err(|e| tracing::warn!(error = %e, "reading a token's grant failed"))
+            .ok()??;
+        serde_json::from_slice::<Grant>(&stored)
+            .ok()
             .filter(|g| g.expires_ms > now)
-            .cloned()
     }
 }
 

@@ -32,7 +32,7 @@ pub fn fresh_database() -> String {
     format!("{} dbname={name}", server())
 }
 
-fn rocks() -> (Arc<dyn NodeStore>, std::path::PathBuf) {
+pub fn rocks() -> (Arc<dyn NodeStore>, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("knoop-conf-{}", rand::random::<u64>()));
     (Arc::new(RocksStore::open(&dir).expect("open rocksdb")), dir)
 }

@@ -61,6 +61,14 @@ pub trait NodeStore: Store {
         durable: bool,
     ) -> Result<(), StoreError>;
 
+    /// Removes `key` from `family` and returns its value, atomically: of several callers (on
+    /// any replica of a shared store) taking the same key, one gets it. Fsynced.
+    fn take(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes `key` only when `family` holds no record under it, atomically: `false` when it
+    /// did (a replay). Fsynced.
+    fn insert_new(&self, family: Family, key: &[u8], value: &[u8]) -> Result<bool, StoreError>;
+
     /// Approximate bytes the store takes on disk.
     fn disk_bytes(&self) -> u64;
 

@@ -62,6 +62,9 @@ const SCAN_RANGE: &str =
 const PUT_RECORDS: &str = "INSERT INTO knoop_record (family, k, v) \
      SELECT $1, k, v FROM unnest($2::BYTEA[], $3::BYTEA[]) AS r (k, v) \
      ON CONFLICT (family, k) DO UPDATE SET v = excluded.v";
+const TAKE_RECORD: &str = "DELETE FROM knoop_record WHERE family = $1 AND k = $2 RETURNING v";
+const INSERT_NEW_RECORD: &str = "INSERT INTO knoop_record (family, k, v) VALUES ($1, $2, $3) \
+     ON CONFLICT (family, k) DO NOTHING";
 const DROP_RECORDS: &str = "DELETE FROM knoop_record WHERE family = $1 AND k = ANY($2::BYTEA[])";
 const DATABASE_SIZE: &str = "SELECT pg_database_size(current_database())";
 /// The leadership lease (§9.6): created free, then taken by whoever holds it or finds it expired;
@@ -166,10 +169,10 @@ impl PgStore {
 impl PgStore {
     /// Runs the writes of `f` in one database transaction, fenced by the leadership this
     /// handle holds, if any (§9.6): refused, writing nothing, once another replica took over.
-    fn fenced(
+    fn fenced<R: Send + 'static>(
         &self,
-        mut f: impl FnMut(&mut Tx<'_>) -> Result<(), postgres::Error> + Send + 'static,
-    ) -> Result<(), StoreError> {
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, postgres::Error> + Send + 'static,
+    ) -> Result<R, StoreError> {
         let fence = self
             .fence
             .lock()
@@ -179,18 +182,13 @@ impl PgStore {
             c.transaction(|t| {
                 if let Some((holder, epoch)) = &fence {
                     if t.query(LEASE_FENCE, &[holder, epoch])?.is_empty() {
-                        return Ok(false);
+                        return Ok(None);
                     }
                 }
-                f(t)?;
-                Ok(true)
+                f(t).map(Some)
             })
         })?;
-        if written {
-            Ok(())
-        } else {
-            Err(StoreError(FENCED.into()))
-        }
+        written.ok_or_else(|| StoreError(FENCED.into()))
     }
 }
 
@@ -445,6 +443,23 @@ impl NodeStore for PgStore {
                 t.execute(PUT_RECORDS, &[&family.number(), &keys, &values])?;
             }
             Ok(())
+        })
+    }
+
+    fn take(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_vec();
+        self.fenced(move |t| {
+            t.query(TAKE_RECORD, &[&family.number(), &key])?
+                .first()
+                .map(|r| r.try_get::<_, Vec<u8>>(0))
+                .transpose()
+        })
+    }
+
+    fn insert_new(&self, family: Family, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.fenced(move |t| {
+            Ok(t.execute(INSERT_NEW_RECORD, &[&family.number(), &key, &value])? == 1)
         })
     }
 

@@ -95,6 +95,9 @@ pub struct RocksStore {
     /// Bytes kept free on that file system: new transactions and private records are refused
     /// below it (0: no reserve).
     reserve: std::sync::atomic::AtomicU64,
+    /// Serialises the read-then-write of [`NodeStore::take`] and [`NodeStore::insert_new`]
+    /// (one process opens a rocksdb store, so a lock in it is enough).
+    conditional: std::sync::Mutex<()>,
 }
 
 fn err(e: rocksdb::Error) -> StoreError {
@@ -148,6 +151,7 @@ impl RocksStore {
             db: std::sync::Arc::new(db),
             dir: path.to_path_buf(),
             reserve: std::sync::atomic::AtomicU64::new(0),
+            conditional: std::sync::Mutex::new(()),
         };
         let meta = store.cf(CF_META);
         let rocks = |source| OpenError::Rocks {
@@ -310,6 +314,30 @@ impl NodeStore for RocksStore {
         let mut wo = WriteOptions::default();
         wo.set_sync(durable);
         self.db.write_opt(wb, &wo).map_err(err)
+    }
+
+    fn take(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let _one = self
+            .conditional
+            .lock()
+            .map_err(|_| StoreError("the store's conditional lock is poisoned".into()))?;
+        let found = self.get(family, key)?;
+        if found.is_some() {
+            self.write(family, &[], &[key.to_vec()], true)?;
+        }
+        Ok(found)
+    }
+
+    fn insert_new(&self, family: Family, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        let _one = self
+            .conditional
+            .lock()
+            .map_err(|_| StoreError("the store's conditional lock is poisoned".into()))?;
+        if self.get(family, key)?.is_some() {
+            return Ok(false);
+        }
+        self.write(family, &[(key.to_vec(), value.to_vec())], &[], true)?;
+        Ok(true)
     }
 
     /// Approximate bytes on disk (SST files).

@@ -104,9 +104,20 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
 }
 
 async fn nonce(State(s): State<OAuth>) -> Response {
+    let nonce = match s.tokens.nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "storing a presentation nonce failed");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "no nonce could be kept; retry",
+            );
+        }
+    };
     let resp = no_store(
         Json(json!({
-            "nonce": s.tokens.nonce(),
+            "nonce": nonce,
             "audience": s.tokens.audience(),
             "expires_in": 300,
         }))
@@ -186,6 +197,7 @@ pub(crate) fn status_for(error: &str) -> StatusCode {
         "access_denied" => StatusCode::FORBIDDEN,
         "invalid_client" => StatusCode::UNAUTHORIZED,
         "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -169,7 +169,34 @@ fn malformed_proofs_are_refused() {
 
 #[test]
 fn the_guard_wants_its_nonce_and_refuses_replays() {
-    let g = DpopGuard::new();
+    crate::store::conformance::both(|open| the_guard_on(open()));
+}
+
+/// Two guards on one store (replicas of a node): each accepts the other's nonce and refuses
+/// the other's replays.
+#[test]
+fn replicas_share_nonces_and_the_replay_cache() {
+    let conn = crate::store::conformance::fresh_database();
+    let open = || -> std::sync::Arc<dyn crate::store::NodeStore> {
+        std::sync::Arc::new(crate::store::PgStore::open(&conn, None, 2).unwrap())
+    };
+    let (a, b) = (DpopGuard::new(open()), DpopGuard::new(open()));
+    let key = SigningKey::generate_p256();
+    let url = "https://node.example/oauth2/token";
+    let e = Expect {
+        method: "POST",
+        url,
+        access_token: None,
+    };
+    let nonce = a.nonce();
+    assert_eq!(b.nonce(), nonce);
+    let with = proof(&key, "POST", url, None, Some(&nonce), now_s());
+    assert!(b.verify(&with, &e, true).is_ok());
+    assert_eq!(a.verify(&with, &e, true), Err(DpopError::Replay));
+}
+
+fn the_guard_on(store: std::sync::Arc<dyn crate::store::NodeStore>) {
+    let g = DpopGuard::new(store);
     let key = SigningKey::generate_p256();
     let url = "https://node.example/oauth2/token";
     let e = Expect {
@@ -194,8 +221,10 @@ fn the_guard_wants_its_nonce_and_refuses_replays() {
 
 #[test]
 fn nonces_rotate_and_expire() {
-    let g = DpopGuard::new();
-    let t0 = now_s();
+    let (store, _dir) = crate::store::conformance::rocks();
+    let g = DpopGuard::new(store);
+    // The start of a period.
+    let t0 = now_s().div_euclid(NONCE_PERIOD_S) * NONCE_PERIOD_S;
     let first = g.nonce_at(t0);
     assert_eq!(g.nonce_at(t0 + 1), first);
     let second = g.nonce_at(t0 + NONCE_PERIOD_S);
