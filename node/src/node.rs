@@ -22,6 +22,9 @@ use crate::store::NodeStore;
 /// the log service.
 struct Core {
     store: Arc<dyn NodeStore>,
+    /// This replica's name in the store's leadership lease and the task renewing it (a shared
+    /// store only).
+    lease: Option<(String, tokio::task::JoinHandle<()>)>,
     key: ed25519_dalek::SigningKey,
     did_state: Arc<DidState>,
     handle: LogHandle<dyn NodeStore>,
@@ -36,12 +39,15 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
     let store = crate::store::open(cfg)?;
     // Replicas on one shared store (PostgreSQL): this one runs the node once it leads the store,
     // and stops when it no longer does.
-    if cfg.store.postgres.is_some() {
+    let lease = if cfg.store.postgres.is_some() {
         let holder = crate::ops::leadership::replica_name();
         let ttl = cfg.store.lease;
         let epoch = crate::ops::leadership::take(&store, &holder, ttl, shutdown_signal()).await?;
-        crate::ops::leadership::keep(store.clone(), holder, epoch, ttl);
-    }
+        let renewal = crate::ops::leadership::keep(store.clone(), holder.clone(), epoch, ttl);
+        Some((holder, renewal))
+    } else {
+        None
+    };
     let t0 = Instant::now();
     let keys = Arc::new(open_keystore(cfg, store.clone())?);
     let key = crate::identity::node_key::node_identity(&keys, &cfg.data_dir.join("node.key"))?;
@@ -76,6 +82,7 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
         .context("the node DID's keyAgreement key")?;
     Ok(Core {
         store,
+        lease,
         key,
         did_state,
         handle,
@@ -90,6 +97,7 @@ async fn open_core(cfg: &Config) -> anyhow::Result<Core> {
 pub async fn init(cfg: &Config) -> anyhow::Result<serde_json::Value> {
     let Core {
         store,
+        lease,
         key,
         handle,
         log_task,
@@ -103,6 +111,10 @@ pub async fn init(cfg: &Config) -> anyhow::Result<serde_json::Value> {
     drop((dids, handle));
     let _ = log_task.await;
     store.flush()?;
+    if let Some((holder, renewal)) = lease {
+        renewal.abort();
+        store.step_down(&holder)?;
+    }
     Ok(serde_json::json!({
         "did": node_did,
         "peer_id": peer_id,
@@ -115,6 +127,7 @@ pub async fn init(cfg: &Config) -> anyhow::Result<serde_json::Value> {
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let Core {
         store,
+        lease,
         key,
         did_state,
         handle,
@@ -617,6 +630,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The log task ends when the last handle is gone; it finishes the group it is committing.
     let _ = log_task.await;
     store.flush()?;
+    if let Some((holder, renewal)) = lease {
+        renewal.abort();
+        match store.step_down(&holder) {
+            Ok(()) => info!("stepped down: a standby replica takes over now"),
+            Err(e) => {
+                tracing::warn!(error = %e, "stepping down failed; a standby takes over when the lease runs out")
+            }
+        }
+    }
     let _ = std::fs::remove_file(cfg.data_dir.join("rpc.addr"));
     let _ = std::fs::remove_file(cfg.data_dir.join("public.addr"));
     info!("stopped");

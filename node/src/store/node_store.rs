@@ -94,6 +94,13 @@ pub trait NodeStore: Store {
         Ok(Some(1))
     }
 
+    /// Gives up the leadership `holder` holds (a clean shutdown), so that a standby takes over
+    /// at its next try instead of waiting for the lease to run out.
+    fn step_down(&self, holder: &str) -> Result<(), StoreError> {
+        let _ = holder;
+        Ok(())
+    }
+
     /// A record of the `private` family (fsynced on write).
     fn put_private(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.write(

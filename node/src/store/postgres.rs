@@ -75,6 +75,8 @@ const LEASE_TAKE: &str = "UPDATE knoop_lease SET \
      epoch = CASE WHEN holder = $1 THEN epoch ELSE epoch + 1 END, holder = $1, \
      expires = now() + $2::FLOAT8 * INTERVAL '1 second' \
      WHERE name = 'leader' AND (holder = $1 OR expires <= now()) RETURNING epoch";
+const LEASE_RELEASE: &str =
+    "UPDATE knoop_lease SET expires = now() WHERE name = 'leader' AND holder = $1";
 /// The fence of every write of a leader: its lease, still its own and unexpired, locked
 /// against a takeover until the write commits.
 const LEASE_FENCE: &str = "SELECT epoch FROM knoop_lease WHERE name = 'leader' \
@@ -497,6 +499,18 @@ impl NodeStore for PgStore {
 
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn step_down(&self, holder: &str) -> Result<(), StoreError> {
+        let who = holder.to_owned();
+        self.pool
+            .run(move |c| c.query(LEASE_RELEASE, &[&who]).map(|_| ()))?;
+        if let Ok(mut fence) = self.fence.lock() {
+            if let Some((_, held)) = fence.as_mut() {
+                *held = -1;
+            }
+        }
+        Ok(())
     }
 
     fn lead(&self, holder: &str, ttl: std::time::Duration) -> Result<Option<u64>, StoreError> {
