@@ -169,6 +169,15 @@ impl SetIndex {
 pub struct SharedIndex(Arc<RwLock<SetIndex>>);
 
 impl SharedIndex {
+    /// Whether the set holds transaction `id` signed at `sigt` (what the store holds: the index
+    /// is the store's set, in memory).
+    pub fn contains(&self, sigt: u64, id: &TxId) -> bool {
+        self.0
+            .read()
+            .map(|g| g.items.contains(&(sigt, *id)))
+            .unwrap_or(false)
+    }
+
     pub fn len(&self) -> usize {
         self.0.read().map(|g| g.len()).unwrap_or(0)
     }
@@ -374,13 +383,15 @@ impl<S: Store + ?Sized> Log<S> {
             results.push(Err(TxError::Duplicate));
             let id = tx.id();
             let check = (|| {
+                let sigt = tx.header().sigt;
+                // The in-memory set answers for the store: no read per transaction (a round
+                // trip each on a database store).
                 if !seen.insert(id)
                     || self.pending.txs.contains_key(&id)
-                    || self.store.contains_tx(&id)?
+                    || self.index.contains(sigt, &id)
                 {
                     return Err(TxError::Duplicate);
                 }
-                let sigt = tx.header().sigt;
                 if sigt > now + self.config.max_clock_skew_ms {
                     return Err(TxError::FromTheFuture {
                         ahead_ms: sigt - now,
