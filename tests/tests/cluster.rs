@@ -113,6 +113,7 @@ async fn a_standby_replica_takes_over_when_the_leader_is_killed() {
         b.log_tail()
     );
     assert_eq!(b.peer_id, a.peer_id, "the standby runs the same node");
+    assert_eq!(b.status().await.unwrap()["store"], "postgresql");
     let status = b.status().await.unwrap();
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(

@@ -56,6 +56,7 @@ async fn status(State(st): St) -> Json<Value> {
         "pending": st.log.pending(),
         "digest": idx.digest(),
         "uptime_s": st.started.elapsed().as_secs(),
+        "store": st.log.store().kind(),
         "store_bytes": st.log.store().disk_bytes(),
         "disk": crate::ops::disk::space(&st.data_dir),
         "public_certificate_expires_ms": st.public_certificate_expires_ms,
