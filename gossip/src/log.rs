@@ -3,7 +3,7 @@
 //! [`Store`]; the tokio service in [`crate::service`] drives it.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ed25519_dalek::VerifyingKey;
 
@@ -303,10 +303,45 @@ impl Pending {
     }
 }
 
+/// Stored transactions' Lamport clocks and parents, as the causal checks read them: a stored
+/// transaction never changes, so a copy is always right. Bounded (emptied when full); it saves
+/// a store read and an envelope parse per check of a key's DID version or a parent in an
+/// earlier group (a round trip each on a database store).
+#[derive(Default)]
+struct Ancestry(Mutex<HashMap<TxId, (u64, Vec<TxId>)>>);
+
+/// Most transactions [`Ancestry`] remembers.
+const ANCESTRY_CAP: usize = 16_384;
+
+impl Ancestry {
+    fn node<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        id: &TxId,
+    ) -> Result<Option<(u64, Vec<TxId>)>, TxError> {
+        if let Some(n) = self.0.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(Some(n));
+        }
+        let Some(t) = store.get_tx(id)? else {
+            return Ok(None);
+        };
+        let tx = Transaction::parse(&t.envelope, None)?;
+        let node = (t.lc, tx.header().prevs.clone());
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= ANCESTRY_CAP {
+                m.clear();
+            }
+            m.insert(*id, node.clone());
+        }
+        Ok(Some(node))
+    }
+}
+
 /// The transaction log: one writer (this struct, `&mut self`), many readers (through
 /// [`SharedIndex`] and the store).
 pub struct Log<S: Store + ?Sized> {
     store: Arc<S>,
+    ancestry: Ancestry,
     auth: Arc<dyn Authorizer>,
     config: LogConfig,
     index: SharedIndex,
@@ -336,6 +371,7 @@ impl<S: Store + ?Sized> Log<S> {
         let next_seq = store.last_seq()? + 1;
         Ok(Log {
             store,
+            ancestry: Ancestry::default(),
             auth,
             config,
             index: SharedIndex(Arc::new(RwLock::new(set))),
@@ -547,6 +583,7 @@ impl<S: Store + ?Sized> Log<S> {
         };
         let view = BatchView {
             store: self.store.as_ref(),
+            ancestry: &self.ancestry,
             placed,
         };
         self.auth.admit(tx, &key, &view)
@@ -563,7 +600,10 @@ impl<S: Store + ?Sized> Log<S> {
         for p in &tx.header().prevs {
             let lc = match placed.get(p) {
                 Some((lc, _)) => Some(*lc),
-                None => self.store.get_tx(p)?.map(|t| t.lc),
+                None => self
+                    .ancestry
+                    .node(self.store.as_ref(), p)?
+                    .map(|(lc, _)| lc),
             };
             match lc {
                 Some(lc) => max_lc = Some(max_lc.map_or(lc, |m: u64| m.max(lc))),
@@ -629,6 +669,7 @@ impl<S: Store + ?Sized> Log<S> {
 /// The causal graph during an ingest: what this batch placed, then the store.
 struct BatchView<'a, S: Store + ?Sized> {
     store: &'a S,
+    ancestry: &'a Ancestry,
     placed: &'a HashMap<TxId, (u64, Vec<TxId>)>,
 }
 
@@ -637,11 +678,7 @@ impl<S: Store + ?Sized> CausalView for BatchView<'_, S> {
         if let Some(n) = self.placed.get(id) {
             return Ok(Some(n.clone()));
         }
-        let Some(t) = self.store.get_tx(id)? else {
-            return Ok(None);
-        };
-        let tx = Transaction::parse(&t.envelope, None)?;
-        Ok(Some((t.lc, tx.header().prevs.clone())))
+        self.ancestry.node(self.store, id)
     }
 }
 
