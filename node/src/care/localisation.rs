@@ -374,14 +374,18 @@ impl Localisation {
                 cats.push(c.clone());
             }
         }
-        for (which, k) in [
-            ("tag", &keys.k_tag),
-            ("ent", &keys.k_ent),
-            ("pat", &keys.k_pat),
-        ] {
+        // The patient's keys, kept once (one durable write) for the node's later work on
+        // its own entries.
+        let tag_id = key_id(&keys.p, "tag");
+        if !self.ops.keys.contains(&tag_id).map_err(OpsError::from)? {
+            let secrets = [
+                (tag_id, &*keys.k_tag),
+                (key_id(&keys.p, "ent"), &*keys.k_ent),
+                (key_id(&keys.p, "pat"), &*keys.k_pat),
+            ];
             self.ops
                 .keys
-                .put_bytes(&key_id(&keys.p, which), k)
+                .put_bytes_many(&secrets)
                 .map_err(OpsError::from)?;
         }
         let mut published = None;

@@ -207,6 +207,16 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Stores several 32-byte secrets in one durable write.
+    pub fn put_bytes_many(&self, secrets: &[(String, &[u8; 32])]) -> Result<(), KeyStoreError> {
+        let sealed: Vec<(Vec<u8>, Vec<u8>)> = secrets
+            .iter()
+            .map(|(id, s)| (id.as_bytes().to_vec(), seal(&self.cipher, id.as_bytes(), *s)))
+            .collect();
+        self.store.write(Family::Keys, &sealed, &[], true)?;
+        Ok(())
+    }
+
     /// Runs `f` with the 32-byte secret `id`; the secret does not outlive the call.
     pub fn with_bytes<T>(
         &self,
