@@ -67,6 +67,12 @@ pub enum BenchCommand {
         /// Keep the store in this directory (default: a temporary one, removed).
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// Make the holder nodes DIDs (their creates first) and sign the batches with their
+        /// keys' DID URLs, as real nodes do: a store a `knoop` node can open and serve to others
+        /// (`--dir <data dir>/store`; `netbench locstore` measures a fresh node's catch-up from
+        /// it).
+        #[arg(long)]
+        did_keys: bool,
         /// Build the index in this PostgreSQL database (a libpq connection string; it must
         /// hold no knoop store yet) instead of rocksdb.
         #[arg(long)]
@@ -112,8 +118,17 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
             nodes,
             lookups,
             dir,
+            did_keys,
             postgres,
-        } => localisation(patients, holders, nodes, lookups, dir, postgres.as_deref()),
+        } => localisation(
+            patients,
+            holders,
+            nodes,
+            lookups,
+            dir,
+            did_keys,
+            postgres.as_deref(),
+        ),
     }
 }
 
@@ -134,33 +149,7 @@ fn ingest(
         .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
         .collect();
     // Each author is a DID: its create comes first (not timed), its transactions name it.
-    let creates: Vec<Transaction> = keys
-        .iter()
-        .map(|k| {
-            let did = knoop_did::knoop::did_for_key(&k.verifying_key());
-            let mut doc = knoop_did::document::DidDocument::new(&did);
-            doc.add_ed25519(
-                "key-1",
-                &k.verifying_key(),
-                &crate::identity::did_ops::SIGNING_RELATIONSHIPS,
-            );
-            TxBuilder::new(knoop_did::knoop::DID_OP_CONTENT_TYPE).sign(
-                k,
-                knoop_did::knoop::DidOp::Create { document: doc }.to_bytes(),
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    let kids: Vec<String> = creates
-        .iter()
-        .zip(&keys)
-        .map(|(c, k)| {
-            knoop_did::knoop::SignerKid::format(
-                &knoop_did::knoop::did_for_key(&k.verifying_key()),
-                &knoop_did::knoop::VersionId(c.id().0),
-                "key-1",
-            )
-        })
-        .collect();
+    let (creates, kids) = did_creates(&keys, false)?;
     let mut prev: Vec<Option<(TxId, u64)>> = vec![None; authors];
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut txs: Vec<Transaction> = Vec::with_capacity(count);
@@ -442,6 +431,7 @@ fn localisation(
     nodes: usize,
     lookups: usize,
     keep: Option<std::path::PathBuf>,
+    did_keys: bool,
     postgres: Option<&str>,
 ) -> anyhow::Result<Value> {
     use knoop_privacy::locator::LOC_CONTENT_TYPE;
@@ -457,8 +447,15 @@ fn localisation(
             SigningKey::from_bytes(&seed)
         })
         .collect();
+    let (creates, kids) = did_creates(&node_keys, true)?;
     let signers: Vec<String> = (0..nodes)
-        .map(|i| format!("did:knoop:bench-node-{i}"))
+        .map(|i| {
+            if did_keys {
+                knoop_did::knoop::did_for_key(&node_keys[i].verifying_key())
+            } else {
+                format!("did:knoop:bench-node-{i}")
+            }
+        })
         .collect();
     let by_key: std::collections::HashMap<String, usize> = node_keys
         .iter()
@@ -469,11 +466,16 @@ fn localisation(
         std::env::temp_dir().join(format!("knoop-bench-loc-{}", rand::random::<u64>()))
     });
     let store = bench_store(&dir, postgres)?;
-    let mut log = Log::open(
-        store.clone(),
-        Arc::new(EmbeddedKeys::default()),
-        LogConfig::default(),
-    )?;
+    let auth: Arc<dyn knoop_gossip::Authorizer> = if did_keys {
+        Arc::new(crate::identity::did_state::DidState::default())
+    } else {
+        Arc::new(EmbeddedKeys::default())
+    };
+    let mut log = Log::open(store.clone(), auth.clone(), LogConfig::default())?;
+    if did_keys {
+        let r = log.ingest(creates.clone(), Source::Peer);
+        anyhow::ensure!(r.stored.len() == nodes, "DID creates not stored");
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
     let mut buffers: Vec<Vec<[u8; ENTRY_LEN]>> = vec![Vec::new(); nodes];
     let mut prev: Vec<Option<(TxId, u64)>> = vec![None; nodes];
@@ -488,9 +490,17 @@ fn localisation(
         if batch.is_empty() {
             return Ok(());
         }
-        let tx = TxBuilder::new(LOC_CONTENT_TYPE)
-            .prevs(prev[n])
-            .sign(&node_keys[n], encode_content(&batch))?;
+        let tx = if did_keys {
+            TxBuilder::new(LOC_CONTENT_TYPE)
+                .prevs(prev[n])
+                .prevs([(creates[n].id(), 0)])
+                .kid(kids[n].clone())
+                .sign(&node_keys[n], encode_content(&batch))?
+        } else {
+            TxBuilder::new(LOC_CONTENT_TYPE)
+                .prevs(prev[n])
+                .sign(&node_keys[n], encode_content(&batch))?
+        };
         prev[n] = Some((tx.id(), tx.header().lc));
         queue.push(tx);
         Ok(())
@@ -503,8 +513,9 @@ fn localisation(
             ingest_s += t.elapsed().as_secs_f64();
             anyhow::ensure!(
                 report.stored.len() == n,
-                "stored {} of {n}",
-                report.stored.len()
+                "stored {} of {n}: {:?}",
+                report.stored.len(),
+                report.results.iter().find(|r| r.is_err())
             );
             Ok(n)
         };
@@ -541,12 +552,16 @@ fn localisation(
 
     let t = Instant::now();
     let signer_of = |tx: &Transaction| {
-        tx.header()
-            .jwk
-            .as_ref()
-            .and_then(|j| by_key.get(&j.x))
-            .map(|&n| signers[n].clone())
-            .unwrap_or_default()
+        let h = tx.header();
+        match (&h.jwk, &h.kid) {
+            (Some(j), _) => by_key
+                .get(&j.x)
+                .map(|&n| signers[n].clone())
+                .unwrap_or_default(),
+            // A DID URL: the DID is what comes before its query or fragment.
+            (None, Some(kid)) => kid.split(['?', '#']).next().unwrap_or_default().to_owned(),
+            (None, None) => String::new(),
+        }
     };
     crate::care::localisation::index_entries(store.as_ref(), 0, &signer_of)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -566,8 +581,10 @@ fn localisation(
         LogConfig::default(),
     )?;
     let reopen_s = t.elapsed().as_secs_f64();
+    // The batches, and the holder nodes' DID creates.
+    let creates_stored = if did_keys { nodes } else { 0 };
     anyhow::ensure!(
-        log.index().len() == txs,
+        log.index().len() == txs + creates_stored,
         "{} transactions after reopening",
         log.index().len()
     );
@@ -627,6 +644,47 @@ fn localisation(
     }))
 }
 
+/// A DID create for each key (one `key-1` for every signing relationship; a node DID, its
+/// `KnoopNode` binding signed with the same key as its peer key, when `nodes`) and the DID URL
+/// its transactions name as `kid`.
+fn did_creates(
+    keys: &[SigningKey],
+    nodes: bool,
+) -> anyhow::Result<(Vec<Transaction>, Vec<String>)> {
+    let creates: Vec<Transaction> = keys
+        .iter()
+        .map(|k| {
+            let did = knoop_did::knoop::did_for_key(&k.verifying_key());
+            let mut doc = knoop_did::document::DidDocument::new(&did);
+            doc.add_ed25519(
+                "key-1",
+                &k.verifying_key(),
+                &crate::identity::did_ops::SIGNING_RELATIONSHIPS,
+            );
+            if nodes {
+                doc.service
+                    .push(knoop_did::binding::sign_binding(&did, k, Vec::new()).service(&did));
+            }
+            TxBuilder::new(knoop_did::knoop::DID_OP_CONTENT_TYPE).sign(
+                k,
+                knoop_did::knoop::DidOp::Create { document: doc }.to_bytes(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let kids = creates
+        .iter()
+        .zip(keys)
+        .map(|(c, k)| {
+            knoop_did::knoop::SignerKid::format(
+                &knoop_did::knoop::did_for_key(&k.verifying_key()),
+                &knoop_did::knoop::VersionId(c.id().0),
+                "key-1",
+            )
+        })
+        .collect();
+    Ok((creates, kids))
+}
+
 /// A fresh store for a benchmark: rocksdb in `dir`, or the PostgreSQL database `postgres`
 /// (which must hold no knoop store yet, so that figures are of a fresh store).
 fn bench_store(
@@ -655,10 +713,13 @@ mod tests {
     /// index built page by page, no unknown one is, and the store reopens with every batch.
     #[test]
     fn the_localisation_benchmark_finds_every_patient_it_made() {
-        let v = super::localisation(3000, 3, 10, 400, None, None).unwrap();
-        assert_eq!(v["entries"], 9000);
-        // 10 nodes × ceil(900 / 1024) batches: one each.
-        assert_eq!(v["transactions"], 10);
-        assert!(v["disk_bytes_per_entry"].as_f64().unwrap() > 104.0);
+        // Signed with embedded keys, and as real nodes sign (DIDs, `kid`).
+        for did_keys in [false, true] {
+            let v = super::localisation(3000, 3, 10, 400, None, did_keys, None).unwrap();
+            assert_eq!(v["entries"], 9000);
+            // 10 nodes × ceil(900 / 1024) batches: one each.
+            assert_eq!(v["transactions"], 10);
+            assert!(v["disk_bytes_per_entry"].as_f64().unwrap() > 104.0);
+        }
     }
 }

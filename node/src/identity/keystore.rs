@@ -211,7 +211,12 @@ impl KeyStore {
     pub fn put_bytes_many(&self, secrets: &[(String, &[u8; 32])]) -> Result<(), KeyStoreError> {
         let sealed: Vec<(Vec<u8>, Vec<u8>)> = secrets
             .iter()
-            .map(|(id, s)| (id.as_bytes().to_vec(), seal(&self.cipher, id.as_bytes(), *s)))
+            .map(|(id, s)| {
+                (
+                    id.as_bytes().to_vec(),
+                    seal(&self.cipher, id.as_bytes(), *s),
+                )
+            })
             .collect();
         self.store.write(Family::Keys, &sealed, &[], true)?;
         Ok(())

@@ -3,6 +3,7 @@
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- propagation`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- catchup`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- locjoin`
+//! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- locstore --data-dir DIR`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- dids`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- directory`
 //! `KNOOP_BIN=target/release/knoop cargo run -p knoop-e2e --bin netbench -- story2`
@@ -42,6 +43,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("catchup") => catchup(arg("--txs", 100_000)).await?,
         Some("locjoin") => locjoin(arg("--patients", 100_000), arg("--away", 10_000)).await?,
+        Some("locstore") => {
+            let dir = args
+                .iter()
+                .position(|a| a == "--data-dir")
+                .and_then(|i| args.get(i + 1))
+                .context("locstore needs --data-dir DIR (made by `knoop bench localisation --did-keys --dir DIR/store`)")?;
+            locstore(std::path::Path::new(dir)).await?
+        }
         Some("dids") => dids(arg("--dids", 1_000), arg("--rounds", 5)).await?,
         Some("directory") => directory(arg("--orgs", 10_000), arg("--queries", 1_000)).await?,
         Some("story2") => story2(arg("--fetches", 30)).await?,
@@ -55,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => anyhow::bail!(
             "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N] \
-             | locjoin [--patients N --away M] \
+             | locjoin [--patients N --away M] | locstore --data-dir DIR \
              | dids [--dids N --rounds R] | directory [--orgs N --queries Q] \
              | story2 [--fetches N] | sustained [--nodes N --rate R --seconds S]"
         ),
@@ -476,6 +485,61 @@ async fn locjoin(patients: u64, away: u64) -> anyhow::Result<Value> {
         "back_converge_seconds": back.as_secs_f64(),
         "back_wire_bytes": bytes_back,
         "back_wire_bytes_per_entry": bytes_back as f64 / away.max(1) as f64,
+    }))
+}
+
+/// A fresh node's catch-up from a node holding a national-scale localisation index (issue 18):
+/// node A starts on `data_dir`, whose store `knoop bench localisation --did-keys --dir
+/// <data_dir>/store` generated (holder nodes as DIDs, entries in batches of 1,024); a fresh
+/// node B joins and reconciles the whole set. Timed: A's start-up, B's join until both hold one
+/// digest; B's wire bytes and memory.
+async fn locstore(data_dir: &std::path::Path) -> anyhow::Result<Value> {
+    let env = knoop_e2e::privacy_env("opt-out");
+    let root = tempfile::Builder::new()
+        .prefix("knoop-locstore-")
+        .tempdir()?;
+    let t_a = Instant::now();
+    let a = Node::start_with_env("a", data_dir, &[], env.clone()).await?;
+    let a_up = t_a.elapsed();
+    let status = a.status().await?;
+    let total = status["transactions"].as_u64().unwrap_or(0);
+    let digest = status["digest"].as_str().unwrap_or_default().to_owned();
+    let store_bytes = status["store_bytes"].as_u64().unwrap_or(0);
+    let t0 = Instant::now();
+    let b = Node::start_with_env(
+        "b",
+        &root.path().join("b"),
+        std::slice::from_ref(&a.p2p),
+        env,
+    )
+    .await?;
+    // B's own node DID is one more transaction, which A learns as well.
+    let joined = loop {
+        let (sa, sb) = (a.status().await?, b.status().await?);
+        let (da, db) = (sa["digest"].as_str(), sb["digest"].as_str());
+        if da.is_some() && da == db && sb["transactions"].as_u64().unwrap_or(0) > total {
+            break t0.elapsed();
+        }
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(7200),
+            "no convergence in two hours"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let wire = sample(&b).await.wire_bytes as u64;
+    let rss_b = b.pid().and_then(rss_kib);
+    let rss_a = a.pid().and_then(rss_kib);
+    Ok(json!({
+        "bench": "locstore",
+        "transactions": total,
+        "digest_before_join": digest,
+        "store_bytes_a": store_bytes,
+        "a_start_to_rpc_ready_s": a_up.as_secs_f64(),
+        "join_seconds_including_start": joined.as_secs_f64(),
+        "join_wire_bytes": wire,
+        "rss_kib_a": rss_a,
+        "rss_kib_b_after_join": rss_b,
+        "note": "wire bytes: the newcomer's libp2p counters, in + out, all protocols, since its start",
     }))
 }
 
