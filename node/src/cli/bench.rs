@@ -52,32 +52,7 @@ pub enum BenchCommand {
     /// A national-scale localisation index: `patients` × `holders` entries published by
     /// `nodes` holder nodes in batches of 1024 (as `specs/consent-localisation.md` §6.2), then
     /// ingested, indexed and looked up on one node.
-    Localisation {
-        #[arg(long, default_value_t = 100_000)]
-        patients: usize,
-        /// Holder nodes per patient.
-        #[arg(long, default_value_t = 3)]
-        holders: usize,
-        /// Holder nodes in the network.
-        #[arg(long, default_value_t = 100)]
-        nodes: usize,
-        /// Lookups to time (half of known patients, half of unknown ones).
-        #[arg(long, default_value_t = 2000)]
-        lookups: usize,
-        /// Keep the store in this directory (default: a temporary one, removed).
-        #[arg(long)]
-        dir: Option<std::path::PathBuf>,
-        /// Make the holder nodes DIDs (their creates first) and sign the batches with their
-        /// keys' DID URLs, as real nodes do: a store a `knoop` node can open and serve to others
-        /// (`--dir <data dir>/store`; `netbench locstore` measures a fresh node's catch-up from
-        /// it).
-        #[arg(long)]
-        did_keys: bool,
-        /// Build the index in this PostgreSQL database (a libpq connection string; it must
-        /// hold no knoop store yet) instead of rocksdb.
-        #[arg(long)]
-        postgres: Option<String>,
-    },
+    Localisation(LocalisationArgs),
     /// Privacy costs: patient key derivation (Argon2id, default parameters), trial decryption
     /// of a private transaction per local key, sealing, and a localisation slot scan.
     Privacy {
@@ -88,6 +63,42 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         transactions: usize,
     },
+}
+
+/// What `knoop bench localisation` builds and times.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LocalisationArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub patients: usize,
+    /// Holder nodes per patient.
+    #[arg(long, default_value_t = 3)]
+    pub holders: usize,
+    /// Holder nodes in the network.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// Lookups to time (half of known patients, half of unknown ones).
+    #[arg(long, default_value_t = 2000)]
+    pub lookups: usize,
+    /// Keep the store in this directory (default: a temporary one, removed).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Make the holder nodes DIDs (their creates first) and sign the batches with their keys'
+    /// DID URLs, as real nodes do: a store a `knoop` node can open and serve to others (`--dir
+    /// <data dir>/store`; `netbench locstore` measures a fresh node's catch-up from it).
+    #[arg(long)]
+    pub did_keys: bool,
+    /// Also copy the store (a checkpoint) into this directory when this many patients remain
+    /// to be generated: the state of a node that went away that long before the end
+    /// (`netbench locstore --away DIR`). Needs `--copy-at`.
+    #[arg(long, requires = "copy_at")]
+    pub copy_to: Option<std::path::PathBuf>,
+    /// See `--copy-to`.
+    #[arg(long, requires = "copy_to")]
+    pub copy_at: Option<usize>,
+    /// Build the index in this PostgreSQL database (a libpq connection string; it must hold no
+    /// knoop store yet) instead of rocksdb.
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
@@ -112,23 +123,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<Value> {
             derivations,
             transactions,
         } => privacy(derivations, transactions),
-        BenchCommand::Localisation {
-            patients,
-            holders,
-            nodes,
-            lookups,
-            dir,
-            did_keys,
-            postgres,
-        } => localisation(
-            patients,
-            holders,
-            nodes,
-            lookups,
-            dir,
-            did_keys,
-            postgres.as_deref(),
-        ),
+        BenchCommand::Localisation(args) => localisation(&args),
     }
 }
 
@@ -425,17 +420,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn localisation(
-    patients: usize,
-    holders: usize,
-    nodes: usize,
-    lookups: usize,
-    keep: Option<std::path::PathBuf>,
-    did_keys: bool,
-    postgres: Option<&str>,
-) -> anyhow::Result<Value> {
+fn localisation(args: &LocalisationArgs) -> anyhow::Result<Value> {
     use knoop_privacy::locator::LOC_CONTENT_TYPE;
     use knoop_privacy::locator::{encode_content, seal_entry, EntryKind, ENTRY_LEN, MAX_ENTRIES};
+    let LocalisationArgs {
+        patients,
+        holders,
+        nodes,
+        lookups,
+        did_keys,
+        ..
+    } = *args;
+    let keep = args.dir.clone();
+    let postgres = args.postgres.as_deref();
+    let copy = match (&args.copy_to, args.copy_at) {
+        (Some(dir), Some(remaining)) => {
+            anyhow::ensure!(remaining < patients, "--copy-at must be below --patients");
+            Some((dir.clone(), patients - remaining))
+        }
+        _ => None,
+    };
     anyhow::ensure!(
         holders >= 1 && holders <= nodes && patients >= 1,
         "need 1 <= holders <= nodes and at least one patient"
@@ -519,7 +523,17 @@ fn localisation(
             );
             Ok(n)
         };
+    let mut copied: Option<(usize, usize)> = None;
     for i in 0..patients {
+        if let Some((dir, at)) = &copy {
+            if i == *at {
+                // What is published so far, as a node that stops now holds it.
+                txs += ingest(&mut queue, &mut log)?;
+                store.flush()?;
+                store.checkpoint(dir)?;
+                copied = Some((txs, i));
+            }
+        }
         let t = Instant::now();
         let keys = bench_patient(i as u64);
         let chosen = rand::seq::index::sample(&mut rng, nodes, holders);
@@ -624,6 +638,7 @@ fn localisation(
     }
     Ok(json!({
         "bench": "localisation",
+        "copy": copied.map(|(txs, patients)| json!({"batches": txs, "patients": patients})),
         "store": if postgres.is_some() { "postgresql" } else { "rocksdb" },
         "patients": patients,
         "holders_per_patient": holders,
@@ -715,7 +730,18 @@ mod tests {
     fn the_localisation_benchmark_finds_every_patient_it_made() {
         // Signed with embedded keys, and as real nodes sign (DIDs, `kid`).
         for did_keys in [false, true] {
-            let v = super::localisation(3000, 3, 10, 400, None, did_keys, None).unwrap();
+            let v = super::localisation(&super::LocalisationArgs {
+                patients: 3000,
+                holders: 3,
+                nodes: 10,
+                lookups: 400,
+                dir: None,
+                did_keys,
+                copy_to: None,
+                copy_at: None,
+                postgres: None,
+            })
+            .unwrap();
             assert_eq!(v["entries"], 9000);
             // 10 nodes × ceil(900 / 1024) batches: one each.
             assert_eq!(v["transactions"], 10);

@@ -49,7 +49,12 @@ async fn main() -> anyhow::Result<()> {
                 .position(|a| a == "--data-dir")
                 .and_then(|i| args.get(i + 1))
                 .context("locstore needs --data-dir DIR (made by `knoop bench localisation --did-keys --dir DIR/store`)")?;
-            locstore(std::path::Path::new(dir)).await?
+            let away = args
+                .iter()
+                .position(|a| a == "--away")
+                .and_then(|i| args.get(i + 1))
+                .map(std::path::Path::new);
+            locstore(std::path::Path::new(dir), away).await?
         }
         Some("dids") => dids(arg("--dids", 1_000), arg("--rounds", 5)).await?,
         Some("directory") => directory(arg("--orgs", 10_000), arg("--queries", 1_000)).await?,
@@ -64,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => anyhow::bail!(
             "usage: netbench propagation [--nodes N --count N --rate R] | catchup [--txs N] \
-             | locjoin [--patients N --away M] | locstore --data-dir DIR \
+             | locjoin [--patients N --away M] | locstore --data-dir DIR [--away DIR] \
              | dids [--dids N --rounds R] | directory [--orgs N --queries Q] \
              | story2 [--fetches N] | sustained [--nodes N --rate R --seconds S]"
         ),
@@ -490,10 +495,15 @@ async fn locjoin(patients: u64, away: u64) -> anyhow::Result<Value> {
 
 /// A fresh node's catch-up from a node holding a national-scale localisation index (issue 18):
 /// node A starts on `data_dir`, whose store `knoop bench localisation --did-keys --dir
-/// <data_dir>/store` generated (holder nodes as DIDs, entries in batches of 1,024); a fresh
-/// node B joins and reconciles the whole set. Timed: A's start-up, B's join until both hold one
-/// digest; B's wire bytes and memory.
-async fn locstore(data_dir: &std::path::Path) -> anyhow::Result<Value> {
+/// <data_dir>/store` generated (holder nodes as DIDs, entries in batches of 1,024); node B joins
+/// and reconciles: a fresh node, or with `away` a node on the copy the generator made before
+/// its last patients (`--copy-to <away>/store --copy-at N`: a node that was away while they
+/// were registered). Timed: A's start-up, B's join until both hold one digest; B's wire bytes
+/// and memory.
+async fn locstore(
+    data_dir: &std::path::Path,
+    away: Option<&std::path::Path>,
+) -> anyhow::Result<Value> {
     let env = knoop_e2e::privacy_env("opt-out");
     let root = tempfile::Builder::new()
         .prefix("knoop-locstore-")
@@ -506,13 +516,12 @@ async fn locstore(data_dir: &std::path::Path) -> anyhow::Result<Value> {
     let digest = status["digest"].as_str().unwrap_or_default().to_owned();
     let store_bytes = status["store_bytes"].as_u64().unwrap_or(0);
     let t0 = Instant::now();
-    let b = Node::start_with_env(
-        "b",
-        &root.path().join("b"),
-        std::slice::from_ref(&a.p2p),
-        env,
-    )
-    .await?;
+    let b_dir = away.map_or_else(|| root.path().join("b"), std::path::Path::to_path_buf);
+    let b = Node::start_with_env("b", &b_dir, std::slice::from_ref(&a.p2p), env).await?;
+    let held_at_start = match away {
+        Some(_) => b.status().await?["transactions"].as_u64().unwrap_or(0),
+        None => 0,
+    };
     // B's own node DID is one more transaction, which A learns as well.
     let joined = loop {
         let (sa, sb) = (a.status().await?, b.status().await?);
@@ -531,6 +540,8 @@ async fn locstore(data_dir: &std::path::Path) -> anyhow::Result<Value> {
     let rss_a = a.pid().and_then(rss_kib);
     Ok(json!({
         "bench": "locstore",
+        "newcomer": if away.is_some() { "back from away" } else { "fresh" },
+        "newcomer_held_at_start": held_at_start,
         "transactions": total,
         "digest_before_join": digest,
         "store_bytes_a": store_bytes,
