@@ -87,14 +87,14 @@ pub struct LocalisationArgs {
     /// <data dir>/store`; `netbench locstore` measures a fresh node's catch-up from it).
     #[arg(long)]
     pub did_keys: bool,
-    /// Also copy the store (a checkpoint) into this directory when this many patients remain
-    /// to be generated: the state of a node that went away that long before the end
-    /// (`netbench locstore --away DIR`). Needs `--copy-at`.
-    #[arg(long, requires = "copy_at")]
-    pub copy_to: Option<std::path::PathBuf>,
+    /// Also copy the store (a checkpoint) into each of these directories when the matching
+    /// `--copy-at` number of patients remain to be generated: the state of a node that went
+    /// away that long before the end (`netbench locstore --away DIR`). Repeatable.
+    #[arg(long)]
+    pub copy_to: Vec<std::path::PathBuf>,
     /// See `--copy-to`.
-    #[arg(long, requires = "copy_to")]
-    pub copy_at: Option<usize>,
+    #[arg(long)]
+    pub copy_at: Vec<usize>,
     /// Build the index in this PostgreSQL database (a libpq connection string; it must hold no
     /// knoop store yet) instead of rocksdb.
     #[arg(long)]
@@ -433,13 +433,15 @@ fn localisation(args: &LocalisationArgs) -> anyhow::Result<Value> {
     } = *args;
     let keep = args.dir.clone();
     let postgres = args.postgres.as_deref();
-    let copy = match (&args.copy_to, args.copy_at) {
-        (Some(dir), Some(remaining)) => {
-            anyhow::ensure!(remaining < patients, "--copy-at must be below --patients");
-            Some((dir.clone(), patients - remaining))
-        }
-        _ => None,
-    };
+    anyhow::ensure!(
+        args.copy_to.len() == args.copy_at.len(),
+        "give one --copy-at for each --copy-to"
+    );
+    let mut copies = Vec::new();
+    for (dir, &remaining) in args.copy_to.iter().zip(&args.copy_at) {
+        anyhow::ensure!(remaining < patients, "--copy-at must be below --patients");
+        copies.push((dir.clone(), patients - remaining));
+    }
     anyhow::ensure!(
         holders >= 1 && holders <= nodes && patients >= 1,
         "need 1 <= holders <= nodes and at least one patient"
@@ -523,15 +525,15 @@ fn localisation(args: &LocalisationArgs) -> anyhow::Result<Value> {
             );
             Ok(n)
         };
-    let mut copied: Option<(usize, usize)> = None;
+    let mut copied = Vec::new();
     for i in 0..patients {
-        if let Some((dir, at)) = &copy {
+        for (dir, at) in &copies {
             if i == *at {
                 // What is published so far, as a node that stops now holds it.
                 txs += ingest(&mut queue, &mut log)?;
                 store.flush()?;
                 store.checkpoint(dir)?;
-                copied = Some((txs, i));
+                copied.push(json!({"dir": dir, "batches": txs, "patients": i}));
             }
         }
         let t = Instant::now();
@@ -638,7 +640,7 @@ fn localisation(args: &LocalisationArgs) -> anyhow::Result<Value> {
     }
     Ok(json!({
         "bench": "localisation",
-        "copy": copied.map(|(txs, patients)| json!({"batches": txs, "patients": patients})),
+        "copies": copied,
         "store": if postgres.is_some() { "postgresql" } else { "rocksdb" },
         "patients": patients,
         "holders_per_patient": holders,
@@ -737,8 +739,8 @@ mod tests {
                 lookups: 400,
                 dir: None,
                 did_keys,
-                copy_to: None,
-                copy_at: None,
+                copy_to: Vec::new(),
+                copy_at: Vec::new(),
                 postgres: None,
             })
             .unwrap();

@@ -538,6 +538,7 @@ async fn locstore(
     let wire = sample(&b).await.wire_bytes as u64;
     let rss_b = b.pid().and_then(rss_kib);
     let rss_a = a.pid().and_then(rss_kib);
+    let sync_b = b.status().await?["sync"].clone();
     Ok(json!({
         "bench": "locstore",
         "newcomer": if away.is_some() { "back from away" } else { "fresh" },
@@ -550,6 +551,7 @@ async fn locstore(
         "join_wire_bytes": wire,
         "rss_kib_a": rss_a,
         "rss_kib_b_after_join": rss_b,
+        "sync_b": sync_b,
         "note": "wire bytes: the newcomer's libp2p counters, in + out, all protocols, since its start",
     }))
 }
