@@ -529,7 +529,11 @@ fn localisation(args: &LocalisationArgs) -> anyhow::Result<Value> {
     for i in 0..patients {
         for (dir, at) in &copies {
             if i == *at {
-                // What is published so far, as a node that stops now holds it.
+                // Every holder publishes what it has (real nodes do within a batch interval),
+                // and a node that stops now holds all of it.
+                for n in 0..nodes {
+                    publish(n, &mut buffers, &mut queue)?;
+                }
                 txs += ingest(&mut queue, &mut log)?;
                 store.flush()?;
                 store.checkpoint(dir)?;
