@@ -156,6 +156,31 @@ impl Node {
         name: &str,
         dir: &Path,
         bootstrap: &[String],
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Node> {
+        let mut node = Self::new(name, dir, bootstrap, env)?;
+        node.launch().await?;
+        Ok(node)
+    }
+
+    /// Like [`Node::start_with_env`], without waiting for the RPC: a replica that stands by
+    /// until it leads its store serves nothing before. [`Node::wait_up`] waits for it.
+    pub fn spawn_with_env(
+        name: &str,
+        dir: &Path,
+        bootstrap: &[String],
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<Node> {
+        let mut node = Self::new(name, dir, bootstrap, env)?;
+        node.spawn()?;
+        Ok(node)
+    }
+
+    /// A node not started yet.
+    fn new(
+        name: &str,
+        dir: &Path,
+        bootstrap: &[String],
         mut env: Vec<(String, String)>,
     ) -> anyhow::Result<Node> {
         // Many nodes on one machine: the public API on a free port, kept across restarts (its
@@ -169,31 +194,7 @@ impl Node {
                 ("KNOOP_PUBLIC__LISTEN".into(), format!("127.0.0.1:{port}")),
             );
         }
-        let http = rpc_client(&env)?;
-        let mut node = Node {
-            name: name.into(),
-            dir: dir.to_path_buf(),
-            rpc: String::new(),
-            p2p: String::new(),
-            peer_id: String::new(),
-            bootstrap: bootstrap.to_vec(),
-            child: None,
-            env,
-            http,
-        };
-        node.launch().await?;
-        Ok(node)
-    }
-
-    /// Like [`Node::start_with_env`], without waiting for the RPC: a replica that stands by
-    /// until it leads its store serves nothing before. [`Node::wait_up`] waits for it.
-    pub fn spawn_with_env(
-        name: &str,
-        dir: &Path,
-        bootstrap: &[String],
-        env: Vec<(String, String)>,
-    ) -> anyhow::Result<Node> {
-        let mut node = Node {
+        Ok(Node {
             name: name.into(),
             dir: dir.to_path_buf(),
             rpc: String::new(),
@@ -203,9 +204,7 @@ impl Node {
             child: None,
             http: rpc_client(&env)?,
             env,
-        };
-        node.spawn()?;
-        Ok(node)
+        })
     }
 
     async fn launch(&mut self) -> anyhow::Result<()> {
