@@ -39,8 +39,19 @@ const MAX_FETCH_QUEUE: usize = 200_000;
 /// Ingest jobs from pushes in flight at once; pushes beyond are dropped (reconciliation
 /// recovers them).
 const MAX_PUSH_INFLIGHT: usize = 4096;
-/// A fetched id is not asked of another peer for this long.
+/// A fetched id is not asked of another peer for this long after its request went out.
 const WANTED_TTL: Duration = Duration::from_secs(20);
+/// A queued id is not asked of another peer for this long (a big catch-up's queue drains
+/// for tens of seconds; before, a queued id was asked again after [`WANTED_TTL`] and fetched
+/// twice).
+const QUEUED_TTL: Duration = Duration::from_secs(180);
+
+/// Whether an id wanted since `since` (`asked`: its request went out then) is still being
+/// fetched at `now`.
+fn still_wanted((since, asked): (Instant, bool), now: Instant) -> bool {
+    let ttl = if asked { WANTED_TTL } else { QUEUED_TTL };
+    now.duration_since(since) < ttl
+}
 const TICK: Duration = Duration::from_millis(250);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(15);
 /// How often the connected peers are remembered in the store (also at shutdown).
@@ -119,7 +130,11 @@ struct Driver<S: Store + ?Sized> {
     book: PeerBook,
     peers: HashMap<PeerId, PeerSync>,
     outbound: HashMap<OutboundRequestId, (PeerId, Outbound)>,
-    wanted: HashMap<TxId, Instant>,
+    /// Ids being fetched: since when, and whether the request went out (asked) or the id is
+    /// still queued. Not asked of anyone else meanwhile: for [`WANTED_TTL`] after the request,
+    /// or [`QUEUED_TTL`] in a queue (a peer that holds a queue and never answers does not keep
+    /// an id from others for longer).
+    wanted: HashMap<TxId, (Instant, bool)>,
     done_tx: mpsc::Sender<Done>,
     push_slots: Arc<Semaphore>,
     topic: gossipsub::IdentTopic,
@@ -406,7 +421,7 @@ impl<S: Store + ?Sized> Driver<S> {
                 ..
             } => {
                 info!(peer = %peer_id, "peer disconnected");
-                self.peers.remove(&peer_id);
+                self.drop_peer(&peer_id);
                 self.book.forget(&peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
@@ -492,7 +507,7 @@ impl<S: Store + ?Sized> Driver<S> {
             }
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
-            self.peers.remove(&peer);
+            self.drop_peer(&peer);
         } else {
             debug!(%peer, reason = why, score = self.book.score(&peer), "peer penalised");
         }
@@ -1038,16 +1053,27 @@ impl<S: Store + ?Sized> Driver<S> {
             if st.fetch_queue.len() >= MAX_FETCH_QUEUE {
                 break;
             }
-            if matches!(self.wanted.get(&id), Some(t) if now.duration_since(*t) < WANTED_TTL) {
+            if self.wanted.get(&id).is_some_and(|w| still_wanted(*w, now)) {
                 continue;
             }
             if store.contains_tx(&id).unwrap_or(false) {
                 continue;
             }
-            self.wanted.insert(id, now);
+            self.wanted.insert(id, (now, false));
             st.fetch_queue.push_back(id);
         }
         self.pump_fetch(peer);
+    }
+
+    /// Forgets `peer`'s sync state; the ids still queued for it may be asked of others.
+    fn drop_peer(&mut self, peer: &PeerId) {
+        if let Some(st) = self.peers.remove(peer) {
+            for id in st.fetch_queue {
+                if matches!(self.wanted.get(&id), Some((_, false))) {
+                    self.wanted.remove(&id);
+                }
+            }
+        }
     }
 
     fn pump_fetch(&mut self, peer: PeerId) {
@@ -1061,6 +1087,11 @@ impl<S: Store + ?Sized> Driver<S> {
             let n = st.fetch_queue.len().min(MAX_FETCH_IDS);
             let ids: Vec<TxId> = st.fetch_queue.drain(..n).collect();
             st.fetch_inflight += 1;
+            // The wait for an answer counts from the request, not from the queue.
+            let now = Instant::now();
+            for id in &ids {
+                self.wanted.insert(*id, (now, true));
+            }
             self.send(peer, SyncRequest::Fetch(ids.clone()), Outbound::Fetch(ids));
         }
     }
@@ -1156,8 +1187,7 @@ impl<S: Store + ?Sized> Driver<S> {
                 st.session = None;
             }
         }
-        self.wanted
-            .retain(|_, t| now.duration_since(*t) < WANTED_TTL);
+        self.wanted.retain(|_, w| still_wanted(*w, now));
         for p in self.book.expired_bans(now) {
             self.swarm
                 .behaviour_mut()
