@@ -973,8 +973,18 @@ impl<S: Store + ?Sized> Driver<S> {
                 fetched,
                 report,
             } => {
-                for id in &fetched {
-                    self.wanted.remove(id);
+                // Held as orphans (parents still on their way) stay wanted: the log has them,
+                // and a round before their parents arrive would fetch them again.
+                let now = Instant::now();
+                for (i, id) in fetched.iter().enumerate() {
+                    if matches!(
+                        report.results.get(i),
+                        Some(Err(crate::TxError::MissingParents(_)))
+                    ) {
+                        self.wanted.insert(*id, (now, true));
+                    } else {
+                        self.wanted.remove(id);
+                    }
                 }
                 let mut fault = None;
                 let mut accepted = false;
