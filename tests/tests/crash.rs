@@ -13,28 +13,10 @@ use knoop_e2e::care::{world, KERKRADE_GP, KERKRADE_PHARMACY, LEIDEN_HOSPITAL};
 use knoop_e2e::Node;
 use serde_json::{json, Value};
 
-/// A valid BSN (the 11-test) from a counter.
+/// The `n`th valid BSN (the 11-test): a distinct patient per counter value.
 fn bsn(n: u32) -> String {
-    let mut k = n;
-    loop {
-        let digits: Vec<u32> = format!("{:08}", 10_000_000 + k)
-            .chars()
-            .map(|c| c.to_digit(10).unwrap_or(0))
-            .collect();
-        let sum: u32 = digits
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (9 - i as u32) * d)
-            .sum();
-        let check = sum % 11;
-        if check < 10 {
-            return format!(
-                "{}{check}",
-                digits.iter().map(|d| d.to_string()).collect::<String>()
-            );
-        }
-        k += 100_000;
-    }
+    static ALL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| knoop_e2e::valid_bsns(100_000_000, 20_000))[n as usize].clone()
 }
 
 /// What the GP's node acknowledged.
