@@ -594,7 +594,7 @@ impl Tokens {
             audit,
             policies,
             lifetime,
-            nonces: Expiring::new(store.clone(), "vp-nonce"),
+            nonces: Expiring::lazy(store.clone(), "vp-nonce"),
             tokens: Expiring::new(store.clone(), "token"),
             dpop: DpopGuard::new(store.clone()),
             require_dpop,

@@ -17,6 +17,9 @@ use super::node_store::{Family, NodeStore};
 pub struct Expiring {
     store: Arc<dyn NodeStore>,
     prefix: Vec<u8>,
+    /// Whether [`Expiring::put`] waits for the disk (a token given out must survive a crash;
+    /// a nonce lost in one only makes its client ask for another).
+    durable: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -30,6 +33,16 @@ impl Expiring {
         Expiring {
             store,
             prefix: format!("e/{kind}/").into_bytes(),
+            durable: true,
+        }
+    }
+
+    /// The same, with puts that do not wait for the disk: for records whose loss in a crash
+    /// costs a client one retry, written by requests anyone may send (nonces).
+    pub fn lazy(store: Arc<dyn NodeStore>, kind: &str) -> Self {
+        Expiring {
+            durable: false,
+            ..Self::new(store, kind)
         }
     }
 
@@ -56,8 +69,9 @@ impl Expiring {
 
     /// Keeps `value` under `key` (its parts hashed together) until `expires_ms`.
     pub fn put(&self, key: &[&[u8]], value: &[u8], expires_ms: u64) -> Result<(), StoreError> {
+        let record = (self.key(key), Self::encode(value, expires_ms));
         self.store
-            .put_private(&self.key(key), &Self::encode(value, expires_ms))
+            .write(Family::Private, &[record], &[], self.durable)
     }
 
     /// The value under `key` while it lives.
